@@ -1,0 +1,2 @@
+// Public API of @actorflow/metrics: Rating and ranking metrics.
+export {};

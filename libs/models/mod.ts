@@ -1,0 +1,2 @@
+// Public API of @actorflow/models: Model registry and models (biased MF first).
+export {};

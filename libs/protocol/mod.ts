@@ -1,0 +1,2 @@
+// Public API of @actorflow/protocol: Wire protocol: subjects, message types, msgpack and Arrow IPC codecs, chunking.
+export {};
