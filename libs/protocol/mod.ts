@@ -1,2 +1,65 @@
-// Public API of @actorflow/protocol: Wire protocol: subjects, message types, msgpack and Arrow IPC codecs, chunking.
-export {};
+// Public API of @actorflow/protocol: subjects, message types and codecs (msgpack, JSON, Arrow IPC), chunking.
+export { ProtocolError, DecodeError, ChunkError } from './src/errors.ts';
+export { encodeMsg, decodeMsg } from './src/msgpack.ts';
+export { subjects, validateToken, type ControlKind } from './src/subjects.ts';
+export {
+  splitIntoChunks,
+  encodeChunk,
+  decodeChunk,
+  ChunkAssembler,
+  CHUNK_OVERHEAD_BYTES,
+  type Chunk,
+  type ChunkAssemblerOptions,
+} from './src/chunking.ts';
+export {
+  defineMsgpackKind,
+  defineJsonKind,
+  monitoringHeaders,
+  isErrorReply,
+  lossReportCodec,
+  evalReportCodec,
+  gradientCodec,
+  pullRequestCodec,
+  pullReplyCodec,
+  pushReplyCodec,
+  batchRequestCodec,
+  batchReplyCodec,
+  joinCodec,
+  heartbeatCodec,
+  stopCodec,
+  snapshotRequestCodec,
+  snapshotCodec,
+  errorReplyCodec,
+  type Codec,
+  type SparseRows,
+  type PulledTable,
+  type LossReport,
+  type EvalReport,
+  type GradientMessage,
+  type PullRequest,
+  type PullReply,
+  type PushReply,
+  type BatchRequest,
+  type BatchReply,
+  type JoinMessage,
+  type Heartbeat,
+  type StopMessage,
+  type SnapshotRequest,
+  type Snapshot,
+  type ErrorReply,
+} from './src/messages.ts';
+export {
+  encodeRatingsBatch,
+  decodeRatingsBatch,
+  encodeInteractionsBatch,
+  decodeInteractionsBatch,
+  encodeImageBatch,
+  decodeImageBatch,
+  ratingsSchema,
+  interactionsSchema,
+  imagesSchema,
+  IMAGE_PIXELS,
+  type RatingsBatch,
+  type InteractionsBatch,
+  type ImageBatch,
+} from './src/arrow.ts';

@@ -1,0 +1,329 @@
+// Every message kind of the system: a type, a validating codec, and (in the tests) a round trip.
+// Machine-to-machine kinds are msgpack; the two monitoring kinds (train.loss, train.eval) are JSON
+// so that `nats sub train.loss` is readable by a person.
+import { DecodeError } from './errors.ts';
+import { decodeMsg, encodeMsg } from './msgpack.ts';
+import { Check, type Obj } from './validate.ts';
+
+export interface Codec<T> {
+  readonly kind: string;
+  encode(msg: T): Uint8Array;
+  /** Validates the shape; throws DecodeError (never returns a half-checked object). */
+  decode(bytes: Uint8Array): T;
+}
+
+/** Declares a msgpack message kind once: its name and its validator. */
+export function defineMsgpackKind<T>(kind: string, validate: (o: Obj, c: Check) => T): Codec<T> {
+  const check = new Check(kind);
+  return {
+    kind,
+    encode: (msg: T) => encodeMsg(msg),
+    decode: (bytes: Uint8Array) => validate(check.obj(decodeMsg(bytes, kind)), check),
+  };
+}
+
+/** Declares a JSON message kind (UTF-8). */
+export function defineJsonKind<T>(kind: string, validate: (o: Obj, c: Check) => T): Codec<T> {
+  const check = new Check(kind);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  return {
+    kind,
+    encode: (msg: T) => enc.encode(JSON.stringify(msg)),
+    decode: (bytes: Uint8Array) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(dec.decode(bytes));
+      } catch (err) {
+        throw new DecodeError(kind, `not UTF-8 JSON (${(err as Error).message})`, { cause: err });
+      }
+      return validate(check.obj(parsed), check);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sparse rows: the unit of embedding traffic.
+
+/** Rows of one embedding table: `values` holds rows.length × dim floats, row-major. */
+export interface SparseRows {
+  readonly rows: Int32Array;
+  readonly values: Float32Array;
+}
+
+function sparseRows(c: Check, v: unknown, path: string): SparseRows {
+  const o = c.obj(v, path);
+  const rows = c.i32(o.rows, `${path}.rows`);
+  const values = c.f32(o.values, `${path}.values`);
+  if (rows.length === 0 ? values.length !== 0 : values.length % rows.length !== 0) {
+    c.fail(`${path}: ${values.length} values do not divide into ${rows.length} rows`);
+  }
+  return { rows, values };
+}
+
+function denseMap(c: Check, v: unknown, path: string): Record<string, Float32Array> {
+  return c.record(v, path, (x, p) => c.f32(x, p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring (JSON).
+
+export interface LossReport {
+  readonly job: string;
+  readonly rank: number;
+  readonly step: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly examples: number;
+  readonly examplesPerSec: number;
+  readonly strategy: string;
+  readonly backend: string;
+  readonly ts: number;
+  /** Set on the last report of a rank. */
+  readonly done?: boolean;
+  /** Optional per-step timing split, milliseconds. */
+  readonly timing?: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number };
+}
+
+export const lossReportCodec = defineJsonKind<LossReport>('LossReport', (o, c) => {
+  const r: LossReport = {
+    job: c.str(o, 'job'),
+    rank: c.int(o, 'rank'),
+    step: c.int(o, 'step'),
+    epoch: c.int(o, 'epoch'),
+    loss: o.loss === null ? Number.NaN : c.num(o, 'loss'), // JSON has no NaN: a diverged loss arrives as null
+    examples: c.int(o, 'examples'),
+    examplesPerSec: c.num(o, 'examplesPerSec'),
+    strategy: c.str(o, 'strategy'),
+    backend: c.str(o, 'backend'),
+    ts: c.num(o, 'ts'),
+  };
+  const done = c.optBool(o, 'done');
+  let timing: LossReport['timing'];
+  if (o.timing !== undefined) {
+    const t = c.obj(o.timing, 'timing');
+    timing = { computeMs: c.num(t, 'computeMs'), serdeMs: c.num(t, 'serdeMs'), waitMs: c.num(t, 'waitMs') };
+  }
+  return { ...r, ...(done !== undefined ? { done } : {}), ...(timing !== undefined ? { timing } : {}) };
+});
+
+export interface EvalReport {
+  readonly job: string;
+  readonly step: number;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly ts: number;
+  readonly final?: boolean;
+}
+
+export const evalReportCodec = defineJsonKind<EvalReport>('EvalReport', (o, c) => {
+  const metrics = c.record(o.metrics, 'metrics', (x, p) => {
+    if (typeof x !== 'number' && x !== null) c.fail(`${p} must be a number`);
+    return x === null ? Number.NaN : (x as number);
+  });
+  const final = c.optBool(o, 'final');
+  return { job: c.str(o, 'job'), step: c.int(o, 'step'), metrics, ts: c.num(o, 'ts'), ...(final !== undefined ? { final } : {}) };
+});
+
+/** NATS headers for a monitoring message: readable content type and the job id, so one subscription can filter jobs. */
+export function monitoringHeaders(job: string): Record<string, string> {
+  return { 'Content-Type': 'application/json', 'Job-Id': job };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients and the parameter server.
+
+export interface GradientMessage {
+  readonly job: string;
+  readonly rank: number;
+  readonly step: number;
+  /** Parameter version the gradient was computed from (for staleness). */
+  readonly paramVersion: number;
+  /** Examples behind the gradient; gradients are of the mean loss, reducers weight by count. */
+  readonly count: number;
+  readonly loss: number;
+  readonly dense: Readonly<Record<string, Float32Array>>;
+  /** Per table, deduplicated rows and their gradient rows. */
+  readonly sparse: Readonly<Record<string, SparseRows>>;
+}
+
+export const gradientCodec = defineMsgpackKind<GradientMessage>('GradientMessage', (o, c) => ({
+  job: c.str(o, 'job'),
+  rank: c.int(o, 'rank'),
+  step: c.int(o, 'step'),
+  paramVersion: c.int(o, 'paramVersion'),
+  count: c.int(o, 'count'),
+  loss: c.num(o, 'loss'),
+  dense: denseMap(c, o.dense, 'dense'),
+  sparse: c.record(o.sparse, 'sparse', (x, p) => sparseRows(c, x, p)),
+}));
+
+export interface PullRequest {
+  readonly job: string;
+  readonly rank: number;
+  readonly tables: Readonly<Record<string, Int32Array>>;
+  readonly dense: readonly string[];
+}
+
+export const pullRequestCodec = defineMsgpackKind<PullRequest>('PullRequest', (o, c) => ({
+  job: c.str(o, 'job'),
+  rank: c.int(o, 'rank'),
+  tables: c.record(o.tables, 'tables', (x, p) => c.i32(x, p)),
+  dense: c.strArray(o.dense, 'dense'),
+}));
+
+export interface PulledTable extends SparseRows {
+  readonly dim: number;
+}
+
+export interface PullReply {
+  readonly version: number;
+  readonly tables: Readonly<Record<string, PulledTable>>;
+  readonly dense: Readonly<Record<string, Float32Array>>;
+}
+
+function pulledTable(c: Check, v: unknown, path: string): PulledTable {
+  const o = c.obj(v, path);
+  const { rows, values } = sparseRows(c, o, path);
+  const dim = c.int(o, 'dim', 1);
+  if (values.length !== rows.length * dim) c.fail(`${path}: ${values.length} values != ${rows.length} rows × dim ${dim}`);
+  return { rows, values, dim };
+}
+
+export const pullReplyCodec = defineMsgpackKind<PullReply>('PullReply', (o, c) => ({
+  version: c.int(o, 'version'),
+  tables: c.record(o.tables, 'tables', (x, p) => pulledTable(c, x, p)),
+  dense: denseMap(c, o.dense, 'dense'),
+}));
+
+export interface PushReply {
+  readonly version: number;
+  readonly staleness: number;
+  readonly accepted: boolean;
+  readonly reason?: string;
+}
+
+export const pushReplyCodec = defineMsgpackKind<PushReply>('PushReply', (o, c) => {
+  const reason = c.optStr(o, 'reason');
+  return {
+    version: c.int(o, 'version'),
+    staleness: c.int(o, 'staleness'),
+    accepted: c.bool(o, 'accepted'),
+    ...(reason !== undefined ? { reason } : {}),
+  };
+});
+
+// ---------------------------------------------------------------------------------------------
+// Data shards.
+
+export interface BatchRequest {
+  readonly job: string;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly epoch: number;
+  /** Distributed (mirrored) mode: the global step whose slice this rank wants; absent in shared mode. */
+  readonly step?: number;
+}
+
+export const batchRequestCodec = defineMsgpackKind<BatchRequest>('BatchRequest', (o, c) => {
+  const r = { job: c.str(o, 'job'), rank: c.int(o, 'rank'), worldSize: c.int(o, 'worldSize', 1), epoch: c.int(o, 'epoch') };
+  if (r.rank >= r.worldSize) c.fail(`rank ${r.rank} is not below worldSize ${r.worldSize}`);
+  return o.step === undefined || o.step === null ? r : { ...r, step: c.int(o, 'step') };
+});
+
+export interface BatchReply {
+  readonly epoch: number;
+  /** Index of this batch within the epoch. */
+  readonly index: number;
+  readonly endOfEpoch: boolean;
+  readonly endOfData: boolean;
+  /** Arrow IPC stream (see arrow.ts); empty when the reply only signals an end. */
+  readonly arrow: Uint8Array;
+}
+
+export const batchReplyCodec = defineMsgpackKind<BatchReply>('BatchReply', (o, c) => ({
+  epoch: c.int(o, 'epoch'),
+  index: c.int(o, 'index'),
+  endOfEpoch: c.bool(o, 'endOfEpoch'),
+  endOfData: c.bool(o, 'endOfData'),
+  arrow: c.u8(o.arrow, 'arrow'),
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Control.
+
+export interface JoinMessage {
+  readonly job: string;
+  readonly rank: number;
+  /** Why the rank leaves, e.g. 'out-of-data'. */
+  readonly reason: string;
+  readonly step: number;
+}
+
+export const joinCodec = defineMsgpackKind<JoinMessage>('JoinMessage', (o, c) => ({
+  job: c.str(o, 'job'),
+  rank: c.int(o, 'rank'),
+  reason: c.str(o, 'reason'),
+  step: c.int(o, 'step'),
+}));
+
+export interface Heartbeat {
+  readonly job: string;
+  readonly role: string;
+  readonly rank?: number;
+  readonly ts: number;
+}
+
+export const heartbeatCodec = defineMsgpackKind<Heartbeat>('Heartbeat', (o, c) => {
+  const base = { job: c.str(o, 'job'), role: c.str(o, 'role'), ts: c.num(o, 'ts') };
+  return o.rank === undefined || o.rank === null ? base : { ...base, rank: c.int(o, 'rank') };
+});
+
+export interface StopMessage {
+  readonly job: string;
+  readonly reason: string;
+}
+
+export const stopCodec = defineMsgpackKind<StopMessage>('StopMessage', (o, c) => ({ job: c.str(o, 'job'), reason: c.str(o, 'reason') }));
+
+export interface SnapshotRequest {
+  readonly job: string;
+  /** Tables to include; absent = all. */
+  readonly tables?: readonly string[];
+}
+
+export const snapshotRequestCodec = defineMsgpackKind<SnapshotRequest>('SnapshotRequest', (o, c) => {
+  const job = c.str(o, 'job');
+  return o.tables === undefined || o.tables === null ? { job } : { job, tables: c.strArray(o.tables, 'tables') };
+});
+
+/** Parameters at one point of training: whole tables (or the rows a shard owns) and dense tensors. */
+export interface Snapshot {
+  readonly job: string;
+  readonly step: number;
+  readonly version: number;
+  readonly tables: Readonly<Record<string, PulledTable>>;
+  readonly dense: Readonly<Record<string, Float32Array>>;
+}
+
+export const snapshotCodec = defineMsgpackKind<Snapshot>('Snapshot', (o, c) => ({
+  job: c.str(o, 'job'),
+  step: c.int(o, 'step'),
+  version: c.int(o, 'version'),
+  tables: c.record(o.tables, 'tables', (x, p) => pulledTable(c, x, p)),
+  dense: denseMap(c, o.dense, 'dense'),
+}));
+
+/** A request/reply error carried back to the requester. */
+export interface ErrorReply {
+  readonly error: { readonly code: string; readonly message: string };
+}
+
+export const errorReplyCodec = defineMsgpackKind<ErrorReply>('ErrorReply', (o, c) => {
+  const e = c.obj(o.error, 'error');
+  return { error: { code: c.str(e, 'code'), message: c.str(e, 'message') } };
+});
+
+/** True when a decoded msgpack value looks like an ErrorReply (checked before decoding the expected kind). */
+export function isErrorReply(value: unknown): value is ErrorReply {
+  return typeof value === 'object' && value !== null && 'error' in value && typeof (value as Obj).error === 'object';
+}

@@ -1,0 +1,36 @@
+// Subject builders. Job-scoped subjects start with the job id so one job's traffic can be
+// watched (`nats sub 'myjob.>'`) or permissioned as a unit.
+import { ProtocolError } from './errors.ts';
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Checks one subject token (a job id, a group name): no dots, spaces or wildcards. */
+export function validateToken(value: string | number, what = 'subject token'): string {
+  const s = String(value);
+  if (!TOKEN.test(s)) {
+    throw new ProtocolError(
+      `${what} '${s}' is not usable in a NATS subject: use letters, digits, '-' or '_' (no dots, spaces, '*' or '>')`,
+    );
+  }
+  return s;
+}
+
+export type ControlKind = 'join' | 'heartbeat' | 'stop' | 'snapshot' | 'config' | 'checkpoint';
+
+export const subjects = {
+  /** Contract: every trainer's loss reports, all jobs. */
+  loss: 'train.loss',
+  /** Evaluator results, all jobs. */
+  eval: 'train.eval',
+  dataInfo: (job: string): string => `${validateToken(job, 'job id')}.data.info`,
+  dataNext: (job: string, shard: number): string => `${validateToken(job, 'job id')}.data.${validateToken(shard)}.next`,
+  dataTest: (job: string): string => `${validateToken(job, 'job id')}.data.test`,
+  psPull: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.pull`,
+  psPush: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push`,
+  psSnapshot: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.snapshot`,
+  ctl: (job: string, kind: ControlKind): string => `${validateToken(job, 'job id')}.ctl.${kind}`,
+  evalNow: (job: string): string => `${validateToken(job, 'job id')}.eval.now`,
+  /** Collective traffic of a process group: `<job>.coll.<group>.<tokens…>`. */
+  collective: (job: string, group: string, ...tokens: (string | number)[]): string =>
+    [validateToken(job, 'job id'), 'coll', validateToken(group, 'group name'), ...tokens.map((t) => validateToken(t))].join('.'),
+} as const;
