@@ -1,2 +1,19 @@
-// Public API of @actorflow/bus: NATS connection options, request helpers, chunked transport and a real nats-server harness.
-export {};
+// Public API of @actorflow/bus: connecting to NATS, large-message transport, heartbeats, and a real nats-server harness.
+export { BusError, BusTimeoutError, NatsServerNotInstalledError, NatsServerStartError, RemoteError } from './src/errors.ts';
+export { NatsServer, type NatsServerOptions } from './src/server.ts';
+export { busOptionsFrom, busFlagsHelp, busFlagOptions, toConnectionOptions, DEFAULT_SERVER, type BusOptions } from './src/options.ts';
+export { connect, type NatsConnection } from './src/connect.ts';
+export {
+  publishLarge,
+  subscribeLarge,
+  requestLarge,
+  serveLarge,
+  maxMessageBytes,
+  HandlerError,
+  type PublishLargeOptions,
+  type SubscribeLargeOptions,
+  type RequestLargeOptions,
+  type ServeLargeOptions,
+} from './src/large.ts';
+export { startHeartbeat, LivenessTracker, type HeartbeatHandle } from './src/heartbeat.ts';
+export type { Msg, Subscription } from '@nats-io/nats-core';

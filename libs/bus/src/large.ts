@@ -1,0 +1,235 @@
+// Publish / subscribe / request / serve for payloads of any size. A payload that fits the
+// server's max_payload goes as one message; a larger one goes as chunks (@actorflow/protocol
+// chunking: numbered, CRC-checked) marked with the `Af-Chunked` header.
+//
+// Requests to a queue group need care: chunks published to a queue subject would be spread over
+// the group's members. So a large request first asks (with a tiny `Af-Upload` request) which
+// member takes it; that member answers with a private upload subject, and the chunks go there.
+import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { CHUNK_OVERHEAD_BYTES, ChunkAssembler, decodeChunk, encodeChunk, splitIntoChunks } from '@actorflow/protocol';
+import { BusError, BusTimeoutError, RemoteError } from './errors.ts';
+
+const CHUNKED = 'Af-Chunked';
+const UPLOAD = 'Af-Upload';
+const ERROR_CODE = 'Af-Error';
+/** Room left in each message for NATS headers. */
+const HEADER_ROOM = 512;
+
+export function maxMessageBytes(nc: NatsConnection): number {
+  return nc.info?.max_payload ?? 1024 * 1024;
+}
+
+function chunkBytes(nc: NatsConnection): number {
+  return maxMessageBytes(nc) - HEADER_ROOM - CHUNK_OVERHEAD_BYTES;
+}
+
+function toHeaders(h: Readonly<Record<string, string>> | undefined, extra?: Record<string, string>): MsgHdrs | undefined {
+  if (h === undefined && extra === undefined) return undefined;
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries({ ...h, ...extra })) out.set(k, v);
+  return out;
+}
+
+export interface PublishLargeOptions {
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly reply?: string;
+}
+
+/** Publishes a payload of any size (chunked when over max_payload). */
+export function publishLarge(nc: NatsConnection, subject: string, payload: Uint8Array, opts: PublishLargeOptions = {}): void {
+  const reply = opts.reply !== undefined ? { reply: opts.reply } : {};
+  if (payload.length + HEADER_ROOM <= maxMessageBytes(nc)) {
+    const headers = toHeaders(opts.headers);
+    nc.publish(subject, payload, { ...reply, ...(headers !== undefined ? { headers } : {}) });
+    return;
+  }
+  const headers = toHeaders(opts.headers, { [CHUNKED]: '1' });
+  for (const chunk of splitIntoChunks(payload, chunkBytes(nc))) {
+    nc.publish(subject, encodeChunk(chunk), { ...reply, ...(headers !== undefined ? { headers } : {}) });
+  }
+}
+
+export interface SubscribeLargeOptions {
+  readonly queue?: string;
+  /** Bound on bytes held for incomplete chunked messages (default 512 MiB). */
+  readonly maxPendingBytes?: number;
+  /** Incomplete chunked messages are dropped (and reported) after this long (default 30 s). */
+  readonly chunkTimeoutMs?: number;
+  /** Told about dropped or corrupt chunked messages; default: logged to stderr. */
+  readonly onError?: (err: Error) => void;
+}
+
+/** Subscribes, reassembling chunked messages; the handler sees whole payloads. */
+export function subscribeLarge(
+  nc: NatsConnection,
+  subject: string,
+  handler: (payload: Uint8Array, msg: Msg) => void | Promise<void>,
+  opts: SubscribeLargeOptions = {},
+): Subscription {
+  const onError = opts.onError ?? ((err: Error) => console.error(`[bus] ${subject}: ${err.message}`));
+  const assembler = new ChunkAssembler({ maxPendingBytes: opts.maxPendingBytes ?? 512 * 1024 * 1024, timeoutMs: opts.chunkTimeoutMs ?? 30_000 });
+  const sweep = setInterval(() => {
+    for (const { id, missing } of assembler.expire()) onError(ChunkAssembler.missingError(id, missing));
+  }, Math.min(5000, opts.chunkTimeoutMs ?? 30_000));
+  sweep.unref();
+  const deliver = (payload: Uint8Array, msg: Msg): void => {
+    try {
+      const r = handler(payload, msg);
+      if (r instanceof Promise) r.catch((err: unknown) => onError(err as Error));
+    } catch (err) {
+      onError(err as Error);
+    }
+  };
+  const sub = nc.subscribe(subject, {
+    ...(opts.queue !== undefined ? { queue: opts.queue } : {}),
+    callback: (err, msg) => {
+      if (err !== null) {
+        onError(err);
+        return;
+      }
+      if (msg.headers?.get(CHUNKED) !== '1') {
+        deliver(msg.data, msg);
+        return;
+      }
+      try {
+        const whole = assembler.add(decodeChunk(msg.data));
+        if (whole !== undefined) deliver(whole, msg);
+      } catch (e) {
+        onError(e as Error);
+      }
+    },
+  });
+  void sub.closed.then(() => clearInterval(sweep));
+  return sub;
+}
+
+export interface RequestLargeOptions {
+  readonly timeoutMs?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Request/reply where request and reply may each exceed max_payload. */
+export async function requestLarge(
+  nc: NatsConnection,
+  subject: string,
+  payload: Uint8Array,
+  opts: RequestLargeOptions = {},
+): Promise<Uint8Array> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const inbox = createInbox();
+  let settle: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
+  const result = new Promise<Uint8Array>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  const timer = setTimeout(() => settle?.reject(new BusTimeoutError(subject, timeoutMs)), timeoutMs);
+  const sub = subscribeLarge(
+    nc,
+    inbox,
+    (data, msg) => {
+      // A 503 status on the inbox means nobody listens on the subject.
+      if (msg.headers?.code === 503) {
+        settle?.reject(new BusError(`no service is listening on ${subject} (no responders)`));
+        return;
+      }
+      const code = msg.headers?.get(ERROR_CODE);
+      if (code !== undefined && code !== '') settle?.reject(new RemoteError(subject, code, new TextDecoder().decode(data)));
+      else settle?.resolve(data);
+    },
+    { onError: (err) => settle?.reject(err) },
+  );
+  try {
+    if (payload.length + HEADER_ROOM <= maxMessageBytes(nc)) {
+      const headers = toHeaders(opts.headers);
+      nc.publish(subject, payload, { reply: inbox, ...(headers !== undefined ? { headers } : {}) });
+    } else {
+      let upload: Msg;
+      try {
+        upload = await nc.request(subject, new Uint8Array(0), {
+          timeout: timeoutMs,
+          headers: toHeaders(opts.headers, { [UPLOAD]: String(payload.length) }),
+        });
+      } catch (err) {
+        const msg = (err as Error).message;
+        throw /no responders|503/i.test(msg)
+          ? new BusError(`no service is listening on ${subject} (no responders)`)
+          : /timeout/i.test(msg)
+            ? new BusTimeoutError(subject, timeoutMs)
+            : new BusError(`${subject}: upload handshake failed: ${msg}`, { cause: err });
+      }
+      const code = upload.headers?.get(ERROR_CODE);
+      if (code !== undefined && code !== '') throw new RemoteError(subject, code, new TextDecoder().decode(upload.data));
+      publishLarge(nc, new TextDecoder().decode(upload.data), payload, { reply: inbox, ...(opts.headers !== undefined ? { headers: opts.headers } : {}) });
+    }
+    return await result;
+  } finally {
+    clearTimeout(timer);
+    sub.unsubscribe();
+  }
+}
+
+/** A handler error with a code that travels to the requester (other errors travel as INTERNAL). */
+export class HandlerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HandlerError';
+  }
+}
+
+export interface ServeLargeOptions {
+  readonly queue?: string;
+  readonly uploadTimeoutMs?: number;
+  readonly onError?: (err: Error) => void;
+}
+
+/** Serves request/reply where requests and replies may exceed max_payload. */
+export function serveLarge(
+  nc: NatsConnection,
+  subject: string,
+  handler: (payload: Uint8Array, msg: Msg) => Promise<Uint8Array> | Uint8Array,
+  opts: ServeLargeOptions = {},
+): Subscription {
+  const onError = opts.onError ?? ((err: Error) => console.error(`[bus] ${subject}: ${err.message}`));
+  const respond = async (payload: Uint8Array, msg: Msg): Promise<void> => {
+    if (msg.reply === undefined || msg.reply === '') return;
+    let out: Uint8Array;
+    try {
+      out = await handler(payload, msg);
+    } catch (err) {
+      const code = err instanceof HandlerError ? err.code : 'INTERNAL';
+      nc.publish(msg.reply, new TextEncoder().encode((err as Error).message), { headers: toHeaders(undefined, { [ERROR_CODE]: code }) });
+      if (!(err instanceof HandlerError)) onError(err as Error);
+      return;
+    }
+    publishLarge(nc, msg.reply, out);
+  };
+  return subscribeLarge(
+    nc,
+    subject,
+    (payload, msg) => {
+      const upload = msg.headers?.get(UPLOAD);
+      if (upload === undefined || upload === '') return respond(payload, msg);
+      // Large request: take it on a private subject so all its chunks reach this member.
+      const uploadSubject = createInbox();
+      const timer = setTimeout(() => {
+        uploadSub.unsubscribe();
+        onError(new BusError(`${subject}: an upload of ${upload} B did not complete in time`));
+      }, opts.uploadTimeoutMs ?? 60_000);
+      const uploadSub = subscribeLarge(
+        nc,
+        uploadSubject,
+        (whole, chunkMsg) => {
+          clearTimeout(timer);
+          uploadSub.unsubscribe();
+          return respond(whole, chunkMsg);
+        },
+        { onError },
+      );
+      msg.respond(new TextEncoder().encode(uploadSubject));
+      return undefined;
+    },
+    { ...(opts.queue !== undefined ? { queue: opts.queue } : {}), onError },
+  );
+}
