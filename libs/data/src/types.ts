@@ -13,3 +13,10 @@ export interface Ratings {
   readonly timestamp?: Float64Array;
   readonly length: number;
 }
+
+/** One training batch of ratings (same columns as the wire's Arrow ratings batch). */
+export interface RatingsBatch {
+  readonly user: Int32Array;
+  readonly item: Int32Array;
+  readonly rating: Float32Array;
+}

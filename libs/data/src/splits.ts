@@ -1,0 +1,171 @@
+// Train/test splits. All are seeded and deterministic, and all are index partitions of the input,
+// so no rating can be on both sides.
+import { countIds, groupByUser, selectRows } from './columns.ts';
+import { DataError } from './errors.ts';
+import { Rng, deriveSeed } from './random.ts';
+import type { Ratings } from './types.ts';
+
+export interface Split {
+  readonly train: Ratings;
+  readonly test: Ratings;
+}
+
+/** Strong generalisation: held-out users' ratings split into what the model sees (fold-in) and what it must predict (target). */
+export interface StrongSplit extends Split {
+  /** Held-out users' fold-in ratings (the test = target ratings). */
+  readonly foldIn: Ratings;
+  readonly heldOutUsers: Int32Array;
+}
+
+function partition(r: Ratings, isTest: Uint8Array): Split {
+  let nt = 0;
+  for (let i = 0; i < r.length; i++) nt += isTest[i];
+  const train = new Int32Array(r.length - nt);
+  const test = new Int32Array(nt);
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < r.length; i++) {
+    if (isTest[i] === 1) test[b++] = i;
+    else train[a++] = i;
+  }
+  return { train: selectRows(r, train), test: selectRows(r, test) };
+}
+
+function checkFraction(name: string, f: number): void {
+  if (!(f > 0 && f < 1)) throw new DataError(`${name} must be between 0 and 1 (exclusive), got ${f}`);
+}
+
+/** A random fraction of all ratings (default 0.1) goes to test. */
+export function randomSplit(r: Ratings, opts: { fraction?: number; seed: number }): Split {
+  const fraction = opts.fraction ?? 0.1;
+  checkFraction('test fraction', fraction);
+  return fixedSizeSplit(r, { testSize: Math.round(r.length * fraction), seed: opts.seed });
+}
+
+/** Exactly testSize random ratings go to test. */
+export function fixedSizeSplit(r: Ratings, opts: { testSize: number; seed: number }): Split {
+  if (!Number.isInteger(opts.testSize) || opts.testSize < 0 || opts.testSize > r.length) {
+    throw new DataError(`test size must be an integer in 0…${r.length}, got ${opts.testSize}`);
+  }
+  const perm = new Rng(deriveSeed(opts.seed, 'split')).permutation(r.length);
+  const isTest = new Uint8Array(r.length);
+  for (let k = 0; k < opts.testSize; k++) isTest[perm[k]] = 1;
+  return partition(r, isTest);
+}
+
+/**
+ * Per user, `n` random ratings go to test (the classic 10 per user). A user keeps at least
+ * `minTrain` (default 1) ratings in train, so users with few ratings give fewer to test.
+ */
+export function perUserHoldout(r: Ratings, opts: { n?: number; minTrain?: number; seed: number }): Split {
+  const n = opts.n ?? 10;
+  const minTrain = opts.minTrain ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new DataError(`per-user holdout n must be a positive integer, got ${n}`);
+  return perUser(r, opts.seed, (count) => Math.max(0, Math.min(n, count - minTrain)));
+}
+
+/** Per user, a fraction of their ratings (rounded, at least one rating kept in train) goes to test. */
+export function perUserFractionSplit(r: Ratings, opts: { fraction: number; seed: number }): Split {
+  checkFraction('per-user test fraction', opts.fraction);
+  return perUser(r, opts.seed, (count) => Math.min(count - 1, Math.round(count * opts.fraction)));
+}
+
+function perUser(r: Ratings, seed: number, testCount: (count: number) => number): Split {
+  const numUsers = countIds(r.user);
+  const { start, order } = groupByUser(r, numUsers);
+  const isTest = new Uint8Array(r.length);
+  for (let u = 0; u < numUsers; u++) {
+    const rows = order.slice(start[u], start[u + 1]);
+    if (rows.length === 0) continue;
+    new Rng(deriveSeed(seed, 'user-split', u)).shuffle(rows);
+    const k = testCount(rows.length);
+    for (let j = 0; j < k; j++) isTest[rows[j]] = 1;
+  }
+  return partition(r, isTest);
+}
+
+/**
+ * Leave-one-out: each user's latest rating (by timestamp; ties go to the later row in the file)
+ * goes to test. Users with a single rating keep it in train.
+ */
+export function leaveOneOut(r: Ratings): Split {
+  const ts = r.timestamp;
+  if (ts === undefined) throw new DataError('leave-one-out needs timestamps, and these ratings have none (use a per-user holdout instead)');
+  const numUsers = countIds(r.user);
+  const { start, order } = groupByUser(r, numUsers);
+  const isTest = new Uint8Array(r.length);
+  for (let u = 0; u < numUsers; u++) {
+    if (start[u + 1] - start[u] < 2) continue;
+    let best = order[start[u]];
+    for (let j = start[u] + 1; j < start[u + 1]; j++) {
+      const i = order[j];
+      if (ts[i] > ts[best] || (ts[i] === ts[best] && i > best)) best = i;
+    }
+    isTest[best] = 1;
+  }
+  return partition(r, isTest);
+}
+
+/**
+ * Strong generalisation (Mult-VAE protocol): whole users are held out (`heldOut` users, or a
+ * fraction of them); train = the other users; each held-out user's ratings are split into
+ * fold-in (`foldInFraction`, default 0.8) and target (the test side).
+ */
+export function strongGeneralization(r: Ratings, opts: { heldOut: number; foldInFraction?: number; seed: number }): StrongSplit {
+  const numUsers = countIds(r.user);
+  const k = opts.heldOut < 1 ? Math.round(numUsers * opts.heldOut) : opts.heldOut;
+  if (!Number.isInteger(k) || k < 1 || k >= numUsers) throw new DataError(`held-out users must be 1…${numUsers - 1} (or a fraction), got ${opts.heldOut}`);
+  const foldIn = opts.foldInFraction ?? 0.8;
+  checkFraction('fold-in fraction', foldIn);
+  const users = new Rng(deriveSeed(opts.seed, 'strong-users')).permutation(numUsers).slice(0, k).sort();
+  const held = new Uint8Array(numUsers);
+  for (const u of users) held[u] = 1;
+  const { start, order } = groupByUser(r, numUsers);
+  const side = new Uint8Array(r.length); // 0 train, 1 fold-in, 2 target
+  for (const u of users) {
+    const rows = order.slice(start[u], start[u + 1]);
+    new Rng(deriveSeed(opts.seed, 'strong-fold', u)).shuffle(rows);
+    const nFold = Math.max(rows.length > 1 ? 1 : 0, Math.min(rows.length - 1, Math.round(rows.length * foldIn)));
+    for (let j = 0; j < rows.length; j++) side[rows[j]] = j < nFold ? 1 : 2;
+  }
+  const pick = (s: number): Int32Array => {
+    const out: number[] = [];
+    for (let i = 0; i < r.length; i++) if (side[i] === s) out.push(i);
+    return Int32Array.from(out);
+  };
+  return { train: selectRows(r, pick(0)), foldIn: selectRows(r, pick(1)), test: selectRows(r, pick(2)), heldOutUsers: users };
+}
+
+/**
+ * A split from a short spec, as used on command lines: `random:0.1`, `fixed:5000`, `user:10`,
+ * `user-fraction:0.2`, `loo`, `strong:0.1` (fold-in/target together in `test` is not what
+ * callers of strong want: use strongGeneralization directly for the fold-in).
+ */
+export function splitBySpec(r: Ratings, spec: string, seed: number): Split {
+  const [kind, arg] = spec.split(':');
+  const num = (fallback?: number): number => {
+    if (arg === undefined || arg === '') {
+      if (fallback !== undefined) return fallback;
+      throw new DataError(`split '${spec}' needs a value after ':'`);
+    }
+    const v = Number(arg);
+    if (!Number.isFinite(v)) throw new DataError(`split '${spec}': '${arg}' is not a number`);
+    return v;
+  };
+  switch (kind) {
+    case 'random':
+      return randomSplit(r, { fraction: num(0.1), seed });
+    case 'fixed':
+      return fixedSizeSplit(r, { testSize: num(), seed });
+    case 'user':
+      return perUserHoldout(r, { n: num(10), seed });
+    case 'user-fraction':
+      return perUserFractionSplit(r, { fraction: num(0.2), seed });
+    case 'loo':
+      return leaveOneOut(r);
+    case 'strong':
+      return strongGeneralization(r, { heldOut: num(0.1), seed });
+    default:
+      throw new DataError(`unknown split '${spec}'; use random:F, fixed:N, user:N, user-fraction:F, loo or strong:F`);
+  }
+}
