@@ -68,3 +68,15 @@ t.test('describe CLI prints the summary of a file and fails clearly on a missing
   const none = spawnSync(process.execPath, ['--import', 'tsx', cli], { encoding: 'utf8' });
   t.equal(none.status, 2);
 });
+
+t.test('smoke CLI generates, splits and saves the synthetic dataset', async (t) => {
+  const out = join(dir, 'smoke');
+  const cli = fileURLToPath(new URL('../src/cli/smoke.ts', import.meta.url));
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, '--size', 'tiny', '--out', out], { encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  t.match(run.stdout, /noise floor: the true low-rank model scores RMSE 0\.\d+/);
+  t.equal(loadRatingsArrow(join(out, 'train.arrow')).meta?.source, 'synthetic:tiny');
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', cli, '--size', 'huge'], { encoding: 'utf8' });
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /unknown size 'huge'/);
+});

@@ -1,2 +1,0 @@
-// Public API of @actorflow/metrics: Rating and ranking metrics.
-export {};

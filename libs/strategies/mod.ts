@@ -1,2 +1,0 @@
-// Public API of @actorflow/strategies: Training strategies: asynchronous parameter server (ps) and synchronous mirrored.
-export {};
