@@ -1,0 +1,15 @@
+// Public API of @actorflow/embeddings: tables as typed-array rows, sparse gradients, row-wise optimizers, save/load.
+export {
+  createTable,
+  initRow,
+  gatherRows,
+  scatterRows,
+  dedupeSparseGradient,
+  addSparse,
+  EmbeddingError,
+  type EmbeddingTable,
+  type Initializer,
+  type SparseGradient,
+} from './src/table.ts';
+export { RowOptimizer, type OptimizerConfig, type OptimizerName } from './src/optimizers.ts';
+export { saveParams, loadParams, type ParamsFile } from './src/io.ts';

@@ -1,0 +1,131 @@
+// Embedding tables live outside the TF.js graph as Float32Array rows: a step gathers only the rows
+// its batch needs, and optimizers update only those rows. (TF.js has no sparse gradients; the
+// gradient of tf.gather is dense over the whole table — measured unusably slow.)
+import { Rng, deriveSeed } from '@actorflow/data';
+
+export class EmbeddingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EmbeddingError';
+  }
+}
+
+export type Initializer =
+  | { readonly kind: 'zeros' }
+  | { readonly kind: 'constant'; readonly value: number }
+  | { readonly kind: 'uniform'; readonly scale: number }
+  | { readonly kind: 'normal'; readonly std: number };
+
+export interface EmbeddingTable {
+  readonly name: string;
+  readonly rows: number;
+  readonly dim: number;
+  /** rows × dim, row-major. */
+  readonly data: Float32Array;
+}
+
+/**
+ * Initial value of one row, from (seed, table, row) alone: any process can initialise any subset
+ * of rows (a parameter-server shard, a replica) and they agree bit for bit.
+ */
+export function initRow(init: Initializer, seed: number, table: string, row: number, out: Float32Array): void {
+  switch (init.kind) {
+    case 'zeros':
+      out.fill(0);
+      return;
+    case 'constant':
+      out.fill(init.value);
+      return;
+    case 'uniform': {
+      const rng = new Rng(deriveSeed(seed, table, row));
+      for (let k = 0; k < out.length; k++) out[k] = (rng.nextFloat() * 2 - 1) * init.scale;
+      return;
+    }
+    case 'normal': {
+      const rng = new Rng(deriveSeed(seed, table, row));
+      for (let k = 0; k < out.length; k++) out[k] = rng.normal() * init.std;
+      return;
+    }
+  }
+}
+
+export function createTable(name: string, rows: number, dim: number, init: Initializer, seed: number): EmbeddingTable {
+  if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(dim) || dim < 1) {
+    throw new EmbeddingError(`table ${name}: rows must be >= 0 and dim >= 1 (integers), got ${rows} × ${dim}`);
+  }
+  const data = new Float32Array(rows * dim);
+  for (let r = 0; r < rows; r++) initRow(init, seed, name, r, data.subarray(r * dim, (r + 1) * dim));
+  return { name, rows, dim, data };
+}
+
+function checkRows(t: EmbeddingTable, rows: Int32Array): void {
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (r < 0 || r >= t.rows) throw new EmbeddingError(`table ${t.name}: row ${r} is out of range 0…${t.rows - 1}`);
+  }
+}
+
+/** Copies the given rows (in order, repeats allowed) into a dense rows.length × dim array. */
+export function gatherRows(t: EmbeddingTable, rows: Int32Array): Float32Array {
+  checkRows(t, rows);
+  const out = new Float32Array(rows.length * t.dim);
+  for (let i = 0; i < rows.length; i++) out.set(t.data.subarray(rows[i] * t.dim, (rows[i] + 1) * t.dim), i * t.dim);
+  return out;
+}
+
+/** Writes rows (e.g. pulled from a parameter server) into the table. */
+export function scatterRows(t: EmbeddingTable, rows: Int32Array, values: Float32Array): void {
+  checkRows(t, rows);
+  if (values.length !== rows.length * t.dim) throw new EmbeddingError(`table ${t.name}: ${values.length} values for ${rows.length} rows × dim ${t.dim}`);
+  for (let i = 0; i < rows.length; i++) t.data.set(values.subarray(i * t.dim, (i + 1) * t.dim), rows[i] * t.dim);
+}
+
+export interface SparseGradient {
+  /** Sorted ascending, unique. */
+  readonly rows: Int32Array;
+  /** rows.length × dim. */
+  readonly values: Float32Array;
+}
+
+/**
+ * Sums gradient rows of repeated ids (a batch often touches the same item twice) and sorts by
+ * row, so each row is sent and updated once, in a fixed order (which keeps runs reproducible).
+ */
+export function dedupeSparseGradient(rows: Int32Array, values: Float32Array, dim: number): SparseGradient {
+  if (values.length !== rows.length * dim) throw new EmbeddingError(`${values.length} gradient values for ${rows.length} rows × dim ${dim}`);
+  const order = Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b] || a - b);
+  let unique = 0;
+  for (let k = 0; k < order.length; k++) if (k === 0 || rows[order[k]] !== rows[order[k - 1]]) unique++;
+  const outRows = new Int32Array(unique);
+  const out = new Float32Array(unique * dim);
+  let u = -1;
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k];
+    if (k === 0 || rows[i] !== rows[order[k - 1]]) outRows[++u] = rows[i];
+    for (let d = 0; d < dim; d++) out[u * dim + d] += values[i * dim + d];
+  }
+  return { rows: outRows, values: out };
+}
+
+/** Adds `b` into `a` (both deduplicated and sorted) scaled by `scale`: used to sum gradients of several ranks in rank order. */
+export function addSparse(a: SparseGradient, b: SparseGradient, dim: number, scale = 1): SparseGradient {
+  const rows: number[] = [];
+  const vals: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.rows.length || j < b.rows.length) {
+    const ra = i < a.rows.length ? a.rows[i] : Number.POSITIVE_INFINITY;
+    const rb = j < b.rows.length ? b.rows[j] : Number.POSITIVE_INFINITY;
+    const r = Math.min(ra, rb);
+    rows.push(r);
+    for (let d = 0; d < dim; d++) {
+      // Float32 accumulation, like the dense path, so results match bit for bit.
+      let v = ra === r ? a.values[i * dim + d] : 0;
+      if (rb === r) v = Math.fround(v + Math.fround(b.values[j * dim + d] * scale));
+      vals.push(v);
+    }
+    if (ra === r) i++;
+    if (rb === r) j++;
+  }
+  return { rows: Int32Array.from(rows), values: Float32Array.from(vals) };
+}
