@@ -1,0 +1,121 @@
+// Biased matrix factorisation ("SVD"): r̂(u,i) = μ + b_u + b_i + p_u · q_i, MSE loss. Factors and
+// biases are embedding tables (biases with dim 1), μ a dense scalar that starts at the training
+// mean. L2 on the touched rows is the optimizer's job (see @actorflow/embeddings).
+import type { Tf } from '@actorflow/engine';
+import { dedupeSparseGradient } from '@actorflow/embeddings';
+import type { RatingsBatch } from '@actorflow/data';
+import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { registerModel, type Hyper } from './registry.ts';
+
+export interface MfOptions {
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly dim: number;
+  /** Std of the factors' normal init. */
+  readonly initStd: number;
+  readonly globalMean: number;
+}
+
+export class BiasedMF implements TrainableModel<RatingsBatch> {
+  readonly name = 'mf';
+  readonly #o: MfOptions;
+
+  constructor(o: MfOptions) {
+    if (!(o.numUsers > 0 && o.numItems > 0)) throw new ModelError(`mf needs numUsers and numItems > 0, got ${o.numUsers} and ${o.numItems}`);
+    if (!Number.isInteger(o.dim) || o.dim < 1) throw new ModelError(`mf dim must be a positive integer, got ${o.dim}`);
+    this.#o = o;
+  }
+
+  tableSpecs(): TableSpec[] {
+    const { numUsers, numItems, dim, initStd } = this.#o;
+    return [
+      { name: 'item', rows: numItems, dim, init: { kind: 'normal', std: initStd } },
+      { name: 'itemBias', rows: numItems, dim: 1, init: { kind: 'zeros' } },
+      { name: 'user', rows: numUsers, dim, init: { kind: 'normal', std: initStd } },
+      { name: 'userBias', rows: numUsers, dim: 1, init: { kind: 'zeros' } },
+    ];
+  }
+
+  denseSpecs(): DenseSpec[] {
+    return [{ name: 'mean', size: 1, init: { kind: 'constant', value: this.#o.globalMean } }];
+  }
+
+  rowsFor(batch: RatingsBatch): Record<string, Int32Array> {
+    const users = uniqueSorted(batch.user);
+    const items = uniqueSorted(batch.item);
+    return { user: users, userBias: users, item: items, itemBias: items };
+  }
+
+  #inputs(batch: RatingsBatch, p: GatheredParams): { P: Float32Array; Q: Float32Array; bu: Float32Array; bi: Float32Array; mu: Float32Array } {
+    const d = this.#o.dim;
+    const need = (name: string): { rows: Int32Array; values: Float32Array } => {
+      const t = p.tables[name];
+      if (t === undefined) throw new ModelError(`mf: table '${name}' was not gathered`);
+      return t;
+    };
+    const mu = p.dense.mean;
+    if (mu === undefined || mu.length !== 1) throw new ModelError(`mf: dense 'mean' must be one value`);
+    return {
+      P: perExample(batch.user, need('user'), d, 'user'),
+      Q: perExample(batch.item, need('item'), d, 'item'),
+      bu: perExample(batch.user, need('userBias'), 1, 'userBias'),
+      bi: perExample(batch.item, need('itemBias'), 1, 'itemBias'),
+      mu,
+    };
+  }
+
+  computeGradients(tf: Tf, batch: RatingsBatch, params: GatheredParams): StepResult {
+    const n = batch.user.length;
+    if (n === 0) throw new ModelError('mf: empty batch');
+    const d = this.#o.dim;
+    const x = this.#inputs(batch, params);
+    const out = tf.tidy(() => {
+      const P = tf.tensor2d(x.P, [n, d]);
+      const Q = tf.tensor2d(x.Q, [n, d]);
+      const bu = tf.tensor1d(x.bu);
+      const bi = tf.tensor1d(x.bi);
+      const mu = tf.scalar(x.mu[0]);
+      const r = tf.tensor1d(batch.rating);
+      // Tensors in the order [P, Q, bu, bi, mu].
+      const f = (...t: ReturnType<typeof tf.tensor>[]) =>
+        tf.mean(tf.square(tf.sub(tf.add(tf.add(tf.add(t[4], t[2]), t[3]), tf.sum(tf.mul(t[0], t[1]), 1)), r))) as ReturnType<typeof tf.scalar>;
+      const { value, grads } = tf.valueAndGrads(f)([P, Q, bu, bi, mu]);
+      return { loss: value.dataSync()[0], g: grads.map((g) => g.dataSync() as Float32Array) };
+    });
+    const [gP, gQ, gBu, gBi, gMu] = out.g;
+    return {
+      loss: out.loss,
+      count: n,
+      sparse: {
+        item: dedupeSparseGradient(batch.item, gQ, d),
+        itemBias: dedupeSparseGradient(batch.item, gBi, 1),
+        user: dedupeSparseGradient(batch.user, gP, d),
+        userBias: dedupeSparseGradient(batch.user, gBu, 1),
+      },
+      dense: { mean: Float32Array.from(gMu) },
+    };
+  }
+
+  predict(tf: Tf, batch: RatingsBatch, params: GatheredParams): Float32Array {
+    const n = batch.user.length;
+    const d = this.#o.dim;
+    const x = this.#inputs(batch, params);
+    return tf.tidy(() => {
+      const dot = tf.sum(tf.mul(tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Q, [n, d])), 1);
+      return tf.add(tf.add(tf.add(tf.scalar(x.mu[0]), tf.tensor1d(x.bu)), tf.tensor1d(x.bi)), dot).dataSync() as Float32Array;
+    });
+  }
+}
+
+function num(h: Hyper, k: string): number {
+  const v = h[k];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelError(`mf: hyper-parameter '${k}' must be a number, got ${String(v)}`);
+  return v;
+}
+
+registerModel({
+  name: 'mf',
+  description: 'biased matrix factorisation (SVD): μ + b_u + b_i + p_u·q_i, MSE',
+  defaults: { numUsers: 0, numItems: 0, dim: 32, initStd: 0.1, globalMean: 0 },
+  create: (h) => new BiasedMF({ numUsers: num(h, 'numUsers'), numItems: num(h, 'numItems'), dim: num(h, 'dim'), initStd: num(h, 'initStd'), globalMean: num(h, 'globalMean') }) as TrainableModel<unknown>,
+});

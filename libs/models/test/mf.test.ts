@@ -1,0 +1,70 @@
+import t from 'tap';
+import { selectBackend } from '@actorflow/engine';
+import { BiasedMF, ModelError, createModel, listModels, perExample, type GatheredParams } from '../mod.ts';
+
+const batch = { user: new Int32Array([0, 2, 0]), item: new Int32Array([1, 1, 0]), rating: new Float32Array([4, 2, 5]) };
+const dim = 3;
+
+function params(): GatheredParams {
+  const users = new Int32Array([0, 2]);
+  const items = new Int32Array([0, 1]);
+  const v = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + s) * 0.5);
+  return {
+    tables: { user: { rows: users, values: v(6, 1) }, item: { rows: items, values: v(6, 2) }, userBias: { rows: users, values: v(2, 3) }, itemBias: { rows: items, values: v(2, 4) } },
+    dense: { mean: new Float32Array([3.5]) },
+  };
+}
+
+for (const backend of ['cpu', 'wasm']) {
+  t.test(`gradients match finite differences (${backend})`, async (t) => {
+    const { tf } = await selectBackend({ backend });
+    const model = new BiasedMF({ numUsers: 3, numItems: 2, dim, initStd: 0.1, globalMean: 3.5 });
+    const p = params();
+    const res = model.computeGradients(tf, batch, p);
+    t.equal(res.count, 3);
+    t.same([...res.sparse.user.rows], [0, 2], 'rows deduplicated and sorted');
+    const lossAt = (q: GatheredParams): number => {
+      const pred = model.predict(tf, batch, q);
+      let s = 0;
+      for (let i = 0; i < 3; i++) s += (pred[i] - batch.rating[i]) ** 2;
+      return s / 3;
+    };
+    t.ok(Math.abs(lossAt(p) - res.loss) < 1e-5, 'loss equals the mean squared error of predict');
+    const eps = 1e-2;
+    for (const name of ['user', 'item', 'userBias', 'itemBias'] as const) {
+      const vals = p.tables[name].values;
+      for (let k = 0; k < vals.length; k++) {
+        const plus = structuredClone(p);
+        (plus.tables[name].values as Float32Array)[k] += eps;
+        const minus = structuredClone(p);
+        (minus.tables[name].values as Float32Array)[k] -= eps;
+        const numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps);
+        t.ok(Math.abs(numeric - res.sparse[name].values[k]) < 2e-3, `${name}[${k}]: ${numeric.toFixed(4)} vs ${res.sparse[name].values[k].toFixed(4)}`);
+      }
+    }
+    const up = structuredClone(p);
+    (up.dense.mean as Float32Array)[0] += eps;
+    const down = structuredClone(p);
+    (down.dense.mean as Float32Array)[0] -= eps;
+    t.ok(Math.abs((lossAt(up) - lossAt(down)) / (2 * eps) - res.dense.mean[0]) < 2e-3, 'mean');
+  });
+}
+
+t.test('registry and bad input', async (t) => {
+  t.ok(listModels().some((m) => m.name === 'mf'));
+  const m = createModel('mf', { numUsers: 2, numItems: 2, dim: 4 });
+  t.equal(m.tableSpecs().find((s) => s.name === 'user')?.dim, 4);
+  t.throws(() => createModel('nope'), /unknown model 'nope'/);
+  t.throws(() => createModel('mf', { numUsers: 2, numItems: 2, dimm: 4 }), /no hyper-parameter 'dimm'/);
+  t.throws(() => createModel('mf', { numUsers: 2, numItems: 2, dim: 'x' }), /must be a number/);
+  t.throws(() => new BiasedMF({ numUsers: 0, numItems: 1, dim: 1, initStd: 0.1, globalMean: 0 }), ModelError);
+  t.throws(() => new BiasedMF({ numUsers: 1, numItems: 1, dim: 0.5, initStd: 0.1, globalMean: 0 }), /dim/);
+  const { tf } = await selectBackend({ backend: 'cpu' });
+  const model = new BiasedMF({ numUsers: 3, numItems: 2, dim, initStd: 0.1, globalMean: 3.5 });
+  t.throws(() => model.computeGradients(tf, { user: new Int32Array(0), item: new Int32Array(0), rating: new Float32Array(0) }, params()), /empty batch/);
+  t.throws(() => model.computeGradients(tf, { ...batch, user: new Int32Array([0, 1, 0]) }, params()), /user row 1 was not gathered/);
+  t.throws(() => model.predict(tf, batch, { ...params(), dense: {} }), /dense 'mean'/);
+  const { user: _omit, ...rest } = params().tables;
+  t.throws(() => model.predict(tf, batch, { tables: rest, dense: params().dense }), /table 'user' was not gathered/);
+  t.throws(() => perExample(new Int32Array([5]), { rows: new Int32Array([1]), values: new Float32Array(1) }, 1, 'x'), /x row 5/);
+});
