@@ -1,0 +1,71 @@
+// How trainers and the evaluator read data shards.
+import { requestLarge, type NatsConnection } from '@actorflow/bus';
+import type { Ratings, RatingsBatch } from '@actorflow/data';
+import { batchReplyCodec, batchRequestCodec, decodeRatingsBatch, subjects } from '@actorflow/protocol';
+import type { DatasetInfo } from './service.ts';
+
+export interface FedBatch {
+  readonly epoch: number;
+  readonly batch: RatingsBatch;
+}
+
+export class DataClient {
+  readonly #nc: NatsConnection;
+  readonly #job: string;
+  readonly #shards: number;
+  readonly #timeoutMs: number;
+
+  constructor(nc: NatsConnection, o: { job: string; shards: number; timeoutMs?: number }) {
+    this.#nc = nc;
+    this.#job = o.job;
+    this.#shards = o.shards;
+    this.#timeoutMs = o.timeoutMs ?? 30_000;
+  }
+
+  async info(): Promise<DatasetInfo> {
+    const reply = await requestLarge(this.#nc, subjects.dataInfo(this.#job), new Uint8Array(0), { timeoutMs: this.#timeoutMs });
+    return JSON.parse(new TextDecoder().decode(reply)) as DatasetInfo;
+  }
+
+  /** Waits until some data shard answers (the shards may still be loading), telling `onWait` each retry. */
+  async waitForInfo(timeoutMs: number, onWait: (attempt: number) => void = () => undefined): Promise<DatasetInfo> {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.info();
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        onWait(attempt);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /**
+   * Shared mode (parameter server): round-robin over the shards, each handing out its next batch;
+   * ends when every shard reports end of data. Several trainers may read at once: each batch goes
+   * to exactly one of them.
+   */
+  async *shared(): AsyncGenerator<FedBatch> {
+    const live = Array.from({ length: this.#shards }, (_, k) => k);
+    let turn = 0;
+    while (live.length > 0) {
+      const k = turn % live.length;
+      const shard = live[k];
+      const reply = batchReplyCodec.decode(
+        await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank: 0, worldSize: 1, epoch: 0 }) /* shared mode: who asks does not matter */, { timeoutMs: this.#timeoutMs }),
+      );
+      if (reply.endOfData) {
+        live.splice(k, 1);
+        continue;
+      }
+      turn++;
+      yield { epoch: reply.epoch, batch: decodeRatingsBatch(reply.arrow) };
+    }
+  }
+
+  async testSet(): Promise<Ratings> {
+    const b = decodeRatingsBatch(await requestLarge(this.#nc, subjects.dataTest(this.#job), new Uint8Array(0), { timeoutMs: this.#timeoutMs * 4 }));
+    return { ...b, length: b.user.length };
+  }
+}
