@@ -1,3 +1,15 @@
-// Public API of @actorflow/strategies: the single-process reference strategy and the parameter plumbing every strategy shares.
+// Public API of @actorflow/strategies: the single-process reference, the asynchronous parameter server, and shared parameter plumbing.
 export { trainLocal, evaluate, type LocalOptions, type LocalResult, type StepReport } from './src/local.ts';
 export { initParams, gather, applyStep, createOptimizer, type ParamStore } from './src/params.ts';
+export {
+  ParameterShard,
+  PsClient,
+  servePsShard,
+  mergeSnapshots,
+  ownerOfRow,
+  ownerOfDense,
+  parseStaleness,
+  type ParameterShardOptions,
+  type StalenessPolicy,
+} from './src/ps.ts';
+export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';

@@ -1,0 +1,41 @@
+// A parameter-server trainer: pull → compute → push, no barrier. Times each phase so the
+// loss reports (and the benchmark) can say where a step's time goes.
+import type { Engine } from '@actorflow/engine';
+import type { RatingsBatch } from '@actorflow/data';
+import type { TrainableModel } from '@actorflow/models';
+import type { PsClient } from './ps.ts';
+
+export interface TrainerStep {
+  readonly step: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly examples: number;
+  readonly accepted: boolean;
+  readonly timing: { readonly computeMs: number; readonly waitMs: number };
+}
+
+export async function runPsTrainer(o: {
+  readonly engine: Engine;
+  readonly model: TrainableModel<RatingsBatch>;
+  readonly client: PsClient;
+  readonly rank: number;
+  readonly data: AsyncIterable<{ readonly epoch: number; readonly batch: RatingsBatch }>;
+  readonly onStep?: (s: TrainerStep) => void;
+}): Promise<{ steps: number; examples: number }> {
+  const dense = o.model.denseSpecs().map((d) => d.name);
+  let step = 0;
+  let examples = 0;
+  for await (const { epoch, batch } of o.data) {
+    const t0 = performance.now();
+    const params = await o.client.pull(o.model.rowsFor(batch), dense);
+    const t1 = performance.now();
+    const result = o.model.computeGradients(o.engine.tf, batch, params);
+    const t2 = performance.now();
+    const replies = await o.client.push(step, result, o.rank);
+    const t3 = performance.now();
+    step++;
+    examples += result.count;
+    o.onStep?.({ step, epoch, loss: result.loss, examples: result.count, accepted: replies.every((r) => r.accepted), timing: { computeMs: t2 - t1, waitMs: t1 - t0 + (t3 - t2) } });
+  }
+  return { steps: step, examples };
+}
