@@ -15,5 +15,6 @@ export {
   type RequestLargeOptions,
   type ServeLargeOptions,
 } from './src/large.ts';
+export { connectActor, exitOnSignals, actorLog, runActor, intFlag, numberFlag, FlagError, type ActorConnection } from './src/actor.ts';
 export { startHeartbeat, LivenessTracker, type HeartbeatHandle } from './src/heartbeat.ts';
 export type { Msg, Subscription } from '@nats-io/nats-core';

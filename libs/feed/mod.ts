@@ -2,3 +2,4 @@
 export { loadJobDataset, type DatasetSpec, type JobDataset } from './src/dataset.ts';
 export { serveDataShard, shardSeed, type DataShardOptions, type DataShardService, type DatasetInfo } from './src/service.ts';
 export { DataClient, type FedBatch } from './src/client.ts';
+export { serveJobConfig, fetchJobConfig, type JobConfig } from './src/config.ts';

@@ -88,7 +88,7 @@ t.test('heartbeats and liveness', async (t) => {
     await server.stop();
   });
   const seen: number[] = [];
-  nc.subscribe('hb', { callback: (_e, m) => seen.push(m.data[0]) });
+  nc.subscribe('hb', { callback: (_e, m) => void seen.push(m.data[0]) });
   await nc.flush();
   const hb = startHeartbeat(nc, 'hb', () => new Uint8Array([7]), 50);
   await new Promise((r) => setTimeout(r, 220));

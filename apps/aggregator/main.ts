@@ -1,0 +1,81 @@
+// npx nx serve aggregator [-- --ps-shard 0 --ps-shards 2 --model mf --dim 32 --lr 0.01 …]
+// Owns the job configuration (answers <job>.ctl.config) and, in ps mode, holds one shard of the
+// parameters. With no NATS_URL and nothing on the default address, it starts a local nats-server.
+import { parseArgs } from 'node:util';
+import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, numberFlag, runActor } from '@actorflow/bus';
+import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
+import { createModel } from '@actorflow/models';
+import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
+
+const usage = `Usage: npx nx serve aggregator -- [options]
+  --job ID                job id (default local)
+  --strategy ps           training strategy (ps; mirrored is not implemented yet)
+  --ps-shard I            this aggregator's parameter shard (default 0)
+  --ps-shards K           parameter shards in the job (default 1)
+  --data-shards K         data shards to expect (default 1)
+  --model NAME            model (default mf); --dim D (default 32), --init-std S (default 0.1)
+  --optimizer NAME        adam (default), adagrad or sgd; --lr (default 0.01), --l2 (default 1e-4), --momentum
+  --staleness POLICY      none (default), scale, drop:N
+  --seed N                initialisation seed (default 42)
+  --world-size N          accepted for launcher symmetry (ps needs no world size)
+${busFlagsHelp}`;
+
+await runActor('aggregator', usage, async () => {
+  const { values: v } = parseArgs({
+    options: {
+      job: { type: 'string' }, strategy: { type: 'string' }, 'ps-shard': { type: 'string' }, 'ps-shards': { type: 'string' }, 'data-shards': { type: 'string' },
+      model: { type: 'string' }, dim: { type: 'string' }, 'init-std': { type: 'string' }, optimizer: { type: 'string' }, lr: { type: 'string' }, l2: { type: 'string' },
+      momentum: { type: 'string' }, staleness: { type: 'string' }, seed: { type: 'string' }, 'world-size': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions,
+    },
+  });
+  if (v.help === true) {
+    console.log(usage);
+    return;
+  }
+  const strategy = v.strategy ?? 'ps';
+  if (strategy === 'mirrored') throw new FlagError('the mirrored strategy is not implemented yet (see the README status); use --strategy ps');
+  if (strategy !== 'ps') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
+  const job = v.job ?? 'local';
+  const shard = intFlag('ps-shard', v['ps-shard'], 0);
+  const psShards = intFlag('ps-shards', v['ps-shards'], 1, 1);
+  if (shard >= psShards) throw new FlagError(`--ps-shard ${shard} must be below --ps-shards ${psShards}`);
+  const optimizerName = v.optimizer ?? 'adam';
+  if (!['adam', 'adagrad', 'sgd'].includes(optimizerName)) throw new FlagError(`--optimizer must be adam, adagrad or sgd, got '${optimizerName}'`);
+  const staleness = v.staleness ?? 'none';
+  try {
+    parseStaleness(staleness);
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
+  const seed = intFlag('seed', v.seed, 42);
+  const log = actorLog(`aggregator ${shard}/${psShards}`);
+  const conn = await connectActor(v, { name: `aggregator-${shard}`, startLocalServer: true, log });
+  const data = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], 1, 1) });
+  log(`job ${job}: waiting for a data shard (start one with \`npx nx serve data-shard -- --job ${job}\`) …`);
+  const info = await data.waitForInfo(600_000, (n) => {
+    if (n % 20 === 0) log(`still waiting for a data shard of job ${job} …`);
+  });
+  const config: JobConfig = {
+    job,
+    strategy: 'ps',
+    model: v.model ?? 'mf',
+    hyper: { numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, dim: intFlag('dim', v.dim, 32, 1), initStd: numberFlag('init-std', v['init-std'], 0.1, { min: 0 }) },
+    optimizer: { name: optimizerName as JobConfig['optimizer']['name'], lr: numberFlag('lr', v.lr, 0.01, { min: 0 }), l2: numberFlag('l2', v.l2, 1e-4, { min: 0 }), ...(v.momentum !== undefined ? { momentum: numberFlag('momentum', v.momentum, 0, { min: 0 }) } : {}) },
+    psShards,
+    staleness,
+    seed,
+  };
+  const model = createModel(config.model, config.hyper);
+  const ps = new ParameterShard({ model, shard, of: psShards, seed, optimizer: config.optimizer, staleness: parseStaleness(staleness) });
+  const subs = servePsShard(conn.nc, job, ps);
+  // Every shard answers config requests (queue group): they all hold the same configuration.
+  subs.push(serveJobConfig(conn.nc, config));
+  log(`job ${job}: parameter shard ${shard}/${psShards} of ${config.model} (${info.numUsers} users × ${info.numItems} items) ready`);
+  exitOnSignals(conn, () => subs.forEach((s) => s.unsubscribe()));
+  let last = -1;
+  setInterval(() => {
+    const s = ps.stats;
+    if (s.pushes !== last) log(`version ${s.version}: ${s.pushes} pushes applied, ${s.dropped} dropped`);
+    last = s.pushes;
+  }, 5_000).unref();
+});

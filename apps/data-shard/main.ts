@@ -1,0 +1,41 @@
+// npx nx serve data-shard -- --shard 0 --of 2 --dataset synthetic:small [--job local] …
+import { parseArgs } from 'node:util';
+import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
+import { loadJobDataset, serveDataShard } from '@actorflow/feed';
+
+const usage = `Usage: npx nx serve data-shard -- [options]
+  --job ID            job id (default local)
+  --shard I --of K    this process serves partition I of K (default 0 of 1)
+  --dataset SPEC      synthetic:tiny|small|medium|ml20m or a ratings file (default synthetic:small)
+  --split SPEC        random:0.1 (default), user:10, loo, …
+  --seed N            data, split and shuffling seed (default 42)
+  --epochs N          epochs to serve (default 10)
+  --batch-size B      batch size (default 1024)
+${busFlagsHelp}`;
+
+await runActor('data-shard', usage, async () => {
+  const { values: v } = parseArgs({
+    options: { job: { type: 'string' }, shard: { type: 'string' }, of: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, seed: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions },
+  });
+  if (v.help === true) {
+    console.log(usage);
+    return;
+  }
+  const job = v.job ?? 'local';
+  const shard = intFlag('shard', v.shard, 0);
+  const of = intFlag('of', v.of, 1, 1);
+  if (shard >= of) throw new FlagError(`--shard ${shard} must be below --of ${of}`);
+  const seed = intFlag('seed', v.seed, 42);
+  const epochs = intFlag('epochs', v.epochs, 10, 1);
+  const batchSize = intFlag('batch-size', v['batch-size'], 1024, 1);
+  const log = actorLog(`data-shard ${shard}/${of}`);
+  const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed }, log);
+  const conn = await connectActor(v, { name: `data-shard-${shard}`, log });
+  const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log });
+  log(`job ${job}: serving ${service.partition.length} of ${dataset.train.length} training ratings (${dataset.numUsers} users, ${dataset.numItems} items), ${epochs} epoch(s)`);
+  exitOnSignals(conn, () => service.stop());
+  setInterval(() => {
+    const s = service.stats();
+    log(`served ${s.served} batches${s.done ? ' (all epochs served)' : `, epoch ${s.epoch + 1}/${epochs}`}`);
+  }, 10_000).unref();
+});

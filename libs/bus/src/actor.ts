@@ -1,0 +1,96 @@
+// What every actor process does around its work: connect from flags/env (optionally starting a
+// local nats-server when none is reachable), log to stderr with its name, and shut down cleanly on
+// SIGINT/SIGTERM (close the NATS connection, run the actor's cleanup, exit 0).
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from './connect.ts';
+import { BusError } from './errors.ts';
+import { busOptionsFrom, DEFAULT_SERVER } from './options.ts';
+import { NatsServer } from './server.ts';
+
+export interface ActorConnection {
+  readonly nc: NatsConnection;
+  /** Set when this process started the server (it stops with the process). */
+  readonly server?: NatsServer;
+}
+
+export function actorLog(name: string): (line: string) => void {
+  return (line) => process.stderr.write(`[${name}] ${line}\n`);
+}
+
+/**
+ * Connects as flags and NATS_* say. With `startLocalServer`, when no server was named and nothing
+ * answers on the default address, starts nats-server on 127.0.0.1:4222 so a person can run the
+ * actors one by one in a few terminals.
+ */
+export async function connectActor(
+  flags: Readonly<Record<string, string | boolean | undefined>>,
+  o: { readonly name: string; readonly startLocalServer?: boolean; readonly log: (line: string) => void },
+): Promise<ActorConnection> {
+  const opts = busOptionsFrom(flags, process.env);
+  const named = flags['nats-url'] !== undefined || (process.env.NATS_URL ?? '') !== '';
+  try {
+    return { nc: await connect({ ...opts, name: opts.name ?? o.name, reconnect: opts.reconnect, maxReconnectAttempts: opts.maxReconnectAttempts }) };
+  } catch (err) {
+    if (named || o.startLocalServer !== true) {
+      throw new BusError(`${(err as Error).message}. Start a NATS server (or \`npx nx serve aggregator\`, which starts one) or point --nats-url / NATS_URL at one.`);
+    }
+  }
+  o.log(`no NATS server answers on ${DEFAULT_SERVER}: starting a local nats-server there`);
+  const server = await NatsServer.start({ port: 4222 });
+  return { nc: await connect({ ...opts, servers: [server.url], name: o.name }), server };
+}
+
+/** Runs `cleanup`, closes the connection and stops a local server on SIGINT/SIGTERM, then exits 0. */
+export function exitOnSignals(conn: ActorConnection, cleanup: () => void | Promise<void> = () => undefined): void {
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await cleanup();
+      await conn.nc.drain().catch(() => conn.nc.close());
+      await conn.server?.stop();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+/** A bad command-line flag: actors print it with their usage and exit 2. */
+export class FlagError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlagError';
+  }
+}
+
+/** A numeric flag (integer when `integer`), at least `min`; absent → fallback. */
+export function numberFlag(name: string, raw: string | undefined, fallback: number, o: { min?: number; integer?: boolean } = {}): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  const min = o.min ?? Number.NEGATIVE_INFINITY;
+  if (!Number.isFinite(n) || n < min || (o.integer === true && !Number.isInteger(n))) {
+    throw new FlagError(`--${name} must be ${o.integer === true ? 'an integer' : 'a number'}${Number.isFinite(min) ? ` >= ${min}` : ''}, got '${raw}'`);
+  }
+  return n;
+}
+
+export function intFlag(name: string, raw: string | undefined, fallback: number, min = 0): number {
+  return numberFlag(name, raw, fallback, { min, integer: true });
+}
+
+/** Runs an actor's main: usage errors exit 2, other failures exit 1, both with one clear line. */
+export async function runActor(name: string, usage: string, main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (err) {
+    if (err instanceof FlagError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      process.stderr.write(`${name}: ${(err as Error).message}\n${usage}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`[${name}] fatal: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
