@@ -13,8 +13,8 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --ps-shard I            this aggregator's parameter shard (default 0)
   --ps-shards K           parameter shards in the job (default 1)
   --data-shards K         data shards to expect (default 1)
-  --model NAME            model (default mf); --dim D (default 32), --init-std S (default 0.1)
-  --optimizer NAME        adam (default), adagrad or sgd; --lr (default 0.01), --l2 (default 1e-4), --momentum
+  --model NAME            model (default mf); --dim D (default 16), --init-std S (default 0.1)
+  --optimizer NAME        adam (default), adagrad or sgd; --lr (default 0.01), --l2 (default 2e-4), --momentum
   --staleness POLICY      none (default), scale, drop:N
   --seed N                initialisation seed (default 42)
   --world-size N          accepted for launcher symmetry (ps needs no world size)
@@ -59,8 +59,8 @@ await runActor('aggregator', usage, async () => {
     job,
     strategy: 'ps',
     model: v.model ?? 'mf',
-    hyper: { numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, dim: intFlag('dim', v.dim, 32, 1), initStd: numberFlag('init-std', v['init-std'], 0.1, { min: 0 }) },
-    optimizer: { name: optimizerName as JobConfig['optimizer']['name'], lr: numberFlag('lr', v.lr, 0.01, { min: 0 }), l2: numberFlag('l2', v.l2, 1e-4, { min: 0 }), ...(v.momentum !== undefined ? { momentum: numberFlag('momentum', v.momentum, 0, { min: 0 }) } : {}) },
+    hyper: { numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, dim: intFlag('dim', v.dim, 16, 1), initStd: numberFlag('init-std', v['init-std'], 0.1, { min: 0 }) },
+    optimizer: { name: optimizerName as JobConfig['optimizer']['name'], lr: numberFlag('lr', v.lr, 0.01, { min: 0 }), l2: numberFlag('l2', v.l2, 2e-4, { min: 0 }), ...(v.momentum !== undefined ? { momentum: numberFlag('momentum', v.momentum, 0, { min: 0 }) } : {}) },
     psShards,
     staleness,
     seed,

@@ -1,0 +1,103 @@
+// The launcher's live view of a job, fed by `train.loss` and `train.eval`. Prints one line per
+// interval (not per step: a job can run hundreds of steps a second), so it reads the same in a
+// terminal, a CI log or a file.
+import type { JobPlan } from './flags.ts';
+
+interface RankState {
+  step: number;
+  epoch: number;
+  loss: number;
+  examplesPerSec: number;
+  done: boolean;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+export class Progress {
+  readonly #plan: JobPlan;
+  readonly #log: (line: string) => void;
+  readonly #ranks = new Map<number, RankState>();
+  readonly #started = Date.now();
+  #lastPrint = 0;
+  #totalSteps: number | undefined;
+  #backend: string | undefined;
+  #lastEval: Record<string, number> | undefined;
+  readonly #intervalMs: number;
+
+  constructor(plan: JobPlan, log: (line: string) => void, intervalMs = 2000) {
+    this.#plan = plan;
+    this.#log = log;
+    this.#intervalMs = intervalMs;
+  }
+
+  get maxStep(): number {
+    let max = 0;
+    for (const r of this.#ranks.values()) max = Math.max(max, r.step);
+    return max;
+  }
+
+  setDataInfo(info: Record<string, unknown>): void {
+    const rows = num(info.trainRows);
+    if (rows === undefined) return;
+    const perStep = this.#plan.strategy === 'mirrored' ? this.#plan.batchSize * this.#plan.trainers : this.#plan.batchSize;
+    // Steps per rank in mirrored; total pushes over all trainers in ps.
+    this.#totalSteps = Math.ceil(rows / perStep) * this.#plan.epochs;
+  }
+
+  onLoss(msg: unknown): void {
+    if (!isRecord(msg) || msg.job !== this.#plan.job) return;
+    const rank = num(msg.rank);
+    if (rank === undefined) return;
+    this.#ranks.set(rank, {
+      step: num(msg.step) ?? 0,
+      epoch: num(msg.epoch) ?? 0,
+      loss: num(msg.loss) ?? Number.NaN,
+      examplesPerSec: num(msg.examplesPerSec) ?? 0,
+      done: msg.done === true,
+    });
+    if (typeof msg.backend === 'string') this.#backend = msg.backend;
+    const now = Date.now();
+    if (now - this.#lastPrint >= this.#intervalMs) {
+      this.#lastPrint = now;
+      this.#log(this.line());
+    }
+  }
+
+  onEval(msg: unknown): void {
+    if (!isRecord(msg) || msg.job !== this.#plan.job || !isRecord(msg.metrics)) return;
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(msg.metrics)) if (typeof v === 'number') metrics[k] = v;
+    this.#lastEval = metrics;
+    this.#log(`eval @ step ${String(msg.step)}: ${formatMetrics(metrics)}`);
+  }
+
+  line(): string {
+    const ranks = [...this.#ranks.entries()].sort((a, b) => a[0] - b[0]);
+    const steps = this.#plan.strategy === 'ps' ? ranks.reduce((s, [, r]) => s + r.step, 0) : this.maxStep;
+    const pct = this.#totalSteps !== undefined ? ` (${Math.min(100, (100 * steps) / this.#totalSteps).toFixed(0)} %)` : '';
+    const meanLoss = ranks.length > 0 ? ranks.reduce((s, [, r]) => s + r.loss, 0) / ranks.length : Number.NaN;
+    const rate = ranks.reduce((s, [, r]) => s + r.examplesPerSec, 0);
+    const epoch = ranks.length > 0 ? Math.max(...ranks.map(([, r]) => r.epoch)) : 0;
+    const secs = ((Date.now() - this.#started) / 1000).toFixed(0);
+    const evalPart = this.#lastEval !== undefined ? ` | last eval ${formatMetrics(this.#lastEval)}` : '';
+    return `[${secs}s] step ${steps}${this.#totalSteps !== undefined ? `/${this.#totalSteps}` : ''}${pct} epoch ${epoch} ` +
+      `loss ${meanLoss.toFixed(4)} ${Math.round(rate)} ex/s over ${ranks.length} rank(s)` +
+      `${this.#backend !== undefined ? ` [${this.#backend}]` : ''}${evalPart}`;
+  }
+
+  finish(): void {
+    if (this.#ranks.size > 0) this.#log(this.line());
+  }
+}
+
+export function formatMetrics(metrics: Readonly<Record<string, number>>): string {
+  return Object.entries(metrics)
+    .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+    .join(', ');
+}

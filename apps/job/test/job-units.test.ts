@@ -1,0 +1,63 @@
+import t from 'tap';
+import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
+import { Progress, formatMetrics } from '../src/progress.ts';
+import { ActorFailedError, Supervisor } from '../src/supervisor.ts';
+
+t.test('flags: defaults, pass-through model flags, and clear errors', async (t) => {
+  const plan = parseJobFlags(['--job', 'j1', '--model-flag', 'lr=0.02', '--epochs', '3'], {}) as JobPlan;
+  t.equal(plan.strategy, 'ps');
+  t.equal(plan.trainers, 2);
+  t.equal(plan.epochs, 3);
+  t.same(plan.modelFlags, ['--lr', '0.02']);
+  t.equal(plan.out, 'out/j1');
+  t.equal(plan.natsUrl, undefined);
+  t.equal((parseJobFlags([], { NATS_URL: 'nats://x:1' }) as JobPlan).natsUrl, 'nats://x:1');
+  t.match((parseJobFlags([], {}) as JobPlan).job, /^job-\d+$/);
+  t.equal(parseJobFlags(['--help'], {}), 'help');
+  t.throws(() => parseJobFlags(['--bogus'], {}), JobFlagError);
+  t.throws(() => parseJobFlags(['--job', 'a.b'], {}), /NATS subject token/);
+  t.throws(() => parseJobFlags(['--model-flag', 'lr'], {}), /FLAG=VALUE/);
+  t.throws(() => parseJobFlags(['--strategy', 'nope'], {}), /must be ps or mirrored/);
+  t.throws(() => parseJobFlags(['--eval-every=-1'], {}), /non-negative/);
+});
+
+t.test('progress lines summarise ranks and evals of this job only', async (t) => {
+  const lines: string[] = [];
+  const plan = parseJobFlags(['--job', 'p1', '--batch-size', '10', '--epochs', '2'], {}) as JobPlan;
+  const p = new Progress(plan, (l) => lines.push(l), 0);
+  p.setDataInfo({ trainRows: 100 });
+  p.onLoss({ job: 'p1', rank: 0, step: 5, epoch: 0, loss: 0.5, examplesPerSec: 100, backend: 'wasm' });
+  p.onLoss({ job: 'other', rank: 1, step: 50, epoch: 0, loss: 9, examplesPerSec: 1 });
+  p.onLoss({ job: 'p1', rank: 1, step: 5, epoch: 1, loss: 0.7, examplesPerSec: 50 });
+  p.onLoss('garbage');
+  p.onEval({ job: 'p1', step: 10, metrics: { rmse: 0.9, bad: 'x' } });
+  p.onEval({ job: 'other', step: 10, metrics: { rmse: 0.1 } });
+  p.finish();
+  t.equal(p.maxStep, 5);
+  t.match(lines.at(-2) ?? '', /eval @ step 10: rmse 0\.9000/);
+  t.match(lines.at(-1) ?? '', /step 10\/20 \(50 %\) epoch 1 loss 0\.6000 150 ex\/s over 2 rank\(s\) \[wasm\] \| last eval rmse 0\.9000/);
+  t.equal(formatMetrics({ a: 1 }), 'a 1.0000');
+});
+
+t.test('supervisor: a worker that fails fails the job with its last output; stopAll stops services', async (t) => {
+  const dir = t.testdir({
+    'ok.ts': 'console.log("fine")',
+    'bad.ts': 'console.error("something broke"); process.exit(3)',
+    'service.ts': 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0));',
+  });
+  const sup = new Supervisor({ root: dir, env: {}, logDir: `${dir}/logs` });
+  sup.start({ name: 'svc', entry: 'service.ts', args: [], role: 'service' });
+  sup.start({ name: 'w-ok', entry: 'ok.ts', args: [], role: 'worker' });
+  t.throws(() => sup.start({ name: 'w-ok', entry: 'ok.ts', args: [], role: 'worker' }), /already running/);
+  sup.start({ name: 'w-bad', entry: 'bad.ts', args: [], role: 'worker' });
+  await t.rejects(sup.waitForWorkers(), ActorFailedError);
+  await t.rejects(sup.failed(), /actor w-bad exited with code 3[\s\S]*something broke/);
+  await sup.stopAll(2000);
+
+  const good = new Supervisor({ root: dir, env: {} });
+  good.start({ name: 'svc', entry: 'service.ts', args: [], role: 'service' });
+  good.start({ name: 'w', entry: 'ok.ts', args: [], role: 'worker' });
+  await good.waitForWorkers();
+  await good.stopAll(2000);
+  t.pass('workers done, services stopped without counting as failures');
+});

@@ -1,0 +1,56 @@
+// End to end, as a user runs it: the job launcher starts a real nats-server, 2 data shards,
+// 2 parameter-server aggregators, 2 trainers and the evaluator as separate processes. The
+// asynchronous result must reach the single-process RMSE on the same split within 0.01.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { selectBackend } from '@actorflow/engine';
+import { loadJobDataset } from '@actorflow/feed';
+import { BiasedMF } from '@actorflow/models';
+import { trainLocal } from '@actorflow/strategies';
+
+const root = resolve(import.meta.dirname, '..');
+const runJob = (args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 240_000, env: { ...process.env, NATS_URL: '' } });
+
+t.test('ps job: 2 shards + 2 aggregators + 2 trainers + evaluator reach the single-process RMSE', async (t) => {
+  const out = join(tmpdir(), `actorflow-job-${process.pid}`);
+  const run = runJob(['--job', 'e2e-ps', '--strategy', 'ps', '--trainers', '2', '--data-shards', '2', '--ps-shards', '2', '--epochs', '8', '--out', out]);
+  t.equal(run.status, 0, run.stderr.slice(-2000));
+  t.match(run.stdout, /step \d+\/\d+ \(\d+ %\)/, 'shows progress');
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: { rmse: number }; noiseFloorRmse: number };
+  t.ok(existsSync(join(out, 'model', 'params.bin')), 'trained model saved');
+  t.ok(existsSync(join(out, 'eval.jsonl')), 'eval history kept');
+  t.ok(existsSync(join(out, 'logs', 'trainer-1.log')), 'actor logs kept');
+
+  // The single-process reference on the same data and hyper-parameters.
+  const data = await loadJobDataset({ source: 'synthetic:small', seed: 42 });
+  const engine = await selectBackend({ backend: 'wasm' });
+  const local = trainLocal({
+    engine,
+    model: new BiasedMF({ numUsers: data.numUsers, numItems: data.numItems, dim: 16, initStd: 0.1, globalMean: data.globalMean }),
+    train: data.train,
+    test: data.test,
+    batchSize: 1024,
+    epochs: 8,
+    seed: 42,
+    optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 },
+  });
+  const diff = Math.abs(metrics.metrics.rmse - (local.metrics?.rmse ?? Number.NaN));
+  t.ok(diff < 0.01, `job RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.metrics?.rmse.toFixed(4)} (|Δ| ${diff.toFixed(4)})`);
+});
+
+t.test('a failing actor fails the job with its name and last words; bad flags are usage errors', async (t) => {
+  const bad = runJob(['--job', 'e2e-bad', '--dataset', '/nonexistent/ratings.csv', '--out', join(tmpdir(), `actorflow-bad-${process.pid}`)]);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /job failed: actor data-shard-\d exited with code 1/);
+  t.match(bad.stderr, /no such file: \/nonexistent\/ratings\.csv/);
+  const usage = runJob(['--trainers', 'two']);
+  t.equal(usage.status, 2);
+  t.match(usage.stderr, /--trainers must be a positive integer, got 'two'/);
+  const mirrored = runJob(['--strategy', 'mirrored']);
+  t.equal(mirrored.status, 2);
+  t.match(mirrored.stderr, /not implemented yet/);
+});
