@@ -1,0 +1,44 @@
+import t from 'tap';
+import { NatsServer, connect } from '@actorflow/bus';
+import { CollectiveTimeoutError, ProcessGroup, RendezvousError } from '../mod.ts';
+
+t.test('rendezvous, all-gather, all-reduce in rank order, broadcast, barrier; large tensors chunk', async (t) => {
+  const server = await NatsServer.start({ maxPayload: 32 * 1024 });
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(() => nc.close());
+  // Rank 2 starts first: rendezvous must wait for the others.
+  const late = [2, 0, 1].map((rank, k) => new Promise<ProcessGroup>((r) => setTimeout(() => r(ProcessGroup.init({ nc, job: 'g', worldSize: 3, rank, timeoutMs: 5000 })), k * 100)).then((p) => p));
+  const byStart = await Promise.all(late);
+  const g = [byStart[1], byStart[2], byStart[0]];
+  const gathered = await Promise.all(g.map((p) => p.allGather(new Uint8Array([p.rank, p.rank]))));
+  t.same(gathered[2].map((b) => [...b]), [[0, 0], [1, 1], [2, 2]]);
+  const big = 300_000;
+  const sums = await Promise.all(g.map((p) => p.allReduce(new Float32Array(big).fill(p.rank + 0.5))));
+  t.equal(sums[1].length, big);
+  t.equal(sums[1][12345], 0.5 + 1.5 + 2.5);
+  t.same(sums[0], sums[2], 'identical on every rank');
+  const b = await Promise.all(g.map((p) => p.broadcast(new Uint8Array([9, p.rank]), 1)));
+  t.ok(b.every((x) => x[0] === 9 && x[1] === 1));
+  await Promise.all(g.map((p) => p.barrier()));
+  await t.rejects(Promise.all(g.map((p) => p.allReduce(new Float32Array(p.rank + 1)))), /different lengths/);
+  for (const p of g) p.destroy();
+});
+
+t.test('bad arguments, a missing rank at rendezvous, a silent rank later', async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(() => nc.close());
+  await t.rejects(ProcessGroup.init({ nc, job: 'b', worldSize: 2, rank: 2 }), RendezvousError);
+  await t.rejects(ProcessGroup.init({ nc, job: 'b', worldSize: 0, rank: 0 }), /world size/);
+  await t.rejects(ProcessGroup.init({ nc, job: 'alone', worldSize: 2, rank: 0, timeoutMs: 300 }), /rank\(s\) 1 sent nothing/);
+  await t.rejects(ProcessGroup.init({ nc, job: 'orphan', worldSize: 2, rank: 1, timeoutMs: 300 }), CollectiveTimeoutError);
+  const [a, b] = await Promise.all([0, 1].map((rank) => ProcessGroup.init({ nc, job: 's', worldSize: 2, rank, timeoutMs: 300 })));
+  await t.rejects(a.barrier(), /barrier #1: rank\(s\) 1 sent nothing/);
+  // b's first collective is the same #1 that rank 0 already declared failed.
+  await t.rejects(b.allGather(new Uint8Array(1)), /#1: rank\(s\) 1 sent nothing/);
+  await t.rejects(b.allGather(new Uint8Array(1)), /rank\(s\) 0 sent nothing/);
+  a.destroy();
+  b.destroy();
+});

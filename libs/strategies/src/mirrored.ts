@@ -1,0 +1,115 @@
+// The synchronous mirrored strategy: every rank holds a full replica; each step the ranks'
+// gradients are gathered through the process group, weighted by their example counts, summed in
+// rank order and applied identically everywhere — so N ranks × batch B equal one process with
+// batch N·B, and a run is reproducible bit for bit.
+//
+// Uneven data never hangs: a rank that has run out keeps taking part with an empty contribution
+// (count 0, like torch's Join), and the loop ends on every rank at the first step whose total
+// count is 0. A silent rank makes the collective fail on every rank with an error naming it.
+import type { ProcessGroup } from '@actorflow/collectives';
+import type { Engine } from '@actorflow/engine';
+import type { RatingsBatch } from '@actorflow/data';
+import { addSparse, type OptimizerConfig, type SparseGradient } from '@actorflow/embeddings';
+import type { TrainableModel } from '@actorflow/models';
+import { decodeMsg, encodeMsg } from '@actorflow/protocol';
+import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
+
+interface Contribution {
+  count: number;
+  loss: number;
+  dense: Record<string, Float32Array>;
+  sparse: Record<string, SparseGradient>;
+}
+
+export interface MirroredStep {
+  readonly step: number;
+  readonly loss: number;
+  /** Examples over all ranks in this step. */
+  readonly examples: number;
+  /** This rank's examples. */
+  readonly localExamples: number;
+  readonly timing: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number };
+}
+
+function scaled(v: Float32Array, s: number): Float32Array {
+  return v.map((x) => Math.fround(x * s));
+}
+
+/** Rank 0's parameters on every rank (so ranks agree even if their seeds or code differ). */
+export async function broadcastParams(pg: ProcessGroup, params: ParamStore): Promise<void> {
+  const mine = pg.rank === 0 ? encodeMsg({ tables: Object.fromEntries(Object.entries(params.tables).map(([k, t]) => [k, t.data])), dense: params.dense }) : new Uint8Array(0);
+  const got = decodeMsg(await pg.broadcast(mine, 0)) as { tables: Record<string, Float32Array>; dense: Record<string, Float32Array> };
+  for (const [k, data] of Object.entries(got.tables)) params.tables[k].data.set(data);
+  for (const [k, v] of Object.entries(got.dense)) params.dense[k].set(v);
+}
+
+export async function runMirroredTrainer(o: {
+  readonly pg: ProcessGroup;
+  readonly engine: Engine;
+  readonly model: TrainableModel<RatingsBatch>;
+  readonly data: AsyncIterable<RatingsBatch> | Iterable<RatingsBatch>;
+  readonly optimizer: OptimizerConfig;
+  readonly seed: number;
+  readonly onStep?: (s: MirroredStep) => void;
+}): Promise<{ params: ParamStore; steps: number }> {
+  const params = initParams(o.model, o.seed);
+  await broadcastParams(o.pg, params);
+  const optimizer = createOptimizer(o.optimizer);
+  const it = Symbol.asyncIterator in o.data ? (o.data as AsyncIterable<RatingsBatch>)[Symbol.asyncIterator]() : (o.data as Iterable<RatingsBatch>)[Symbol.iterator]();
+  let exhausted = false;
+  let step = 0;
+  for (;;) {
+    const t0 = performance.now();
+    let mine: Contribution = { count: 0, loss: 0, dense: {}, sparse: {} };
+    if (!exhausted) {
+      const next = await it.next();
+      if (next.done === true) exhausted = true;
+      else {
+        const batch = next.value;
+        const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch)));
+        // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
+        mine = {
+          count: r.count,
+          loss: r.loss,
+          dense: Object.fromEntries(Object.entries(r.dense).map(([k, v]) => [k, scaled(v, r.count)])),
+          sparse: Object.fromEntries(Object.entries(r.sparse).map(([k, g]) => [k, { rows: g.rows, values: scaled(g.values, r.count) }])),
+        };
+      }
+    }
+    const t1 = performance.now();
+    const payload = encodeMsg(mine);
+    const t2 = performance.now();
+    const parts = await o.pg.allGather(payload, 'gradients');
+    const t3 = performance.now();
+    const all = parts.map((p) => decodeMsg(p) as Contribution);
+    const total = all.reduce((s, c) => s + c.count, 0);
+    if (total === 0) break;
+    // Sum in rank order, then divide by the total count.
+    const dense: Record<string, Float32Array> = {};
+    const sparse: Record<string, SparseGradient> = {};
+    for (const c of all) {
+      for (const [k, v] of Object.entries(c.dense)) {
+        const acc = (dense[k] ??= new Float32Array(v.length));
+        for (let i = 0; i < v.length; i++) acc[i] = Math.fround(acc[i] + v[i]);
+      }
+      for (const [k, g] of Object.entries(c.sparse)) {
+        const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
+        sparse[k] = addSparse(sparse[k] ?? { rows: new Int32Array(0), values: new Float32Array(0) }, g, dim);
+      }
+    }
+    const inv = 1 / total;
+    for (const k of Object.keys(dense)) dense[k] = scaled(dense[k], inv);
+    for (const k of Object.keys(sparse)) sparse[k] = { rows: sparse[k].rows, values: scaled(sparse[k].values, inv) };
+    applyStep(params, optimizer, { dense, sparse });
+    step++;
+    const t4 = performance.now();
+    o.onStep?.({
+      step,
+      loss: all.reduce((s, c) => s + c.loss * c.count, 0) / total,
+      examples: total,
+      localExamples: mine.count,
+      timing: { computeMs: t1 - t0 + (t4 - t3), serdeMs: t2 - t1, waitMs: t3 - t2 },
+    });
+  }
+  return { params, steps: step };
+}
