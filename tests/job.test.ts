@@ -42,6 +42,28 @@ t.test('ps job: 2 shards + 2 aggregators + 2 trainers + evaluator reach the sing
   t.ok(diff < 0.01, `job RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.metrics?.rmse.toFixed(4)} (|Δ| ${diff.toFixed(4)})`);
 });
 
+t.test('mirrored job: 2 ranks as separate processes reach the single-process RMSE within 0.005', async (t) => {
+  const out = join(tmpdir(), `actorflow-mirrored-${process.pid}`);
+  const run = runJob(['--job', 'e2e-mirrored', '--strategy', 'mirrored', '--trainers', '2', '--epochs', '8', '--batch-size', '512', '--out', out]);
+  t.equal(run.status, 0, run.stderr.slice(-2000));
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: { rmse: number } };
+  t.ok(existsSync(join(out, 'model', 'params.bin')), 'trained model saved');
+  const data = await loadJobDataset({ source: 'synthetic:small', seed: 42 });
+  const engine = await selectBackend({ backend: 'wasm' });
+  const local = trainLocal({
+    engine,
+    model: new BiasedMF({ numUsers: data.numUsers, numItems: data.numItems, dim: 16, initStd: 0.1, globalMean: data.globalMean }),
+    train: data.train,
+    test: data.test,
+    batchSize: 1024, // = 2 ranks × 512: the same global batches
+    epochs: 8,
+    seed: 42,
+    optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 },
+  });
+  const diff = Math.abs(metrics.metrics.rmse - (local.metrics?.rmse ?? Number.NaN));
+  t.ok(diff < 0.005, `mirrored RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.metrics?.rmse.toFixed(4)} (|Δ| ${diff.toExponential(2)})`);
+});
+
 t.test('a failing actor fails the job with its name and last words; bad flags are usage errors', async (t) => {
   const bad = runJob(['--job', 'e2e-bad', '--dataset', '/nonexistent/ratings.csv', '--out', join(tmpdir(), `actorflow-bad-${process.pid}`)]);
   t.equal(bad.status, 1);
@@ -50,7 +72,7 @@ t.test('a failing actor fails the job with its name and last words; bad flags ar
   const usage = runJob(['--trainers', 'two']);
   t.equal(usage.status, 2);
   t.match(usage.stderr, /--trainers must be a positive integer, got 'two'/);
-  const mirrored = runJob(['--strategy', 'mirrored']);
-  t.equal(mirrored.status, 2);
-  t.match(mirrored.stderr, /not implemented yet/);
+  const strategy = runJob(['--strategy', 'hogwild']);
+  t.equal(strategy.status, 2);
+  t.match(strategy.stderr, /--strategy must be ps or mirrored/);
 });

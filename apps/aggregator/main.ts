@@ -1,15 +1,18 @@
 // npx nx serve aggregator [-- --ps-shard 0 --ps-shards 2 --model mf --dim 32 --lr 0.01 …]
-// Owns the job configuration (answers <job>.ctl.config) and, in ps mode, holds one shard of the
-// parameters. With no NATS_URL and nothing on the default address, it starts a local nats-server.
+// Owns the job configuration (answers <job>.ctl.config), holds one shard of the parameters for
+// ps trainers, and keeps the latest snapshot mirrored rank 0 sends (<job>.ctl.checkpoint in,
+// <job>.ctl.snapshot out) — so `nx serve aggregator` with no flags serves either strategy.
+// With no NATS_URL and nothing on the default address, it starts a local nats-server.
 import { parseArgs } from 'node:util';
-import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, numberFlag, runActor } from '@actorflow/bus';
+import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, HandlerError, intFlag, numberFlag, runActor, serveLarge } from '@actorflow/bus';
+import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel } from '@actorflow/models';
 import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
   --job ID                job id (default local)
-  --strategy ps           training strategy (ps; mirrored is not implemented yet)
+  --strategy ps|mirrored  the default strategy reported in the config (both are served)
   --ps-shard I            this aggregator's parameter shard (default 0)
   --ps-shards K           parameter shards in the job (default 1)
   --data-shards K         data shards to expect (default 1)
@@ -17,7 +20,7 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --optimizer NAME        adam (default), adagrad or sgd; --lr (default 0.01), --l2 (default 2e-4), --momentum
   --staleness POLICY      none (default), scale, drop:N
   --seed N                initialisation seed (default 42)
-  --world-size N          accepted for launcher symmetry (ps needs no world size)
+  --world-size N          ranks of a mirrored job (default 1; trainers may override)
 ${busFlagsHelp}`;
 
 await runActor('aggregator', usage, async () => {
@@ -33,8 +36,7 @@ await runActor('aggregator', usage, async () => {
     return;
   }
   const strategy = v.strategy ?? 'ps';
-  if (strategy === 'mirrored') throw new FlagError('the mirrored strategy is not implemented yet (see the README status); use --strategy ps');
-  if (strategy !== 'ps') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
+  if (strategy !== 'ps' && strategy !== 'mirrored') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   const job = v.job ?? 'local';
   const shard = intFlag('ps-shard', v['ps-shard'], 0);
   const psShards = intFlag('ps-shards', v['ps-shards'], 1, 1);
@@ -57,7 +59,8 @@ await runActor('aggregator', usage, async () => {
   });
   const config: JobConfig = {
     job,
-    strategy: 'ps',
+    strategy,
+    worldSize: intFlag('world-size', v['world-size'], 1, 1),
     model: v.model ?? 'mf',
     hyper: { numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, dim: intFlag('dim', v.dim, 16, 1), initStd: numberFlag('init-std', v['init-std'], 0.1, { min: 0 }) },
     optimizer: { name: optimizerName as JobConfig['optimizer']['name'], lr: numberFlag('lr', v.lr, 0.01, { min: 0 }), l2: numberFlag('l2', v.l2, 2e-4, { min: 0 }), ...(v.momentum !== undefined ? { momentum: numberFlag('momentum', v.momentum, 0, { min: 0 }) } : {}) },
@@ -70,7 +73,23 @@ await runActor('aggregator', usage, async () => {
   const subs = servePsShard(conn.nc, job, ps);
   // Every shard answers config requests (queue group): they all hold the same configuration.
   subs.push(serveJobConfig(conn.nc, config));
-  log(`job ${job}: parameter shard ${shard}/${psShards} of ${config.model} (${info.numUsers} users × ${info.numItems} items) ready`);
+  if (shard === 0) {
+    // Mirrored: rank 0 checkpoints here; the evaluator and the launcher read the latest.
+    let latest: Uint8Array | undefined;
+    subs.push(
+      serveLarge(conn.nc, subjects.ctl(job, 'checkpoint'), (payload) => {
+        const snap = snapshotCodec.decode(payload);
+        latest = payload;
+        log(`mirrored snapshot of step ${snap.step} stored`);
+        return new Uint8Array(0);
+      }),
+      serveLarge(conn.nc, subjects.ctl(job, 'snapshot'), () => {
+        if (latest === undefined) throw new HandlerError('NO_SNAPSHOT', 'no mirrored snapshot yet');
+        return latest;
+      }),
+    );
+  }
+  log(`job ${job}: config owner${shard === 0 ? ' and mirrored snapshot store' : ''}, parameter shard ${shard}/${psShards} of ${config.model} (${info.numUsers} users × ${info.numItems} items) ready`);
   exitOnSignals(conn, () => subs.forEach((s) => s.unsubscribe()));
   let last = -1;
   setInterval(() => {

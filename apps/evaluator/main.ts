@@ -4,12 +4,12 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, runActor, serveLarge } from '@actorflow/bus';
+import { RemoteError, actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, requestLarge, runActor, serveLarge } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient, fetchJobConfig } from '@actorflow/feed';
 import type { RatingsBatch } from '@actorflow/data';
 import { createModel, type TrainableModel } from '@actorflow/models';
-import { evalReportCodec, lossReportCodec, monitoringHeaders, subjects, type EvalReport } from '@actorflow/protocol';
+import { evalReportCodec, lossReportCodec, monitoringHeaders, snapshotCodec, subjects, type EvalReport, type Snapshot } from '@actorflow/protocol';
 import { PsClient, evaluate, mergeSnapshots } from '@actorflow/strategies';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 
@@ -42,13 +42,22 @@ await runActor('evaluator', usage, async () => {
   if (v.out !== undefined) mkdirSync(v.out, { recursive: true });
   const hdrs = natsHeaders();
   for (const [k, val] of Object.entries(monitoringHeaders(job))) hdrs.set(k, val);
+  // Mirrored: the replica rank 0 last checkpointed to the aggregator; ps: every parameter shard's rows.
+  const snapshots = async (): Promise<Snapshot[]> => {
+    try {
+      return [snapshotCodec.decode(await requestLarge(conn.nc, subjects.ctl(job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))];
+    } catch (err) {
+      if (!(err instanceof RemoteError && err.code === 'NO_SNAPSHOT') || config.strategy === 'mirrored') throw err;
+      return ps.snapshot();
+    }
+  };
   let latestStep = 0;
   let running: Promise<EvalReport> | undefined;
   const runEval = (final: boolean): Promise<EvalReport> => {
     running ??= (async () => {
       try {
         const step = latestStep;
-        const params = mergeSnapshots(model, config.seed, await ps.snapshot());
+        const params = mergeSnapshots(model, config.seed, await snapshots());
         const metrics = evaluate(engine, model, params, test);
         const report: EvalReport = { job, step, metrics, ts: Date.now(), ...(final ? { final } : {}) };
         conn.nc.publish(subjects.eval, evalReportCodec.encode(report), { headers: hdrs });

@@ -8,25 +8,31 @@ import { DataClient, fetchJobConfig } from '@actorflow/feed';
 import type { RatingsBatch } from '@actorflow/data';
 import { createModel, type TrainableModel } from '@actorflow/models';
 import { lossReportCodec, monitoringHeaders, subjects } from '@actorflow/protocol';
-import { PsClient, runPsTrainer } from '@actorflow/strategies';
+import { ProcessGroup } from '@actorflow/collectives';
+import { PsClient, runMirroredTrainer, runPsTrainer, storeToSnapshot } from '@actorflow/strategies';
+import { requestLarge } from '@actorflow/bus';
+import { snapshotCodec } from '@actorflow/protocol';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 
 const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [options]
   --job ID               job id (default local)
-  --strategy ps          ps (asynchronous parameter server); mirrored is not implemented yet
+  --strategy ps|mirrored ps: asynchronous parameter server; mirrored: synchronous all-reduce (default ps)
   --rank R               this trainer's rank (default 0)
-  --world-size N         trainers in the job (reported only, in ps)
+  --ranks R1,R2,…        mirrored: run several ranks in this process (interoperates with --rank elsewhere)
+  --world-size N         mirrored: ranks in the group (default: the aggregator's --world-size)
+  --collective-timeout S mirrored: seconds a rank may stay silent before the step fails naming it (default 60)
+  --snapshot-every K     mirrored: rank 0 checkpoints to the aggregator every K steps (default 100, and at the end)
   --data-shards K        data shards (default: as the data shards report)
   --backend NAME         tensorflow|wasm|cpu (default: best available)
   --loss-every K         publish train.loss every K steps (default 1)
-  --allreduce, --ps-shards, --collective-timeout   accepted for launcher symmetry
+  --allreduce star       mirrored all-reduce algorithm (star; ring is not built yet); --ps-shards: accepted
 ${busFlagsHelp}`;
 
 await runActor('trainer', usage, async () => {
   const { values: v } = parseArgs({
     options: {
       job: { type: 'string' }, strategy: { type: 'string' }, rank: { type: 'string' }, 'world-size': { type: 'string' }, 'data-shards': { type: 'string' },
-      'ps-shards': { type: 'string' }, backend: { type: 'string' }, 'loss-every': { type: 'string' }, allreduce: { type: 'string' }, 'collective-timeout': { type: 'string' },
+      'ps-shards': { type: 'string' }, backend: { type: 'string' }, 'loss-every': { type: 'string' }, allreduce: { type: 'string' }, 'collective-timeout': { type: 'string' }, ranks: { type: 'string' }, 'snapshot-every': { type: 'string' },
       help: { type: 'boolean' }, ...busFlagOptions,
     },
   });
@@ -35,8 +41,8 @@ await runActor('trainer', usage, async () => {
     return;
   }
   const strategy = v.strategy ?? 'ps';
-  if (strategy === 'mirrored') throw new FlagError('the mirrored strategy is not implemented yet (see the README status); use --strategy ps');
-  if (strategy !== 'ps') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
+  if (strategy !== 'ps' && strategy !== 'mirrored') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
+  if (v.allreduce !== undefined && v.allreduce !== 'star') throw new FlagError(`--allreduce ${v.allreduce} is not built yet; use star`);
   const job = v.job ?? 'local';
   const rank = intFlag('rank', v.rank, 0);
   const lossEvery = intFlag('loss-every', v['loss-every'], 1, 1);
@@ -67,6 +73,56 @@ await runActor('trainer', usage, async () => {
       { headers: hdrs },
     );
   };
+  if (strategy === 'mirrored') {
+    const worldSize = intFlag('world-size', v['world-size'], config.worldSize, 1);
+    const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
+    for (const r of ranks) if (r >= worldSize) throw new FlagError(`rank ${r} is not below --world-size ${worldSize}`);
+    const timeoutMs = intFlag('collective-timeout', v['collective-timeout'], 60, 1) * 1000;
+    const snapshotEvery = intFlag('snapshot-every', v['snapshot-every'], 100, 1);
+    log(`job ${job}: mirrored rank(s) ${ranks.join(',')} of ${worldSize}, ${config.model} on ${engine.name}; waiting for the group …`);
+    await Promise.all(
+      ranks.map(async (r) => {
+        const pg = await ProcessGroup.init({ nc: conn.nc, job, worldSize, rank: r, timeoutMs });
+        const rlog = actorLog(`trainer ${r}`);
+        const batches = (async function* () {
+          for await (const f of feed.distributed(r, worldSize)) yield f.batch;
+        })();
+        let seen = 0;
+        let last = 0;
+        const checkpoint = async (step: number, params: Parameters<typeof storeToSnapshot>[2]): Promise<void> => {
+          await requestLarge(conn.nc, subjects.ctl(job, 'checkpoint'), snapshotCodec.encode(storeToSnapshot(job, step, params)), { timeoutMs: 60_000 });
+        };
+        const res = await runMirroredTrainer({
+          pg,
+          engine,
+          model,
+          data: batches,
+          optimizer: config.optimizer,
+          seed: config.seed,
+          onStep: (s) => {
+            seen += s.examples;
+            if (s.step % lossEvery === 0) {
+              const secs = (performance.now() - started) / 1000;
+              conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: s.step, epoch: 0, loss: s.loss, examples: s.localExamples, examplesPerSec: secs > 0 ? seen / worldSize / secs : 0, strategy, backend: engine.name, ts: Date.now(), timing: s.timing }), { headers: hdrs });
+            }
+            const now = performance.now();
+            if (now - last > 2000) {
+              last = now;
+              rlog(`step ${s.step}, loss ${s.loss.toFixed(4)}, ${Math.round(seen / ((now - started) / 1000))} ex/s over the group`);
+            }
+          },
+          ...(r === 0 ? { onParams: (step: number, params: Parameters<typeof storeToSnapshot>[2]) => (step % snapshotEvery === 0 ? checkpoint(step, params) : undefined) } : {}),
+        });
+        if (r === 0) await checkpoint(res.steps, res.params);
+        conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: res.steps, epoch: 0, loss: Number.NaN, examples: 0, examplesPerSec: 0, strategy, backend: engine.name, ts: Date.now(), done: true }), { headers: hdrs });
+        pg.destroy();
+        rlog(`done: ${res.steps} steps`);
+      }),
+    );
+    await conn.nc.flush();
+    await conn.nc.drain();
+    process.exit(0);
+  }
   log(`job ${job}: training ${config.model} with ps over ${config.psShards} shard(s) on ${engine.name}`);
   const result = await runPsTrainer({
     engine,

@@ -13,4 +13,4 @@ export {
   type StalenessPolicy,
 } from './src/ps.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
-export { runMirroredTrainer, broadcastParams, type MirroredStep } from './src/mirrored.ts';
+export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep } from './src/mirrored.ts';

@@ -39,13 +39,13 @@ Starts a whole local training job as separate processes: a nats-server on a free
 progress, writes metrics.json, eval.jsonl, the trained model and every actor's log to --out,
 and exits non-zero if any actor failed.
 
-  --strategy ps              training strategy (default ps; mirrored is not implemented yet)
+  --strategy ps|mirrored     training strategy (default ps)
   --model NAME               model (default mf)
   --dataset SPEC             synthetic:tiny|small|medium|ml20m, or a ratings file path (default synthetic:small)
   --split SPEC               test split, e.g. random:0.1 (default)
   --seed N                   seed for data, shuffling and initialisation (default 42)
   --trainers N               trainer ranks (default 2)
-  --data-shards K            data-shard processes (default 2)
+  --data-shards K            data-shard processes (default 2; mirrored jobs use 1, see docs/DESIGN.md)
   --ps-shards K              parameter-server aggregators in ps mode (default 2)
   --epochs N                 epochs (default 10)
   --batch-size B             batch size per trainer (default 1024)
@@ -102,8 +102,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   const v = parsed.values;
   if (v.help === true) return 'help';
   const strategy = v.strategy ?? 'ps';
-  if (strategy === 'mirrored') throw new JobFlagError('the mirrored strategy is not implemented yet (see the README status); use --strategy ps');
-  if (strategy !== 'ps') throw new JobFlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
+  if (strategy !== 'ps' && strategy !== 'mirrored') throw new JobFlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   const job = v.job ?? `job-${new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14)}`;
   if (!/^[A-Za-z0-9_-]+$/.test(job)) {
     throw new JobFlagError(`--job must be letters, digits, '-' or '_' (it becomes a NATS subject token), got '${job}'`);

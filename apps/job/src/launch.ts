@@ -3,11 +3,11 @@
 // configuration (see docs/DESIGN.md), so we wait for each layer to answer before starting the next.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NatsServer, connect, type NatsConnection } from '@actorflow/bus';
+import { NatsServer, connect, requestLarge, type NatsConnection } from '@actorflow/bus';
 import { saveParams } from '@actorflow/embeddings';
 import type { JobConfig } from '@actorflow/feed';
 import { createModel } from '@actorflow/models';
-import { subjects } from '@actorflow/protocol';
+import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { PsClient, mergeSnapshots } from '@actorflow/strategies';
 import type { JobPlan } from './flags.ts';
 import { Progress } from './progress.ts';
@@ -95,11 +95,13 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   const lossSub = nc.subscribe(subjects.loss, { callback: (_e, m) => progress.onLoss(parseReply(m.data)) });
   const evalSub = nc.subscribe(subjects.eval, { callback: (_e, m) => progress.onEval(parseReply(m.data)) });
   const common = ['--job', plan.job];
+  // Mirrored reads the global batch order from one data shard (exactly a single process's order).
+  const dataShards = plan.strategy === 'mirrored' ? 1 : plan.dataShards;
   try {
-    log(`job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${plan.dataShards} data shard(s)` +
+    log(`job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
       (plan.strategy === 'ps' ? `, ${plan.psShards} parameter-server shard(s)` : '') + `; logs in ${out}/logs`);
-    for (let i = 0; i < plan.dataShards; i++) {
-      sup.start(actor(`data-shard-${i}`, 'data-shard', 'service', [...common, '--shard', `${i}`, '--of', `${plan.dataShards}`,
+    for (let i = 0; i < dataShards; i++) {
+      sup.start(actor(`data-shard-${i}`, 'data-shard', 'service', [...common, '--shard', `${i}`, '--of', `${dataShards}`,
         '--dataset', plan.dataset, '--split', plan.split, '--seed', `${plan.seed}`, '--epochs', `${plan.epochs}`,
         '--batch-size', `${plan.batchSize}`]));
     }
@@ -110,16 +112,16 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     const aggregators = plan.strategy === 'ps' ? plan.psShards : 1;
     for (let i = 0; i < aggregators; i++) {
       sup.start(actor(`aggregator-${i}`, 'aggregator', 'service', [...common, '--strategy', plan.strategy, '--ps-shard', `${i}`,
-        '--ps-shards', `${aggregators}`, '--world-size', `${plan.trainers}`, '--data-shards', `${plan.dataShards}`,
+        '--ps-shards', `${aggregators}`, '--world-size', `${plan.trainers}`, '--data-shards', `${dataShards}`,
         '--model', plan.model, '--seed', `${plan.seed}`, ...plan.modelFlags]));
     }
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, failed)) as JobConfig;
     sup.start(actor('evaluator', 'evaluator', 'service', [...common, '--strategy', plan.strategy, '--ps-shards', `${aggregators}`,
-      '--data-shards', `${plan.dataShards}`, '--every', `${plan.evalEvery}`, '--out', out]));
+      '--data-shards', `${dataShards}`, '--every', `${plan.evalEvery}`, '--out', out]));
 
     for (let r = 0; r < plan.trainers; r++) {
       sup.start(actor(`trainer-${r}`, 'trainer', 'worker', [...common, '--strategy', plan.strategy, '--rank', `${r}`,
-        '--world-size', `${plan.trainers}`, '--ps-shards', `${aggregators}`, '--data-shards', `${plan.dataShards}`,
+        '--world-size', `${plan.trainers}`, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`,
         ...(plan.backend !== undefined ? ['--backend', plan.backend] : [])]));
     }
     await sup.waitForWorkers();
@@ -131,7 +133,11 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     };
     // The trained model: every parameter shard's rows merged into one file, with its configuration.
     const model = createModel(config.model, config.hyper);
-    const params = mergeSnapshots(model, config.seed, await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot());
+    const snapshots =
+      plan.strategy === 'mirrored'
+        ? [snapshotCodec.decode(await requestLarge(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))]
+        : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
+    const params = mergeSnapshots(model, config.seed, snapshots);
     mkdirSync(resolve(out, 'model'), { recursive: true });
     const checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
     saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });

@@ -64,6 +64,24 @@ export class DataClient {
     }
   }
 
+  /**
+   * Distributed mode (mirrored): this rank's slice of every global batch, epoch after epoch,
+   * from data shard 0 (mirrored jobs use one data shard, so the global batch order is exactly a
+   * single process's). Stateless on the server: (rank, worldSize, epoch, step) names the batch.
+   */
+  async *distributed(rank: number, worldSize: number): AsyncGenerator<FedBatch> {
+    for (let epoch = 0; ; epoch++) {
+      for (let step = 0; ; step++) {
+        const reply = batchReplyCodec.decode(
+          await requestLarge(this.#nc, subjects.dataNext(this.#job, 0), batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step }), { timeoutMs: this.#timeoutMs }),
+        );
+        if (reply.endOfData && reply.arrow.length === 0) return;
+        if (reply.endOfEpoch) break;
+        yield { epoch, batch: decodeRatingsBatch(reply.arrow) };
+      }
+    }
+  }
+
   async testSet(): Promise<Ratings> {
     const b = decodeRatingsBatch(await requestLarge(this.#nc, subjects.dataTest(this.#job), new Uint8Array(0), { timeoutMs: this.#timeoutMs * 4 }));
     return { ...b, length: b.user.length };

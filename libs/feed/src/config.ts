@@ -5,7 +5,10 @@ import { subjects } from '@actorflow/protocol';
 
 export interface JobConfig {
   readonly job: string;
+  /** The aggregator's default; it serves both strategies (a PS shard and the mirrored snapshot store). */
   readonly strategy: 'ps' | 'mirrored';
+  /** Ranks of a mirrored job (trainers may override with --world-size). */
+  readonly worldSize: number;
   readonly model: string;
   readonly hyper: Readonly<Record<string, number | string | boolean>>;
   readonly optimizer: { readonly name: 'sgd' | 'adagrad' | 'adam'; readonly lr: number; readonly l2?: number; readonly momentum?: number };

@@ -9,7 +9,7 @@ t.test('the aggregator-owned job configuration round-trips; a missing aggregator
     await nc.close();
     await server.stop();
   });
-  const config: JobConfig = { job: 'cfg', strategy: 'ps', model: 'mf', hyper: { dim: 8 }, optimizer: { name: 'adam', lr: 0.01 }, psShards: 2, staleness: 'none', seed: 1 };
+  const config: JobConfig = { job: 'cfg', strategy: 'ps', model: 'mf', hyper: { dim: 8 }, optimizer: { name: 'adam', lr: 0.01 }, psShards: 2, worldSize: 1, staleness: 'none', seed: 1 };
   const sub = serveJobConfig(nc, config);
   await nc.flush();
   t.same(await fetchJobConfig(nc, 'cfg', 5000), config);

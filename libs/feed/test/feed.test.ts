@@ -42,3 +42,26 @@ t.test('bad dataset specs are clear errors', async (t) => {
   await t.rejects(loadJobDataset({ source: '/nonexistent.csv', seed: 1 }), /no such file/);
   await t.rejects(loadJobDataset({ source: 'synthetic:tiny', split: 'bogus', seed: 1 }), /unknown split/);
 });
+
+t.test('distributed mode: ranks get disjoint slices whose union is the single-process batch', async (t) => {
+  const server = await NatsServer.start();
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(async () => {
+    await nc.close();
+    await server.stop();
+  });
+  const dataset = await loadJobDataset({ source: 'synthetic:tiny', seed: 6 });
+  const svc = serveDataShard(nc, { job: 'dj', shard: 0, of: 1, dataset, batchSize: 50, epochs: 2, seed: 6 });
+  await nc.flush();
+  const client = new DataClient(nc, { job: 'dj', shards: 1 });
+  const read = async (rank: number): Promise<string[]> => {
+    const keys: string[] = [];
+    for await (const { epoch, batch } of client.distributed(rank, 2)) for (let i = 0; i < batch.user.length; i++) keys.push(`${epoch}:${batch.user[i]}:${batch.item[i]}`);
+    return keys;
+  };
+  const [a, b] = await Promise.all([read(0), read(1)]);
+  const union = new Set([...a, ...b]);
+  t.equal(union.size, a.length + b.length, 'disjoint');
+  t.equal(union.size, 2 * dataset.train.length, 'every row once per epoch');
+  svc.stop();
+});

@@ -51,6 +51,8 @@ export async function runMirroredTrainer(o: {
   readonly optimizer: OptimizerConfig;
   readonly seed: number;
   readonly onStep?: (s: MirroredStep) => void;
+  /** Called after each step with the updated replica (e.g. to checkpoint every k steps). */
+  readonly onParams?: (step: number, params: ParamStore) => Promise<void> | undefined;
 }): Promise<{ params: ParamStore; steps: number }> {
   const params = initParams(o.model, o.seed);
   await broadcastParams(o.pg, params);
@@ -110,6 +112,14 @@ export async function runMirroredTrainer(o: {
       localExamples: mine.count,
       timing: { computeMs: t1 - t0 + (t4 - t3), serdeMs: t2 - t1, waitMs: t3 - t2 },
     });
+    await o.onParams?.(step, params);
   }
   return { params, steps: step };
+}
+
+/** A full replica as a snapshot message (every row of every table). */
+export function storeToSnapshot(job: string, step: number, store: ParamStore): import('@actorflow/protocol').Snapshot {
+  const tables: Record<string, { rows: Int32Array; values: Float32Array; dim: number }> = {};
+  for (const [name, t] of Object.entries(store.tables)) tables[name] = { rows: Int32Array.from({ length: t.rows }, (_, i) => i), values: t.data.slice(), dim: t.dim };
+  return { job, step, version: step, tables, dense: Object.fromEntries(Object.entries(store.dense).map(([k, v]) => [k, v.slice()])) };
 }
