@@ -1,5 +1,5 @@
-// Ratings/s of one vs two trainers with the asynchronous parameter server, and where a step's
-// time goes (compute vs waiting on pull/push), from the trainers' own train.loss reports.
+// Ratings/s of one vs two trainers in each strategy, and where a step's time goes (compute,
+// serialisation, waiting on the network), from the trainers' own train.loss reports.
 //   npx nx run bench:ps-throughput -- [--epochs 5] [--dataset synthetic:small]
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
@@ -17,27 +17,28 @@ const server = await NatsServer.start();
 const nc = await connect({ servers: [server.url] });
 const rows: string[] = [];
 try {
-  for (const trainers of [1, 2]) {
-    const job = `bench-ps-${trainers}`;
-    const reports: { examples: number; computeMs: number; waitMs: number }[] = [];
+  for (const [strategy, trainers] of [['ps', 1], ['ps', 2], ['mirrored', 1], ['mirrored', 2]] as const) {
+    const job = `bench-${strategy}-${trainers}`;
+    const reports: { examples: number; computeMs: number; serdeMs: number; waitMs: number }[] = [];
     const sub = nc.subscribe(subjects.loss, {
       callback: (_e, m) => {
         const r = lossReportCodec.decode(m.data);
-        if (r.job === job && r.timing !== undefined) reports.push({ examples: r.examples, computeMs: r.timing.computeMs, waitMs: r.timing.waitMs });
+        if (r.job === job && r.timing !== undefined) reports.push({ examples: r.examples, computeMs: r.timing.computeMs, serdeMs: r.timing.serdeMs, waitMs: r.timing.waitMs });
       },
     });
-    console.error(`running a ps job with ${trainers} trainer(s) …`);
+    console.error(`running a ${strategy} job with ${trainers} trainer(s) …`);
     const t0 = performance.now();
-    const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), '--job', job, '--trainers', String(trainers), '--data-shards', '2', '--ps-shards', '2', '--epochs', epochs, '--dataset', dataset, '--eval-every', '0', '--nats-url', server.url, '--out', join(root, 'out', job)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), '--job', job, '--strategy', strategy, '--trainers', String(trainers), '--batch-size', String(strategy === 'mirrored' ? 1024 / trainers : 1024), '--data-shards', '2', '--ps-shards', '2', '--epochs', epochs, '--dataset', dataset, '--eval-every', '0', '--nats-url', server.url, '--out', join(root, 'out', job)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const wall = (performance.now() - t0) / 1000;
     sub.unsubscribe();
     if (run.status !== 0) throw new Error(`job with ${trainers} trainer(s) failed`);
     const examples = reports.reduce((s, r) => s + r.examples, 0);
     const compute = reports.reduce((s, r) => s + r.computeMs, 0) / reports.length;
     const wait = reports.reduce((s, r) => s + r.waitMs, 0) / reports.length;
+    const serde = reports.reduce((s, r) => s + r.serdeMs, 0) / reports.length;
     const metrics = JSON.parse(run.stdout.trim().split('\n').pop() as string) as { metrics: { rmse: number } };
     const trainSecs = Number(/done in ([\d.]+) s/.exec(run.stdout)?.[1] ?? wall);
-    rows.push(`| ${trainers} | ${examples.toLocaleString('en-US')} | ${trainSecs.toFixed(1)} s | ${Math.round(examples / trainSecs).toLocaleString('en-US')} | ${compute.toFixed(2)} ms | ${wait.toFixed(2)} ms | ${metrics.metrics.rmse.toFixed(4)} |`);
+    rows.push(`| ${strategy} | ${trainers} | ${examples.toLocaleString('en-US')} | ${trainSecs.toFixed(1)} s | ${Math.round(examples / trainSecs).toLocaleString('en-US')} | ${compute.toFixed(2)} ms | ${serde.toFixed(2)} ms | ${wait.toFixed(2)} ms | ${metrics.metrics.rmse.toFixed(4)} |`);
     console.error(rows.at(-1));
   }
 } finally {
@@ -46,11 +47,11 @@ try {
 }
 console.log(rows.join('\n'));
 if (values['no-report'] !== true) {
-  appendSection(`ps: one vs two trainers (${dataset}, ${epochs} epochs, 2 data shards, 2 parameter shards, batch 1024, MF dim 16)`, `npx nx run bench:ps-throughput -- --epochs ${epochs} --dataset ${dataset}`, [
-    'Job time is the launcher\'s "done in" (from start to final evaluation, incl. process start-up); compute and wait are per-step means from the trainers\' `train.loss` timing (wait = pull + push round trips incl. msgpack encoding/decoding on both ends; serialisation is not yet timed separately).',
+  appendSection(`Strategies: one vs two trainers (${dataset}, ${epochs} epochs, MF dim 16; ps: 2 data shards, 2 parameter shards, batch 1024 per trainer; mirrored: global batch 1024)`, `npx nx run bench:ps-throughput -- --epochs ${epochs} --dataset ${dataset}`, [
+    'Job time is the launcher\'s "done in" (start to final evaluation, incl. process start-up and data generation); per-step means come from the trainers\' `train.loss` timing. ps: wait = pull + push round trips (incl. msgpack on both ends; serialisation not split out, shown as 0). mirrored: serialisation = encoding this rank\'s gradients, wait = the all-gather round trip through rank 0, compute includes decoding and reducing the other ranks\' gradients.',
     '',
-    '| trainers | ratings trained | job time | ratings/s | compute / step | pull+push wait / step | test RMSE |',
-    '|---|---|---|---|---|---|---|',
+    '| strategy | trainers | ratings trained | job time | ratings/s | compute / step | serialisation / step | network wait / step | test RMSE |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ]);
 }
