@@ -1,7 +1,7 @@
 // Ratings/s of one vs two trainers in each strategy, and where a step's time goes (compute,
 // serialisation, waiting on the network), from the trainers' own train.loss reports.
 //   npx nx run bench:ps-throughput -- [--epochs 5] [--dataset synthetic:small]
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -16,19 +16,35 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const server = await NatsServer.start();
 const nc = await connect({ servers: [server.url] });
 const rows: string[] = [];
+
+function runJob(args: string[]): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.on('exit', (status) => resolve({ status, stdout }));
+  });
+}
 try {
   for (const [strategy, trainers] of [['ps', 1], ['ps', 2], ['mirrored', 1], ['mirrored', 2]] as const) {
     const job = `bench-${strategy}-${trainers}`;
     const reports: { examples: number; computeMs: number; serdeMs: number; waitMs: number }[] = [];
     const sub = nc.subscribe(subjects.loss, {
       callback: (_e, m) => {
-        const r = lossReportCodec.decode(m.data);
+        let r;
+        try {
+          r = lossReportCodec.decode(m.data);
+        } catch (err) {
+          console.error(`bad loss report: ${(err as Error).message}`);
+          return;
+        }
         if (r.job === job && r.timing !== undefined) reports.push({ examples: r.examples, computeMs: r.timing.computeMs, serdeMs: r.timing.serdeMs, waitMs: r.timing.waitMs });
       },
     });
     console.error(`running a ${strategy} job with ${trainers} trainer(s) …`);
     const t0 = performance.now();
-    const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), '--job', job, '--strategy', strategy, '--trainers', String(trainers), '--batch-size', String(strategy === 'mirrored' ? 1024 / trainers : 1024), '--data-shards', '2', '--ps-shards', '2', '--epochs', epochs, '--dataset', dataset, '--eval-every', '0', '--nats-url', server.url, '--out', join(root, 'out', job)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    // Asynchronous spawn: this process must keep reading train.loss while the job runs.
+    const run = await runJob(['--job', job, '--strategy', strategy, '--trainers', String(trainers), '--batch-size', String(strategy === 'mirrored' ? 1024 / trainers : 1024), '--data-shards', '2', '--ps-shards', '2', '--epochs', epochs, '--dataset', dataset, '--eval-every', '0', '--nats-url', server.url, '--out', join(root, 'out', job)]);
     const wall = (performance.now() - t0) / 1000;
     sub.unsubscribe();
     if (run.status !== 0) throw new Error(`job with ${trainers} trainer(s) failed`);
