@@ -15,6 +15,23 @@ const root = resolve(import.meta.dirname, '..');
 const runJob = (args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 240_000, env: { ...process.env, NATS_URL: '' } });
 
+/** The single-process reference: the job's defaults (synthetic:small, seed 42, MF dim 16, Adam) with batch 1024. */
+async function singleProcessRmse(epochs: number): Promise<number> {
+  const data = await loadJobDataset({ source: 'synthetic:small', seed: 42 });
+  const engine = await selectBackend({ backend: 'wasm' });
+  const local = trainLocal({
+    engine,
+    model: new BiasedMF({ numUsers: data.numUsers, numItems: data.numItems, dim: 16, initStd: 0.1, globalMean: data.globalMean }),
+    train: data.train,
+    test: data.test,
+    batchSize: 1024,
+    epochs,
+    seed: 42,
+    optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 },
+  });
+  return local.metrics?.rmse ?? Number.NaN;
+}
+
 t.test('ps job: 2 shards + 2 aggregators + 2 trainers + evaluator reach the single-process RMSE', async (t) => {
   const out = join(tmpdir(), `actorflow-job-${process.pid}`);
   const run = runJob(['--job', 'e2e-ps', '--strategy', 'ps', '--trainers', '2', '--data-shards', '2', '--ps-shards', '2', '--epochs', '8', '--out', out]);
@@ -25,21 +42,9 @@ t.test('ps job: 2 shards + 2 aggregators + 2 trainers + evaluator reach the sing
   t.ok(existsSync(join(out, 'eval.jsonl')), 'eval history kept');
   t.ok(existsSync(join(out, 'logs', 'trainer-1.log')), 'actor logs kept');
 
-  // The single-process reference on the same data and hyper-parameters.
-  const data = await loadJobDataset({ source: 'synthetic:small', seed: 42 });
-  const engine = await selectBackend({ backend: 'wasm' });
-  const local = trainLocal({
-    engine,
-    model: new BiasedMF({ numUsers: data.numUsers, numItems: data.numItems, dim: 16, initStd: 0.1, globalMean: data.globalMean }),
-    train: data.train,
-    test: data.test,
-    batchSize: 1024,
-    epochs: 8,
-    seed: 42,
-    optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 },
-  });
-  const diff = Math.abs(metrics.metrics.rmse - (local.metrics?.rmse ?? Number.NaN));
-  t.ok(diff < 0.01, `job RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.metrics?.rmse.toFixed(4)} (|Δ| ${diff.toFixed(4)})`);
+  const local = await singleProcessRmse(8);
+  const diff = Math.abs(metrics.metrics.rmse - local);
+  t.ok(diff < 0.01, `job RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.toFixed(4)} (|Δ| ${diff.toFixed(4)})`);
 });
 
 t.test('mirrored job: 2 ranks as separate processes reach the single-process RMSE within 0.005', async (t) => {
@@ -48,20 +53,9 @@ t.test('mirrored job: 2 ranks as separate processes reach the single-process RMS
   t.equal(run.status, 0, run.stderr.slice(-2000));
   const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: { rmse: number } };
   t.ok(existsSync(join(out, 'model', 'params.bin')), 'trained model saved');
-  const data = await loadJobDataset({ source: 'synthetic:small', seed: 42 });
-  const engine = await selectBackend({ backend: 'wasm' });
-  const local = trainLocal({
-    engine,
-    model: new BiasedMF({ numUsers: data.numUsers, numItems: data.numItems, dim: 16, initStd: 0.1, globalMean: data.globalMean }),
-    train: data.train,
-    test: data.test,
-    batchSize: 1024, // = 2 ranks × 512: the same global batches
-    epochs: 8,
-    seed: 42,
-    optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 },
-  });
-  const diff = Math.abs(metrics.metrics.rmse - (local.metrics?.rmse ?? Number.NaN));
-  t.ok(diff < 0.005, `mirrored RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.metrics?.rmse.toFixed(4)} (|Δ| ${diff.toExponential(2)})`);
+  const local = await singleProcessRmse(8); // batch 1024 = 2 ranks × 512: the same global batches
+  const diff = Math.abs(metrics.metrics.rmse - local);
+  t.ok(diff < 0.005, `mirrored RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.toFixed(4)} (|Δ| ${diff.toExponential(2)})`);
 });
 
 t.test('a failing actor fails the job with its name and last words; bad flags are usage errors', async (t) => {

@@ -91,7 +91,7 @@ await runActor('aggregator', usage, async () => {
   }
   log(`job ${job}: config owner${shard === 0 ? ' and mirrored snapshot store' : ''}, parameter shard ${shard}/${psShards} of ${config.model} (${info.numUsers} users × ${info.numItems} items) ready`);
   exitOnSignals(conn, () => subs.forEach((s) => s.unsubscribe()));
-  let last = -1;
+  let last = 0; // quiet until the first push
   setInterval(() => {
     const s = ps.stats;
     if (s.pushes !== last) log(`version ${s.version}: ${s.pushes} pushes applied, ${s.dropped} dropped`);

@@ -6,7 +6,7 @@
 // the group's members. So a large request first asks (with a tiny `Af-Upload` request) which
 // member takes it; that member answers with a private upload subject, and the chunks go there.
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
-import { CHUNK_OVERHEAD_BYTES, ChunkAssembler, decodeChunk, encodeChunk, splitIntoChunks } from '@actorflow/protocol';
+import { CHUNK_OVERHEAD_BYTES, ChunkAssembler, ChunkError, decodeChunk, encodeChunk, splitIntoChunks } from '@actorflow/protocol';
 import { BusError, BusTimeoutError, RemoteError } from './errors.ts';
 
 const CHUNKED = 'Af-Chunked';
@@ -97,6 +97,8 @@ export function subscribeLarge(
       } catch (e) {
         onError(e as Error);
       }
+      // Messages dropped to stay within the memory bound are reported once, not kept.
+      for (const id of assembler.evicted.splice(0)) onError(new ChunkError(id, 'dropped incomplete: the reassembly memory bound was reached'));
     },
   });
   void sub.closed.then(() => clearInterval(sweep));

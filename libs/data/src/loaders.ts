@@ -154,6 +154,17 @@ function resolveColumn(file: string, which: string, col: string | number, names:
   return i;
 }
 
+/** The layout of a generic file from its column mapping (names resolved against the header, when there is one). */
+function genericLayout(file: string, m: ColumnMapping, delimiter: string, names: string[] | undefined): Layout {
+  const cols = {
+    user: resolveColumn(file, 'user', m.user, names),
+    item: resolveColumn(file, 'item', m.item, names),
+    rating: m.rating !== undefined ? resolveColumn(file, 'rating', m.rating, names) : undefined,
+    timestamp: m.timestamp !== undefined ? resolveColumn(file, 'timestamp', m.timestamp, names) : undefined,
+  };
+  return { delimiter, header: names !== undefined, ...cols, numericIds: false, minFields: 1 + Math.max(cols.user, cols.item, cols.rating ?? 0, cols.timestamp ?? 0) };
+}
+
 /** Loads a ratings file into encoded columns. */
 export async function loadRatings(path: string, opts: LoadOptions = {}): Promise<LoadedRatings> {
   if (!existsSync(path)) throw new DataError(`no such file: ${path}`);
@@ -215,29 +226,10 @@ export async function loadRatings(path: string, opts: LoadOptions = {}): Promise
       const f = text.split(delimiter);
       if (!headerSeen) {
         headerSeen = true;
-        if (format === 'generic') {
-          const m = opts.mapping as ColumnMapping;
-          const names = f.map((s) => s.trim());
-          const cols = {
-            user: resolveColumn(path, 'user', m.user, names),
-            item: resolveColumn(path, 'item', m.item, names),
-            rating: m.rating !== undefined ? resolveColumn(path, 'rating', m.rating, names) : undefined,
-            timestamp: m.timestamp !== undefined ? resolveColumn(path, 'timestamp', m.timestamp, names) : undefined,
-          };
-          layout = { delimiter, header: true, ...cols, numericIds: false, minFields: 1 + Math.max(cols.user, cols.item, cols.rating ?? 0, cols.timestamp ?? 0) };
-        }
+        if (format === 'generic') layout = genericLayout(path, opts.mapping as ColumnMapping, delimiter, f.map((s) => s.trim()));
         continue;
       }
-      if (layout === undefined) {
-        const m = opts.mapping as ColumnMapping;
-        const cols = {
-          user: resolveColumn(path, 'user', m.user, undefined),
-          item: resolveColumn(path, 'item', m.item, undefined),
-          rating: m.rating !== undefined ? resolveColumn(path, 'rating', m.rating, undefined) : undefined,
-          timestamp: m.timestamp !== undefined ? resolveColumn(path, 'timestamp', m.timestamp, undefined) : undefined,
-        };
-        layout = { delimiter, header: false, ...cols, numericIds: false, minFields: 1 + Math.max(cols.user, cols.item, cols.rating ?? 0, cols.timestamp ?? 0) };
-      }
+      layout ??= genericLayout(path, opts.mapping as ColumnMapping, delimiter, undefined);
       try {
         if (f.length < layout.minFields) {
           throw new ParseError(path, lineNo, `expected at least ${layout.minFields} fields separated by '${delimiter === '\t' ? '\\t' : delimiter}', got ${f.length}`);

@@ -3,27 +3,18 @@ import fc from 'fast-check';
 import {
   DecodeError,
   ProtocolError,
-  batchReplyCodec,
   batchRequestCodec,
   decodeMsg,
   encodeMsg,
   errorReplyCodec,
   evalReportCodec,
   gradientCodec,
-  heartbeatCodec,
   isErrorReply,
-  joinCodec,
   lossReportCodec,
   monitoringHeaders,
   pullReplyCodec,
   pullRequestCodec,
-  pushReplyCodec,
-  snapshotCodec,
-  snapshotRequestCodec,
-  stopCodec,
-  type Codec,
 } from '../mod.ts';
-
 import { examples } from './fixtures/examples.ts';
 
 const f32 = (...v: number[]): Float32Array => new Float32Array(v);
