@@ -46,7 +46,7 @@ await runActor('trainer', usage, async () => {
   const job = v.job ?? 'local';
   const rank = intFlag('rank', v.rank, 0);
   const lossEvery = intFlag('loss-every', v['loss-every'], 1, 1);
-  const log = actorLog(`trainer ${rank}`);
+  const log = actorLog(`trainer ${v.ranks ?? rank}`);
   const conn = await connectActor(v, { name: `trainer-${rank}`, log });
   exitOnSignals(conn);
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
