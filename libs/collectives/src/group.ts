@@ -65,6 +65,11 @@ export interface GroupOptions {
 
 type Waiter = { resolve: (m: DownMsg) => void };
 
+/** A started collective (the async form): `await work.wait()` for its result. */
+export interface Work<T> {
+  wait(): Promise<T>;
+}
+
 export class ProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
@@ -72,6 +77,8 @@ export class ProcessGroup {
   readonly #up: string;
   readonly #down: string;
   readonly #timeoutMs: number;
+  readonly #job: string;
+  readonly #name: string;
   readonly #subs: Subscription[] = [];
   #seq = 0;
   // rank 0: contributions by seq; everyone: results by seq.
@@ -86,6 +93,8 @@ export class ProcessGroup {
     this.rank = o.rank;
     this.worldSize = o.worldSize;
     const group = o.name ?? 'world';
+    this.#job = o.job;
+    this.#name = group;
     this.#up = subjects.collective(o.job, group, 'up');
     this.#down = subjects.collective(o.job, group, 'down');
     this.#timeoutMs = o.timeoutMs ?? 30_000;
@@ -220,6 +229,59 @@ export class ProcessGroup {
 
   async barrier(): Promise<void> {
     await this.allGather(new Uint8Array(0), 'barrier');
+  }
+
+  /** Sum over ranks on `root` (others get undefined). */
+  async reduce(tensor: Float32Array, root = 0): Promise<Float32Array | undefined> {
+    const sum = await this.allReduce(tensor);
+    return this.rank === root ? sum : undefined;
+  }
+
+  /** Every rank's bytes on `root` (others get undefined). */
+  async gather(data: Uint8Array, root = 0): Promise<Uint8Array[] | undefined> {
+    const parts = await this.allGather(data, 'gather');
+    return this.rank === root ? parts : undefined;
+  }
+
+  /** `root` hands rank r its `parts[r]`. */
+  async scatter(parts: readonly Uint8Array[] | undefined, root = 0): Promise<Uint8Array> {
+    if (this.rank === root && (parts === undefined || parts.length !== this.worldSize)) {
+      throw new CollectiveError(`scatter: root needs ${this.worldSize} parts, got ${parts?.length ?? 0}`);
+    }
+    const all = decodeMsg(await this.broadcast(this.rank === root ? encodeMsg(parts) : new Uint8Array(0), root)) as Uint8Array[];
+    return all[this.rank];
+  }
+
+  /**
+   * Sum over ranks, then rank r keeps slice r of worldSize equal slices (the last one takes the
+   * remainder). (A star reduction: the ring form is not built yet.)
+   */
+  async reduceScatter(tensor: Float32Array): Promise<Float32Array> {
+    const sum = await this.allReduce(tensor);
+    const size = Math.floor(tensor.length / this.worldSize);
+    const start = this.rank * size;
+    return sum.slice(start, this.rank === this.worldSize - 1 ? tensor.length : start + size);
+  }
+
+  /**
+   * A sub-group of some ranks of this group, with its own subjects; members are renumbered
+   * 0…k-1 in the order given (as torch.distributed.new_group). Every member must call it with the
+   * same ranks; non-members get undefined.
+   */
+  async newGroup(ranks: readonly number[], name?: string): Promise<ProcessGroup | undefined> {
+    if (new Set(ranks).size !== ranks.length || ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= this.worldSize)) {
+      throw new RendezvousError(`newGroup: ranks must be distinct ranks of this group (0…${this.worldSize - 1}), got ${ranks.join(',')}`);
+    }
+    const index = ranks.indexOf(this.rank);
+    if (index === -1) return undefined;
+    return ProcessGroup.init({ nc: this.#nc, job: this.#job, worldSize: ranks.length, rank: index, timeoutMs: this.#timeoutMs, name: name ?? `${this.#name}-${ranks.join('-')}` });
+  }
+
+  /** The asynchronous form of any collective: start it now, wait for it later. */
+  start<T>(op: (g: this) => Promise<T>): Work<T> {
+    const p = op(this);
+    p.catch(() => undefined); // surfaced by wait()
+    return { wait: () => p };
   }
 
   destroy(): void {

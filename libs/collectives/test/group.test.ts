@@ -42,3 +42,30 @@ t.test('bad arguments, a missing rank at rendezvous, a silent rank later', async
   a.destroy();
   b.destroy();
 });
+
+t.test('reduce, gather, scatter, reduce-scatter, sub-groups and async forms', async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(() => nc.close());
+  const g = await Promise.all([0, 1, 2].map((rank) => ProcessGroup.init({ nc, job: 'ops', worldSize: 3, rank, timeoutMs: 5000 })));
+  const reduced = await Promise.all(g.map((p) => p.reduce(new Float32Array([p.rank, 1]), 2)));
+  t.same(reduced[2], new Float32Array([3, 3]));
+  t.equal(reduced[0], undefined);
+  const gathered = await Promise.all(g.map((p) => p.gather(new Uint8Array([p.rank]), 1)));
+  t.same(gathered[1]?.map((b) => b[0]), [0, 1, 2]);
+  const scattered = await Promise.all(g.map((p) => p.scatter(p.rank === 0 ? [new Uint8Array([10]), new Uint8Array([11]), new Uint8Array([12])] : undefined, 0)));
+  t.same(scattered.map((b) => b[0]), [10, 11, 12]);
+  const rs = await Promise.all(g.map((p) => p.reduceScatter(Float32Array.from({ length: 7 }, (_, i) => i))));
+  t.same(rs.map((x) => [...x]), [[0, 3], [6, 9], [12, 15, 18]]);
+  const works = g.map((p) => p.start((q) => q.allReduce(new Float32Array([1]))));
+  t.same((await Promise.all(works.map((w) => w.wait()))).map((x) => x[0]), [3, 3, 3]);
+  const subs = await Promise.all(g.map((p) => p.newGroup([2, 0])));
+  t.equal(subs[1], undefined, 'rank 1 is not a member');
+  t.equal(subs[2]?.rank, 0, 'members are renumbered in the order given');
+  const inSub = await Promise.all([subs[2], subs[0]].map((p) => (p as ProcessGroup).allGather(new Uint8Array([p?.rank ?? 9]))));
+  t.same(inSub[0].map((b) => b[0]), [0, 1]);
+  await t.rejects(g[0].newGroup([0, 0]), /distinct ranks/);
+  await t.rejects(Promise.all(g.map((p) => p.scatter(p.rank === 0 ? [new Uint8Array(1)] : undefined))), /root needs 3 parts/);
+  for (const p of [...g, subs[0], subs[2]]) p?.destroy();
+});
