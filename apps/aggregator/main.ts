@@ -18,7 +18,7 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --data-shards K         data shards to expect (default 1)
   --model NAME            model (default mf); --dim D (default 16), --init-std S (default 0.1)
   --optimizer NAME        adam (default), adagrad or sgd; --lr (default 0.01), --l2 (default 2e-4), --momentum
-  --staleness POLICY      none (default), scale, drop:N
+  --staleness POLICY      none (default), scale, drop:N, bound:N (SSP)
   --seed N                initialisation seed (default 42)
   --world-size N          ranks of a mirrored job (default 1; trainers may override)
 ${busFlagsHelp}`;

@@ -56,7 +56,7 @@ await runActor('trainer', usage, async () => {
   const info = await data.waitForInfo(600_000);
   const engine = await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log });
   const model = createModel(config.model, config.hyper) as TrainableModel<RatingsBatch>;
-  const client = new PsClient(conn.nc, { job, shards: config.psShards });
+  const client = new PsClient(conn.nc, { job, shards: config.psShards, rank });
   const feed = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], info.shards, 1) });
   const hdrs = natsHeaders();
   for (const [k, val] of Object.entries(monitoringHeaders(job))) hdrs.set(k, val);

@@ -31,15 +31,23 @@ export function ownerOfDense(name: string, shards: number): number {
   return ownerOfRow(`dense:${name}`, 0, shards);
 }
 
-export type StalenessPolicy = { readonly kind: 'none' } | { readonly kind: 'drop'; readonly max: number } | { readonly kind: 'scale' };
+export type StalenessPolicy =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'drop'; readonly max: number }
+  | { readonly kind: 'scale' }
+  /** SSP: a trainer more than `max` clocks (pushes) ahead of the slowest live trainer waits at pull. */
+  | { readonly kind: 'bound'; readonly max: number };
 
 export function parseStaleness(spec: string): StalenessPolicy {
   if (spec === 'none') return { kind: 'none' };
   if (spec === 'scale') return { kind: 'scale' };
-  const m = /^drop:(\d+)$/.exec(spec);
-  if (m !== null) return { kind: 'drop', max: Number(m[1]) };
-  throw new Error(`unknown staleness policy '${spec}'; use none, scale (lr / (1 + staleness)) or drop:N`);
+  const m = /^(drop|bound):(\d+)$/.exec(spec);
+  if (m !== null) return { kind: m[1] as 'drop' | 'bound', max: Number(m[2]) };
+  throw new Error(`unknown staleness policy '${spec}'; use none, scale (lr / (1 + staleness)), drop:N or bound:N (SSP)`);
 }
+
+/** A trainer that has not pushed for this long no longer holds the others back under SSP. */
+export const SSP_LIVENESS_MS = 5000;
 
 export interface ParameterShardOptions {
   readonly model: TrainableModel<unknown>;
@@ -59,6 +67,8 @@ export class ParameterShard {
   #dropped = 0;
   readonly #optimizer;
   readonly #staleness: StalenessPolicy;
+  /** SSP clocks: pushes applied per trainer rank, and when each was last seen. */
+  readonly #clocks = new Map<number, { clock: number; seen: number }>();
 
   constructor(o: ParameterShardOptions) {
     this.shard = o.shard;
@@ -104,7 +114,25 @@ export class ParameterShard {
     return { version: this.#version, tables: out, dense: d };
   }
 
-  push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number): PushReply {
+  /**
+   * SSP: resolves when `rank` may pull — when it is at most `max` clocks ahead of the slowest
+   * trainer still pushing. Other policies resolve at once. A trainer never waits past
+   * `maxWaitMs` (it goes on and the wait is reported), so a stuck peer cannot stall the job.
+   */
+  async waitForTurn(rank: number, maxWaitMs = 30_000): Promise<{ waitedMs: number }> {
+    if (this.#staleness.kind !== 'bound') return { waitedMs: 0 };
+    const started = Date.now();
+    for (;;) {
+      const now = Date.now();
+      const mine = this.#clocks.get(rank)?.clock ?? 0;
+      let slowest = mine;
+      for (const [r, c] of this.#clocks) if (r !== rank && now - c.seen < SSP_LIVENESS_MS) slowest = Math.min(slowest, c.clock);
+      if (mine - slowest <= this.#staleness.max || now - started >= maxWaitMs) return { waitedMs: now - started };
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank = 0): PushReply {
     for (const [name, s] of Object.entries(g.sparse)) this.#checkOwned(name, s.rows);
     for (const name of Object.keys(g.dense)) {
       if (ownerOfDense(name, this.of) !== this.shard) throw new HandlerError('NOT_OWNER', `dense '${name}' is not on shard ${this.shard}`);
@@ -115,6 +143,7 @@ export class ParameterShard {
       return { version: this.#version, staleness, accepted: false, reason: `staleness ${staleness} > ${this.#staleness.max}` };
     }
     applyStep(this.params, this.#optimizer, g, this.#staleness.kind === 'scale' ? 1 / (1 + staleness) : 1);
+    this.#clocks.set(rank, { clock: (this.#clocks.get(rank)?.clock ?? 0) + 1, seen: Date.now() });
     this.#pushes++;
     this.#version++;
     return { version: this.#version, staleness, accepted: true };
@@ -137,13 +166,14 @@ export class ParameterShard {
 /** Serves a shard on `<job>.ps.<shard>.pull|push|snapshot`. */
 export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard): Subscription[] {
   return [
-    serveLarge(nc, subjects.psPull(job, ps.shard), (payload) => {
+    serveLarge(nc, subjects.psPull(job, ps.shard), async (payload) => {
       const req = pullRequestCodec.decode(payload);
+      await ps.waitForTurn(req.rank);
       return pullReplyCodec.encode(ps.pull(req.tables, req.dense));
     }),
     serveLarge(nc, subjects.psPush(job, ps.shard), (payload) => {
       const g = gradientCodec.decode(payload);
-      return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion));
+      return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank));
     }),
     serveLarge(nc, subjects.psSnapshot(job, ps.shard), () => snapshotCodec.encode(ps.snapshot(job, ps.version))),
   ];
@@ -157,8 +187,11 @@ export class PsClient {
   readonly #timeoutMs: number;
   #versions: number[];
 
-  constructor(nc: NatsConnection, o: { job: string; shards: number; timeoutMs?: number }) {
+  readonly #rank: number;
+
+  constructor(nc: NatsConnection, o: { job: string; shards: number; rank?: number; timeoutMs?: number }) {
     this.#nc = nc;
+    this.#rank = o.rank ?? 0;
     this.#job = o.job;
     this.#shards = o.shards;
     this.#timeoutMs = o.timeoutMs ?? 30_000;
@@ -178,7 +211,7 @@ export class PsClient {
     const parts = this.#split(tables);
     const replies = await Promise.all(
       parts.map((part, k) =>
-        requestLarge(this.#nc, subjects.psPull(this.#job, k), pullRequestCodec.encode({ job: this.#job, rank: 0, tables: part, dense: dense.filter((n) => ownerOfDense(n, this.#shards) === k) }), { timeoutMs: this.#timeoutMs }).then(
+        requestLarge(this.#nc, subjects.psPull(this.#job, k), pullRequestCodec.encode({ job: this.#job, rank: this.#rank, tables: part, dense: dense.filter((n) => ownerOfDense(n, this.#shards) === k) }), { timeoutMs: this.#timeoutMs }).then(
           (b) => pullReplyCodec.decode(b),
         ),
       ),

@@ -63,3 +63,28 @@ t.test('shards own disjoint rows and refuse others; staleness policies', async (
   t.ok(Math.abs(before[0] - after[0] - 1.5) < 1e-5, 'second push scaled by 1/(1+staleness)');
   t.throws(() => parseStaleness('bound'), /unknown staleness policy/);
 });
+
+t.test('SSP (bound:1): a trainer too far ahead waits until the slowest catches up', async (t) => {
+  const model = new BiasedMF({ numUsers: 10, numItems: 10, dim: 2, initStd: 0.1, globalMean: 3 });
+  const ps = new ParameterShard({ model, shard: 0, of: 1, seed: 1, optimizer, staleness: parseStaleness('bound:1') });
+  const g = { sparse: { user: { rows: Int32Array.from([1]), values: new Float32Array([0.1, 0.1]) } }, dense: {} };
+  ps.push(g, 0, 1); // rank 1: clock 1
+  ps.push(g, 1, 0);
+  ps.push(g, 2, 0); // rank 0: clock 2 — one ahead: still allowed
+  t.equal((await ps.waitForTurn(0)).waitedMs < 50, true, 'within the bound: no wait');
+  ps.push(g, 3, 0); // rank 0: clock 3 — two ahead of rank 1
+  let released = false;
+  const turn = ps.waitForTurn(0).then(() => (released = true));
+  await new Promise((r) => setTimeout(r, 60));
+  t.notOk(released, 'rank 0 waits');
+  ps.push(g, 4, 1); // rank 1 catches up to clock 2
+  await turn;
+  t.ok(released, 'released once the slowest trainer is within the bound');
+  const capped = new ParameterShard({ model, shard: 0, of: 1, seed: 1, optimizer, staleness: parseStaleness('bound:0') });
+  capped.push(g, 0, 1);
+  capped.push(g, 0, 0);
+  capped.push(g, 0, 0);
+  t.ok((await capped.waitForTurn(0, 50)).waitedMs >= 50, 'never waits past maxWaitMs');
+  t.same(parseStaleness('bound:3'), { kind: 'bound', max: 3 });
+  t.same(await new ParameterShard({ model, shard: 0, of: 1, seed: 1, optimizer }).waitForTurn(0), { waitedMs: 0 });
+});
