@@ -15,7 +15,7 @@ function start(app: string, args: string[], env: NodeJS.ProcessEnv): { child: Ch
   return { child, exited: new Promise((r) => child.on('exit', (code) => r(code))), output: () => out };
 }
 
-t.test('mirrored: --rank 0 in one process and --ranks 1,2 in another train together', async (t) => {
+t.test('mirrored (ring all-reduce): --rank 0 in one process and --ranks 1,2 in another train together', async (t) => {
   const server = await NatsServer.start();
   t.teardown(() => server.stop());
   const env = { ...process.env, NATS_URL: server.url };
@@ -26,8 +26,8 @@ t.test('mirrored: --rank 0 in one process and --ranks 1,2 in another train toget
     shard.child.kill('SIGTERM');
     agg.child.kill('SIGTERM');
   });
-  const r0 = start('trainer', [...job, '--strategy', 'mirrored', '--rank', '0', '--backend', 'cpu'], env);
-  const r12 = start('trainer', [...job, '--strategy', 'mirrored', '--ranks', '1,2', '--backend', 'cpu'], env);
+  const r0 = start('trainer', [...job, '--strategy', 'mirrored', '--rank', '0', '--allreduce', 'ring', '--backend', 'cpu'], env);
+  const r12 = start('trainer', [...job, '--strategy', 'mirrored', '--ranks', '1,2', '--allreduce', 'ring', '--backend', 'cpu'], env);
   const [c0, c12] = await Promise.all([r0.exited, r12.exited]);
   t.equal(c0, 0, r0.output().slice(-1500));
   t.equal(c12, 0, r12.output().slice(-1500));

@@ -25,7 +25,7 @@ const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [opt
   --data-shards K        data shards (default: as the data shards report)
   --backend NAME         tensorflow|wasm|cpu (default: best available)
   --loss-every K         publish train.loss every K steps (default 1)
-  --allreduce star       mirrored all-reduce algorithm (star; ring is not built yet); --ps-shards: accepted
+  --allreduce star|ring  mirrored: star (through rank 0, rank order) or ring (dense gradients between neighbours); --ps-shards: accepted
 ${busFlagsHelp}`;
 
 await runActor('trainer', usage, async () => {
@@ -42,7 +42,8 @@ await runActor('trainer', usage, async () => {
   }
   const strategy = v.strategy ?? 'ps';
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
-  if (v.allreduce !== undefined && v.allreduce !== 'star') throw new FlagError(`--allreduce ${v.allreduce} is not built yet; use star`);
+  const allreduce = v.allreduce ?? 'star';
+  if (allreduce !== 'star' && allreduce !== 'ring') throw new FlagError(`--allreduce must be star or ring, got '${allreduce}'`);
   const job = v.job ?? 'local';
   const rank = intFlag('rank', v.rank, 0);
   const lossEvery = intFlag('loss-every', v['loss-every'], 1, 1);
@@ -99,6 +100,7 @@ await runActor('trainer', usage, async () => {
           data: batches,
           optimizer: config.optimizer,
           seed: config.seed,
+          allreduce,
           onStep: (s) => {
             seen += s.examples;
             if (s.step % lossEvery === 0) {

@@ -15,6 +15,7 @@ export interface JobPlan {
   readonly dataShards: number;
   readonly psShards: number;
   readonly epochs: number;
+  readonly allreduce: 'star' | 'ring';
   readonly batchSize: number;
   readonly evalEvery: number;
   readonly out: string;
@@ -49,6 +50,7 @@ and exits non-zero if any actor failed.
   --ps-shards K              parameter-server aggregators in ps mode (default 2)
   --epochs N                 epochs (default 10)
   --batch-size B             batch size per trainer (default 1024)
+  --allreduce star|ring      mirrored all-reduce algorithm (default star)
   --eval-every N             evaluate every N steps (default 200; 0 = only at the end)
   --out DIR                  output directory (default out/<job>)
   --job ID                   job id (default job-<time>)
@@ -87,6 +89,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         epochs: { type: 'string' },
         'batch-size': { type: 'string' },
         'eval-every': { type: 'string' },
+        allreduce: { type: 'string' },
         out: { type: 'string' },
         job: { type: 'string' },
         backend: { type: 'string' },
@@ -103,6 +106,8 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   if (v.help === true) return 'help';
   const strategy = v.strategy ?? 'ps';
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new JobFlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
+  const allreduce = v.allreduce ?? 'star';
+  if (allreduce !== 'star' && allreduce !== 'ring') throw new JobFlagError(`--allreduce must be star or ring, got '${allreduce}'`);
   const job = v.job ?? `job-${new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14)}`;
   if (!/^[A-Za-z0-9_-]+$/.test(job)) {
     throw new JobFlagError(`--job must be letters, digits, '-' or '_' (it becomes a NATS subject token), got '${job}'`);
@@ -125,6 +130,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     psShards: positiveInt('ps-shards', v['ps-shards'], 2),
     epochs: positiveInt('epochs', v.epochs, 10),
     batchSize: positiveInt('batch-size', v['batch-size'], 1024),
+    allreduce,
     evalEvery: positiveInt('eval-every', v['eval-every'], 200, true),
     out: v.out ?? `out/${job}`,
     backend: v.backend,

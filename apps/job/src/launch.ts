@@ -122,7 +122,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     for (let r = 0; r < plan.trainers; r++) {
       sup.start(actor(`trainer-${r}`, 'trainer', 'worker', [...common, '--strategy', plan.strategy, '--rank', `${r}`,
         '--world-size', `${plan.trainers}`, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`,
-        ...(plan.backend !== undefined ? ['--backend', plan.backend] : [])]));
+        '--allreduce', plan.allreduce, ...(plan.backend !== undefined ? ['--backend', plan.backend] : [])]));
     }
     await sup.waitForWorkers();
     progress.finish();

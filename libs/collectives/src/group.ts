@@ -86,6 +86,10 @@ export class ProcessGroup {
   readonly #results = new Map<number, DownMsg>();
   readonly #waiters = new Map<number, Waiter>();
   readonly #hellos = new Set<number>();
+  // Ring traffic: point-to-point messages from the previous rank, by "seq:phase:step".
+  readonly #p2p = new Map<string, Float32Array>();
+  readonly #p2pWaiters = new Map<string, (v: Float32Array) => void>();
+  readonly #p2pPrefix: string;
   #welcomed = false;
 
   private constructor(o: GroupOptions) {
@@ -98,6 +102,7 @@ export class ProcessGroup {
     this.#up = subjects.collective(o.job, group, 'up');
     this.#down = subjects.collective(o.job, group, 'down');
     this.#timeoutMs = o.timeoutMs ?? 30_000;
+    this.#p2pPrefix = subjects.collective(o.job, group, 'p2p');
   }
 
   /** Rendezvous: resolves when all worldSize ranks are present; times out naming the missing ones. */
@@ -107,6 +112,16 @@ export class ProcessGroup {
     const g = new ProcessGroup(o);
     g.#subs.push(subscribeLarge(g.#nc, g.#down, (b) => g.#onDown(decodeMsg(b) as DownMsg)));
     if (g.rank === 0) g.#subs.push(subscribeLarge(g.#nc, g.#up, (b) => g.#onUp(decodeMsg(b) as UpMsg)));
+    g.#subs.push(
+      subscribeLarge(g.#nc, `${g.#p2pPrefix}.${g.rank}`, (b) => {
+        const m = decodeMsg(b) as { key: string; data: Float32Array };
+        const w = g.#p2pWaiters.get(m.key);
+        if (w !== undefined) {
+          g.#p2pWaiters.delete(m.key);
+          w(m.data);
+        } else g.#p2p.set(m.key, m.data);
+      }),
+    );
     await g.#nc.flush();
     await g.#rendezvous();
     return g;
@@ -219,6 +234,55 @@ export class ProcessGroup {
       for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] + v[i]);
     }
     return out;
+  }
+
+  /**
+   * Ring all-reduce (reduce-scatter, then all-gather, between neighbours): each rank sends and
+   * receives 2·(W−1)/W of the tensor instead of rank 0 handling all of it. Deterministic run to
+   * run (chunk c is summed starting from rank c+1, around the ring), but not in rank order, so
+   * its bits may differ from the star's in the last place.
+   */
+  async allReduceRing(tensor: Float32Array): Promise<Float32Array> {
+    const seq = ++this.#seq;
+    const W = this.worldSize;
+    const buf = tensor.slice();
+    if (W === 1) return buf;
+    const size = Math.floor(buf.length / W);
+    const bounds = (c: number): [number, number] => [c * size, c === W - 1 ? buf.length : (c + 1) * size];
+    const next = (this.rank + 1) % W;
+    const prev = (this.rank - 1 + W) % W;
+    const mod = (x: number): number => ((x % W) + W) % W;
+    for (const phase of ['rs', 'ag'] as const) {
+      for (let step = 0; step < W - 1; step++) {
+        const sendChunk = phase === 'rs' ? mod(this.rank - step) : mod(this.rank + 1 - step);
+        const recvChunk = phase === 'rs' ? mod(this.rank - step - 1) : mod(this.rank - step);
+        const [a, b] = bounds(sendChunk);
+        publishLarge(this.#nc, `${this.#p2pPrefix}.${next}`, encodeMsg({ key: `${seq}:${phase}:${step}`, data: buf.slice(a, b) }));
+        const got = await this.#receive(`${seq}:${phase}:${step}`, prev, seq);
+        const [c, d] = bounds(recvChunk);
+        if (got.length !== d - c) throw new CollectiveError(`allReduceRing #${seq}: rank ${prev} sent ${got.length} values for a chunk of ${d - c} (tensors of different lengths?)`);
+        for (let i = 0; i < got.length; i++) buf[c + i] = phase === 'rs' ? Math.fround(got[i] + buf[c + i]) : got[i];
+      }
+    }
+    return buf;
+  }
+
+  #receive(key: string, from: number, seq: number): Promise<Float32Array> {
+    const early = this.#p2p.get(key);
+    if (early !== undefined) {
+      this.#p2p.delete(key);
+      return Promise.resolve(early);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#p2pWaiters.delete(key);
+        reject(new CollectiveTimeoutError([from], 'allReduceRing', seq, this.#timeoutMs));
+      }, this.#timeoutMs);
+      this.#p2pWaiters.set(key, (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
+    });
   }
 
   /** root's bytes on every rank. */

@@ -69,3 +69,23 @@ t.test('reduce, gather, scatter, reduce-scatter, sub-groups and async forms', as
   await t.rejects(Promise.all(g.map((p) => p.scatter(p.rank === 0 ? [new Uint8Array(1)] : undefined))), /root needs 3 parts/);
   for (const p of [...g, subs[0], subs[2]]) p?.destroy();
 });
+
+t.test('ring all-reduce equals the star sum (to float rounding) and is reproducible', async (t) => {
+  const server = await NatsServer.start({ maxPayload: 16 * 1024 });
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(() => nc.close());
+  for (const W of [1, 2, 3, 4]) {
+    const g = await Promise.all(Array.from({ length: W }, (_, rank) => ProcessGroup.init({ nc, job: `ring${W}`, worldSize: W, rank, timeoutMs: 5000 })));
+    const input = (r: number): Float32Array => Float32Array.from({ length: 50_003 }, (_, i) => Math.sin(i * (r + 1)) * 0.1);
+    const ring = await Promise.all(g.map((p) => p.allReduceRing(input(p.rank))));
+    const again = await Promise.all(g.map((p) => p.allReduceRing(input(p.rank))));
+    const star = await Promise.all(g.map((p) => p.allReduce(input(p.rank))));
+    t.ok(ring.every((x) => x.every((v, i) => v === ring[0][i])), `W=${W}: every rank has the same bits`);
+    t.same(again[0], ring[0], `W=${W}: reproducible`);
+    t.ok(ring[0].every((v, i) => Math.abs(v - star[0][i]) < 1e-6), `W=${W}: equals the star sum`);
+    for (const p of g) p.destroy();
+  }
+  const [a] = await Promise.all([ProcessGroup.init({ nc, job: 'ringdead', worldSize: 2, rank: 0, timeoutMs: 300 }).catch((e: Error) => e)]);
+  t.ok(a instanceof Error, 'rendezvous without the peer times out');
+});

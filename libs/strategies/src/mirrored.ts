@@ -50,6 +50,8 @@ export async function runMirroredTrainer(o: {
   readonly data: AsyncIterable<RatingsBatch> | Iterable<RatingsBatch>;
   readonly optimizer: OptimizerConfig;
   readonly seed: number;
+  /** star (default): everything through rank 0, summed in rank order; ring: dense gradients by ring all-reduce. */
+  readonly allreduce?: 'star' | 'ring';
   readonly onStep?: (s: MirroredStep) => void;
   /** Called after each step with the updated replica (e.g. to checkpoint every k steps). */
   readonly onParams?: (step: number, params: ParamStore) => Promise<void> | undefined;
@@ -60,6 +62,8 @@ export async function runMirroredTrainer(o: {
   const it = Symbol.asyncIterator in o.data ? (o.data as AsyncIterable<RatingsBatch>)[Symbol.asyncIterator]() : (o.data as Iterable<RatingsBatch>)[Symbol.iterator]();
   let exhausted = false;
   let step = 0;
+  const denseSpecs = [...o.model.denseSpecs()].sort((a, b) => a.name.localeCompare(b.name));
+  const denseSize = denseSpecs.reduce((s, d) => s + d.size, 0);
   for (;;) {
     const t0 = performance.now();
     let mine: Contribution = { count: 0, loss: 0, dense: {}, sparse: {} };
@@ -79,16 +83,39 @@ export async function runMirroredTrainer(o: {
       }
     }
     const t1 = performance.now();
-    const payload = encodeMsg(mine);
+    const ring = o.allreduce === 'ring';
+    // With the ring, dense gradients (and count, loss) travel as one flat vector around the ring;
+    // sparse rows differ by rank, so they are always all-gathered.
+    const payload = encodeMsg(ring ? { ...mine, dense: {} } : mine);
     const t2 = performance.now();
     const parts = await o.pg.allGather(payload, 'gradients');
+    let ringSum: Float32Array | undefined;
+    if (ring) {
+      const flat = new Float32Array(denseSize + 2);
+      let off = 0;
+      for (const d of denseSpecs) {
+        const g = mine.dense[d.name];
+        if (g !== undefined) flat.set(g, off);
+        off += d.size;
+      }
+      flat[off] = mine.count;
+      flat[off + 1] = mine.loss * mine.count;
+      ringSum = await o.pg.allReduceRing(flat);
+    }
     const t3 = performance.now();
     const all = parts.map((p) => decodeMsg(p) as Contribution);
-    const total = all.reduce((s, c) => s + c.count, 0);
+    const total = ringSum !== undefined ? ringSum[denseSize] : all.reduce((s, c) => s + c.count, 0);
     if (total === 0) break;
     // Sum in rank order, then divide by the total count.
     const dense: Record<string, Float32Array> = {};
     const sparse: Record<string, SparseGradient> = {};
+    if (ringSum !== undefined) {
+      let off = 0;
+      for (const d of denseSpecs) {
+        dense[d.name] = ringSum.slice(off, off + d.size);
+        off += d.size;
+      }
+    }
     for (const c of all) {
       for (const [k, v] of Object.entries(c.dense)) {
         const acc = (dense[k] ??= new Float32Array(v.length));
@@ -107,7 +134,7 @@ export async function runMirroredTrainer(o: {
     const t4 = performance.now();
     o.onStep?.({
       step,
-      loss: all.reduce((s, c) => s + c.loss * c.count, 0) / total,
+      loss: (ringSum !== undefined ? ringSum[denseSize + 1] : all.reduce((s, c) => s + c.loss * c.count, 0)) / total,
       examples: total,
       localExamples: mine.count,
       timing: { computeMs: t1 - t0 + (t4 - t3), serdeMs: t2 - t1, waitMs: t3 - t2 },

@@ -16,8 +16,8 @@ function* rankBatches(rank: number, worldSize: number, epochs: number, batchSize
   for (let e = 0; e < epochs; e++) for (const idx of it.batches(e)) yield takeBatch(train, idx);
 }
 
-for (const optimizer of [{ name: 'sgd', lr: 0.5 }, { name: 'adam', lr: 0.01, l2: 1e-4 }] as const) {
-  t.test(`mirrored 2 ranks × B equals one process with 2B (${optimizer.name})`, async (t) => {
+for (const [optimizer, allreduce] of [[{ name: 'sgd', lr: 0.5 }, 'star'], [{ name: 'adam', lr: 0.01, l2: 1e-4 }, 'star'], [{ name: 'adam', lr: 0.01, l2: 1e-4 }, 'ring']] as const) {
+  t.test(`mirrored 2 ranks × B equals one process with 2B (${optimizer.name}, ${allreduce})`, async (t) => {
     const server = await NatsServer.start({ maxPayload: 64 * 1024 });
     t.teardown(() => server.stop());
     const engine = await selectBackend({ backend: 'cpu' });
@@ -25,7 +25,7 @@ for (const optimizer of [{ name: 'sgd', lr: 0.5 }, { name: 'adam', lr: 0.01, l2:
     const ncs = await Promise.all([0, 1].map(() => connect({ servers: [server.url] })));
     const groups = await Promise.all([0, 1].map((rank) => ProcessGroup.init({ nc: ncs[rank], job: 'mirror', worldSize: 2, rank, timeoutMs: 10_000 })));
     const results = await Promise.all(
-      [0, 1].map((rank) => runMirroredTrainer({ pg: groups[rank], engine, model: makeModel(), data: rankBatches(rank, 2, 1, B), optimizer, seed: rank === 0 ? 9 : 1234 /* rank 1's own init is overwritten by the broadcast */ })),
+      [0, 1].map((rank) => runMirroredTrainer({ pg: groups[rank], engine, model: makeModel(), data: rankBatches(rank, 2, 1, B), optimizer, allreduce, seed: rank === 0 ? 9 : 1234 /* rank 1's own init is overwritten by the broadcast */ })),
     );
     t.equal(results[0].steps, local.steps, 'same number of steps');
     t.same(results[0].params.tables.user.data, results[1].params.tables.user.data, 'replicas identical bit for bit');
