@@ -49,13 +49,23 @@ t.test('ps job: 2 shards + 2 aggregators + 2 trainers + evaluator reach the sing
 
 t.test('mirrored job: 2 ranks as separate processes reach the single-process RMSE within 0.005', async (t) => {
   const out = join(tmpdir(), `actorflow-mirrored-${process.pid}`);
-  const run = runJob(['--job', 'e2e-mirrored', '--strategy', 'mirrored', '--trainers', '2', '--epochs', '8', '--batch-size', '512', '--out', out]);
+  // One data shard: then the global batches are exactly the single process's (2 shards take turns).
+  const run = runJob(['--job', 'e2e-mirrored', '--strategy', 'mirrored', '--trainers', '2', '--data-shards', '1', '--epochs', '8', '--batch-size', '512', '--out', out]);
   t.equal(run.status, 0, run.stderr.slice(-2000));
   const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: { rmse: number } };
   t.ok(existsSync(join(out, 'model', 'params.bin')), 'trained model saved');
   const local = await singleProcessRmse(8); // batch 1024 = 2 ranks × 512: the same global batches
   const diff = Math.abs(metrics.metrics.rmse - local);
   t.ok(diff < 0.005, `mirrored RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.toFixed(4)} (|Δ| ${diff.toExponential(2)})`);
+});
+
+t.test('mirrored job over 2 data shards and the ring all-reduce finishes and learns', async (t) => {
+  const out = join(tmpdir(), `actorflow-mirrored2-${process.pid}`);
+  const run = runJob(['--job', 'e2e-mirrored2', '--strategy', 'mirrored', '--allreduce', 'ring', '--trainers', '2', '--data-shards', '2', '--epochs', '8', '--batch-size', '512', '--out', out]);
+  t.equal(run.status, 0, run.stderr.slice(-2000));
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: { rmse: number } };
+  const local = await singleProcessRmse(8);
+  t.ok(Math.abs(metrics.metrics.rmse - local) < 0.01, `RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.toFixed(4)} (other batch order, same data)`);
 });
 
 t.test('a failing actor fails the job with its name and last words; bad flags are usage errors', async (t) => {

@@ -53,8 +53,7 @@ await runActor('trainer', usage, async () => {
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
     if (n === 1) log(`waiting for the aggregator of job ${job} …`);
   });
-  const data = new DataClient(conn.nc, { job, shards: 1 });
-  const info = await data.waitForInfo(600_000);
+  const info = await new DataClient(conn.nc, { job, shards: 1 }).waitForInfo(600_000);
   const engine = await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log });
   const model = createModel(config.model, config.hyper) as TrainableModel<RatingsBatch>;
   const client = new PsClient(conn.nc, { job, shards: config.psShards, rank });

@@ -46,7 +46,7 @@ and exits non-zero if any actor failed.
   --split SPEC               test split, e.g. random:0.1 (default)
   --seed N                   seed for data, shuffling and initialisation (default 42)
   --trainers N               trainer ranks (default 2)
-  --data-shards K            data-shard processes (default 2; mirrored jobs use 1, see docs/DESIGN.md)
+  --data-shards K            data-shard processes (default 2)
   --ps-shards K              parameter-server aggregators in ps mode (default 2)
   --epochs N                 epochs (default 10)
   --batch-size B             batch size per trainer (default 1024)

