@@ -65,11 +65,11 @@ await runActor('trainer', usage, async () => {
   let lastLog = 0;
   let lastEpoch = 0;
   let lastLoss = Number.NaN;
-  const publish = (step: number, epoch: number, loss: number, examples: number, done: boolean, timing?: { computeMs: number; waitMs: number }): void => {
+  const publish = (step: number, epoch: number, loss: number, examples: number, done: boolean, timing?: { computeMs: number; serdeMs: number; waitMs: number }): void => {
     const secs = (performance.now() - started) / 1000;
     conn.nc.publish(
       subjects.loss,
-      lossReportCodec.encode({ job, rank, step, epoch, loss, examples, examplesPerSec: secs > 0 ? examplesSeen / secs : 0, strategy, backend: engine.name, ts: Date.now(), ...(done ? { done } : {}), ...(timing !== undefined ? { timing: { ...timing, serdeMs: 0 } } : {}) }),
+      lossReportCodec.encode({ job, rank, step, epoch, loss, examples, examplesPerSec: secs > 0 ? examplesSeen / secs : 0, strategy, backend: engine.name, ts: Date.now(), ...(done ? { done } : {}), ...(timing !== undefined ? { timing } : {}) }),
       { headers: hdrs },
     );
   };

@@ -64,7 +64,7 @@ try {
 console.log(rows.join('\n'));
 if (values['no-report'] !== true) {
   appendSection(`Strategies: one vs two trainers (${dataset}, ${epochs} epochs, MF dim 16; ps: 2 data shards, 2 parameter shards, batch 1024 per trainer; mirrored: global batch 1024)`, `npx nx run bench:ps-throughput -- --epochs ${epochs} --dataset ${dataset}`, [
-    'Job time is the launcher\'s "done in" (start to final evaluation, incl. process start-up and data generation); per-step means come from the trainers\' `train.loss` timing. ps: wait = pull + push round trips (incl. msgpack on both ends; serialisation not split out, shown as 0). mirrored: serialisation = encoding this rank\'s gradients, wait = the all-gather round trip through rank 0, compute includes decoding and reducing the other ranks\' gradients.',
+    'Job time is the launcher\'s "done in" (start to final evaluation, incl. process start-up and data generation); per-step means come from the trainers\' `train.loss` timing. ps: serialisation = encoding pull/push requests and decoding replies on the trainer, wait = the rest of the pull + push round trips (network and work on the shards). mirrored: serialisation = encoding this rank\'s gradients, wait = the all-gather round trip through rank 0, compute includes decoding and reducing the other ranks\' gradients.',
     '',
     '| strategy | trainers | ratings trained | job time | ratings/s | compute / step | serialisation / step | network wait / step | test RMSE |',
     '|---|---|---|---|---|---|---|---|---|',

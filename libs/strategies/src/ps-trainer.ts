@@ -11,7 +11,7 @@ export interface TrainerStep {
   readonly loss: number;
   readonly examples: number;
   readonly accepted: boolean;
-  readonly timing: { readonly computeMs: number; readonly waitMs: number };
+  readonly timing: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number };
 }
 
 export async function runPsTrainer(o: {
@@ -35,7 +35,9 @@ export async function runPsTrainer(o: {
     const t3 = performance.now();
     step++;
     examples += result.count;
-    o.onStep?.({ step, epoch, loss: result.loss, examples: result.count, accepted: replies.every((r) => r.accepted), timing: { computeMs: t2 - t1, waitMs: t1 - t0 + (t3 - t2) } });
+    // Pull/push time splits into encoding/decoding (measured in the client) and waiting on the network and shards.
+    const serdeMs = o.client.takeSerdeMs();
+    o.onStep?.({ step, epoch, loss: result.loss, examples: result.count, accepted: replies.every((r) => r.accepted), timing: { computeMs: t2 - t1, serdeMs, waitMs: t1 - t0 + (t3 - t2) - serdeMs } });
   }
   return { steps: step, examples };
 }

@@ -186,6 +186,14 @@ export class PsClient {
   readonly #shards: number;
   readonly #timeoutMs: number;
   #versions: number[];
+  #serdeMs = 0;
+
+  /** Milliseconds spent encoding requests and decoding replies since the last call (then reset). */
+  takeSerdeMs(): number {
+    const ms = this.#serdeMs;
+    this.#serdeMs = 0;
+    return ms;
+  }
 
   readonly #rank: number;
 
@@ -209,13 +217,13 @@ export class PsClient {
   /** Pulls rows (sorted, unique per table) and all dense tensors; remembers each shard's version. */
   async pull(tables: Readonly<Record<string, Int32Array>>, dense: readonly string[]): Promise<GatheredParams> {
     const parts = this.#split(tables);
-    const replies = await Promise.all(
-      parts.map((part, k) =>
-        requestLarge(this.#nc, subjects.psPull(this.#job, k), pullRequestCodec.encode({ job: this.#job, rank: this.#rank, tables: part, dense: dense.filter((n) => ownerOfDense(n, this.#shards) === k) }), { timeoutMs: this.#timeoutMs }).then(
-          (b) => pullReplyCodec.decode(b),
-        ),
-      ),
-    );
+    const t0 = performance.now();
+    const requests = parts.map((part, k) => pullRequestCodec.encode({ job: this.#job, rank: this.#rank, tables: part, dense: dense.filter((n) => ownerOfDense(n, this.#shards) === k) }));
+    this.#serdeMs += performance.now() - t0;
+    const raw = await Promise.all(requests.map((req, k) => requestLarge(this.#nc, subjects.psPull(this.#job, k), req, { timeoutMs: this.#timeoutMs })));
+    const t1 = performance.now();
+    const replies = raw.map((b) => pullReplyCodec.decode(b));
+    this.#serdeMs += performance.now() - t1;
     this.#versions = replies.map((r) => r.version);
     const outTables: Record<string, { rows: Int32Array; values: Float32Array }> = {};
     for (const [name, rows] of Object.entries(tables)) {
@@ -253,13 +261,14 @@ export class PsClient {
         sparseParts[k][name] = { rows, values };
       }
     }
-    return Promise.all(
-      sparseParts.map((sparse, k) => {
-        const dense = Object.fromEntries(Object.entries(result.dense).filter(([n]) => ownerOfDense(n, this.#shards) === k));
-        const msg = gradientCodec.encode({ job: this.#job, rank, step, paramVersion: this.#versions[k], count: result.count, loss: result.loss, dense, sparse });
-        return requestLarge(this.#nc, subjects.psPush(this.#job, k), msg, { timeoutMs: this.#timeoutMs }).then((b) => pushReplyCodec.decode(b));
-      }),
-    );
+    const t0 = performance.now();
+    const msgs = sparseParts.map((sparse, k) => {
+      const dense = Object.fromEntries(Object.entries(result.dense).filter(([n]) => ownerOfDense(n, this.#shards) === k));
+      return gradientCodec.encode({ job: this.#job, rank, step, paramVersion: this.#versions[k], count: result.count, loss: result.loss, dense, sparse });
+    });
+    this.#serdeMs += performance.now() - t0;
+    const raw = await Promise.all(msgs.map((msg, k) => requestLarge(this.#nc, subjects.psPush(this.#job, k), msg, { timeoutMs: this.#timeoutMs })));
+    return raw.map((b) => pushReplyCodec.decode(b));
   }
 
   /** Every shard's snapshot merged into one set of tables (for evaluation and checkpoints). */
