@@ -65,7 +65,7 @@ t.test('mirrored job over 2 data shards and the ring all-reduce finishes and lea
   t.equal(run.status, 0, run.stderr.slice(-2000));
   const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: { rmse: number } };
   const local = await singleProcessRmse(8);
-  t.ok(Math.abs(metrics.metrics.rmse - local) < 0.01, `RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.toFixed(4)} (other batch order, same data)`);
+  t.ok(Math.abs(metrics.metrics.rmse - local) < 0.005, `RMSE ${metrics.metrics.rmse.toFixed(4)} vs single process ${local.toFixed(4)} (other batch order, same data)`);
 });
 
 t.test('a failing actor fails the job with its name and last words; bad flags are usage errors', async (t) => {
