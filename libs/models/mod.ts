@@ -1,4 +1,4 @@
 // Public API of @actorflow/models: the model interface the strategies use, the registry, and the models.
-export { ModelError, uniqueSorted, perExample, type TrainableModel, type TableSpec, type DenseSpec, type GatheredParams, type StepResult } from './src/model.ts';
+export { ModelError, uniqueSorted, perExample, type TrainableModel, type TableSpec, type DenseSpec, type GatheredParams, type StepResult, type InputKind, type Task, type StepContext, type RatingsWithHistory } from './src/model.ts';
 export { registerModel, createModel, listModels, type ModelEntry, type Hyper } from './src/registry.ts';
 export { BiasedMF, type MfOptions } from './src/mf.ts';

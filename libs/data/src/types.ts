@@ -20,3 +20,22 @@ export interface RatingsBatch {
   readonly item: Int32Array;
   readonly rating: Float32Array;
 }
+
+/**
+ * Per-user interaction rows in CSR form (the autoencoders' examples, and training histories):
+ * row k is user[k]'s items items[offsets[k] … offsets[k+1]) with values[…] (ratings, or 1 for
+ * implicit feedback). Same shape as the wire's Arrow interactions batch.
+ */
+export interface InteractionsBatch {
+  readonly user: Int32Array;
+  /** user.length + 1 offsets into items/values. */
+  readonly offsets: Int32Array;
+  readonly items: Int32Array;
+  readonly values: Float32Array;
+}
+
+/** Images with labels (MNIST): n × pixels floats in [0, 1], row-major. Same shape as the wire's Arrow image batch. */
+export interface ImageBatch {
+  readonly pixels: Float32Array;
+  readonly label: Int32Array;
+}

@@ -4,6 +4,38 @@
 // same model runs under every strategy: local, parameter server, mirrored.
 import type { Tf } from '@actorflow/engine';
 import type { Initializer, SparseGradient } from '@actorflow/embeddings';
+import type { InteractionsBatch } from '@actorflow/data';
+
+/**
+ * What a model's examples are; the data shards serve batches of that kind:
+ *   ratings       RatingsBatch (user, item, rating) — MF, SVD++, NCF, NeuMF
+ *   interactions  InteractionsBatch, one row per user (or per item for item-based AutoRec)
+ *   images        ImageBatch (pixels, label) — MNIST
+ */
+export type InputKind = 'ratings' | 'interactions' | 'images';
+
+/** What the model is scored on: rating → RMSE/MAE; ranking → NDCG/Recall/…@K; classification → accuracy; reconstruction → loss. */
+export type Task = 'rating' | 'ranking' | 'classification' | 'reconstruction';
+
+/**
+ * Randomness of a step (dropout, VAE noise, sampled negatives) must not depend on how a batch was
+ * split across ranks: derive it per example from (seed, epoch, example id), e.g.
+ * `new Rng(deriveSeed(ctx.seed, 'dropout', ctx.epoch, user))`. Then mirrored N×B equals one
+ * process with N·B.
+ */
+export interface StepContext {
+  readonly seed: number;
+  readonly epoch: number;
+}
+
+/** A ratings batch that also carries the training histories of its users (for SVD++'s implicit factors and NeuMF's negatives). */
+export interface RatingsWithHistory {
+  readonly user: Int32Array;
+  readonly item: Int32Array;
+  readonly rating: Float32Array;
+  /** One row per distinct user of the batch, sorted by user. Present when the model sets `needsHistory`. */
+  readonly history?: InteractionsBatch;
+}
 
 export interface TableSpec {
   readonly name: string;
@@ -36,12 +68,29 @@ export interface StepResult {
 
 export interface TrainableModel<Batch> {
   readonly name: string;
+  /** The kind of batch the model trains on (default 'ratings'). */
+  readonly input?: InputKind;
+  /** How it is evaluated (default 'rating'). */
+  readonly task?: Task;
+  /** Ratings models only: every batch must carry its users' training histories (`RatingsWithHistory.history`). */
+  readonly needsHistory?: boolean;
   tableSpecs(): readonly TableSpec[];
   denseSpecs(): readonly DenseSpec[];
   /** Unique, sorted rows of each table that this batch reads. */
   rowsFor(batch: Batch): Record<string, Int32Array>;
-  computeGradients(tf: Tf, batch: Batch, params: GatheredParams): StepResult;
+  computeGradients(tf: Tf, batch: Batch, params: GatheredParams, ctx?: StepContext): StepResult;
+  /**
+   * rating: one predicted rating per example; classification: n × classes probabilities;
+   * reconstruction: the reconstructed examples; ranking models with interactions input: n × items scores.
+   */
   predict(tf: Tf, batch: Batch, params: GatheredParams): Float32Array;
+  /**
+   * Ranking (and rating models used for top-N): scores of every item for each user of `history`
+   * (n × numItems, row-major; higher is better). Seen items are not masked here: the caller does it.
+   */
+  scoreItems?(tf: Tf, history: InteractionsBatch, params: GatheredParams): Float32Array;
+  /** The rows `scoreItems` reads for these users. */
+  rowsForScoring?(history: InteractionsBatch): Record<string, Int32Array>;
 }
 
 export class ModelError extends Error {
