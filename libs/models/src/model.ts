@@ -26,6 +26,8 @@ export type Task = 'rating' | 'ranking' | 'classification' | 'reconstruction';
 export interface StepContext {
   readonly seed: number;
   readonly epoch: number;
+  /** This trainer's step count (the global step in mirrored; per trainer in ps): for schedules such as KL annealing. */
+  readonly step: number;
 }
 
 /** A ratings batch that also carries the training histories of its users (for SVD++'s implicit factors and NeuMF's negatives). */
@@ -72,6 +74,8 @@ export interface TrainableModel<Batch> {
   readonly input?: InputKind;
   /** How it is evaluated (default 'rating'). */
   readonly task?: Task;
+  /** Interactions models: whether a row is a user's items (default) or an item's users (item-based AutoRec). */
+  readonly rowsAre?: 'users' | 'items';
   /** Ratings models only: every batch must carry its users' training histories (`RatingsWithHistory.history`). */
   readonly needsHistory?: boolean;
   tableSpecs(): readonly TableSpec[];
