@@ -40,3 +40,18 @@ export { loadIdx, parseIdx, encodeIdx, loadBundledDigits, MNIST_PIXELS, type Ima
 export { saveRatingsArrow, loadRatingsArrow, type RatingsFile } from './src/arrow-files.ts';
 export { shardOf, shardByUser, shardByRow, takeShard } from './src/sharding.ts';
 export { EpochIterator, takeBatch, type EpochOptions } from './src/epochs.ts';
+export {
+  EXAMPLE_KINDS,
+  exampleCount,
+  batchLength,
+  takeExamples,
+  takeImages,
+  takeRows,
+  groupRows,
+  rowsForIds,
+  exampleSet,
+  shardExamples,
+  type ExampleKind,
+  type ExampleSet,
+  type AnyBatch,
+} from './src/examples.ts';

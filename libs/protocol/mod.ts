@@ -41,6 +41,7 @@ export {
   type PushReply,
   type BatchRequest,
   type BatchReply,
+  type BatchKind,
   type JoinMessage,
   type Heartbeat,
   type StopMessage,

@@ -19,6 +19,8 @@ export interface RatingsBatch {
   readonly user: Int32Array;
   readonly item: Int32Array;
   readonly rating: Float32Array;
+  /** When asked for (SVD++, NeuMF): the training histories of the batch's distinct users, sorted by user. */
+  readonly history?: InteractionsBatch;
 }
 
 /**

@@ -1,12 +1,30 @@
 // How trainers and the evaluator read data shards.
 import { requestLarge, type NatsConnection } from '@actorflow/bus';
-import type { Ratings, RatingsBatch } from '@actorflow/data';
-import { batchReplyCodec, batchRequestCodec, decodeRatingsBatch, subjects } from '@actorflow/protocol';
+import type { AnyBatch, ExampleKind, ImageBatch, InteractionsBatch, Ratings, RatingsBatch } from '@actorflow/data';
+import { batchReplyCodec, batchRequestCodec, decodeImageBatch, decodeInteractionsBatch, decodeRatingsBatch, subjects, type BatchReply } from '@actorflow/protocol';
 import type { DatasetInfo } from './service.ts';
 
-export interface FedBatch {
+export interface FedBatch<B = AnyBatch> {
   readonly epoch: number;
-  readonly batch: RatingsBatch;
+  readonly batch: B;
+}
+
+/** What to ask the data shards for: the model's input kind, and whether ratings batches carry their users' histories. */
+export interface FeedKind {
+  readonly kind: ExampleKind;
+  readonly history?: boolean;
+}
+
+/** An Arrow batch of the given kind. */
+export function decodeBatch(kind: ExampleKind, bytes: Uint8Array): AnyBatch {
+  if (kind === 'ratings') return decodeRatingsBatch(bytes);
+  if (kind === 'images') return decodeImageBatch(bytes);
+  return decodeInteractionsBatch(bytes);
+}
+
+function fed(kind: ExampleKind, reply: BatchReply): AnyBatch {
+  const batch = decodeBatch(kind, reply.arrow);
+  return reply.history !== undefined ? { ...(batch as RatingsBatch), history: decodeInteractionsBatch(reply.history) } : batch;
 }
 
 export class DataClient {
@@ -46,21 +64,21 @@ export class DataClient {
    * ends when every shard reports end of data. Several trainers may read at once: each batch goes
    * to exactly one of them.
    */
-  async *shared(): AsyncGenerator<FedBatch> {
+  async *shared<B extends AnyBatch = RatingsBatch>(what: FeedKind = { kind: 'ratings' }): AsyncGenerator<FedBatch<B>> {
     const live = Array.from({ length: this.#shards }, (_, k) => k);
     let turn = 0;
     while (live.length > 0) {
       const k = turn % live.length;
       const shard = live[k];
       const reply = batchReplyCodec.decode(
-        await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank: 0, worldSize: 1, epoch: 0 }) /* shared mode: who asks does not matter */, { timeoutMs: this.#timeoutMs }),
+        await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank: 0, worldSize: 1, epoch: 0, kind: what.kind, ...(what.history === true ? { history: true } : {}) }) /* shared mode: who asks does not matter */, { timeoutMs: this.#timeoutMs }),
       );
       if (reply.endOfData) {
         live.splice(k, 1);
         continue;
       }
       turn++;
-      yield { epoch: reply.epoch, batch: decodeRatingsBatch(reply.arrow) };
+      yield { epoch: reply.epoch, batch: fed(what.kind, reply) as B };
     }
   }
 
@@ -71,22 +89,41 @@ export class DataClient {
    * split rows by hash, so they are within a batch of each other). With one shard the order is
    * exactly a single process's. Stateless on the server: (rank, worldSize, epoch, step) names it.
    */
-  async *distributed(rank: number, worldSize: number): AsyncGenerator<FedBatch> {
+  async *distributed<B extends AnyBatch = RatingsBatch>(rank: number, worldSize: number, what: FeedKind = { kind: 'ratings' }): AsyncGenerator<FedBatch<B>> {
     for (let epoch = 0; ; epoch++) {
       for (let t = 0; ; t++) {
         const shard = t % this.#shards;
         const reply = batchReplyCodec.decode(
-          await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step: Math.floor(t / this.#shards) }), { timeoutMs: this.#timeoutMs }),
+          await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step: Math.floor(t / this.#shards), kind: what.kind, ...(what.history === true ? { history: true } : {}) }), { timeoutMs: this.#timeoutMs }),
         );
         if (reply.endOfData && reply.arrow.length === 0) return;
         if (reply.endOfEpoch) break;
-        yield { epoch, batch: decodeRatingsBatch(reply.arrow) };
+        yield { epoch, batch: fed(what.kind, reply) as B };
       }
     }
   }
 
+  async #test(kind: string): Promise<Uint8Array> {
+    return requestLarge(this.#nc, subjects.dataTest(this.#job), new TextEncoder().encode(JSON.stringify({ kind })), { timeoutMs: this.#timeoutMs * 4 });
+  }
+
   async testSet(): Promise<Ratings> {
-    const b = decodeRatingsBatch(await requestLarge(this.#nc, subjects.dataTest(this.#job), new Uint8Array(0), { timeoutMs: this.#timeoutMs * 4 }));
+    const b = decodeRatingsBatch(await this.#test('ratings'));
     return { ...b, length: b.user.length };
   }
+
+  /** The test split grouped into rows (by user or by item). */
+  async testRows(by: 'user-rows' | 'item-rows'): Promise<InteractionsBatch> {
+    return decodeInteractionsBatch(await this.#test(by));
+  }
+
+  async testImages(): Promise<ImageBatch> {
+    return decodeImageBatch(await this.#test('images'));
+  }
+
+  /** Every user's training items (to exclude them when ranking, and as the autoencoders' input). */
+  async trainHistory(): Promise<InteractionsBatch> {
+    return decodeInteractionsBatch(await this.#test('history'));
+  }
 }
+

@@ -1,9 +1,14 @@
 // The dataset of a job, loaded the same way by every data shard (and the evaluator): same spec,
 // same seed → the same train/test split everywhere.
-import { DataError, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type Ratings, type SyntheticSize } from '@actorflow/data';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataError, loadBundledDigits, loadIdx, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
 
 export interface DatasetSpec {
-  /** `synthetic:tiny|small|medium|ml20m`, or a ratings file path (any format @actorflow/data reads). */
+  /**
+   * `synthetic:tiny|small|medium|ml20m`, a ratings file path (any format @actorflow/data reads),
+   * `mnist:bundled` (the digits of the `mnist` package) or `mnist:DIR` (IDX files: train-images-idx3-ubyte[.gz], …).
+   */
   readonly source: string;
   /** Split spec, e.g. `random:0.1` (default). */
   readonly split?: string;
@@ -18,6 +23,18 @@ export interface JobDataset {
   readonly globalMean: number;
   /** RMSE of the true model on the synthetic data (absent for real data). */
   readonly noiseFloorRmse?: number;
+  /** Image datasets (MNIST): the images; the ratings fields are then empty. */
+  readonly images?: { readonly train: ImageSet; readonly test: ImageSet; readonly numClasses: number };
+}
+
+const emptyRatings: Ratings = { user: new Int32Array(0), item: new Int32Array(0), rating: new Float32Array(0), length: 0 };
+
+function loadImages(spec: DatasetSpec): { train: ImageSet; test: ImageSet; numClasses: number } {
+  const where = spec.source.slice('mnist:'.length);
+  if (where === 'bundled') return { ...loadBundledDigits({ seed: spec.seed }), numClasses: 10 };
+  // The published file names, gzipped or not.
+  const pick = (stem: string): string => (existsSync(join(where, stem)) ? join(where, stem) : join(where, `${stem}.gz`));
+  return { train: loadIdx(pick('train-images-idx3-ubyte'), pick('train-labels-idx1-ubyte')), test: loadIdx(pick('t10k-images-idx3-ubyte'), pick('t10k-labels-idx1-ubyte')), numClasses: 10 };
 }
 
 export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => void = () => undefined): Promise<JobDataset> {
@@ -25,6 +42,11 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
   let numUsers: number;
   let numItems: number;
   let noiseFloorRmse: number | undefined;
+  if (spec.source.startsWith('mnist:')) {
+    const images = loadImages(spec);
+    log(`${spec.source}: ${images.train.n} training and ${images.test.n} test images`);
+    return { train: emptyRatings, test: emptyRatings, numUsers: 0, numItems: 0, globalMean: 0, images };
+  }
   if (spec.source.startsWith('synthetic:')) {
     const size = spec.source.slice('synthetic:'.length);
     if (!(size in SYNTHETIC_SIZES)) throw new DataError(`unknown dataset '${spec.source}'; use synthetic:${Object.keys(SYNTHETIC_SIZES).join('|synthetic:')} or a file path`);

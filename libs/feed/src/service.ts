@@ -3,16 +3,21 @@
 //   <job>.data.<shard>.next  the next Arrow batch: shared mode (first come, first served, for the
 //                            parameter server) or distributed mode (the request names rank, world
 //                            size, epoch and step; stateless, like torch's DistributedSampler)
-//   <job>.data.test          (queue group) the test split, Arrow (chunked when large)
+//   <job>.data.test          (queue group) the test split, Arrow (chunked when large); the request
+//                            names what: {"kind": "ratings"|"user-rows"|"item-rows"|"images"|"history"}
+// A request names the kind of examples it wants (the model's input: rating rows, one row per user
+// or per item, images); the shard builds each kind's partition once, on first use.
 import { HandlerError, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { EpochIterator, takeBatch, takeShard, type Ratings } from '@actorflow/data';
-import { batchReplyCodec, batchRequestCodec, encodeRatingsBatch, subjects } from '@actorflow/protocol';
+import { EpochIterator, exampleCount, exampleSet, groupRows, rowsForIds, shardExamples, takeExamples, type AnyBatch, type ExampleKind, type ExampleSet, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
+import { batchReplyCodec, batchRequestCodec, encodeImageBatch, encodeInteractionsBatch, encodeRatingsBatch, subjects, type BatchKind } from '@actorflow/protocol';
 import type { JobDataset } from './dataset.ts';
 
 export interface DatasetInfo {
+  /** 'images' for image datasets (MNIST), else 'ratings'. */
+  readonly kind: 'ratings' | 'images';
   readonly numUsers: number;
   readonly numItems: number;
-  /** Training rows over all shards. */
+  /** Training rows over all shards (ratings, or images). */
   readonly trainRows: number;
   readonly testRows: number;
   readonly globalMean: number;
@@ -20,6 +25,7 @@ export interface DatasetInfo {
   readonly batchSize: number;
   readonly epochs: number;
   readonly noiseFloorRmse?: number;
+  readonly numClasses?: number;
 }
 
 export interface DataShardOptions {
@@ -34,6 +40,7 @@ export interface DataShardOptions {
 }
 
 export interface DataShardService {
+  /** This shard's rating rows (empty for image datasets). */
   readonly partition: Ratings;
   stats(): { served: number; epoch: number; done: boolean };
   stop(): void;
@@ -44,76 +51,130 @@ export function shardSeed(seed: number, shard: number): number {
   return seed + shard;
 }
 
+/** Any kind of batch as Arrow IPC. */
+export function encodeBatch(kind: ExampleKind, b: AnyBatch): Uint8Array {
+  if (kind === 'images') return encodeImageBatch(b as ImageBatch);
+  if (kind === 'ratings') return encodeRatingsBatch(b as RatingsBatch);
+  return encodeInteractionsBatch(b as InteractionsBatch);
+}
+
 const enc = new TextEncoder();
+
+/** One kind of examples of this shard's partition, with its shared-mode cursor. */
+class KindState {
+  readonly set: ExampleSet;
+  readonly shared: EpochIterator;
+  readonly distributed = new Map<string, EpochIterator>();
+  epoch = 0;
+  index = 0;
+  cursor: Iterator<Int32Array>;
+  done: boolean;
+
+  constructor(set: ExampleSet, o: DataShardOptions) {
+    this.set = set;
+    this.shared = new EpochIterator({ rows: exampleCount(set), batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard) });
+    this.cursor = this.shared.batches(0);
+    this.done = exampleCount(set) === 0 || o.epochs === 0;
+  }
+}
 
 export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataShardService {
   const log = o.log ?? (() => undefined);
-  const partition = o.of === 1 ? o.dataset.train : takeShard(o.dataset.train, o.shard, o.of, 'row');
-  const shared = new EpochIterator({ rows: partition.length, batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard) });
-  let epoch = 0;
-  let cursor = shared.batches(0);
-  let index = 0;
+  const ds = o.dataset;
+  const whole = { ratings: ds.train, ...(ds.images !== undefined ? { images: ds.images.train } : {}) };
+  const kinds = new Map<ExampleKind, KindState>();
+  const state = (kind: ExampleKind): KindState => {
+    let st = kinds.get(kind);
+    if (st === undefined) {
+      st = new KindState(shardExamples(exampleSet(kind, whole, `data shard ${o.shard}`), o.shard, o.of), o);
+      kinds.set(kind, st);
+      log(`shard ${o.shard}: serving ${exampleCount(st.set)} ${kind} examples`);
+    }
+    return st;
+  };
+  const ratingsPartition = ds.images === undefined ? (state('ratings').set as { ratings: Ratings }).ratings : ds.train;
+  // Training histories by user over the whole training set (not the partition): SVD++ and NeuMF
+  // need a user's every rated item, and the evaluator needs them to exclude seen items.
+  let historyRows: InteractionsBatch | undefined;
+  const history = (): InteractionsBatch => (historyRows ??= groupRows(ds.train, 'user'));
   let served = 0;
-  let done = partition.length === 0 || o.epochs === 0;
   const info: DatasetInfo = {
-    numUsers: o.dataset.numUsers,
-    numItems: o.dataset.numItems,
-    trainRows: o.dataset.train.length,
-    testRows: o.dataset.test.length,
-    globalMean: o.dataset.globalMean,
+    kind: ds.images !== undefined ? 'images' : 'ratings',
+    numUsers: ds.numUsers,
+    numItems: ds.numItems,
+    trainRows: ds.images !== undefined ? ds.images.train.n : ds.train.length,
+    testRows: ds.images !== undefined ? ds.images.test.n : ds.test.length,
+    globalMean: ds.globalMean,
     shards: o.of,
     batchSize: o.batchSize,
     epochs: o.epochs,
-    ...(o.dataset.noiseFloorRmse !== undefined ? { noiseFloorRmse: o.dataset.noiseFloorRmse } : {}),
+    ...(ds.noiseFloorRmse !== undefined ? { noiseFloorRmse: ds.noiseFloorRmse } : {}),
+    ...(ds.images !== undefined ? { numClasses: ds.images.numClasses } : {}),
   };
-  const distributed = new Map<string, EpochIterator>();
   const empty = new Uint8Array(0);
+  const reply = (kind: ExampleKind, withHistory: boolean, epoch: number, index: number, batch: AnyBatch): Uint8Array => {
+    served++;
+    const extra = withHistory && kind === 'ratings' ? { history: encodeInteractionsBatch(rowsForIds(history(), Int32Array.from(new Set((batch as RatingsBatch).user)).sort())) } : {};
+    return batchReplyCodec.encode({ epoch, index, endOfEpoch: false, endOfData: false, arrow: encodeBatch(kind, batch), ...extra });
+  };
+  const testSet = (what: string): Uint8Array => {
+    if (what === 'history') return encodeInteractionsBatch(history());
+    if (what === 'images') {
+      if (ds.images === undefined) throw new HandlerError('NO_IMAGES', 'this dataset has no images');
+      return encodeImageBatch({ pixels: ds.images.test.pixels, label: ds.images.test.labels });
+    }
+    if (what === 'ratings') return encodeRatingsBatch(ds.test);
+    if (what === 'user-rows' || what === 'item-rows') return encodeInteractionsBatch(groupRows(ds.test, what === 'user-rows' ? 'user' : 'item'));
+    throw new HandlerError('BAD_REQUEST', `unknown test set kind '${what}'; ask for ratings, user-rows, item-rows, images or history`);
+  };
   const subs: Subscription[] = [
     serveLarge(nc, subjects.dataInfo(o.job), () => enc.encode(JSON.stringify(info)), { queue: 'data-info' }),
-    serveLarge(nc, subjects.dataTest(o.job), () => encodeRatingsBatch(o.dataset.test), { queue: 'data-test' }),
+    serveLarge(nc, subjects.dataTest(o.job), (payload) => testSet(payload.length === 0 ? 'ratings' : ((JSON.parse(new TextDecoder().decode(payload)) as { kind?: string }).kind ?? 'ratings')), { queue: 'data-test' }),
     serveLarge(nc, subjects.dataNext(o.job, o.shard), (payload) => {
       const req = batchRequestCodec.decode(payload);
       if (req.job !== o.job) throw new HandlerError('WRONG_JOB', `this shard serves job ${o.job}, not ${req.job}`);
+      const kind: BatchKind = req.kind ?? 'ratings';
+      const withHistory = req.history === true;
+      const st = state(kind);
       if (req.step !== undefined) {
         // Distributed mode: rank r's step-th batch of the epoch, computed, not remembered.
         if (req.epoch >= o.epochs) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: true, arrow: empty });
         const key = `${req.rank}/${req.worldSize}`;
-        let it = distributed.get(key);
+        let it = st.distributed.get(key);
         if (it === undefined) {
-          it = new EpochIterator({ rows: partition.length, batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard), rank: req.rank, worldSize: req.worldSize });
-          distributed.set(key, it);
+          it = new EpochIterator({ rows: exampleCount(st.set), batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard), rank: req.rank, worldSize: req.worldSize });
+          st.distributed.set(key, it);
         }
         // Past the epoch's global batches: end of epoch for every rank alike. Within them, a rank
         // whose slice of a short last batch is empty gets an empty batch (it contributes nothing
         // that step) — so all ranks stay on the same global step.
         if (req.step >= it.globalBatchCount()) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: req.epoch + 1 >= o.epochs, arrow: empty });
         const idx = [...it.batches(req.epoch)][req.step] ?? new Int32Array(0);
-        served++;
-        return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: false, endOfData: false, arrow: encodeRatingsBatch(takeBatch(partition, idx)) });
+        return reply(kind, withHistory, req.epoch, req.step, takeExamples(st.set, idx));
       }
       // Shared mode: the next batch of the current epoch, whoever asks.
       for (;;) {
-        if (done) return batchReplyCodec.encode({ epoch, index, endOfEpoch: true, endOfData: true, arrow: empty });
-        const next = cursor.next();
-        if (!next.done) {
-          served++;
-          return batchReplyCodec.encode({ epoch, index: index++, endOfEpoch: false, endOfData: false, arrow: encodeRatingsBatch(takeBatch(partition, next.value)) });
-        }
-        epoch++;
-        index = 0;
-        if (epoch >= o.epochs) {
-          done = true;
-          log(`shard ${o.shard}: all ${o.epochs} epoch(s) served (${served} batches)`);
+        if (st.done) return batchReplyCodec.encode({ epoch: st.epoch, index: st.index, endOfEpoch: true, endOfData: true, arrow: empty });
+        const next = st.cursor.next();
+        if (!next.done) return reply(kind, withHistory, st.epoch, st.index++, takeExamples(st.set, next.value));
+        st.epoch++;
+        st.index = 0;
+        if (st.epoch >= o.epochs) {
+          st.done = true;
+          log(`shard ${o.shard}: all ${o.epochs} epoch(s) of ${kind} served (${served} batches)`);
         } else {
-          log(`shard ${o.shard}: epoch ${epoch + 1}/${o.epochs}`);
-          cursor = shared.batches(epoch);
+          log(`shard ${o.shard}: epoch ${st.epoch + 1}/${o.epochs}`);
+          st.cursor = st.shared.batches(st.epoch);
         }
       }
     }),
   ];
   return {
-    partition,
-    stats: () => ({ served, epoch, done }),
+    partition: ratingsPartition,
+    stats: () => {
+      const st = [...kinds.values()][0];
+      return { served, epoch: st?.epoch ?? 0, done: st?.done ?? false };
+    },
     stop: () => {
       for (const s of subs) s.unsubscribe();
     },

@@ -222,12 +222,27 @@ export interface BatchRequest {
   readonly epoch: number;
   /** Distributed (mirrored) mode: the global step whose slice this rank wants; absent in shared mode. */
   readonly step?: number;
+  /** What the examples are (the model's input): ratings (default), user-rows, item-rows or images. */
+  readonly kind?: BatchKind;
+  /** Ratings batches: also send the training histories of the batch's users (SVD++, NeuMF). */
+  readonly history?: boolean;
 }
+
+export type BatchKind = 'ratings' | 'user-rows' | 'item-rows' | 'images';
+const BATCH_KINDS: readonly BatchKind[] = ['ratings', 'user-rows', 'item-rows', 'images'];
 
 export const batchRequestCodec = defineMsgpackKind<BatchRequest>('BatchRequest', (o, c) => {
   const r = { job: c.str(o, 'job'), rank: c.int(o, 'rank'), worldSize: c.int(o, 'worldSize', 1), epoch: c.int(o, 'epoch') };
   if (r.rank >= r.worldSize) c.fail(`rank ${r.rank} is not below worldSize ${r.worldSize}`);
-  return o.step === undefined || o.step === null ? r : { ...r, step: c.int(o, 'step') };
+  const kind = c.optStr(o, 'kind');
+  if (kind !== undefined && !BATCH_KINDS.includes(kind as BatchKind)) c.fail(`kind must be one of ${BATCH_KINDS.join(', ')}, got '${kind}'`);
+  const history = c.optBool(o, 'history');
+  return {
+    ...r,
+    ...(o.step === undefined || o.step === null ? {} : { step: c.int(o, 'step') }),
+    ...(kind !== undefined ? { kind: kind as BatchKind } : {}),
+    ...(history !== undefined ? { history } : {}),
+  };
 });
 
 export interface BatchReply {
@@ -238,6 +253,8 @@ export interface BatchReply {
   readonly endOfData: boolean;
   /** Arrow IPC stream (see arrow.ts); empty when the reply only signals an end. */
   readonly arrow: Uint8Array;
+  /** When asked: the batch's users' training histories, an Arrow interactions batch. */
+  readonly history?: Uint8Array;
 }
 
 export const batchReplyCodec = defineMsgpackKind<BatchReply>('BatchReply', (o, c) => ({
@@ -246,6 +263,7 @@ export const batchReplyCodec = defineMsgpackKind<BatchReply>('BatchReply', (o, c
   endOfEpoch: c.bool(o, 'endOfEpoch'),
   endOfData: c.bool(o, 'endOfData'),
   arrow: c.u8(o.arrow, 'arrow'),
+  ...(o.history === undefined || o.history === null ? {} : { history: c.u8(o.history, 'history') }),
 }));
 
 // ---------------------------------------------------------------------------------------------

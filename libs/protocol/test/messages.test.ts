@@ -46,6 +46,7 @@ t.test('validation rejects wrong shapes with a DecodeError naming the field', as
   t.throws(() => gradientCodec.decode(encodeMsg({ job: 3 })), /field 'job' must be a string/);
   t.throws(() => pullReplyCodec.decode(encodeMsg({ version: 1, tables: { a: { rows: i32(1), values: f32(1, 2), dim: 3 } }, dense: {} })), /dim 3/);
   t.throws(() => batchRequestCodec.decode(encodeMsg({ job: 'j', rank: 2, worldSize: 2, epoch: 0 })), /not below worldSize/);
+  t.throws(() => batchRequestCodec.decode(encodeMsg({ job: 'j', rank: 0, worldSize: 1, epoch: 0, kind: 'pixels' })), /kind must be one of ratings, user-rows, item-rows, images, got 'pixels'/);
   t.throws(() => pullRequestCodec.decode(encodeMsg({ job: 'j', rank: 0, tables: { a: [1, 2] }, dense: [] })), /Int32Array/);
   t.throws(() => lossReportCodec.decode(new Uint8Array([0xff, 0xfe])), DecodeError);
   t.throws(() => evalReportCodec.decode(new TextEncoder().encode('[1]')), /not a map/);
