@@ -11,5 +11,6 @@ export {
   type Initializer,
   type SparseGradient,
 } from './src/table.ts';
+export { bagForward, bagBackward, type BagMode, type GatheredRows } from './src/bag.ts';
 export { RowOptimizer, type OptimizerConfig, type OptimizerName } from './src/optimizers.ts';
 export { saveParams, loadParams, type ParamsFile } from './src/io.ts';

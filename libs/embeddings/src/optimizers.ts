@@ -4,23 +4,47 @@
 // parameter-server shard, each mirrored replica — applies bit-identical updates.
 //
 // L2 (weight decay on touched rows): grad ← grad + l2 · w, for the touched rows only, before the
-// optimizer's rule. (PyTorch's dense weight_decay would decay every row every step; that is a
-// dense-Adam option for later, not what a sparse optimizer does.)
+// optimizer's rule. `dense: true` instead updates every row of a table on every step, as
+// PyTorch's dense optimizers do (see OptimizerConfig.dense).
+//
+// Rules (g = gradient + l2·w):
+//   sgd      m ← μ·m + g; w ← w − lr·m            (μ = momentum; μ = 0: w ← w − lr·g)        lr 0.01
+//   adagrad  v ← v + g²; w ← w − lr·g / (√v + ε)  (v starts at 0.1, ε 1e-10, as TF)          lr 0.001
+//   adam     PyTorch/TF Adam with bias correction (β1 0.9, β2 0.999, ε 1e-8); lazy: per-row
+//            step counts, so a row's bias correction counts the steps that touched it          lr 0.001
+//   rmsprop  TF/Keras: v ← ρ·v + (1−ρ)·g²; Δ = lr·g / √(v + ε); with momentum μ > 0,
+//            m ← μ·m + Δ and w ← w − m, else w ← w − Δ (ρ 0.9, ε 1e-7, v starts at 0;
+//            ε inside the root as in the TF kernel, Keras 3 and tf.train.rmsprop)              lr 0.001
+// Default learning rates are Keras's.
 import { EmbeddingError, type EmbeddingTable } from './table.ts';
 
-export type OptimizerName = 'sgd' | 'adagrad' | 'adam';
+export type OptimizerName = 'sgd' | 'adagrad' | 'adam' | 'rmsprop';
+
+const DEFAULT_LR: Readonly<Record<OptimizerName, number>> = { sgd: 0.01, adagrad: 0.001, adam: 0.001, rmsprop: 0.001 };
 
 export interface OptimizerConfig {
   readonly name: OptimizerName;
-  readonly lr: number;
+  /** Learning rate; defaults to Keras's for the optimizer (sgd 0.01, others 0.001). */
+  readonly lr?: number;
   readonly l2?: number;
-  /** SGD momentum (0 = plain SGD). */
+  /** SGD and RMSprop momentum (0 = none). */
   readonly momentum?: number;
   /** Adagrad initial accumulator (default 0.1, as in TF). */
   readonly initialAccumulator?: number;
   readonly beta1?: number;
   readonly beta2?: number;
   readonly epsilon?: number;
+  /** RMSprop decay of the squared-gradient average (default 0.9). */
+  readonly rho?: number;
+  /**
+   * Adam only: update every row of every table on every step, like torch.optim.Adam (dense
+   * gradients, weight_decay = l2): a row the batch did not touch gets gradient 0 + l2·w, and its
+   * moments and step count advance too — so the classic PyTorch MF recipe is reproduced
+   * (algorithmically; float32 rounding differs from torch's at the last bit). The strategies call
+   * `applyRows` for each table in every step's gradient, which is every table of the models here.
+   * Costs O(table size) per step. Default false: lazy, touched rows only.
+   */
+  readonly dense?: boolean;
 }
 
 /** Optimizer state of one parameter (table or dense tensor), row-major like the parameter. */
@@ -36,17 +60,29 @@ export class RowOptimizer {
   readonly #slots = new Map<string, Slot>();
 
   constructor(config: OptimizerConfig) {
-    if (!['sgd', 'adagrad', 'adam'].includes(config.name)) throw new EmbeddingError(`unknown optimizer '${config.name}'; use sgd, adagrad or adam`);
-    if (!(config.lr > 0)) throw new EmbeddingError(`learning rate must be > 0, got ${config.lr}`);
+    if (!Object.hasOwn(DEFAULT_LR, config.name)) throw new EmbeddingError(`unknown optimizer '${config.name}'; use sgd, adagrad, adam or rmsprop`);
+    const lr = config.lr ?? DEFAULT_LR[config.name];
+    if (!(lr > 0)) throw new EmbeddingError(`learning rate must be > 0, got ${lr}`);
+    if (config.dense === true && config.name !== 'adam') throw new EmbeddingError(`dense: true is an Adam option (torch.optim.Adam); got optimizer '${config.name}'`);
     this.config = {
       l2: 0,
       momentum: 0,
       initialAccumulator: 0.1,
       beta1: 0.9,
       beta2: 0.999,
-      epsilon: config.name === 'adagrad' ? 1e-10 : 1e-8,
-      ...config,
+      epsilon: config.name === 'adagrad' ? 1e-10 : config.name === 'rmsprop' ? 1e-7 : 1e-8,
+      rho: 0.9,
+      dense: false,
+      // Explicit `undefined`s must not override defaults.
+      ...(Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as OptimizerConfig),
+      lr,
     };
+    for (const k of ['l2', 'momentum', 'initialAccumulator', 'epsilon'] as const) {
+      if (!(this.config[k] >= 0)) throw new EmbeddingError(`optimizer ${k} must be >= 0, got ${this.config[k]}`);
+    }
+    for (const k of ['beta1', 'beta2', 'rho'] as const) {
+      if (!(this.config[k] >= 0 && this.config[k] < 1)) throw new EmbeddingError(`optimizer ${k} must be in [0, 1), got ${this.config[k]}`);
+    }
   }
 
   #slot(name: string, size: number, rows: number): Slot {
@@ -68,10 +104,31 @@ export class RowOptimizer {
     const dim = table.dim;
     if (grads.length !== rows.length * dim) throw new EmbeddingError(`table ${table.name}: ${grads.length} gradient values for ${rows.length} rows × dim ${dim}`);
     const slot = this.#slot(table.name, table.data.length, table.rows);
+    if (this.config.dense) {
+      this.#applyAllRows(table, slot, rows, grads, lrScale);
+      return;
+    }
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
       if (r < 0 || r >= table.rows) throw new EmbeddingError(`table ${table.name}: row ${r} is out of range 0…${table.rows - 1}`);
       this.#update(table.data, slot, r, r * dim, grads, i * dim, dim, lrScale);
+    }
+  }
+
+  /** Dense Adam: every row moves, rows without a gradient with gradient 0 (plus l2·w), in row order. */
+  #applyAllRows(table: EmbeddingTable, slot: Slot, rows: Int32Array, grads: Float32Array, lrScale: number): void {
+    const dim = table.dim;
+    const at = new Int32Array(table.rows).fill(-1);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (r < 0 || r >= table.rows) throw new EmbeddingError(`table ${table.name}: row ${r} is out of range 0…${table.rows - 1}`);
+      if (at[r] !== -1) throw new EmbeddingError(`table ${table.name}: row ${r} appears twice in a gradient (deduplicate it first)`);
+      at[r] = i;
+    }
+    const zero = new Float32Array(dim);
+    for (let r = 0; r < table.rows; r++) {
+      if (at[r] === -1) this.#update(table.data, slot, r, r * dim, zero, 0, dim, lrScale);
+      else this.#update(table.data, slot, r, r * dim, grads, at[r] * dim, dim, lrScale);
     }
   }
 
@@ -83,7 +140,7 @@ export class RowOptimizer {
   }
 
   #update(w: Float32Array, s: Slot, row: number, off: number, g: Float32Array, goff: number, n: number, lrScale: number): void {
-    const { name, l2, momentum, beta1, beta2, epsilon } = this.config;
+    const { name, l2, momentum, beta1, beta2, epsilon, rho } = this.config;
     const lr = this.config.lr * lrScale;
     if (name === 'sgd') {
       for (let k = 0; k < n; k++) {
@@ -98,6 +155,16 @@ export class RowOptimizer {
         const grad = g[goff + k] + l2 * w[off + k];
         s.v[off + k] += grad * grad;
         w[off + k] -= (lr * grad) / (Math.sqrt(s.v[off + k]) + epsilon);
+      }
+    } else if (name === 'rmsprop') {
+      for (let k = 0; k < n; k++) {
+        const grad = g[goff + k] + l2 * w[off + k];
+        s.v[off + k] = rho * s.v[off + k] + (1 - rho) * grad * grad;
+        const delta = (lr * grad) / Math.sqrt(s.v[off + k] + epsilon);
+        if (momentum > 0) {
+          s.m[off + k] = momentum * s.m[off + k] + delta;
+          w[off + k] -= s.m[off + k];
+        } else w[off + k] -= delta;
       }
     } else {
       const t = ++s.steps[row];
