@@ -43,11 +43,18 @@ function fmt(v) {
   const a = Math.abs(v);
   return a !== 0 && (a >= 1e5 || a < 1e-3) ? v.toExponential(2) : v.toFixed(4);
 }
-function fmtAxis(v, span) {
-  const a = Math.abs(span);
-  if (a >= 1e5 || (a !== 0 && a < 1e-3)) return v.toExponential(1);
-  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : a >= 0.1 ? 3 : 4;
-  return v.toFixed(digits);
+function fmtAxis(v, step) {
+  if (Math.abs(v) >= 1e6 || step < 1e-4) return v.toExponential(1);
+  const mant = step / Math.pow(10, Math.floor(Math.log10(step)));
+  return v.toFixed(Math.max(0, Math.ceil(-Math.log10(step) - 1e-9)) + (Math.abs(mant - 2.5) < 1e-9 ? 1 : 0));
+}
+function niceTicks(lo, hi, n) {
+  const raw = (hi - lo) / Math.max(1, n);
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) || 10 * p;
+  const ticks = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  return { step, ticks };
 }
 function rate(v) {
   if (!Number.isFinite(v)) return '?';
@@ -137,7 +144,8 @@ function setMeta(j) {
   for (const r of j.ranks.values()) {
     if (!r.latest) continue;
     step = Math.max(step, r.latest.step);
-    if (r.latest.done) done++; else eps += r.latest.examplesPerSec;
+    if (r.latest.done) done++;
+    eps += r.latest.examplesPerSec;
   }
   j.meta.textContent = [j.strategy || '?', j.backend || '?', j.ranks.size + ' rank' + (j.ranks.size === 1 ? '' : 's') + (done ? ' (' + done + ' done)' : ''), 'step ' + step, rate(eps) + ' ex/s'].join(' · ');
 }
@@ -196,14 +204,14 @@ function draw(canvas, series, opts) {
   const X = (x) => L + ((x - x0) / (x1 - x0)) * (w - L - R);
   const Y = (y) => T + ((y1 - y) / (y1 - y0)) * (h - T - B);
   ctx.strokeStyle = '#e3e6ec'; ctx.lineWidth = 1; ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
-  const ticks = opts.compact ? 3 : 5;
-  for (let i = 0; i <= ticks; i++) {
-    const v = y0 + ((y1 - y0) * i) / ticks, py = Math.round(Y(v)) + 0.5;
+  const yt = niceTicks(y0, y1, opts.compact ? 4 : 5);
+  for (const v of yt.ticks) {
+    const py = Math.round(Y(v)) + 0.5;
     ctx.beginPath(); ctx.moveTo(L, py); ctx.lineTo(w - R, py); ctx.stroke();
-    ctx.fillText(fmtAxis(v, y1 - y0), L - 6, py);
+    ctx.fillText(fmtAxis(v, yt.step), L - 6, py);
   }
   ctx.textAlign = 'center'; ctx.textBaseline = 'top';
-  for (let i = 0; i <= 4; i++) { const v = x0 + ((x1 - x0) * i) / 4; ctx.fillText(String(Math.round(v)), X(v), h - B + 4); }
+  for (const v of niceTicks(x0, x1, opts.compact ? 4 : 6).ticks) ctx.fillText(String(Math.round(v)), X(v), h - B + 4);
   ctx.strokeStyle = '#b8bec9'; ctx.beginPath(); ctx.moveTo(L + 0.5, T); ctx.lineTo(L + 0.5, h - B + 0.5); ctx.lineTo(w - R, h - B + 0.5); ctx.stroke();
   for (const s of series) {
     ctx.strokeStyle = s.colour; ctx.lineWidth = 1.6; ctx.beginPath();

@@ -118,7 +118,7 @@ function jobTotals(j: JobState): { step: number; rate: number; active: number; d
   for (const r of j.ranks.values()) {
     step = Math.max(step, r.latest.step);
     if (r.latest.done === true) done++;
-    else rate += r.latest.examplesPerSec;
+    rate += r.latest.examplesPerSec;
   }
   return { step, rate, active: j.ranks.size - done, done };
 }
