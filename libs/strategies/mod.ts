@@ -13,4 +13,5 @@ export {
   type StalenessPolicy,
 } from './src/ps.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
-export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep } from './src/mirrored.ts';
+export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep, type FedExamples } from './src/mirrored.ts';
+export { evaluateModel, evaluateRanking, popularityRanking, withHistory, headlineMetric, type EvalData, type Metrics } from './src/evaluate.ts';

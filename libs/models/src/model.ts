@@ -4,7 +4,7 @@
 // same model runs under every strategy: local, parameter server, mirrored.
 import type { Tf } from '@actorflow/engine';
 import type { Initializer, SparseGradient } from '@actorflow/embeddings';
-import type { InteractionsBatch } from '@actorflow/data';
+import type { ExampleKind, InteractionsBatch } from '@actorflow/data';
 
 /**
  * What a model's examples are; the data shards serve batches of that kind:
@@ -129,4 +129,11 @@ export function perExample(ids: Int32Array, gathered: { rows: Int32Array; values
     out.set(values.subarray(lo * dim, (lo + 1) * dim), i * dim);
   }
   return out;
+}
+
+/** The kind of examples the data shards must serve this model. */
+export function exampleKindOf(model: Pick<TrainableModel<unknown>, 'input' | 'rowsAre'>): ExampleKind {
+  const input = model.input ?? 'ratings';
+  if (input === 'interactions') return model.rowsAre === 'items' ? 'item-rows' : 'user-rows';
+  return input;
 }

@@ -1,5 +1,6 @@
 // Models are declared in one place: a registry of factories with their hyper-parameter
 // defaults. Adding a model is one new file that calls registerModel.
+import type { OptimizerConfig } from '@actorflow/embeddings';
 import { ModelError, type TrainableModel } from './model.ts';
 
 export type Hyper = Readonly<Record<string, number | string | boolean>>;
@@ -9,7 +10,12 @@ export interface ModelEntry {
   readonly description: string;
   readonly defaults: Hyper;
   readonly create: (hyper: Hyper) => TrainableModel<unknown>;
+  /** Training settings that work for this model (the aggregator's and launcher's defaults for it). */
+  readonly recommended?: { readonly optimizer?: OptimizerConfig; readonly batchSize?: number; readonly epochs?: number };
 }
+
+/** Hyper-parameters the data decides (filled in by the aggregator when the model takes them). */
+export const DATA_HYPER = ['numUsers', 'numItems', 'globalMean', 'numClasses'] as const;
 
 const registry = new Map<string, ModelEntry>();
 
@@ -22,10 +28,15 @@ export function listModels(): ModelEntry[] {
   return [...registry.values()];
 }
 
-/** Creates a model; unknown hyper-parameters are errors (a typo must not silently use a default). */
-export function createModel(name: string, hyper: Hyper = {}): TrainableModel<unknown> {
+export function modelEntry(name: string): ModelEntry {
   const entry = registry.get(name);
   if (entry === undefined) throw new ModelError(`unknown model '${name}'; available: ${[...registry.keys()].join(', ')}`);
+  return entry;
+}
+
+/** Creates a model; unknown hyper-parameters are errors (a typo must not silently use a default). */
+export function createModel(name: string, hyper: Hyper = {}): TrainableModel<unknown> {
+  const entry = modelEntry(name);
   for (const k of Object.keys(hyper)) {
     if (!(k in entry.defaults)) throw new ModelError(`model '${name}' has no hyper-parameter '${k}'; it takes ${Object.keys(entry.defaults).join(', ')}`);
   }

@@ -8,11 +8,16 @@
 // count is 0. A silent rank makes the collective fail on every rank with an error naming it.
 import type { ProcessGroup } from '@actorflow/collectives';
 import type { Engine } from '@actorflow/engine';
-import type { RatingsBatch } from '@actorflow/data';
+import { batchLength, type AnyBatch } from '@actorflow/data';
 import { addSparse, type OptimizerConfig, type SparseGradient } from '@actorflow/embeddings';
 import type { TrainableModel } from '@actorflow/models';
 import { decodeMsg, encodeMsg } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
+
+export interface FedExamples {
+  readonly epoch: number;
+  readonly batch: AnyBatch;
+}
 
 interface Contribution {
   count: number;
@@ -46,8 +51,9 @@ export async function broadcastParams(pg: ProcessGroup, params: ParamStore): Pro
 export async function runMirroredTrainer(o: {
   readonly pg: ProcessGroup;
   readonly engine: Engine;
-  readonly model: TrainableModel<RatingsBatch>;
-  readonly data: AsyncIterable<RatingsBatch> | Iterable<RatingsBatch>;
+  readonly model: TrainableModel<unknown>;
+  /** This rank's batches with their epochs (an empty batch: this rank sits a step out). */
+  readonly data: AsyncIterable<FedExamples> | Iterable<FedExamples>;
   readonly optimizer: OptimizerConfig;
   readonly seed: number;
   /** star (default): everything through rank 0, summed in rank order; ring: dense gradients by ring all-reduce. */
@@ -59,7 +65,7 @@ export async function runMirroredTrainer(o: {
   const params = initParams(o.model, o.seed);
   await broadcastParams(o.pg, params);
   const optimizer = createOptimizer(o.optimizer);
-  const it = Symbol.asyncIterator in o.data ? (o.data as AsyncIterable<RatingsBatch>)[Symbol.asyncIterator]() : (o.data as Iterable<RatingsBatch>)[Symbol.iterator]();
+  const it = Symbol.asyncIterator in o.data ? (o.data as AsyncIterable<FedExamples>)[Symbol.asyncIterator]() : (o.data as Iterable<FedExamples>)[Symbol.iterator]();
   let exhausted = false;
   let step = 0;
   const denseSpecs = [...o.model.denseSpecs()].sort((a, b) => a.name.localeCompare(b.name));
@@ -70,10 +76,11 @@ export async function runMirroredTrainer(o: {
     if (!exhausted) {
       const next = await it.next();
       if (next.done === true) exhausted = true;
-      else if (next.value.user.length > 0) {
+      else if (batchLength(next.value.batch) > 0) {
         // (An empty batch: this rank's slice of a short last batch is empty; it sits this step out.)
-        const batch = next.value;
-        const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch)));
+        const { batch, epoch } = next.value;
+        // ctx.step is the global step, the same on every rank and in the single-process reference.
+        const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch)), { seed: o.seed, epoch, step });
         // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
         mine = {
           count: r.count,

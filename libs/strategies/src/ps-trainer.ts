@@ -1,7 +1,6 @@
 // A parameter-server trainer: pull → compute → push, no barrier. Times each phase so the
 // loss reports (and the benchmark) can say where a step's time goes.
 import type { Engine } from '@actorflow/engine';
-import type { RatingsBatch } from '@actorflow/data';
 import type { TrainableModel } from '@actorflow/models';
 import type { PsClient } from './ps.ts';
 
@@ -16,10 +15,12 @@ export interface TrainerStep {
 
 export async function runPsTrainer(o: {
   readonly engine: Engine;
-  readonly model: TrainableModel<RatingsBatch>;
+  readonly model: TrainableModel<unknown>;
+  /** Seeds the model's per-example randomness (dropout, negatives): the job's seed. */
+  readonly seed?: number;
   readonly client: PsClient;
   readonly rank: number;
-  readonly data: AsyncIterable<{ readonly epoch: number; readonly batch: RatingsBatch }>;
+  readonly data: AsyncIterable<{ readonly epoch: number; readonly batch: unknown }>;
   readonly onStep?: (s: TrainerStep) => void;
 }): Promise<{ steps: number; examples: number }> {
   const dense = o.model.denseSpecs().map((d) => d.name);
@@ -29,7 +30,7 @@ export async function runPsTrainer(o: {
     const t0 = performance.now();
     const params = await o.client.pull(o.model.rowsFor(batch), dense);
     const t1 = performance.now();
-    const result = o.model.computeGradients(o.engine.tf, batch, params);
+    const result = o.model.computeGradients(o.engine.tf, batch, params, { seed: o.seed ?? 0, epoch, step });
     const t2 = performance.now();
     const replies = await o.client.push(step, result, o.rank);
     const t3 = performance.now();

@@ -11,9 +11,9 @@ const train = data.ratings;
 const makeModel = () => new BiasedMF({ numUsers: 120, numItems: 90, dim: 4, initStd: 0.1, globalMean: 3.5 });
 const B = 64;
 
-function* rankBatches(rank: number, worldSize: number, epochs: number, batchSize: number): Generator<RatingsBatch> {
+function* rankBatches(rank: number, worldSize: number, epochs: number, batchSize: number): Generator<{ epoch: number; batch: RatingsBatch }> {
   const it = new EpochIterator({ rows: train.length, batchSize, seed: 9, rank, worldSize });
-  for (let e = 0; e < epochs; e++) for (const idx of it.batches(e)) yield takeBatch(train, idx);
+  for (let e = 0; e < epochs; e++) for (const idx of it.batches(e)) yield { epoch: e, batch: takeBatch(train, idx) };
 }
 
 for (const [optimizer, allreduce] of [[{ name: 'sgd', lr: 0.5 }, 'star'], [{ name: 'adam', lr: 0.01, l2: 1e-4 }, 'star'], [{ name: 'adam', lr: 0.01, l2: 1e-4 }, 'ring']] as const) {
@@ -48,7 +48,7 @@ t.test('uneven data never hangs; a silent rank is named', async (t) => {
   const engine = await selectBackend({ backend: 'cpu' });
   const ncs = await Promise.all([0, 1, 2].map(() => connect({ servers: [server.url] })));
   const groups = await Promise.all([0, 1, 2].map((rank) => ProcessGroup.init({ nc: ncs[rank], job: 'uneven', worldSize: 3, rank, timeoutMs: 5000 })));
-  const few = (rank: number): RatingsBatch[] => [...rankBatches(rank, 3, 1, 32)].slice(0, rank === 2 ? 1 : 100);
+  const few = (rank: number): { epoch: number; batch: RatingsBatch }[] => [...rankBatches(rank, 3, 1, 32)].slice(0, rank === 2 ? 1 : 100);
   const results = await Promise.all([0, 1, 2].map((rank) => runMirroredTrainer({ pg: groups[rank], engine, model: makeModel(), data: few(rank), optimizer: { name: 'sgd', lr: 0.1 }, seed: 9 })));
   t.ok(results.every((r) => r.steps === results[0].steps && r.steps > 1), `all ranks ran ${results[0].steps} steps although rank 2 had 1 batch`);
   // Rank 2 goes silent: the next collective fails on the others, naming it.

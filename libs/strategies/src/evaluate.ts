@@ -1,0 +1,200 @@
+// Scoring a model on held-out data, by task: rating → RMSE/MAE; ranking → full-ranking
+// Precision/Recall/NDCG/MAP/HR@K and MRR with the user's training items excluded; classification →
+// accuracy and cross-entropy; reconstruction → binary cross-entropy. The same function serves the
+// local reference, the evaluator actor and the tests, so a number means the same everywhere.
+import type { Engine } from '@actorflow/engine';
+import { rowsForIds, takeRows, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
+import { RankingAccumulator, RegressionAccumulator } from '@actorflow/metrics';
+import { ModelError, uniqueSorted, type TrainableModel } from '@actorflow/models';
+import { gather, type ParamStore } from './params.ts';
+
+/** Held-out data of a job, in the forms the tasks need (each optional: a task uses what it needs). */
+export interface EvalData {
+  /** Test ratings (rating task, ratings input). */
+  readonly ratings?: Ratings;
+  /** Test items per user (ranking). */
+  readonly testRows?: InteractionsBatch;
+  /** Training items per user: the input of autoencoders and the items excluded when ranking. */
+  readonly history?: InteractionsBatch;
+  /** Training ratings per item (item-based AutoRec's input rows). */
+  readonly itemHistory?: InteractionsBatch;
+  readonly images?: ImageBatch;
+  readonly numItems: number;
+  /** Cut-offs for ranking metrics (default 10, 20, 50). */
+  readonly ks?: readonly number[];
+}
+
+export type Metrics = Record<string, number>;
+
+const DEFAULT_EVAL_KS = [10, 20, 50];
+
+/** A ratings batch with its users' training histories attached (for models that set `needsHistory`). */
+export function withHistory(batch: RatingsBatch, history: InteractionsBatch | undefined): RatingsBatch {
+  if (history === undefined) throw new ModelError('this model needs the users\' training histories, but none were given (ask the data shards with history: true)');
+  return { ...batch, history: rowsForIds(history, uniqueSorted(batch.user)) };
+}
+
+function slice(r: Ratings, start: number, end: number): RatingsBatch {
+  return { user: r.user.subarray(start, end), item: r.item.subarray(start, end), rating: r.rating.subarray(start, end) };
+}
+
+/** Positions in CSR `rows` of each id (rows sorted by id); -1 when absent. */
+function positions(rows: InteractionsBatch, ids: Int32Array): Int32Array {
+  const out = new Int32Array(ids.length).fill(-1);
+  ids.forEach((id, k) => {
+    let lo = 0;
+    let hi = rows.user.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (rows.user[mid] < id) lo = mid + 1;
+      else hi = mid;
+    }
+    if (rows.user.length > 0 && rows.user[lo] === id) out[k] = lo;
+  });
+  return out;
+}
+
+function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
+  const test = data.ratings;
+  if (test === undefined) throw new ModelError(`${model.name}: a rating task needs test ratings`);
+  const acc = new RegressionAccumulator();
+  const m = model as TrainableModel<RatingsBatch>;
+  for (let start = 0; start < test.length; start += batchSize) {
+    let batch = slice(test, start, Math.min(test.length, start + batchSize));
+    if (model.needsHistory === true) batch = withHistory(batch, data.history);
+    acc.add(m.predict(engine.tf, batch, gather(params, m.rowsFor(batch))), batch.rating);
+  }
+  const { rmse, mae } = acc.result();
+  return { rmse, mae };
+}
+
+/**
+ * Rating task on row examples (AutoRec): the model reconstructs each training row (an item's
+ * ratings by user for item-based) and the test pair (u, i) is read off row i, column u. `predict`
+ * returns n × columns.
+ */
+function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
+  const test = data.ratings;
+  const byItem = model.rowsAre === 'items';
+  const rows = byItem ? data.itemHistory : data.history;
+  if (test === undefined || rows === undefined) throw new ModelError(`${model.name}: a rating task on ${byItem ? 'item' : 'user'} rows needs test ratings and the training rows`);
+  const acc = new RegressionAccumulator();
+  const m = model as TrainableModel<InteractionsBatch>;
+  // Group test pairs by their row id (item for item-based), then reconstruct rows in batches.
+  const rowOf = byItem ? test.item : test.user;
+  const colOf = byItem ? test.user : test.item;
+  const order = Int32Array.from({ length: test.length }, (_, i) => i).sort((a, b) => rowOf[a] - rowOf[b] || a - b);
+  const ids = uniqueSorted(rowOf);
+  let p = 0;
+  for (let s = 0; s < ids.length; s += batchSize) {
+    const chunkIds = ids.subarray(s, Math.min(ids.length, s + batchSize));
+    const batch = rowsForIds(rows, chunkIds);
+    const out = m.predict(engine.tf, batch, gather(params, m.rowsFor(batch)));
+    const cols = out.length / chunkIds.length;
+    const pred: number[] = [];
+    const truth: number[] = [];
+    // `order` is sorted by row id, so this chunk's pairs are the next ones.
+    for (let k = 0; k < chunkIds.length; k++) {
+      for (; p < order.length && rowOf[order[p]] === chunkIds[k]; p++) {
+        pred.push(out[k * cols + colOf[order[p]]]);
+        truth.push(test.rating[order[p]]);
+      }
+    }
+    acc.add(Float32Array.from(pred), Float32Array.from(truth));
+  }
+  const { rmse, mae } = acc.result();
+  return { rmse, mae };
+}
+
+/** Full ranking with training items excluded; users come in chunks so score matrices stay small. */
+export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize = 256): Metrics {
+  const { testRows, history } = data;
+  if (testRows === undefined || history === undefined) throw new ModelError(`${model.name}: ranking needs the test items and training items per user`);
+  if (model.scoreItems === undefined || model.rowsForScoring === undefined) throw new ModelError(`${model.name} cannot score items for ranking (no scoreItems)`);
+  const acc = new RankingAccumulator({ numItems: data.numItems, ks: data.ks ?? DEFAULT_EVAL_KS });
+  const users = testRows.user;
+  const chunk = Math.max(1, Math.min(batchSize, Math.floor(4e6 / Math.max(1, data.numItems))));
+  for (let s = 0; s < users.length; s += chunk) {
+    const ids = users.subarray(s, Math.min(users.length, s + chunk));
+    const hist = rowsForIds(history, ids);
+    const scores = model.scoreItems(engine.tf, hist, gather(params, model.rowsForScoring(hist)));
+    scoreChunk(acc, scores, hist, takeRows(testRows, Int32Array.from({ length: ids.length }, (_, k) => s + k)), data.numItems);
+  }
+  return acc.result().metrics;
+}
+
+function scoreChunk(acc: RankingAccumulator, scores: Float32Array, hist: InteractionsBatch, test: InteractionsBatch, numItems: number): void {
+  for (let k = 0; k < hist.user.length; k++) {
+    acc.add(
+      scores.subarray(k * numItems, (k + 1) * numItems),
+      hist.items.subarray(hist.offsets[k], hist.offsets[k + 1]),
+      test.items.subarray(test.offsets[k], test.offsets[k + 1]),
+    );
+  }
+}
+
+/** The popularity baseline: every user gets the items with the most training interactions. */
+export function popularityRanking(data: EvalData): Metrics {
+  const { testRows, history } = data;
+  if (testRows === undefined || history === undefined) throw new ModelError('the popularity baseline needs the test items and training items per user');
+  const counts = new Float32Array(data.numItems);
+  for (const i of history.items) counts[i]++;
+  const acc = new RankingAccumulator({ numItems: data.numItems, ks: data.ks ?? DEFAULT_EVAL_KS });
+  const pos = positions(history, testRows.user);
+  for (let k = 0; k < testRows.user.length; k++) {
+    const p = pos[k];
+    acc.add(counts, p < 0 ? new Int32Array(0) : history.items.subarray(history.offsets[p], history.offsets[p + 1]), testRows.items.subarray(testRows.offsets[k], testRows.offsets[k + 1]));
+  }
+  return acc.result().metrics;
+}
+
+function evaluateImages(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
+  const images = data.images;
+  if (images === undefined) throw new ModelError(`${model.name}: needs test images`);
+  const n = images.label.length;
+  const px = images.pixels.length / Math.max(1, n);
+  const m = model as TrainableModel<ImageBatch>;
+  let correct = 0;
+  let loss = 0;
+  for (let s = 0; s < n; s += batchSize) {
+    const e = Math.min(n, s + batchSize);
+    const batch: ImageBatch = { pixels: images.pixels.subarray(s * px, e * px), label: images.label.subarray(s, e) };
+    const out = m.predict(engine.tf, batch, gather(params, m.rowsFor(batch)));
+    if (model.task === 'classification') {
+      const classes = out.length / (e - s);
+      for (let k = 0; k < e - s; k++) {
+        let best = 0;
+        for (let c = 1; c < classes; c++) if (out[k * classes + c] > out[k * classes + best]) best = c;
+        if (best === batch.label[k]) correct++;
+        loss -= Math.log(Math.max(out[k * classes + batch.label[k]], 1e-12));
+      }
+    } else {
+      // Reconstruction: binary cross-entropy per pixel.
+      for (let j = 0; j < out.length; j++) {
+        const y = batch.pixels[j];
+        const p = Math.min(Math.max(out[j], 1e-7), 1 - 1e-7);
+        loss -= (y * Math.log(p) + (1 - y) * Math.log(1 - p)) / px;
+      }
+    }
+  }
+  return model.task === 'classification' ? { accuracy: correct / n, loss: loss / n } : { bce: loss / n };
+}
+
+/** Scores `params` of `model` on held-out data, by the model's task. */
+export function evaluateModel(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize = 4096): Metrics {
+  const task = model.task ?? 'rating';
+  const input = model.input ?? 'ratings';
+  if (input === 'images') return evaluateImages(engine, model, params, data, Math.min(batchSize, 512));
+  if (task === 'ranking') return evaluateRanking(engine, model, params, data);
+  if (input === 'interactions') return evaluateRowRatings(engine, model, params, data, 256);
+  return evaluateRatings(engine, model, params, data, batchSize);
+}
+
+/** The metric a task is judged on, and whether lower is better (for logs and summaries). */
+export function headlineMetric(model: TrainableModel<unknown>): { name: string; lowerIsBetter: boolean } {
+  const task = model.task ?? 'rating';
+  if (task === 'ranking') return { name: 'ndcg@10', lowerIsBetter: false };
+  if (task === 'classification') return { name: 'accuracy', lowerIsBetter: false };
+  if (task === 'reconstruction') return { name: 'bce', lowerIsBetter: true };
+  return { name: 'rmse', lowerIsBetter: true };
+}
