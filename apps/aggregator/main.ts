@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, HandlerError, intFlag, numberFlag, runActor, serveLarge } from '@actorflow/bus';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
-import { createModel } from '@actorflow/models';
+import { DATA_HYPER, createModel, listModels, modelEntry, type Hyper } from '@actorflow/models';
 import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
@@ -16,8 +16,12 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --ps-shard I            this aggregator's parameter shard (default 0)
   --ps-shards K           parameter shards in the job (default 1)
   --data-shards K         data shards to expect (default 1)
-  --model NAME            model (default mf); --dim D (default 16), --init-std S (default 0.1)
-  --optimizer NAME        adam (default), adagrad or sgd; --lr (default 0.01), --l2 (default 2e-4), --momentum
+  --model NAME            model (default mf); --list-models shows every model with its hyper-parameters
+  --hyper KEY=VALUE       a model hyper-parameter (repeatable), e.g. --hyper dim=64 --hyper layers=64,32
+  --dim D, --init-std S   shortcuts for --hyper dim=D / initStd=S
+  --optimizer NAME        adam, adagrad, sgd or rmsprop (default: the model's recommended, else adam);
+                          --lr, --l2, --momentum (defaults: the model's recommended, else 0.01 / 2e-4)
+  --dense-updates         optimizer touches every row each step (PyTorch-style dense Adam with weight decay)
   --staleness POLICY      none (default), scale, drop:N, bound:N (SSP)
   --seed N                initialisation seed (default 42)
   --world-size N          ranks of a mirrored job (default 1; trainers may override)
@@ -28,21 +32,34 @@ await runActor('aggregator', usage, async () => {
     options: {
       job: { type: 'string' }, strategy: { type: 'string' }, 'ps-shard': { type: 'string' }, 'ps-shards': { type: 'string' }, 'data-shards': { type: 'string' },
       model: { type: 'string' }, dim: { type: 'string' }, 'init-std': { type: 'string' }, optimizer: { type: 'string' }, lr: { type: 'string' }, l2: { type: 'string' },
-      momentum: { type: 'string' }, staleness: { type: 'string' }, seed: { type: 'string' }, 'world-size': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions,
+      momentum: { type: 'string' }, hyper: { type: 'string', multiple: true }, 'list-models': { type: 'boolean' }, 'dense-updates': { type: 'boolean' }, staleness: { type: 'string' }, seed: { type: 'string' }, 'world-size': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions,
     },
   });
   if (v.help === true) {
     console.log(usage);
     return;
   }
+  if (v['list-models'] === true) {
+    for (const m of listModels()) console.log(`${m.name.padEnd(10)} ${m.description}\n${''.padEnd(11)}${Object.entries(m.defaults).filter(([k]) => !(DATA_HYPER as readonly string[]).includes(k)).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
+    return;
+  }
+  const modelName = v.model ?? 'mf';
+  let entry;
+  try {
+    entry = modelEntry(modelName);
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
+  const recommended = entry.recommended?.optimizer;
   const strategy = v.strategy ?? 'ps';
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   const job = v.job ?? 'local';
   const shard = intFlag('ps-shard', v['ps-shard'], 0);
   const psShards = intFlag('ps-shards', v['ps-shards'], 1, 1);
   if (shard >= psShards) throw new FlagError(`--ps-shard ${shard} must be below --ps-shards ${psShards}`);
-  const optimizerName = v.optimizer ?? 'adam';
-  if (!['adam', 'adagrad', 'sgd'].includes(optimizerName)) throw new FlagError(`--optimizer must be adam, adagrad or sgd, got '${optimizerName}'`);
+  const optimizerName = v.optimizer ?? recommended?.name ?? 'adam';
+  if (!['adam', 'adagrad', 'sgd', 'rmsprop'].includes(optimizerName)) throw new FlagError(`--optimizer must be adam, adagrad, sgd or rmsprop, got '${optimizerName}'`);
+  const hyper = parseHyper(entry.defaults, [...(v.dim !== undefined ? [`dim=${v.dim}`] : []), ...(v['init-std'] !== undefined ? [`initStd=${v['init-std']}`] : []), ...(v.hyper ?? [])]);
   const staleness = v.staleness ?? 'none';
   try {
     parseStaleness(staleness);
@@ -51,7 +68,8 @@ await runActor('aggregator', usage, async () => {
   }
   const seed = intFlag('seed', v.seed, 42);
   const log = actorLog(`aggregator ${shard}/${psShards}`);
-  const conn = await connectActor(v, { name: `aggregator-${shard}`, startLocalServer: true, log });
+  const { hyper: _hyperFlags, ...connFlags } = v;
+  const conn = await connectActor(connFlags, { name: `aggregator-${shard}`, startLocalServer: true, log });
   const data = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], 1, 1) });
   log(`job ${job}: waiting for a data shard (start one with \`npx nx serve data-shard -- --job ${job}\`) …`);
   const info = await data.waitForInfo(600_000, (n) => {
@@ -61,14 +79,27 @@ await runActor('aggregator', usage, async () => {
     job,
     strategy,
     worldSize: intFlag('world-size', v['world-size'], 1, 1),
-    model: v.model ?? 'mf',
-    hyper: { numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, dim: intFlag('dim', v.dim, 16, 1), initStd: numberFlag('init-std', v['init-std'], 0.1, { min: 0 }) },
-    optimizer: { name: optimizerName as JobConfig['optimizer']['name'], lr: numberFlag('lr', v.lr, 0.01, { min: 0 }), l2: numberFlag('l2', v.l2, 2e-4, { min: 0 }), ...(v.momentum !== undefined ? { momentum: numberFlag('momentum', v.momentum, 0, { min: 0 }) } : {}) },
+    model: modelName,
+    // The data decides sizes (users, items, classes) and the mean: filled in for models that take them.
+    hyper: { ...hyper, ...Object.fromEntries(Object.entries({ numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, numClasses: info.numClasses ?? 10 }).filter(([k]) => k in entry.defaults)) },
+    optimizer: {
+      ...(optimizerName === recommended?.name ? recommended : {}),
+      name: optimizerName as JobConfig['optimizer']['name'],
+      lr: numberFlag('lr', v.lr, optimizerName === recommended?.name ? (recommended.lr ?? 0.01) : 0.01, { min: 0 }),
+      l2: numberFlag('l2', v.l2, optimizerName === recommended?.name ? (recommended.l2 ?? 0) : 2e-4, { min: 0 }),
+      ...(v.momentum !== undefined ? { momentum: numberFlag('momentum', v.momentum, 0, { min: 0 }) } : {}),
+      ...(v['dense-updates'] === true ? { dense: true } : {}),
+    },
     psShards,
     staleness,
     seed,
   };
-  const model = createModel(config.model, config.hyper);
+  let model;
+  try {
+    model = createModel(config.model, config.hyper);
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
   const ps = new ParameterShard({ model, shard, of: psShards, seed, optimizer: config.optimizer, staleness: parseStaleness(staleness) });
   const subs = servePsShard(conn.nc, job, ps);
   // Every shard answers config requests (queue group): they all hold the same configuration.
@@ -89,7 +120,7 @@ await runActor('aggregator', usage, async () => {
       }),
     );
   }
-  log(`job ${job}: config owner${shard === 0 ? ' and mirrored snapshot store' : ''}, parameter shard ${shard}/${psShards} of ${config.model} (${info.numUsers} users × ${info.numItems} items) ready`);
+  log(`job ${job}: config owner${shard === 0 ? ' and mirrored snapshot store' : ''}, parameter shard ${shard}/${psShards} of ${config.model} (${info.kind === 'images' ? `${info.trainRows} images` : `${info.numUsers} users × ${info.numItems} items`}) ready`);
   exitOnSignals(conn, () => subs.forEach((s) => s.unsubscribe()));
   let last = 0; // quiet until the first push
   setInterval(() => {
@@ -98,3 +129,27 @@ await runActor('aggregator', usage, async () => {
     last = s.pushes;
   }, 5_000).unref();
 });
+
+/** KEY=VALUE hyper-parameters typed by the model's defaults (number, boolean or string); unknown keys are errors. */
+function parseHyper(defaults: Hyper, pairs: readonly string[]): Record<string, number | string | boolean> {
+  const out: Record<string, number | string | boolean> = {};
+  for (const kv of pairs) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new FlagError(`--hyper takes KEY=VALUE, got '${kv}'`);
+    const key = kv.slice(0, eq);
+    const raw = kv.slice(eq + 1);
+    if (!(key in defaults) || (DATA_HYPER as readonly string[]).includes(key)) {
+      throw new FlagError(`--hyper ${key}: this model has no such hyper-parameter; it takes ${Object.keys(defaults).filter((k) => !(DATA_HYPER as readonly string[]).includes(k)).join(', ')}`);
+    }
+    const d = defaults[key];
+    if (typeof d === 'number') {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new FlagError(`--hyper ${key} must be a number, got '${raw}'`);
+      out[key] = n;
+    } else if (typeof d === 'boolean') {
+      if (raw !== 'true' && raw !== 'false') throw new FlagError(`--hyper ${key} must be true or false, got '${raw}'`);
+      out[key] = raw === 'true';
+    } else out[key] = raw;
+  }
+  return out;
+}

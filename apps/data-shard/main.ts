@@ -6,7 +6,7 @@ import { loadJobDataset, serveDataShard } from '@actorflow/feed';
 const usage = `Usage: npx nx serve data-shard -- [options]
   --job ID            job id (default local)
   --shard I --of K    this process serves partition I of K (default 0 of 1)
-  --dataset SPEC      synthetic:tiny|small|medium|ml20m or a ratings file (default synthetic:small)
+  --dataset SPEC      synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled or mnist:DIR (default synthetic:small)
   --split SPEC        random:0.1 (default), user:10, loo, …
   --seed N            data, split and shuffling seed (default 42)
   --epochs N          epochs to serve (default 10)
@@ -32,7 +32,11 @@ await runActor('data-shard', usage, async () => {
   const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed }, log);
   const conn = await connectActor(v, { name: `data-shard-${shard}`, log });
   const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log });
-  log(`job ${job}: serving ${service.partition.length} of ${dataset.train.length} training ratings (${dataset.numUsers} users, ${dataset.numItems} items), ${epochs} epoch(s)`);
+  log(
+    dataset.images !== undefined
+      ? `job ${job}: serving partition ${shard}/${of} of ${dataset.images.train.n} training images, ${epochs} epoch(s)`
+      : `job ${job}: serving partition ${shard}/${of} of ${dataset.train.length} training ratings (${dataset.numUsers} users, ${dataset.numItems} items; ${service.partition.length} rating rows here), ${epochs} epoch(s)`,
+  );
   exitOnSignals(conn, () => service.stop());
   setInterval(() => {
     const s = service.stats();

@@ -1,22 +1,24 @@
 // npx nx serve evaluator [-- --job local --every 200 --out DIR]
 // Scores parameter snapshots on the test split: every N trainer steps (watching train.loss) and
-// whenever asked on <job>.eval.now; publishes train.eval and appends to <out>/eval.jsonl.
-import { appendFileSync, mkdirSync } from 'node:fs';
+// whenever asked on <job>.eval.now; publishes train.eval and appends to <out>/eval.jsonl and
+// <out>/eval.csv. What it scores depends on the model's task: RMSE/MAE for ratings; NDCG, Recall,
+// Precision, MAP, HR@K and MRR (full ranking, training items excluded) for ranking models, with
+// the popularity baseline alongside (popularity.*); accuracy for classifiers.
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RemoteError, actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, requestLarge, runActor, serveLarge } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient, fetchJobConfig } from '@actorflow/feed';
-import type { RatingsBatch } from '@actorflow/data';
-import { createModel, type TrainableModel } from '@actorflow/models';
+import { createModel } from '@actorflow/models';
 import { evalReportCodec, lossReportCodec, monitoringHeaders, snapshotCodec, subjects, type EvalReport, type Snapshot } from '@actorflow/protocol';
-import { PsClient, evaluate, mergeSnapshots } from '@actorflow/strategies';
+import { PsClient, evaluateModel, headlineMetric, mergeSnapshots, popularityRanking } from '@actorflow/strategies';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 
 const usage = `Usage: npx nx serve evaluator -- [options]
   --job ID         job id (default local)
   --every N        evaluate every N trainer steps (default 200; 0 = only when asked)
-  --out DIR        append every result to DIR/eval.jsonl
+  --out DIR        append every result to DIR/eval.jsonl and DIR/eval.csv
   --backend NAME   TF.js backend (default: best available)
   --strategy, --ps-shards, --data-shards   accepted for launcher symmetry
 ${busFlagsHelp}`;
@@ -35,9 +37,15 @@ await runActor('evaluator', usage, async () => {
   const conn = await connectActor(v, { name: 'evaluator', log });
   const config = await fetchJobConfig(conn.nc, job, 600_000);
   const data = new DataClient(conn.nc, { job, shards: 1 });
-  const test = await data.testSet();
+  const model = createModel(config.model, config.hyper);
+  const numItems = typeof config.hyper.numItems === 'number' ? config.hyper.numItems : 0;
+  log(`loading held-out data for ${config.model} (${model.task ?? 'rating'} task) …`);
+  const heldOut = await data.heldOut(model, numItems);
+  const testSize = heldOut.images?.label.length ?? heldOut.testRows?.user.length ?? heldOut.ratings?.length ?? 0;
+  const testWhat = heldOut.images !== undefined ? 'test images' : heldOut.testRows !== undefined ? 'test users' : 'test ratings';
+  const baseline = heldOut.testRows !== undefined ? Object.fromEntries(Object.entries(popularityRanking(heldOut)).map(([k, x]) => [`popularity.${k}`, x])) : {};
+  const headline = headlineMetric(model);
   const engine = await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log });
-  const model = createModel(config.model, config.hyper) as TrainableModel<RatingsBatch>;
   const ps = new PsClient(conn.nc, { job, shards: config.psShards });
   if (v.out !== undefined) mkdirSync(v.out, { recursive: true });
   const hdrs = natsHeaders();
@@ -58,11 +66,14 @@ await runActor('evaluator', usage, async () => {
       try {
         const step = latestStep;
         const params = mergeSnapshots(model, config.seed, await snapshots());
-        const metrics = evaluate(engine, model, params, test);
+        const t0 = performance.now();
+        const metrics = { ...evaluateModel(engine, model, params, heldOut), ...baseline };
         const report: EvalReport = { job, step, metrics, ts: Date.now(), ...(final ? { final } : {}) };
         conn.nc.publish(subjects.eval, evalReportCodec.encode(report), { headers: hdrs });
-        if (v.out !== undefined) appendFileSync(join(v.out, 'eval.jsonl'), `${JSON.stringify(report)}\n`);
-        log(`step ${step}: rmse ${metrics.rmse.toFixed(4)}, mae ${metrics.mae.toFixed(4)} on ${test.length} test ratings`);
+        if (v.out !== undefined) appendHistory(v.out, report);
+        const main = metrics[headline.name];
+        const pop = metrics[`popularity.${headline.name}`];
+        log(`step ${step}: ${headline.name} ${main?.toFixed(4)}${pop !== undefined ? ` (popularity ${pop.toFixed(4)})` : ''}${metrics.mae !== undefined ? `, mae ${metrics.mae.toFixed(4)}` : ''} on ${testSize} ${testWhat} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         return report;
       } finally {
         running = undefined;
@@ -93,6 +104,15 @@ await runActor('evaluator', usage, async () => {
       return evalReportCodec.encode(await runEval(final));
     }),
   ];
-  log(`job ${job}: evaluating ${config.model} on ${test.length} test ratings${every > 0 ? ` every ${every} steps` : ''}`);
+  log(`job ${job}: evaluating ${config.model} on ${testSize} ${testWhat}${every > 0 ? ` every ${every} steps` : ''}`);
   exitOnSignals(conn, () => subs.forEach((s) => s.unsubscribe()));
 });
+
+/** Appends a result to eval.jsonl and eval.csv (header written once, from the first result's metrics). */
+function appendHistory(dir: string, report: EvalReport): void {
+  appendFileSync(join(dir, 'eval.jsonl'), `${JSON.stringify(report)}\n`);
+  const csv = join(dir, 'eval.csv');
+  const keys = Object.keys(report.metrics).sort();
+  if (!existsSync(csv)) appendFileSync(csv, `ts,step,final,${keys.join(',')}\n`);
+  appendFileSync(csv, `${report.ts},${report.step},${report.final === true},${keys.map((k) => report.metrics[k]).join(',')}\n`);
+}

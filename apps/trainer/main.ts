@@ -5,8 +5,7 @@ import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient, fetchJobConfig } from '@actorflow/feed';
-import type { RatingsBatch } from '@actorflow/data';
-import { createModel, type TrainableModel } from '@actorflow/models';
+import { createModel, exampleKindOf } from '@actorflow/models';
 import { lossReportCodec, monitoringHeaders, subjects } from '@actorflow/protocol';
 import { ProcessGroup } from '@actorflow/collectives';
 import { PsClient, runMirroredTrainer, runPsTrainer, storeToSnapshot } from '@actorflow/strategies';
@@ -55,7 +54,9 @@ await runActor('trainer', usage, async () => {
   });
   const info = await new DataClient(conn.nc, { job, shards: 1 }).waitForInfo(600_000);
   const engine = await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log });
-  const model = createModel(config.model, config.hyper) as TrainableModel<RatingsBatch>;
+  const model = createModel(config.model, config.hyper);
+  // What the data shards must serve this model: its kind of examples, and users' histories if it needs them.
+  const feedKind = { kind: exampleKindOf(model), ...(model.needsHistory === true ? { history: true } : {}) };
   const client = new PsClient(conn.nc, { job, shards: config.psShards, rank });
   const feed = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], info.shards, 1) });
   const hdrs = natsHeaders();
@@ -84,9 +85,7 @@ await runActor('trainer', usage, async () => {
       ranks.map(async (r) => {
         const pg = await ProcessGroup.init({ nc: conn.nc, job, worldSize, rank: r, timeoutMs });
         const rlog = actorLog(`trainer ${r}`);
-        const batches = (async function* () {
-          for await (const f of feed.distributed(r, worldSize)) yield f.batch;
-        })();
+        const batches = feed.distributed(r, worldSize, feedKind);
         let seen = 0;
         let last = 0;
         const checkpoint = async (step: number, params: Parameters<typeof storeToSnapshot>[2]): Promise<void> => {
@@ -130,7 +129,8 @@ await runActor('trainer', usage, async () => {
     model,
     client,
     rank,
-    data: feed.shared(),
+    seed: config.seed,
+    data: feed.shared(feedKind),
     onStep: (s) => {
       examplesSeen += s.examples;
       lastEpoch = s.epoch;

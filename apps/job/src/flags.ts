@@ -1,6 +1,7 @@
 // Flags of the `job` launcher, parsed once into a typed plan. Unknown or malformed flags are
 // errors that name the flag, so a typo never silently runs a different job.
 import { parseArgs } from 'node:util';
+import { listModels, modelEntry } from '@actorflow/models';
 
 export type StrategyName = 'ps' | 'mirrored';
 
@@ -41,21 +42,23 @@ progress, writes metrics.json, eval.jsonl, the trained model and every actor's l
 and exits non-zero if any actor failed.
 
   --strategy ps|mirrored     training strategy (default ps)
-  --model NAME               model (default mf)
-  --dataset SPEC             synthetic:tiny|small|medium|ml20m, or a ratings file path (default synthetic:small)
+  --model NAME               model (default mf): ${listModels().map((m) => m.name).join(', ')}
+  --dataset SPEC             synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled or mnist:DIR
+                             (default synthetic:small; mnist:bundled for image models)
   --split SPEC               test split, e.g. random:0.1 (default)
   --seed N                   seed for data, shuffling and initialisation (default 42)
   --trainers N               trainer ranks (default 2)
   --data-shards K            data-shard processes (default 2)
   --ps-shards K              parameter-server aggregators in ps mode (default 2)
-  --epochs N                 epochs (default 10)
-  --batch-size B             batch size per trainer (default 1024)
+  --epochs N                 epochs (default: the model's recommended, else 10)
+  --batch-size B             batch size per trainer (default: the model's recommended, else 1024)
   --allreduce star|ring      mirrored all-reduce algorithm (default star)
   --eval-every N             evaluate every N steps (default 200; 0 = only at the end)
   --out DIR                  output directory (default out/<job>)
   --job ID                   job id (default job-<time>)
   --backend NAME             TF.js backend for trainers: tensorflow|wasm|cpu (default: best available)
   --model-flag FLAG=VALUE    passed to the aggregators as --FLAG VALUE (repeatable), e.g. --model-flag lr=0.02
+  --hyper KEY=VALUE          a model hyper-parameter (repeatable), e.g. --hyper dim=64
   --nats-url URL             use this NATS server instead of starting one
   --verbose                  echo every actor's output
   --help                     this text
@@ -94,6 +97,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         job: { type: 'string' },
         backend: { type: 'string' },
         'model-flag': { type: 'string', multiple: true },
+        hyper: { type: 'string', multiple: true },
         'nats-url': { type: 'string' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean' },
@@ -118,18 +122,27 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     if (eq <= 0) throw new JobFlagError(`--model-flag takes FLAG=VALUE, got '${kv}'`);
     modelFlags.push(`--${kv.slice(0, eq)}`, kv.slice(eq + 1));
   }
+  for (const kv of v.hyper ?? []) modelFlags.push('--hyper', kv);
+  const modelName = v.model ?? 'mf';
+  let entry;
+  try {
+    entry = modelEntry(modelName);
+  } catch (err) {
+    throw new JobFlagError((err as Error).message);
+  }
+  const images = entry.input === 'images';
   return {
     job,
     strategy,
-    model: v.model ?? 'mf',
-    dataset: v.dataset ?? 'synthetic:small',
+    model: modelName,
+    dataset: v.dataset ?? (images ? 'mnist:bundled' : 'synthetic:small'),
     split: v.split ?? 'random:0.1',
     seed: positiveInt('seed', v.seed, 42, true),
     trainers: positiveInt('trainers', v.trainers, 2),
     dataShards: positiveInt('data-shards', v['data-shards'], 2),
     psShards: positiveInt('ps-shards', v['ps-shards'], 2),
-    epochs: positiveInt('epochs', v.epochs, 10),
-    batchSize: positiveInt('batch-size', v['batch-size'], 1024),
+    epochs: positiveInt('epochs', v.epochs, entry.recommended?.epochs ?? 10),
+    batchSize: positiveInt('batch-size', v['batch-size'], entry.recommended?.batchSize ?? 1024),
     allreduce,
     evalEvery: positiveInt('eval-every', v['eval-every'], 200, true),
     out: v.out ?? `out/${job}`,

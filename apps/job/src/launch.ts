@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { NatsServer, connect, requestLarge, type NatsConnection } from '@actorflow/bus';
 import { saveParams } from '@actorflow/embeddings';
 import type { JobConfig } from '@actorflow/feed';
-import { createModel } from '@actorflow/models';
+import { createModel, exampleKindOf } from '@actorflow/models';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { PsClient, mergeSnapshots } from '@actorflow/strategies';
 import type { JobPlan } from './flags.ts';
@@ -106,7 +106,9 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     }
     const info = (await waitForAnswer(nc, subjects.dataInfo(plan.job), 'the data shards', 600_000, failed)) as Record<string, unknown>;
     progress.setDataInfo(info);
-    log(`data: ${String(info.numUsers)} users, ${String(info.numItems)} items, ${String(info.trainRows)} train / ${String(info.testRows)} test ratings`);
+    log(info.kind === 'images'
+      ? `data: ${String(info.trainRows)} train / ${String(info.testRows)} test images`
+      : `data: ${String(info.numUsers)} users, ${String(info.numItems)} items, ${String(info.trainRows)} train / ${String(info.testRows)} test ratings`);
 
     const aggregators = plan.strategy === 'ps' ? plan.psShards : 1;
     for (let i = 0; i < aggregators; i++) {
@@ -115,6 +117,10 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
         '--model', plan.model, '--seed', `${plan.seed}`, ...plan.modelFlags]));
     }
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, failed)) as JobConfig;
+    const model = createModel(config.model, config.hyper);
+    // Progress counts steps over the model's examples: rating rows, users or items, or images.
+    const kind = exampleKindOf(model);
+    if (kind === 'user-rows' || kind === 'item-rows') progress.setExamples(kind === 'user-rows' ? num(info.trainUsers) : num(info.trainItems));
     sup.start(actor('evaluator', 'evaluator', 'service', [...common, '--strategy', plan.strategy, '--ps-shards', `${aggregators}`,
       '--data-shards', `${dataShards}`, '--every', `${plan.evalEvery}`, '--out', out]));
 
@@ -130,8 +136,8 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       step?: number;
       metrics?: Record<string, number>;
     };
-    // The trained model: every parameter shard's rows merged into one file, with its configuration.
-    const model = createModel(config.model, config.hyper);
+    // The trained model: every parameter shard's rows merged into one file, with its configuration
+    // and the dataset it was trained on (so `recommend` can map ids and exclude seen items).
     const snapshots =
       plan.strategy === 'mirrored'
         ? [snapshotCodec.decode(await requestLarge(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))]
@@ -140,7 +146,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     mkdirSync(resolve(out, 'model'), { recursive: true });
     const checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
     saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
-    writeFileSync(checkpoint.config, `${JSON.stringify(config, null, 2)}\n`);
+    writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } }, null, 2)}\n`);
     const result: JobResult = {
       job: plan.job,
       strategy: plan.strategy,
@@ -162,6 +168,10 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     await nc.close();
     await server?.stop();
   }
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
 function actor(name: string, app: string, role: ActorSpec['role'], args: string[]): ActorSpec {

@@ -43,7 +43,11 @@ export class Progress {
   }
 
   setDataInfo(info: Record<string, unknown>): void {
-    const rows = num(info.trainRows);
+    this.setExamples(num(info.trainRows));
+  }
+
+  /** Training examples per epoch (rating rows, users, items or images), for the step total. */
+  setExamples(rows: number | undefined): void {
     if (rows === undefined) return;
     const perStep = this.#plan.strategy === 'mirrored' ? this.#plan.batchSize * this.#plan.trainers : this.#plan.batchSize;
     // Steps per rank in mirrored; total pushes over all trainers in ps.
@@ -96,8 +100,12 @@ export class Progress {
   }
 }
 
+/** The metrics worth a progress line, in this order, when present (ranking reports carry dozens). */
+const HEADLINE = ['rmse', 'mae', 'accuracy', 'bce', 'ndcg@10', 'recall@20', 'hr@10', 'mrr', 'popularity.ndcg@10'];
+
 export function formatMetrics(metrics: Readonly<Record<string, number>>): string {
-  return Object.entries(metrics)
+  const shown = HEADLINE.filter((k) => k in metrics);
+  return (shown.length > 0 ? shown.map((k) => [k, metrics[k]] as const) : Object.entries(metrics))
     .map(([k, v]) => `${k} ${v.toFixed(4)}`)
     .join(', ');
 }

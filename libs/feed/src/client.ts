@@ -9,6 +9,16 @@ export interface FedBatch<B = AnyBatch> {
   readonly batch: B;
 }
 
+/** Held-out data for evaluation (structurally the EvalData of @actorflow/strategies). */
+export interface HeldOut {
+  readonly ratings?: Ratings;
+  readonly testRows?: InteractionsBatch;
+  readonly history?: InteractionsBatch;
+  readonly itemHistory?: InteractionsBatch;
+  readonly images?: ImageBatch;
+  readonly numItems: number;
+}
+
 /** What to ask the data shards for: the model's input kind, and whether ratings batches carry their users' histories. */
 export interface FeedKind {
   readonly kind: ExampleKind;
@@ -124,6 +134,30 @@ export class DataClient {
   /** Every user's training items (to exclude them when ranking, and as the autoencoders' input). */
   async trainHistory(): Promise<InteractionsBatch> {
     return decodeInteractionsBatch(await this.#test('history'));
+  }
+
+  /** Every item's training ratings (item-based AutoRec's input rows). */
+  async trainItemHistory(): Promise<InteractionsBatch> {
+    return decodeInteractionsBatch(await this.#test('item-history'));
+  }
+
+  /**
+   * The held-out data a model of this task and input is scored on (the shape of strategies'
+   * EvalData): test ratings and histories for rating models, test items and training items per
+   * user for ranking, test images for image models.
+   */
+  async heldOut(model: { readonly task?: string; readonly input?: string; readonly rowsAre?: string; readonly needsHistory?: boolean }, numItems: number): Promise<HeldOut> {
+    const task = model.task ?? 'rating';
+    const input = model.input ?? 'ratings';
+    if (input === 'images') return { images: await this.testImages(), numItems };
+    if (task === 'ranking') {
+      const [testRows, history] = await Promise.all([this.testRows('user-rows'), this.trainHistory()]);
+      return { testRows, history, numItems };
+    }
+    const ratings = await this.testSet();
+    if (input === 'interactions' && model.rowsAre === 'items') return { ratings, itemHistory: await this.trainItemHistory(), numItems };
+    if (input === 'interactions' || model.needsHistory === true) return { ratings, history: await this.trainHistory(), numItems };
+    return { ratings, numItems };
   }
 }
 

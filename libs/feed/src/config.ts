@@ -11,7 +11,7 @@ export interface JobConfig {
   readonly worldSize: number;
   readonly model: string;
   readonly hyper: Readonly<Record<string, number | string | boolean>>;
-  readonly optimizer: { readonly name: 'sgd' | 'adagrad' | 'adam'; readonly lr: number; readonly l2?: number; readonly momentum?: number };
+  readonly optimizer: { readonly name: 'sgd' | 'adagrad' | 'adam' | 'rmsprop'; readonly lr: number; readonly l2?: number; readonly momentum?: number; readonly dense?: boolean };
   readonly psShards: number;
   readonly staleness: string;
   readonly seed: number;

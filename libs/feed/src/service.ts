@@ -4,7 +4,8 @@
 //                            parameter server) or distributed mode (the request names rank, world
 //                            size, epoch and step; stateless, like torch's DistributedSampler)
 //   <job>.data.test          (queue group) the test split, Arrow (chunked when large); the request
-//                            names what: {"kind": "ratings"|"user-rows"|"item-rows"|"images"|"history"}
+//                            names what: {"kind": "ratings"|"user-rows"|"item-rows"|"images"}, or the
+//                            training rows by user ("history") or by item ("item-history")
 // A request names the kind of examples it wants (the model's input: rating rows, one row per user
 // or per item, images); the shard builds each kind's partition once, on first use.
 import { HandlerError, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
@@ -26,6 +27,9 @@ export interface DatasetInfo {
   readonly epochs: number;
   readonly noiseFloorRmse?: number;
   readonly numClasses?: number;
+  /** Users and items with training ratings (the example counts of user-rows and item-rows models). */
+  readonly trainUsers?: number;
+  readonly trainItems?: number;
 }
 
 export interface DataShardOptions {
@@ -109,7 +113,7 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
     batchSize: o.batchSize,
     epochs: o.epochs,
     ...(ds.noiseFloorRmse !== undefined ? { noiseFloorRmse: ds.noiseFloorRmse } : {}),
-    ...(ds.images !== undefined ? { numClasses: ds.images.numClasses } : {}),
+    ...(ds.images !== undefined ? { numClasses: ds.images.numClasses } : { trainUsers: distinct(ds.train.user), trainItems: distinct(ds.train.item) }),
   };
   const empty = new Uint8Array(0);
   const reply = (kind: ExampleKind, withHistory: boolean, epoch: number, index: number, batch: AnyBatch): Uint8Array => {
@@ -119,13 +123,14 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
   };
   const testSet = (what: string): Uint8Array => {
     if (what === 'history') return encodeInteractionsBatch(history());
+    if (what === 'item-history') return encodeInteractionsBatch(groupRows(ds.train, 'item'));
     if (what === 'images') {
       if (ds.images === undefined) throw new HandlerError('NO_IMAGES', 'this dataset has no images');
       return encodeImageBatch({ pixels: ds.images.test.pixels, label: ds.images.test.labels });
     }
     if (what === 'ratings') return encodeRatingsBatch(ds.test);
     if (what === 'user-rows' || what === 'item-rows') return encodeInteractionsBatch(groupRows(ds.test, what === 'user-rows' ? 'user' : 'item'));
-    throw new HandlerError('BAD_REQUEST', `unknown test set kind '${what}'; ask for ratings, user-rows, item-rows, images or history`);
+    throw new HandlerError('BAD_REQUEST', `unknown test set kind '${what}'; ask for ratings, user-rows, item-rows, images, history or item-history`);
   };
   const subs: Subscription[] = [
     serveLarge(nc, subjects.dataInfo(o.job), () => enc.encode(JSON.stringify(info)), { queue: 'data-info' }),
@@ -179,4 +184,8 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
       for (const s of subs) s.unsubscribe();
     },
   };
+}
+
+function distinct(ids: Int32Array): number {
+  return new Set(ids).size;
 }

@@ -1,7 +1,7 @@
 // Models are declared in one place: a registry of factories with their hyper-parameter
 // defaults. Adding a model is one new file that calls registerModel.
 import type { OptimizerConfig } from '@actorflow/embeddings';
-import { ModelError, type TrainableModel } from './model.ts';
+import { ModelError, type InputKind, type TrainableModel } from './model.ts';
 
 export type Hyper = Readonly<Record<string, number | string | boolean>>;
 
@@ -10,6 +10,8 @@ export interface ModelEntry {
   readonly description: string;
   readonly defaults: Hyper;
   readonly create: (hyper: Hyper) => TrainableModel<unknown>;
+  /** The model's input kind (default 'ratings'), known before a model is built: the launcher picks a default dataset by it. */
+  readonly input?: InputKind;
   /** Training settings that work for this model (the aggregator's and launcher's defaults for it). */
   readonly recommended?: { readonly optimizer?: OptimizerConfig; readonly batchSize?: number; readonly epochs?: number };
 }
