@@ -90,7 +90,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
       res.write(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(state.snapshot())}\n\n`);
       clients.add(res);
-      req.on('close', () => clients.delete(res));
+      res.on('close', () => clients.delete(res));
     } else if (path === '/favicon.ico') {
       res.writeHead(204).end();
     } else {

@@ -53,7 +53,7 @@ t.test('the page shows history, updates live, and is captured', async (t) => {
   t.equal(await page.title(), 'actorflow monitor · movielens-mf');
   t.equal(await page.locator('section.job').count(), 1, 'only the watched job');
   const chart = page.locator('section.job[data-job="movielens-mf"] canvas.loss-chart');
-  await page.waitForFunction(() => document.querySelector('canvas.loss-chart')?.getAttribute('data-points') === '240');
+  await page.waitForFunction("document.querySelector('canvas.loss-chart')?.getAttribute('data-points') === '240'");
   t.equal(await chart.getAttribute('data-points'), '240', 'history: 120 steps × 2 ranks');
   t.equal(await page.locator('tr[data-rank="1"] .step').textContent(), '120');
   t.equal(await page.locator('figure.metric[data-metric="ndcg@10"] .value').textContent(), (all.evals[2].metrics['ndcg@10'] ?? 0).toFixed(4));
@@ -63,7 +63,7 @@ t.test('the page shows history, updates live, and is captured', async (t) => {
   const last = late.loss.slice(-2).map((l) => ({ ...l, done: true }));
   const final = { ...late.evals[late.evals.length - 1], final: true };
   await publishReports(publisher, { loss: [...late.loss.slice(0, -2), ...last], evals: [...late.evals.slice(0, -1), final] });
-  await page.waitForFunction(() => document.querySelector('canvas.loss-chart')?.getAttribute('data-points') === '480');
+  await page.waitForFunction("document.querySelector('canvas.loss-chart')?.getAttribute('data-points') === '480'");
   t.equal(await chart.getAttribute('data-points'), '480', 'live updates: 240 steps × 2 ranks');
   const lastRank0 = all.loss[all.loss.length - 2];
   t.equal(await page.locator('tr[data-rank="0"] .loss').textContent(), lastRank0.loss.toFixed(4), 'latest loss of rank 0');
@@ -83,7 +83,7 @@ t.test('the page shows history, updates live, and is captured', async (t) => {
   // A second page opened now starts from the snapshot with the whole history.
   const late2 = await browser.newPage();
   await late2.goto(web.url);
-  await late2.waitForFunction(() => document.querySelector('canvas.loss-chart')?.getAttribute('data-points') === '480');
+  await late2.waitForFunction("document.querySelector('canvas.loss-chart')?.getAttribute('data-points') === '480'");
   t.equal(web.clients, 2, 'two open event streams');
   await late2.close();
   t.same(pageErrors, [], 'no script errors, no failed requests');
