@@ -1,0 +1,3 @@
+// Internals shared with sibling packages (not a stable API).
+export * from './mod.ts';
+export { resolveSimilarityOptions } from './src/similarity.ts';
