@@ -5,7 +5,7 @@ import type { Tf } from '@actorflow/engine';
 import type { GatheredParams, StepContext, StepResult, TrainableModel } from '../mod.ts';
 
 interface Tap {
-  ok(value: unknown, message?: string): void;
+  ok(value: unknown, message: string): unknown;
 }
 
 export function cloneParams(p: GatheredParams): GatheredParams {

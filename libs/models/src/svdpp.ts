@@ -1,0 +1,164 @@
+// SVD++ (Koren 2008): r̂(u,i) = μ + b_u + b_i + q_i · (p_u + |N(u)|^-½ Σ_{j∈N(u)} y_j), MSE.
+// N(u) is u's training items, carried by the batch (`history`, hence needsHistory). The implicit
+// term is an embedding bag (sqrtn combiner) over table `implicit`, computed on typed arrays: TF.js
+// sees one implicit vector per example and its gradient is folded back onto the y rows by
+// bagBackward, so only the rows in the batch's histories are sent and updated.
+import type { Tf } from '@actorflow/engine';
+import { bagBackward, bagForward, dedupeSparseGradient } from '@actorflow/embeddings';
+import type { InteractionsBatch } from '@actorflow/data';
+import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type RatingsWithHistory, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { registerModel } from './registry.ts';
+import { needTable, numberHyper } from './ncf.ts';
+
+type Tensor = ReturnType<Tf['tensor']>;
+
+export interface SvdppOptions {
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly dim: number;
+  /** Std of the normal init of p, q and y. */
+  readonly initStd: number;
+  readonly globalMean: number;
+}
+
+/** Position of each example's user among the history rows (sorted by user). */
+function historyRowOf(history: InteractionsBatch, users: Int32Array): Int32Array {
+  const out = new Int32Array(users.length);
+  for (let i = 0; i < users.length; i++) {
+    const u = users[i];
+    let lo = 0;
+    let hi = history.user.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (history.user[mid] < u) lo = mid + 1;
+      else hi = mid;
+    }
+    if (history.user.length === 0 || history.user[lo] !== u) throw new ModelError(`svdpp: the batch's history has no row for user ${u}`);
+    out[i] = lo;
+  }
+  return out;
+}
+
+export class SvdPlusPlus implements TrainableModel<RatingsWithHistory> {
+  readonly name = 'svdpp';
+  readonly input = 'ratings';
+  readonly task = 'rating';
+  readonly needsHistory = true;
+  readonly #o: SvdppOptions;
+
+  constructor(o: SvdppOptions) {
+    if (!(o.numUsers > 0 && o.numItems > 0)) throw new ModelError(`svdpp needs numUsers and numItems > 0, got ${o.numUsers} and ${o.numItems}`);
+    if (!Number.isInteger(o.dim) || o.dim < 1) throw new ModelError(`svdpp dim must be a positive integer, got ${o.dim}`);
+    this.#o = o;
+  }
+
+  tableSpecs(): TableSpec[] {
+    const { numUsers, numItems, dim, initStd } = this.#o;
+    return [
+      { name: 'implicit', rows: numItems, dim, init: { kind: 'normal', std: initStd } },
+      { name: 'item', rows: numItems, dim, init: { kind: 'normal', std: initStd } },
+      { name: 'itemBias', rows: numItems, dim: 1, init: { kind: 'zeros' } },
+      { name: 'user', rows: numUsers, dim, init: { kind: 'normal', std: initStd } },
+      { name: 'userBias', rows: numUsers, dim: 1, init: { kind: 'zeros' } },
+    ];
+  }
+
+  denseSpecs(): DenseSpec[] {
+    return [{ name: 'mean', size: 1, init: { kind: 'constant', value: this.#o.globalMean } }];
+  }
+
+  #history(batch: RatingsWithHistory): InteractionsBatch {
+    if (batch.history === undefined) throw new ModelError('svdpp: the batch carries no user histories (the model sets needsHistory; the strategy must attach them)');
+    return batch.history;
+  }
+
+  rowsFor(batch: RatingsWithHistory): Record<string, Int32Array> {
+    const users = uniqueSorted(batch.user);
+    const items = uniqueSorted(batch.item);
+    return { user: users, userBias: users, item: items, itemBias: items, implicit: uniqueSorted(this.#history(batch).items) };
+  }
+
+  /** Inputs as typed arrays: per-example rows, the implicit vector per example, and the history row of each example. */
+  #inputs(batch: RatingsWithHistory, p: GatheredParams) {
+    const d = this.#o.dim;
+    const history = this.#history(batch);
+    const mu = p.dense.mean;
+    if (mu === undefined || mu.length !== 1) throw new ModelError(`svdpp: dense 'mean' must be one value`);
+    // One implicit vector per history row (user), then one per example.
+    const perUser = bagForward(needTable('svdpp', p, 'implicit'), d, history.offsets, history.items, undefined, 'sqrtn');
+    const at = historyRowOf(history, batch.user);
+    const Z = new Float32Array(batch.user.length * d);
+    for (let i = 0; i < at.length; i++) Z.set(perUser.subarray(at[i] * d, (at[i] + 1) * d), i * d);
+    return {
+      history,
+      at,
+      P: perExample(batch.user, needTable('svdpp', p, 'user'), d, 'user'),
+      Z,
+      Q: perExample(batch.item, needTable('svdpp', p, 'item'), d, 'item'),
+      bu: perExample(batch.user, needTable('svdpp', p, 'userBias'), 1, 'userBias'),
+      bi: perExample(batch.item, needTable('svdpp', p, 'itemBias'), 1, 'itemBias'),
+      mu: mu[0],
+    };
+  }
+
+  /** Tensors [P, Z, Q, bu, bi, mu] → predictions. */
+  #forward(tf: Tf, t: readonly Tensor[]): Tensor {
+    return tf.add(tf.add(tf.add(t[5], t[3]), t[4]), tf.sum(tf.mul(tf.add(t[0], t[1]), t[2]), 1));
+  }
+
+  computeGradients(tf: Tf, batch: RatingsWithHistory, params: GatheredParams): StepResult {
+    const n = batch.user.length;
+    if (n === 0) throw new ModelError('svdpp: empty batch');
+    const d = this.#o.dim;
+    const x = this.#inputs(batch, params);
+    const out = tf.tidy(() => {
+      const inputs = [tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Z, [n, d]), tf.tensor2d(x.Q, [n, d]), tf.tensor1d(x.bu), tf.tensor1d(x.bi), tf.scalar(x.mu)];
+      const r = tf.tensor1d(batch.rating);
+      const f = (...t: Tensor[]) => tf.mean(tf.square(tf.sub(this.#forward(tf, t), r))) as ReturnType<Tf['scalar']>;
+      const { value, grads } = tf.valueAndGrads(f)(inputs);
+      return { loss: value.dataSync()[0], g: grads.map((g) => Float32Array.from(g.dataSync())) };
+    });
+    const [gP, gZ, gQ, gBu, gBi, gMu] = out.g;
+    // Fold the per-example implicit gradients onto their users' bags (examples in order: reproducible).
+    const perUser = new Float32Array(x.history.user.length * d);
+    for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) perUser[x.at[i] * d + k] += gZ[i * d + k];
+    return {
+      loss: out.loss,
+      count: n,
+      sparse: {
+        implicit: bagBackward(perUser, d, x.history.offsets, x.history.items, undefined, 'sqrtn'),
+        item: dedupeSparseGradient(batch.item, gQ, d),
+        itemBias: dedupeSparseGradient(batch.item, gBi, 1),
+        user: dedupeSparseGradient(batch.user, gP, d),
+        userBias: dedupeSparseGradient(batch.user, gBu, 1),
+      },
+      dense: { mean: gMu },
+    };
+  }
+
+  predict(tf: Tf, batch: RatingsWithHistory, params: GatheredParams): Float32Array {
+    const n = batch.user.length;
+    if (n === 0) return new Float32Array(0);
+    const d = this.#o.dim;
+    const x = this.#inputs(batch, params);
+    return tf.tidy(() =>
+      Float32Array.from(this.#forward(tf, [tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Z, [n, d]), tf.tensor2d(x.Q, [n, d]), tf.tensor1d(x.bu), tf.tensor1d(x.bi), tf.scalar(x.mu)]).dataSync()),
+    );
+  }
+}
+
+registerModel({
+  name: 'svdpp',
+  description: 'SVD++: μ + b_u + b_i + q_i·(p_u + |N(u)|^-½ Σ y_j), implicit factors from the user\'s training items, MSE',
+  defaults: { numUsers: 0, numItems: 0, dim: 16, initStd: 0.1, globalMean: 0 },
+  // Tuned on synthetic tiny (perUser 60), batch 64: test RMSE 0.84 vs 0.99 for the global mean.
+  recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 0.01 } },
+  create: (h) =>
+    new SvdPlusPlus({
+      numUsers: numberHyper('svdpp', h, 'numUsers'),
+      numItems: numberHyper('svdpp', h, 'numItems'),
+      dim: numberHyper('svdpp', h, 'dim'),
+      initStd: numberHyper('svdpp', h, 'initStd'),
+      globalMean: numberHyper('svdpp', h, 'globalMean'),
+    }) as TrainableModel<unknown>,
+});
