@@ -3,7 +3,7 @@
 // mean. L2 on the touched rows is the optimizer's job (see @actorflow/embeddings).
 import type { Tf } from '@actorflow/engine';
 import { dedupeSparseGradient } from '@actorflow/embeddings';
-import type { RatingsBatch } from '@actorflow/data';
+import type { InteractionsBatch, RatingsBatch } from '@actorflow/data';
 import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 
@@ -104,6 +104,37 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
       const dot = tf.sum(tf.mul(tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Q, [n, d])), 1);
       return tf.add(tf.add(tf.add(tf.scalar(x.mu[0]), tf.tensor1d(x.bu)), tf.tensor1d(x.bi)), dot).dataSync() as Float32Array;
     });
+  }
+
+  /** Top-N needs every item's rows and the users' own. */
+  rowsForScoring(history: InteractionsBatch): Record<string, Int32Array> {
+    const users = uniqueSorted(history.user);
+    const items = Int32Array.from({ length: this.#o.numItems }, (_, i) => i);
+    return { user: users, userBias: users, item: items, itemBias: items };
+  }
+
+  /** Predicted ratings of every item for each user of `history` (n × numItems), items in chunks to bound the product. */
+  scoreItems(tf: Tf, history: InteractionsBatch, params: GatheredParams): Float32Array {
+    const n = history.user.length;
+    const m = this.#o.numItems;
+    const d = this.#o.dim;
+    const out = new Float32Array(n * m);
+    if (n === 0) return out;
+    const all = Int32Array.from({ length: m }, (_, i) => i);
+    const x = this.#inputs({ user: history.user, item: all, rating: new Float32Array(0) }, params);
+    const P = x.P.subarray(0, n * d);
+    const bu = x.bu.subarray(0, n);
+    const chunk = Math.max(1, Math.floor((1 << 20) / n));
+    for (let start = 0; start < m; start += chunk) {
+      const c = Math.min(chunk, m - start);
+      const s = tf.tidy(() => {
+        const dot = tf.matMul(tf.tensor2d(P, [n, d]), tf.tensor2d(x.Q.subarray(start * d, (start + c) * d), [c, d]), false, true);
+        const bias = tf.add(tf.reshape(tf.tensor1d(bu), [n, 1]), tf.reshape(tf.tensor1d(x.bi.subarray(start, start + c)), [1, c]));
+        return tf.add(tf.add(dot, bias), tf.scalar(x.mu[0])).dataSync();
+      });
+      for (let k = 0; k < n; k++) out.set(s.subarray(k * c, (k + 1) * c), k * m + start);
+    }
+    return out;
   }
 }
 

@@ -68,3 +68,15 @@ t.test('registry and bad input', async (t) => {
   t.throws(() => model.predict(tf, batch, { tables: rest, dense: params().dense }), /table 'user' was not gathered/);
   t.throws(() => perExample(new Int32Array([5]), { rows: new Int32Array([1]), values: new Float32Array(1) }, 1, 'x'), /x row 5/);
 });
+
+t.test('mf: scoreItems equals predict on every (user, item) pair', async (t) => {
+  const { tf } = await selectBackend({ backend: 'cpu' });
+  const model = new BiasedMF({ numUsers: 3, numItems: 2, dim, initStd: 0.1, globalMean: 3.5 });
+  const history = { user: new Int32Array([0, 2]), offsets: new Int32Array([0, 1, 2]), items: new Int32Array([1, 0]), values: new Float32Array([4, 2]) };
+  t.same(model.rowsForScoring(history), { user: new Int32Array([0, 2]), userBias: new Int32Array([0, 2]), item: new Int32Array([0, 1]), itemBias: new Int32Array([0, 1]) });
+  const p = params();
+  const scores = model.scoreItems(tf, history, p);
+  const direct = model.predict(tf, { user: new Int32Array([0, 0, 2, 2]), item: new Int32Array([0, 1, 0, 1]), rating: new Float32Array(4) }, p);
+  t.ok(scores.every((s, k) => Math.abs(s - direct[k]) < 1e-5), `${[...scores]} vs ${[...direct]}`);
+  t.equal(model.scoreItems(tf, { user: new Int32Array(0), offsets: new Int32Array([0]), items: new Int32Array(0), values: new Float32Array(0) }, p).length, 0);
+});
