@@ -95,6 +95,12 @@ export interface TrainableModel<Batch> {
   scoreItems?(tf: Tf, history: InteractionsBatch, params: GatheredParams): Float32Array;
   /** The rows `scoreItems` reads for these users. */
   rowsForScoring?(history: InteractionsBatch): Record<string, Int32Array>;
+  /**
+   * Rating models on rows (AutoRec): predictions at the `query` entries with the rows' training
+   * vectors `history` as input (same row ids, same order); one value per query entry, CSR order.
+   */
+  predictPairs?(tf: Tf, history: InteractionsBatch, query: InteractionsBatch, params: GatheredParams): Float32Array;
+  rowsForPairs?(history: InteractionsBatch, query: InteractionsBatch): Record<string, Int32Array>;
 }
 
 export class ModelError extends Error {

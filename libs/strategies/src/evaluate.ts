@@ -3,7 +3,7 @@
 // accuracy and cross-entropy; reconstruction → binary cross-entropy. The same function serves the
 // local reference, the evaluator actor and the tests, so a number means the same everywhere.
 import type { Engine } from '@actorflow/engine';
-import { rowsForIds, takeRows, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
+import { groupRows, rowsForIds, takeRows, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
 import { RankingAccumulator, RegressionAccumulator } from '@actorflow/metrics';
 import { ModelError, uniqueSorted, type TrainableModel } from '@actorflow/models';
 import { gather, type ParamStore } from './params.ts';
@@ -69,38 +69,22 @@ function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params:
 }
 
 /**
- * Rating task on row examples (AutoRec): the model reconstructs each training row (an item's
- * ratings by user for item-based) and the test pair (u, i) is read off row i, column u. `predict`
- * returns n × columns.
+ * Rating task on row examples (AutoRec): the model reads each row's training vector (an item's
+ * ratings by user, for item-based) and predicts the test entries of the same row: the test pair
+ * (u, i) is row i, column u.
  */
 function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
   const test = data.ratings;
   const byItem = model.rowsAre === 'items';
   const rows = byItem ? data.itemHistory : data.history;
   if (test === undefined || rows === undefined) throw new ModelError(`${model.name}: a rating task on ${byItem ? 'item' : 'user'} rows needs test ratings and the training rows`);
+  if (model.predictPairs === undefined || model.rowsForPairs === undefined) throw new ModelError(`${model.name}: a rating task on rows needs predictPairs`);
   const acc = new RegressionAccumulator();
-  const m = model as TrainableModel<InteractionsBatch>;
-  // Group test pairs by their row id (item for item-based), then reconstruct rows in batches.
-  const rowOf = byItem ? test.item : test.user;
-  const colOf = byItem ? test.user : test.item;
-  const order = Int32Array.from({ length: test.length }, (_, i) => i).sort((a, b) => rowOf[a] - rowOf[b] || a - b);
-  const ids = uniqueSorted(rowOf);
-  let p = 0;
-  for (let s = 0; s < ids.length; s += batchSize) {
-    const chunkIds = ids.subarray(s, Math.min(ids.length, s + batchSize));
-    const batch = rowsForIds(rows, chunkIds);
-    const out = m.predict(engine.tf, batch, gather(params, m.rowsFor(batch)));
-    const cols = out.length / chunkIds.length;
-    const pred: number[] = [];
-    const truth: number[] = [];
-    // `order` is sorted by row id, so this chunk's pairs are the next ones.
-    for (let k = 0; k < chunkIds.length; k++) {
-      for (; p < order.length && rowOf[order[p]] === chunkIds[k]; p++) {
-        pred.push(out[k * cols + colOf[order[p]]]);
-        truth.push(test.rating[order[p]]);
-      }
-    }
-    acc.add(Float32Array.from(pred), Float32Array.from(truth));
+  const testRows = groupRows(test, byItem ? 'item' : 'user');
+  for (let s = 0; s < testRows.user.length; s += batchSize) {
+    const query = takeRows(testRows, Int32Array.from({ length: Math.min(batchSize, testRows.user.length - s) }, (_, k) => s + k));
+    const hist = rowsForIds(rows, query.user);
+    acc.add(model.predictPairs(engine.tf, hist, query, gather(params, model.rowsForPairs(hist, query))), query.values);
   }
   const { rmse, mae } = acc.result();
   return { rmse, mae };
