@@ -2,7 +2,7 @@
 // same seed → the same train/test split everywhere.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, loadBundledDigits, loadIdx, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
+import { DataError, loadBundledDigits, loadIdx, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
 
 export interface DatasetSpec {
   /**
@@ -23,6 +23,9 @@ export interface JobDataset {
   readonly globalMean: number;
   /** RMSE of the true model on the synthetic data (absent for real data). */
   readonly noiseFloorRmse?: number;
+  /** Raw ids of users and items (files: the ids in the file; synthetic data: absent, ids are the indices). */
+  readonly users?: IdMap;
+  readonly items?: IdMap;
   /** Image datasets (MNIST): the images; the ratings fields are then empty. */
   readonly images?: { readonly train: ImageSet; readonly test: ImageSet; readonly numClasses: number };
 }
@@ -42,6 +45,7 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
   let numUsers: number;
   let numItems: number;
   let noiseFloorRmse: number | undefined;
+  let ids: { users: IdMap; items: IdMap } | undefined;
   if (spec.source.startsWith('mnist:')) {
     const images = loadImages(spec);
     log(`${spec.source}: ${images.train.n} training and ${images.test.n} test images`);
@@ -68,9 +72,10 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
     ratings = loaded.ratings;
     numUsers = loaded.users.size;
     numItems = loaded.items.size;
+    ids = { users: loaded.users, items: loaded.items };
   }
   const { train, test } = spec.split === undefined ? randomSplit(ratings, { seed: spec.seed }) : splitBySpec(ratings, spec.split, spec.seed);
   let sum = 0;
   for (let i = 0; i < train.length; i++) sum += train.rating[i];
-  return { train, test, numUsers, numItems, globalMean: train.length > 0 ? sum / train.length : 0, ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}) };
+  return { train, test, numUsers, numItems, globalMean: train.length > 0 ? sum / train.length : 0, ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}), ...ids };
 }
