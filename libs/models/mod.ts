@@ -2,3 +2,6 @@
 export { ModelError, uniqueSorted, perExample, type TrainableModel, type TableSpec, type DenseSpec, type GatheredParams, type StepResult, type InputKind, type Task, type StepContext, type RatingsWithHistory } from './src/model.ts';
 export { registerModel, createModel, listModels, type ModelEntry, type Hyper } from './src/registry.ts';
 export { BiasedMF, type MfOptions } from './src/mf.ts';
+export { Ncf, parseLayers, type NcfOptions } from './src/ncf.ts';
+export { SvdPlusPlus, type SvdppOptions } from './src/svdpp.ts';
+export { NeuMf, type NeuMfOptions } from './src/neumf.ts';
