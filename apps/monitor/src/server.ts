@@ -9,6 +9,7 @@ import { pageHtml } from './page.ts';
 import type { MonitorState } from './state.ts';
 
 export const DEFAULT_PORT = 8686;
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
 export interface WebServerOptions {
   readonly state: MonitorState;
@@ -61,7 +62,12 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     loss = [];
     evals = [];
     const frame = `event: update\ndata: ${JSON.stringify(update)}\n\n`;
-    for (const c of clients) c.write(frame);
+    for (const c of clients) {
+      // A page that stopped reading is dropped rather than buffered without bound; its
+      // EventSource reconnects and starts again from a snapshot.
+      if (c.writableLength > MAX_BUFFERED_BYTES) c.destroy();
+      else c.write(frame);
+    }
   };
   const unlisten = state.listen((e) => {
     if (clients.size === 0) return; // a page that connects later starts from the snapshot

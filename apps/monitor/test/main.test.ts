@@ -11,7 +11,10 @@ import { demoReports, publishReports } from './helpers.ts';
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'main.ts');
 
 function run(args: string[]): { out: () => string; err: () => string; exited: Promise<number | null>; kill: () => void } {
-  const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '' } });
+  // Without tap's coverage hooks (tap re-injects them into spawned processes, so `env -u` drops
+  // them just before node starts): V8 coverage of the tsx-compiled sources would garble the report.
+  const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
+  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '' } });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
