@@ -14,6 +14,7 @@ import { createModel } from '@actorflow/models';
 import { evalReportCodec, lossReportCodec, monitoringHeaders, snapshotCodec, subjects, type EvalReport, type Snapshot } from '@actorflow/protocol';
 import { PsClient, evaluateModel, headlineMetric, mergeSnapshots, popularityRanking } from '@actorflow/strategies';
 import { headers as natsHeaders } from '@nats-io/nats-core';
+import { KNN_MODEL, serveKnnEvaluator } from '@actorflow/knn';
 
 const usage = `Usage: npx nx serve evaluator -- [options]
   --job ID         job id (default local)
@@ -37,6 +38,13 @@ await runActor('evaluator', usage, async () => {
   const conn = await connectActor(v, { name: 'evaluator', log });
   const config = await fetchJobConfig(conn.nc, job, 600_000);
   const data = new DataClient(conn.nc, { job, shards: 1 });
+  if (config.model === KNN_MODEL) {
+    // kNN has no parameter snapshots: score the merged neighbour lists once they are complete (libs/knn).
+    if (v.out !== undefined) mkdirSync(v.out, { recursive: true });
+    const knn = serveKnnEvaluator(conn.nc, { config, data, log, onReport: (r) => (v.out !== undefined ? appendHistory(v.out, r) : undefined) });
+    exitOnSignals(conn, () => knn.stop());
+    return;
+  }
   const model = createModel(config.model, config.hyper);
   const numItems = typeof config.hyper.numItems === 'number' ? config.hyper.numItems : 0;
   log(`loading held-out data for ${config.model} (${model.task ?? 'rating'} task) …`);
@@ -67,7 +75,13 @@ await runActor('evaluator', usage, async () => {
         const step = latestStep;
         const params = mergeSnapshots(model, config.seed, await snapshots());
         const t0 = performance.now();
-        const metrics = { ...evaluateModel(engine, model, params, heldOut), ...baseline };
+        let lastNote = performance.now();
+        const onProgress = (done: number, total: number): void => {
+          if (performance.now() - lastNote < 5000) return;
+          lastNote = performance.now();
+          log(`step ${step}: evaluating … ${done}/${total} ${testWhat} (${Math.round((100 * done) / total)} %)`);
+        };
+        const metrics = { ...evaluateModel(engine, model, params, heldOut, { onProgress }), ...baseline };
         const report: EvalReport = { job, step, metrics, ts: Date.now(), ...(final ? { final } : {}) };
         conn.nc.publish(subjects.eval, evalReportCodec.encode(report), { headers: hdrs });
         if (v.out !== undefined) appendHistory(v.out, report);

@@ -80,8 +80,11 @@ export interface TrainableModel<Batch> {
   readonly needsHistory?: boolean;
   tableSpecs(): readonly TableSpec[];
   denseSpecs(): readonly DenseSpec[];
-  /** Unique, sorted rows of each table that this batch reads. */
-  rowsFor(batch: Batch): Record<string, Int32Array>;
+  /**
+   * Unique, sorted rows of each table that this batch reads. With the step's context, a model
+   * whose step samples rows (NeuMF's negatives) names only the sampled ones; without, all it may read.
+   */
+  rowsFor(batch: Batch, ctx?: StepContext): Record<string, Int32Array>;
   computeGradients(tf: Tf, batch: Batch, params: GatheredParams, ctx?: StepContext): StepResult;
   /**
    * rating: one predicted rating per example; classification: n × classes probabilities;

@@ -24,6 +24,9 @@ export interface EvalData {
   readonly ks?: readonly number[];
 }
 
+/** Told how far a long evaluation is: `done` of `total` users, rows or examples. */
+export type EvalProgress = (done: number, total: number) => void;
+
 export type Metrics = Record<string, number>;
 
 const DEFAULT_EVAL_KS = [10, 20, 50];
@@ -54,7 +57,7 @@ function positions(rows: InteractionsBatch, ids: Int32Array): Int32Array {
   return out;
 }
 
-function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
+function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number, onProgress?: EvalProgress): Metrics {
   const test = data.ratings;
   if (test === undefined) throw new ModelError(`${model.name}: a rating task needs test ratings`);
   const acc = new RegressionAccumulator();
@@ -63,6 +66,7 @@ function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params:
     let batch = slice(test, start, Math.min(test.length, start + batchSize));
     if (model.needsHistory === true) batch = withHistory(batch, data.history);
     acc.add(m.predict(engine.tf, batch, gather(params, m.rowsFor(batch))), batch.rating);
+    onProgress?.(Math.min(test.length, start + batchSize), test.length);
   }
   const { rmse, mae } = acc.result();
   return { rmse, mae };
@@ -73,7 +77,7 @@ function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params:
  * ratings by user, for item-based) and predicts the test entries of the same row: the test pair
  * (u, i) is row i, column u.
  */
-function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
+function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number, onProgress?: EvalProgress): Metrics {
   const test = data.ratings;
   const byItem = model.rowsAre === 'items';
   const rows = byItem ? data.itemHistory : data.history;
@@ -85,13 +89,14 @@ function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, para
     const query = takeRows(testRows, Int32Array.from({ length: Math.min(batchSize, testRows.user.length - s) }, (_, k) => s + k));
     const hist = rowsForIds(rows, query.user);
     acc.add(model.predictPairs(engine.tf, hist, query, gather(params, model.rowsForPairs(hist, query))), query.values);
+    onProgress?.(s + query.user.length, testRows.user.length);
   }
   const { rmse, mae } = acc.result();
   return { rmse, mae };
 }
 
 /** Full ranking with training items excluded; users come in chunks so score matrices stay small. */
-export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize = 256): Metrics {
+export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize = 256, onProgress?: EvalProgress): Metrics {
   const { testRows, history } = data;
   if (testRows === undefined || history === undefined) throw new ModelError(`${model.name}: ranking needs the test items and training items per user`);
   if (model.scoreItems === undefined || model.rowsForScoring === undefined) throw new ModelError(`${model.name} cannot score items for ranking (no scoreItems)`);
@@ -103,6 +108,7 @@ export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, 
     const hist = rowsForIds(history, ids);
     const scores = model.scoreItems(engine.tf, hist, gather(params, model.rowsForScoring(hist)));
     scoreChunk(acc, scores, hist, takeRows(testRows, Int32Array.from({ length: ids.length }, (_, k) => s + k)), data.numItems);
+    onProgress?.(s + ids.length, users.length);
   }
   return acc.result().metrics;
 }
@@ -132,7 +138,7 @@ export function popularityRanking(data: EvalData): Metrics {
   return acc.result().metrics;
 }
 
-function evaluateImages(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number): Metrics {
+function evaluateImages(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number, onProgress?: EvalProgress): Metrics {
   const images = data.images;
   if (images === undefined) throw new ModelError(`${model.name}: needs test images`);
   const n = images.label.length;
@@ -160,18 +166,20 @@ function evaluateImages(engine: Engine, model: TrainableModel<unknown>, params: 
         loss -= (y * Math.log(p) + (1 - y) * Math.log(1 - p)) / px;
       }
     }
+    onProgress?.(e, n);
   }
   return model.task === 'classification' ? { accuracy: correct / n, loss: loss / n } : { bce: loss / n };
 }
 
 /** Scores `params` of `model` on held-out data, by the model's task. */
-export function evaluateModel(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize = 4096): Metrics {
+export function evaluateModel(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, o: { batchSize?: number; onProgress?: EvalProgress } = {}): Metrics {
   const task = model.task ?? 'rating';
   const input = model.input ?? 'ratings';
-  if (input === 'images') return evaluateImages(engine, model, params, data, Math.min(batchSize, 512));
-  if (task === 'ranking') return evaluateRanking(engine, model, params, data);
-  if (input === 'interactions') return evaluateRowRatings(engine, model, params, data, 256);
-  return evaluateRatings(engine, model, params, data, batchSize);
+  const batchSize = o.batchSize ?? 4096;
+  if (input === 'images') return evaluateImages(engine, model, params, data, Math.min(batchSize, 512), o.onProgress);
+  if (task === 'ranking') return evaluateRanking(engine, model, params, data, 256, o.onProgress);
+  if (input === 'interactions') return evaluateRowRatings(engine, model, params, data, 256, o.onProgress);
+  return evaluateRatings(engine, model, params, data, batchSize, o.onProgress);
 }
 
 /** The metric a task is judged on, and whether lower is better (for logs and summaries). */

@@ -61,7 +61,8 @@ export function trainLocal(o: LocalOptions): LocalResult {
     for (const idx of epochs.batches(epoch)) {
       let batch = takeExamples(train, idx);
       if (o.model.needsHistory === true) batch = withHistory(batch as RatingsBatch, o.history);
-      const result = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch)), { seed: o.seed, epoch, step });
+      const ctx = { seed: o.seed, epoch, step };
+      const result = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch, ctx)), ctx);
       applyStep(params, optimizer, result);
       step++;
       o.onStep?.({ step, epoch, loss: result.loss, examples: result.count });

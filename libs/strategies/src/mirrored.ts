@@ -80,7 +80,8 @@ export async function runMirroredTrainer(o: {
         // (An empty batch: this rank's slice of a short last batch is empty; it sits this step out.)
         const { batch, epoch } = next.value;
         // ctx.step is the global step, the same on every rank and in the single-process reference.
-        const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch)), { seed: o.seed, epoch, step });
+        const ctx = { seed: o.seed, epoch, step };
+        const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch, ctx)), ctx);
         // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
         mine = {
           count: r.count,

@@ -28,9 +28,10 @@ export async function runPsTrainer(o: {
   let examples = 0;
   for await (const { epoch, batch } of o.data) {
     const t0 = performance.now();
-    const params = await o.client.pull(o.model.rowsFor(batch), dense);
+    const ctx = { seed: o.seed ?? 0, epoch, step };
+    const params = await o.client.pull(o.model.rowsFor(batch, ctx), dense);
     const t1 = performance.now();
-    const result = o.model.computeGradients(o.engine.tf, batch, params, { seed: o.seed ?? 0, epoch, step });
+    const result = o.model.computeGradients(o.engine.tf, batch, params, ctx);
     const t2 = performance.now();
     const replies = await o.client.push(step, result, o.rank);
     const t3 = performance.now();
