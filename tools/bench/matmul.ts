@@ -87,6 +87,15 @@ for line in sys.stdin:
     print(json.dumps(times), flush=True)
 `;
 
+/** Which BLAS the torch process mapped, by library file name. */
+function blasName(libs: string[], info: string): string {
+  const names = libs.join(' + ') || info;
+  if (libs.some((l) => /openblas/i.test(l))) return `OpenBLAS (${names})`;
+  if (libs.some((l) => /mkl/i.test(l))) return `MKL (${names})`;
+  if (libs.some((l) => /^libblas\.so\.3\.\d/.test(l))) return `netlib reference BLAS (${names})`;
+  return names;
+}
+
 async function torch(python: string, blasDir?: string): Promise<Contender> {
   const env = { ...process.env, ...(blasDir !== undefined ? { LD_LIBRARY_PATH: blasDir } : {}) };
   const child: ChildProcessWithoutNullStreams = spawn(python, ['-c', TORCH_PY, String(n)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -101,7 +110,7 @@ async function torch(python: string, blasDir?: string): Promise<Contender> {
   const info = JSON.parse(await next()) as { version: string; threads: number; blas: string[]; blas_info: string };
   return {
     label: `PyTorch${blasDir !== undefined ? ' (LD_LIBRARY_PATH BLAS)' : ''}`,
-    detail: `torch ${info.version}, ${info.threads} thread(s), BLAS ${info.blas.join(' + ') || info.blas_info}${blasDir !== undefined ? ` from ${blasDir}` : ''}`,
+    detail: `torch ${info.version}, ${info.threads} thread(s), BLAS ${blasName(info.blas, info.blas_info)}${blasDir !== undefined ? ` from ${blasDir}` : ''}`,
     time: async (seconds) => {
       child.stdin.write(`${seconds}\n`);
       return JSON.parse(await next()) as number[];
