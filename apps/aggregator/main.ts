@@ -9,6 +9,7 @@ import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { DATA_HYPER, createModel, listModels, modelEntry, type Hyper } from '@actorflow/models';
 import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
+import { KNN_MODEL, knnAggregatorFlags, serveKnnAggregator } from '@actorflow/knn';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
   --job ID                job id (default local)
@@ -16,7 +17,8 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --ps-shard I            this aggregator's parameter shard (default 0)
   --ps-shards K           parameter shards in the job (default 1)
   --data-shards K         data shards to expect (default 1)
-  --model NAME            model (default mf); --list-models shows every model with its hyper-parameters
+  --model NAME            model (default mf); --list-models shows every model with its hyper-parameters;
+                          knn: neighbourhood kNN (--hyper kind=item|user similarity=pearson k=40 blocks=8 …)
   --hyper KEY=VALUE       a model hyper-parameter (repeatable), e.g. --hyper dim=64 --hyper layers=64,32
   --dim D, --init-std S   shortcuts for --hyper dim=D / initStd=S
   --optimizer NAME        adam, adagrad, sgd or rmsprop (default: the model's recommended, else adam);
@@ -44,6 +46,16 @@ await runActor('aggregator', usage, async () => {
     return;
   }
   const modelName = v.model ?? 'mf';
+  if (modelName === KNN_MODEL) {
+    // kNN has no parameters: serve the config and collect the trainers' similarity blocks (libs/knn).
+    const flags = knnAggregatorFlags(v);
+    const log = actorLog('aggregator knn');
+    const { hyper: _hyper, ...connFlags } = v;
+    const conn = await connectActor(connFlags, { name: 'aggregator-knn', startLocalServer: true, log });
+    const knn = await serveKnnAggregator(conn.nc, flags, { data: new DataClient(conn.nc, { job: flags.job, shards: 1 }), serveConfig: (c) => serveJobConfig(conn.nc, c), log });
+    exitOnSignals(conn, () => knn.stop());
+    return;
+  }
   let entry;
   try {
     entry = modelEntry(modelName);

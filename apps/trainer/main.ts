@@ -12,6 +12,7 @@ import { PsClient, runMirroredTrainer, runPsTrainer, storeToSnapshot } from '@ac
 import { requestLarge } from '@actorflow/bus';
 import { snapshotCodec } from '@actorflow/protocol';
 import { headers as natsHeaders } from '@nats-io/nats-core';
+import { KNN_MODEL, runKnnTrainer } from '@actorflow/knn';
 
 const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [options]
   --job ID               job id (default local)
@@ -52,6 +53,13 @@ await runActor('trainer', usage, async () => {
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
     if (n === 1) log(`waiting for the aggregator of job ${job} …`);
   });
+  if (config.model === KNN_MODEL) {
+    // kNN has no gradients: under either strategy the ranks split the similarity blocks (libs/knn).
+    const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
+    await runKnnTrainer(conn.nc, { config, data: new DataClient(conn.nc, { job, shards: 1 }), ranks, worldSize: intFlag('world-size', v['world-size'], config.worldSize, 1), strategy, log });
+    await conn.nc.drain();
+    process.exit(0);
+  }
   const info = await new DataClient(conn.nc, { job, shards: 1 }).waitForInfo(600_000);
   const engine = await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log });
   const model = createModel(config.model, config.hyper);

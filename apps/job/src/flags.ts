@@ -1,6 +1,7 @@
 // Flags of the `job` launcher, parsed once into a typed plan. Unknown or malformed flags are
 // errors that name the flag, so a typo never silently runs a different job.
 import { parseArgs } from 'node:util';
+import { KNN_LAUNCH, KNN_MODEL } from '@actorflow/knn';
 import { listModels, modelEntry } from '@actorflow/models';
 
 export type StrategyName = 'ps' | 'mirrored';
@@ -42,7 +43,7 @@ progress, writes metrics.json, eval.jsonl, the trained model and every actor's l
 and exits non-zero if any actor failed.
 
   --strategy ps|mirrored     training strategy (default ps)
-  --model NAME               model (default mf): ${listModels().map((m) => m.name).join(', ')}
+  --model NAME               model (default mf): ${[...listModels().map((m) => m.name), KNN_MODEL].join(', ')}
   --dataset SPEC             synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled or mnist:DIR
                              (default synthetic:small; mnist:bundled for image models)
   --split SPEC               test split, e.g. random:0.1 (default)
@@ -124,9 +125,10 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   }
   for (const kv of v.hyper ?? []) modelFlags.push('--hyper', kv);
   const modelName = v.model ?? 'mf';
-  let entry;
+  let entry: { readonly input?: string; readonly recommended?: { readonly batchSize?: number; readonly epochs?: number } };
   try {
-    entry = modelEntry(modelName);
+    // kNN is not a registered (trainable) model; libs/knn says what the launcher needs to know.
+    entry = modelName === KNN_MODEL ? KNN_LAUNCH : modelEntry(modelName);
   } catch (err) {
     throw new JobFlagError((err as Error).message);
   }

@@ -9,6 +9,7 @@ import type { JobConfig } from '@actorflow/feed';
 import { createModel, exampleKindOf } from '@actorflow/models';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { PsClient, mergeSnapshots } from '@actorflow/strategies';
+import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
 import type { JobPlan } from './flags.ts';
 import { Progress } from './progress.ts';
 import { Supervisor, type ActorSpec } from './supervisor.ts';
@@ -110,17 +111,20 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       ? `data: ${String(info.trainRows)} train / ${String(info.testRows)} test images`
       : `data: ${String(info.numUsers)} users, ${String(info.numItems)} items, ${String(info.trainRows)} train / ${String(info.testRows)} test ratings`);
 
-    const aggregators = plan.strategy === 'ps' ? plan.psShards : 1;
+    const knn = plan.model === KNN_MODEL; // no parameters: one aggregator collects the similarity blocks
+    const aggregators = plan.strategy === 'ps' && !knn ? plan.psShards : 1;
     for (let i = 0; i < aggregators; i++) {
       sup.start(actor(`aggregator-${i}`, 'aggregator', 'service', [...common, '--strategy', plan.strategy, '--ps-shard', `${i}`,
         '--ps-shards', `${aggregators}`, '--world-size', `${plan.trainers}`, '--data-shards', `${dataShards}`,
         '--model', plan.model, '--seed', `${plan.seed}`, ...plan.modelFlags]));
     }
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, failed)) as JobConfig;
-    const model = createModel(config.model, config.hyper);
+    const model = knn ? undefined : createModel(config.model, config.hyper);
     // Progress counts steps over the model's examples: rating rows, users or items, or images.
-    const kind = exampleKindOf(model);
+    const kind = model === undefined ? undefined : exampleKindOf(model);
     if (kind === 'user-rows' || kind === 'item-rows') progress.setExamples(kind === 'user-rows' ? num(info.trainUsers) : num(info.trainItems));
+    // kNN steps are similarity blocks: summed over the ranks in ps, the busiest rank's in mirrored.
+    if (knn) progress.setTotalSteps(plan.strategy === 'ps' ? plannedBlocks(config.hyper) : Math.ceil(plannedBlocks(config.hyper) / plan.trainers));
     sup.start(actor('evaluator', 'evaluator', 'service', [...common, '--strategy', plan.strategy, '--ps-shards', `${aggregators}`,
       '--data-shards', `${dataShards}`, '--every', `${plan.evalEvery}`, '--out', out]));
 
@@ -138,15 +142,21 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     };
     // The trained model: every parameter shard's rows merged into one file, with its configuration
     // and the dataset it was trained on (so `recommend` can map ids and exclude seen items).
-    const snapshots =
-      plan.strategy === 'mirrored'
-        ? [snapshotCodec.decode(await requestLarge(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))]
-        : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
-    const params = mergeSnapshots(model, config.seed, snapshots);
-    mkdirSync(resolve(out, 'model'), { recursive: true });
-    const checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
-    saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
-    writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } }, null, 2)}\n`);
+    let checkpoint: Record<string, string>;
+    if (model === undefined) {
+      // kNN: the merged neighbour lists (model/neighbours.bin) instead of parameters.
+      checkpoint = await saveKnnModel(nc, plan.job, resolve(out, 'model'), { ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } });
+    } else {
+      const snapshots =
+        plan.strategy === 'mirrored'
+          ? [snapshotCodec.decode(await requestLarge(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))]
+          : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
+      const params = mergeSnapshots(model, config.seed, snapshots);
+      mkdirSync(resolve(out, 'model'), { recursive: true });
+      checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
+      saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
+      writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } }, null, 2)}\n`);
+    }
     const result: JobResult = {
       job: plan.job,
       strategy: plan.strategy,

@@ -54,6 +54,11 @@ export class Progress {
     this.#totalSteps = Math.ceil(rows / perStep) * this.#plan.epochs;
   }
 
+  /** Overrides the step total (kNN: its similarity blocks, not batches). */
+  setTotalSteps(total: number): void {
+    this.#totalSteps = total;
+  }
+
   onLoss(msg: unknown): void {
     if (!isRecord(msg) || msg.job !== this.#plan.job) return;
     const rank = num(msg.rank);
