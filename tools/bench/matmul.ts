@@ -2,7 +2,7 @@
 // wasm, cpu) and on PyTorch (Debian's python3-torch), measured in the same run: rounds interleave
 // the engines so load from other processes on the shared cores hits all of them alike, and each
 // engine's figure is the median over its timed iterations.
-//   npx nx run bench:matmul -- [--size 1024] [--rounds 5] [--torch /usr/bin/python3] [--torch-blas DIR] [--no-report]
+//   npx nx run bench:matmul -- [--size 1024] [--rounds 5] [--backends tensorflow,wasm] [--torch /usr/bin/python3] [--torch-blas DIR] [--no-torch] [--no-report]
 // --torch-blas DIR adds a second PyTorch row with LD_LIBRARY_PATH=DIR (e.g. Debian's OpenBLAS
 // unpacked there), since python3-torch uses whatever libblas.so.3 the system selects.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     'round-seconds': { type: 'string' },
     torch: { type: 'string' },
     'torch-blas': { type: 'string' },
+    backends: { type: 'string' },
     'no-torch': { type: 'boolean' },
     'no-report': { type: 'boolean' },
   },
@@ -125,7 +126,8 @@ const median = (xs: number[]): number => {
 };
 
 const contenders: Contender[] = [];
-for (const name of await availableBackends()) contenders.push(await tfjs(name));
+const only = values.backends?.split(',');
+for (const name of await availableBackends()) if (only === undefined || only.includes(name)) contenders.push(await tfjs(name));
 if (values['no-torch'] !== true) {
   const python = values.torch ?? '/usr/bin/python3';
   contenders.push(await torch(python));
