@@ -99,7 +99,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   const dataShards = plan.dataShards;
   try {
     log(`job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
-      (plan.strategy === 'ps' ? `, ${plan.psShards} parameter-server shard(s)` : '') + `; logs in ${out}/logs`);
+      (plan.strategy === 'ps' && plan.model !== KNN_MODEL ? `, ${plan.psShards} parameter-server shard(s)` : '') + `; logs in ${out}/logs`);
     for (let i = 0; i < dataShards; i++) {
       sup.start(actor(`data-shard-${i}`, 'data-shard', 'service', [...common, '--shard', `${i}`, '--of', `${dataShards}`,
         '--dataset', plan.dataset, '--split', plan.split, '--seed', `${plan.seed}`, '--epochs', `${plan.epochs}`,
