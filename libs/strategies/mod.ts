@@ -14,4 +14,4 @@ export {
 } from './src/ps.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
 export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep, type FedExamples } from './src/mirrored.ts';
-export { evaluateModel, evaluateRanking, popularityRanking, withHistory, headlineMetric, type EvalData, type EvalProgress, type Metrics } from './src/evaluate.ts';
+export { evaluateModel, withColdStart, evaluateRanking, popularityRanking, withHistory, headlineMetric, type EvalData, type EvalProgress, type Metrics } from './src/evaluate.ts';

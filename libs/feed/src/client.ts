@@ -156,8 +156,8 @@ export class DataClient {
     }
     const ratings = await this.testSet();
     if (input === 'interactions' && model.rowsAre === 'items') return { ratings, itemHistory: await this.trainItemHistory(), numItems };
-    if (input === 'interactions' || model.needsHistory === true) return { ratings, history: await this.trainHistory(), numItems };
-    return { ratings, numItems };
+    // Rating models get the histories too: SVD++ reads them, and cold-start rows are the ids absent from them.
+    return { ratings, history: await this.trainHistory(), numItems };
   }
 }
 

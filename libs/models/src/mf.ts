@@ -29,10 +29,11 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
   tableSpecs(): TableSpec[] {
     const { numUsers, numItems, dim, initStd } = this.#o;
     return [
-      { name: 'item', rows: numItems, dim, init: { kind: 'normal', std: initStd } },
-      { name: 'itemBias', rows: numItems, dim: 1, init: { kind: 'zeros' } },
-      { name: 'user', rows: numUsers, dim, init: { kind: 'normal', std: initStd } },
-      { name: 'userBias', rows: numUsers, dim: 1, init: { kind: 'zeros' } },
+      // Users or items unseen in training predict with the mean factor row (and mean bias).
+      { name: 'item', rows: numItems, dim, init: { kind: 'normal', std: initStd }, coldStart: { ids: 'items' } },
+      { name: 'itemBias', rows: numItems, dim: 1, init: { kind: 'zeros' }, coldStart: { ids: 'items' } },
+      { name: 'user', rows: numUsers, dim, init: { kind: 'normal', std: initStd }, coldStart: { ids: 'users' } },
+      { name: 'userBias', rows: numUsers, dim: 1, init: { kind: 'zeros' }, coldStart: { ids: 'users' } },
     ];
   }
 

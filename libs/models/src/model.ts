@@ -44,6 +44,11 @@ export interface TableSpec {
   readonly rows: number;
   readonly dim: number;
   readonly init: Initializer;
+  /**
+   * Rows indexed by user or item ids whose untrained rows (ids absent from the training data)
+   * should predict with the mean of the trained rows instead of their random initial value.
+   */
+  readonly coldStart?: { readonly ids: 'users' | 'items' };
 }
 
 export interface DenseSpec {

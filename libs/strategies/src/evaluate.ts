@@ -171,8 +171,38 @@ function evaluateImages(engine: Engine, model: TrainableModel<unknown>, params: 
   return model.task === 'classification' ? { accuracy: correct / n, loss: loss / n } : { bce: loss / n };
 }
 
+/**
+ * Parameters for prediction: rows of tables that declare `coldStart` and whose user or item never
+ * occurs in the training data are replaced by the mean of the trained rows (a copy; `params` is
+ * not changed). Without a training history it returns `params` as they are.
+ */
+export function withColdStart(model: TrainableModel<unknown>, params: ParamStore, history: InteractionsBatch | undefined): ParamStore {
+  const specs = model.tableSpecs().filter((s) => s.coldStart !== undefined);
+  if (specs.length === 0 || history === undefined) return params;
+  const tables = { ...params.tables };
+  for (const spec of specs) {
+    const t = params.tables[spec.name];
+    const trained = new Uint8Array(t.rows);
+    if (spec.coldStart?.ids === 'users') for (const u of history.user) trained[u] = 1;
+    else for (const i of history.items) trained[i] = 1;
+    const mean = new Float64Array(t.dim);
+    let n = 0;
+    for (let r = 0; r < t.rows; r++) {
+      if (trained[r] === 0) continue;
+      n++;
+      for (let k = 0; k < t.dim; k++) mean[k] += t.data[r * t.dim + k];
+    }
+    if (n === 0 || n === t.rows) continue;
+    const data = t.data.slice();
+    for (let r = 0; r < t.rows; r++) if (trained[r] === 0) for (let k = 0; k < t.dim; k++) data[r * t.dim + k] = mean[k] / n;
+    tables[spec.name] = { ...t, data };
+  }
+  return { tables, dense: params.dense };
+}
+
 /** Scores `params` of `model` on held-out data, by the model's task. */
-export function evaluateModel(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, o: { batchSize?: number; onProgress?: EvalProgress } = {}): Metrics {
+export function evaluateModel(engine: Engine, model: TrainableModel<unknown>, trained: ParamStore, data: EvalData, o: { batchSize?: number; onProgress?: EvalProgress } = {}): Metrics {
+  const params = withColdStart(model, trained, data.history);
   const task = model.task ?? 'rating';
   const input = model.input ?? 'ratings';
   const batchSize = o.batchSize ?? 4096;
