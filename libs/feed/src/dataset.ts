@@ -23,6 +23,8 @@ export interface JobDataset {
   readonly globalMean: number;
   /** RMSE of the true model on the synthetic data (absent for real data). */
   readonly noiseFloorRmse?: number;
+  /** `strong:F` splits: the held-out users' fold-in ratings (their histories at evaluation; never trained on). */
+  readonly foldIn?: Ratings;
   /** Raw ids of users and items (files: the ids in the file; synthetic data: absent, ids are the indices). */
   readonly users?: IdMap;
   readonly items?: IdMap;
@@ -74,8 +76,12 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
     numItems = loaded.items.size;
     ids = { users: loaded.users, items: loaded.items };
   }
-  const { train, test } = spec.split === undefined ? randomSplit(ratings, { seed: spec.seed }) : splitBySpec(ratings, spec.split, spec.seed);
+  const split = spec.split === undefined ? randomSplit(ratings, { seed: spec.seed }) : splitBySpec(ratings, spec.split, spec.seed);
+  const { train, test } = split;
+  // Strong generalisation (Mult-VAE protocol): held-out users' fold-in items are never trained on,
+  // but they are those users' histories when the model is scored on their target items.
+  const foldIn = 'foldIn' in split ? (split as { foldIn: Ratings }).foldIn : undefined;
   let sum = 0;
   for (let i = 0; i < train.length; i++) sum += train.rating[i];
-  return { train, test, numUsers, numItems, globalMean: train.length > 0 ? sum / train.length : 0, ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}), ...ids };
+  return { train, test, numUsers, numItems, globalMean: train.length > 0 ? sum / train.length : 0, ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}), ...ids, ...(foldIn !== undefined ? { foldIn } : {}) };
 }

@@ -100,7 +100,8 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
   // Training histories by user over the whole training set (not the partition): SVD++ and NeuMF
   // need a user's every rated item, and the evaluator needs them to exclude seen items.
   let historyRows: InteractionsBatch | undefined;
-  const history = (): InteractionsBatch => (historyRows ??= groupRows(ds.train, 'user'));
+  // With a strong split the held-out users' fold-in items are their histories too.
+  const history = (): InteractionsBatch => (historyRows ??= groupRows(ds.foldIn !== undefined ? concatRatings(ds.train, ds.foldIn) : ds.train, 'user'));
   let served = 0;
   const info: DatasetInfo = {
     kind: ds.images !== undefined ? 'images' : 'ratings',
@@ -188,4 +189,14 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
 
 function distinct(ids: Int32Array): number {
   return new Set(ids).size;
+}
+
+function concatRatings(a: Ratings, b: Ratings): Ratings {
+  const cat = <T extends Int32Array | Float32Array>(x: T, y: T, C: { new (n: number): T }): T => {
+    const out = new C(x.length + y.length);
+    out.set(x);
+    out.set(y, x.length);
+    return out;
+  };
+  return { user: cat(a.user, b.user, Int32Array), item: cat(a.item, b.item, Int32Array), rating: cat(a.rating, b.rating, Float32Array), length: a.length + b.length };
 }

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { NatsServer, connect } from '@actorflow/bus';
+import type { ImageBatch, InteractionsBatch, RatingsBatch } from '@actorflow/data';
 import { DataClient, loadJobDataset, serveDataShard } from '../mod.ts';
 
 t.test('two shards, two trainers: every training row exactly once per epoch', async (t) => {
@@ -65,4 +66,79 @@ t.test('distributed mode: ranks get disjoint slices whose union is the single-pr
   // An epoch ends when the first shard runs out, so at most one global batch per shard is left out.
   t.ok(union.size <= 2 * dataset.train.length && union.size >= 2 * (dataset.train.length - 2 * 14), `${union.size} of ${2 * dataset.train.length} row-epochs`);
   for (const s of svcs) s.stop();
+});
+
+t.test('every example kind: user rows, item rows, images, histories; held-out data by task; strong splits', async (t) => {
+  const server = await NatsServer.start({ maxPayload: 64 * 1024 });
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(async () => {
+    await nc.close();
+    await server.stop();
+  });
+  const dataset = await loadJobDataset({ source: 'synthetic:tiny', split: 'strong:0.2', seed: 8 });
+  t.ok(dataset.foldIn !== undefined && dataset.foldIn.length > 0, 'a strong split keeps the fold-in ratings');
+  const svcs = [0, 1].map((shard) => serveDataShard(nc, { job: 'kinds', shard, of: 2, dataset, batchSize: 8, epochs: 1, seed: 8 }));
+  await nc.flush();
+  const client = new DataClient(nc, { job: 'kinds', shards: 2 });
+  const info = await client.waitForInfo(5000);
+  t.equal(info.kind, 'ratings');
+  t.equal(info.trainUsers, new Set(dataset.train.user).size);
+
+  // User rows: every training user exactly once, with all of their training items (users are not split across shards).
+  const users = new Map<number, number>();
+  for await (const { batch } of client.shared<InteractionsBatch>({ kind: 'user-rows' })) {
+    for (let k = 0; k < batch.user.length; k++) users.set(batch.user[k], (users.get(batch.user[k]) ?? 0) + batch.offsets[k + 1] - batch.offsets[k]);
+  }
+  t.equal(users.size, info.trainUsers);
+  t.equal([...users.values()].reduce((a, b) => a + b, 0), dataset.train.length, 'every training rating in exactly one user row');
+  const items = new Set<number>();
+  for await (const { batch } of client.distributed<InteractionsBatch>(0, 1, { kind: 'item-rows' })) for (const i of batch.user) items.add(i);
+  t.equal(items.size, info.trainItems);
+
+  // Ratings batches with their users' histories (held-out users' histories are their fold-in items).
+  const history = await client.trainHistory();
+  t.equal(history.items.length, dataset.train.length + (dataset.foldIn?.length ?? 0));
+  let checked = 0;
+  for await (const { batch } of client.distributed<RatingsBatch>(1, 2, { kind: 'ratings', history: true })) {
+    const h = batch.history;
+    if (h === undefined) throw new Error('no history');
+    t.same([...h.user], [...new Set(batch.user)].sort((a, b) => a - b), 'one history row per distinct user, sorted');
+    checked++;
+    if (checked > 3) break;
+  }
+  const ranking = await client.heldOut({ task: 'ranking', input: 'interactions' }, info.numItems);
+  t.equal(ranking.testRows?.items.length, dataset.test.length);
+  const rowRatings = await client.heldOut({ task: 'rating', input: 'interactions', rowsAre: 'items' }, info.numItems);
+  t.equal(rowRatings.itemHistory?.items.length, dataset.train.length);
+  t.equal((await client.heldOut({}, info.numItems)).ratings?.length, dataset.test.length);
+  await t.rejects(client.testImages(), /this dataset has no images/);
+  for (const s of svcs) s.stop();
+});
+
+t.test('image datasets: MNIST digits by batch and as a test set', async (t) => {
+  const server = await NatsServer.start({ maxPayload: 64 * 1024 });
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(async () => {
+    await nc.close();
+    await server.stop();
+  });
+  const dataset = await loadJobDataset({ source: 'mnist:bundled', seed: 1 });
+  const n = dataset.images?.train.n ?? 0;
+  t.ok(n > 5000, `${n} training digits`);
+  const svc = serveDataShard(nc, { job: 'img', shard: 0, of: 1, dataset, batchSize: 512, epochs: 1, seed: 1 });
+  await nc.flush();
+  const client = new DataClient(nc, { job: 'img', shards: 1 });
+  const info = await client.waitForInfo(5000);
+  t.equal(info.kind, 'images');
+  t.equal(info.numClasses, 10);
+  let seen = 0;
+  for await (const { batch } of client.shared<ImageBatch>({ kind: 'images' })) {
+    t.equal(batch.pixels.length, batch.label.length * 784);
+    seen += batch.label.length;
+  }
+  t.equal(seen, n, 'every training image once');
+  const test = (await client.heldOut({ input: 'images', task: 'classification' }, 0)).images;
+  t.equal(test?.label.length, dataset.images?.test.n);
+  await t.rejects(loadJobDataset({ source: 'mnist:/nonexistent', seed: 1 }), /no such file/);
+  svc.stop();
 });
