@@ -6,79 +6,22 @@ import t from 'tap';
 import { NatsServer, connect } from '@actorflow/bus';
 import { ProcessGroup } from '@actorflow/collectives';
 import { selectBackend } from '@actorflow/engine';
-import { exampleSet, groupRows, loadBundledDigits, takeImages, type ExampleKind, type ImageSet } from '@actorflow/data';
-import type { OptimizerConfig } from '@actorflow/embeddings';
-import { DataClient, loadJobDataset, serveDataShard, type JobDataset } from '@actorflow/feed';
-import { DATA_HYPER, createModel, exampleKindOf, modelEntry, type Hyper } from '@actorflow/models';
-import { ParameterShard, PsClient, evaluateModel, mergeSnapshots, runMirroredTrainer, runPsTrainer, servePsShard, trainLocal, type EvalData, type ParamStore } from '../mod.ts';
-
-interface Case {
-  readonly name: string;
-  readonly hyper: Hyper;
-  readonly optimizer: OptimizerConfig;
-  readonly images?: boolean;
-  readonly label?: string;
-}
-
-const adam = (lr: number): OptimizerConfig => ({ name: 'adam', lr });
-const cases: Case[] = [
-  { name: 'mf', hyper: { dim: 4 }, optimizer: adam(0.01) },
-  { name: 'mf', label: 'mf (dense Adam, PyTorch weight decay)', hyper: { dim: 4 }, optimizer: { name: 'adam', lr: 0.01, l2: 1e-3, dense: true } },
-  { name: 'svdpp', hyper: { dim: 4 }, optimizer: adam(0.01) },
-  { name: 'ncf', hyper: { dim: 4, layers: '8' }, optimizer: adam(0.01) },
-  { name: 'neumf', hyper: { dim: 4, layers: '8,4', negatives: 2 }, optimizer: adam(0.01) },
-  { name: 'autorec', hyper: { hidden: 8 }, optimizer: adam(0.01) },
-  { name: 'autorec', label: 'autorec (user-based, denoising)', hyper: { hidden: 8, by: 'user', denoise: 0.2 }, optimizer: adam(0.01) },
-  { name: 'multvae', hyper: { hidden: '16', latent: 4 }, optimizer: adam(0.01) },
-  { name: 'multdae', hyper: { hidden: '16', latent: 4 }, optimizer: adam(0.01) },
-  { name: 'mnist-cnn', hyper: { filters: 4, dense: 8 }, optimizer: adam(0.01), images: true },
-  { name: 'mnist-ae', hyper: { code: 8 }, optimizer: { name: 'rmsprop', lr: 0.01 }, images: true },
-];
-
-const B = 16;
-const SEED = 5;
-
-function firstImages(set: ImageSet, n: number): ImageSet {
-  const b = takeImages(set, Int32Array.from({ length: n }, (_, i) => i));
-  return { pixels: b.pixels, labels: b.label, n };
-}
-
-function maxDiff(a: ParamStore, b: ParamStore): number {
-  let m = 0;
-  for (const [name, t] of Object.entries(a.tables)) {
-    const u = b.tables[name].data;
-    for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(t.data[i] - u[i]));
-  }
-  for (const [name, v] of Object.entries(a.dense)) for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i] - b.dense[name][i]));
-  return m;
-}
+import { DataClient, serveDataShard } from '@actorflow/feed';
+import { exampleKindOf } from '@actorflow/models';
+import { ParameterShard, PsClient, evaluateModel, mergeSnapshots, runMirroredTrainer, runPsTrainer, servePsShard, trainLocal } from '../mod.ts';
+import { B, SEED, cases, maxDiff, zooCase, zooData } from './fixtures/zoo.ts';
 
 t.test('the zoo under mirrored and ps equals single-process training', async (t) => {
   const server = await NatsServer.start({ maxPayload: 256 * 1024 });
   t.teardown(() => server.stop());
-  const engine = await selectBackend({ backend: 'cpu' });
-  const ratings = await loadJobDataset({ source: 'synthetic:tiny', seed: SEED });
-  const digits = loadBundledDigits({ seed: SEED });
-  const images: JobDataset = { ...ratings, images: { train: firstImages(digits.train, 96), test: firstImages(digits.test, 48), numClasses: 10 } };
-  const history = groupRows(ratings.train, 'user');
-  const held = (kind: ExampleKind, task: string, ds: JobDataset): EvalData => {
-    if (kind === 'images') return { images: { pixels: ds.images?.test.pixels ?? new Float32Array(0), label: ds.images?.test.labels ?? new Int32Array(0) }, numItems: 0 };
-    if (task === 'ranking') return { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems, ks: [5, 10] };
-    return { ratings: ds.test, history, itemHistory: groupRows(ds.train, 'item'), numItems: ds.numItems };
-  };
-
+  const engine = await selectBackend({ backend: process.env.ZOO_BACKEND ?? 'cpu' });
+  const z = await zooData();
   for (const [n, c] of cases.entries()) {
-    const ds = c.images === true ? images : ratings;
-    const entry = modelEntry(c.name);
-    const dataHyper = { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, numClasses: 10 };
-    const hyper = { ...Object.fromEntries(Object.entries(dataHyper).filter(([k]) => (DATA_HYPER as readonly string[]).includes(k) && k in entry.defaults)), ...c.hyper };
-    const make = () => createModel(c.name, hyper);
+    const { make, train, held, ds } = zooCase(c, z);
+    const history = z.history;
     const model = make();
-    const kind = exampleKindOf(model);
-    const feedKind = { kind, ...(model.needsHistory === true ? { history: true } : {}) };
-    const train = exampleSet(kind, { ratings: ds.train, ...(ds.images !== undefined ? { images: ds.images.train } : {}) });
+    const feedKind = { kind: exampleKindOf(model), ...(model.needsHistory === true ? { history: true } : {}) };
     const label = c.label ?? c.name;
-
     // Mirrored: 2 ranks × B against one process with 2B.
     const local2B = trainLocal({ engine, model: make(), train, history, batchSize: 2 * B, epochs: 1, seed: SEED, optimizer: c.optimizer });
     const job = `zoo${n}`;
@@ -114,7 +57,7 @@ t.test('the zoo under mirrored and ps equals single-process training', async (t)
     for (const s of subs) s.unsubscribe();
     await nc.close();
 
-    const metrics = evaluateModel(engine, model, merged, held(kind, model.task ?? 'rating', ds));
+    const metrics = evaluateModel(engine, model, merged, held);
     t.ok(Object.values(metrics).length > 0 && Object.values(metrics).every((x) => Number.isFinite(x)), `${label}: held-out ${JSON.stringify(Object.fromEntries(Object.entries(metrics).slice(0, 4)))}`);
   }
 });
