@@ -148,6 +148,7 @@ function num(h: Hyper, k: string): number {
 registerModel({
   name: 'mf',
   description: 'biased matrix factorisation (SVD): μ + b_u + b_i + p_u·q_i, MSE',
-  defaults: { numUsers: 0, numItems: 0, dim: 32, initStd: 0.1, globalMean: 0 },
+  defaults: { numUsers: 0, numItems: 0, dim: 16, initStd: 0.1, globalMean: 0 },
+  recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 }, batchSize: 1024, epochs: 10 },
   create: (h) => new BiasedMF({ numUsers: num(h, 'numUsers'), numItems: num(h, 'numItems'), dim: num(h, 'dim'), initStd: num(h, 'initStd'), globalMean: num(h, 'globalMean') }) as TrainableModel<unknown>,
 });
