@@ -58,7 +58,8 @@ and exits non-zero if any actor failed.
   --out DIR                  output directory (default out/<job>)
   --job ID                   job id (default job-<time>)
   --backend NAME             TF.js backend for trainers: tensorflow|wasm|cpu (default: best available)
-  --model-flag FLAG=VALUE    passed to the aggregators as --FLAG VALUE (repeatable), e.g. --model-flag lr=0.02
+  --model-flag FLAG=VALUE    passed to the aggregators as --FLAG VALUE (repeatable), e.g. --model-flag lr=0.02;
+                             a bare FLAG passes a switch, e.g. --model-flag dense-updates
   --hyper KEY=VALUE          a model hyper-parameter (repeatable), e.g. --hyper dim=64
   --nats-url URL             use this NATS server instead of starting one
   --verbose                  echo every actor's output
@@ -120,8 +121,9 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   const modelFlags: string[] = [];
   for (const kv of v['model-flag'] ?? []) {
     const eq = kv.indexOf('=');
-    if (eq <= 0) throw new JobFlagError(`--model-flag takes FLAG=VALUE, got '${kv}'`);
-    modelFlags.push(`--${kv.slice(0, eq)}`, kv.slice(eq + 1));
+    if (eq === 0 || kv === '') throw new JobFlagError(`--model-flag takes FLAG=VALUE or a bare FLAG, got '${kv}'`);
+    if (eq < 0) modelFlags.push(`--${kv}`);
+    else modelFlags.push(`--${kv.slice(0, eq)}`, kv.slice(eq + 1));
   }
   for (const kv of v.hyper ?? []) modelFlags.push('--hyper', kv);
   const modelName = v.model ?? 'mf';

@@ -16,7 +16,12 @@ t.test('flags: defaults, pass-through model flags, and clear errors', async (t) 
   t.equal(parseJobFlags(['--help'], {}), 'help');
   t.throws(() => parseJobFlags(['--bogus'], {}), JobFlagError);
   t.throws(() => parseJobFlags(['--job', 'a.b'], {}), /NATS subject token/);
-  t.throws(() => parseJobFlags(['--model-flag', 'lr'], {}), /FLAG=VALUE/);
+  t.same((parseJobFlags(['--model-flag', 'dense-updates', '--hyper', 'dim=8'], {}) as JobPlan).modelFlags, ['--dense-updates', '--hyper', 'dim=8'], 'a bare model flag is a switch; --hyper passes through');
+  t.throws(() => parseJobFlags(['--model-flag', '=3'], {}), /FLAG=VALUE or a bare FLAG/);
+  t.throws(() => parseJobFlags(['--model', 'nope'], {}), /unknown model 'nope'/);
+  const cnn = parseJobFlags(['--model', 'mnist-cnn'], {}) as JobPlan;
+  t.equal(cnn.dataset, 'mnist:bundled', 'image models default to the bundled digits');
+  t.equal(cnn.batchSize, 64, "and to the model's recommended batch size");
   t.throws(() => parseJobFlags(['--strategy', 'nope'], {}), /must be ps or mirrored/);
   t.throws(() => parseJobFlags(['--eval-every=-1'], {}), /non-negative/);
 });
