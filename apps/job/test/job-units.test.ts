@@ -21,7 +21,7 @@ t.test('flags: defaults, pass-through model flags, and clear errors', async (t) 
   t.throws(() => parseJobFlags(['--model', 'nope'], {}), /unknown model 'nope'/);
   const cnn = parseJobFlags(['--model', 'mnist-cnn'], {}) as JobPlan;
   t.equal(cnn.dataset, 'mnist:bundled', 'image models default to the bundled digits');
-  t.equal(cnn.batchSize, 64, "and to the model's recommended batch size");
+  t.equal(cnn.batchSize, 32, "and to the model's recommended batch size");
   t.throws(() => parseJobFlags(['--strategy', 'nope'], {}), /must be ps or mirrored/);
   t.throws(() => parseJobFlags(['--eval-every=-1'], {}), /non-negative/);
 });
