@@ -9,6 +9,7 @@ import { rowsForIds, type IdMap, type InteractionsBatch, groupRows } from '@acto
 import { loadParams, type EmbeddingTable } from '@actorflow/embeddings';
 import { loadJobDataset, type JobConfig } from '@actorflow/feed';
 import { topK } from '@actorflow/metrics';
+import { KNN_MODEL, KnnModel, knnSettings, prepareKnn, readNeighbours, type KnnHyper, type Neighbours } from '@actorflow/knn';
 import { createModel, type TrainableModel } from '@actorflow/models';
 import { gather, type ParamStore } from '@actorflow/strategies';
 
@@ -30,16 +31,29 @@ interface SavedConfig extends JobConfig {
   readonly dataset?: { readonly source: string; readonly split: string; readonly seed: number };
 }
 
+/** A kNN model (neighbour lists, no parameters): item-based lists are the items' neighbours. */
+interface KnnScorer {
+  readonly model: KnnModel;
+  readonly neighbours: Neighbours;
+  readonly itemBased: boolean;
+}
+
 export class Recommender {
-  readonly model: TrainableModel<unknown>;
+  /** The model's name (as trained). */
+  readonly name: string;
+  readonly model: TrainableModel<unknown> | undefined;
   readonly params: ParamStore;
+  readonly knn: KnnScorer | undefined;
   readonly history: InteractionsBatch;
   readonly numItems: number;
   readonly #users: IdMap | undefined;
   readonly #items: IdMap | undefined;
 
-  private constructor(model: TrainableModel<unknown>, params: ParamStore, history: InteractionsBatch, numItems: number, ids: { users?: IdMap; items?: IdMap }) {
-    this.model = model;
+  private constructor(model: TrainableModel<unknown> | KnnScorer, params: ParamStore, history: InteractionsBatch, numItems: number, ids: { users?: IdMap; items?: IdMap }) {
+    const knn = 'neighbours' in model ? model : undefined;
+    this.knn = knn;
+    this.model = knn === undefined ? (model as TrainableModel<unknown>) : undefined;
+    this.name = knn !== undefined ? KNN_MODEL : (model as TrainableModel<unknown>).name;
     this.params = params;
     this.history = history;
     this.numItems = numItems;
@@ -51,11 +65,13 @@ export class Recommender {
   static async open(dir: string, log: (line: string) => void = () => undefined): Promise<Recommender> {
     const configPath = join(dir, 'config.json');
     const paramsPath = join(dir, 'params.bin');
-    for (const p of [configPath, paramsPath]) if (!existsSync(p)) throw new RecommendError(`${p} not found: pass --model-dir the model directory of a finished job (out/<job>/model)`);
+    if (!existsSync(configPath)) throw new RecommendError(`${configPath} not found: pass --model-dir the model directory of a finished job (out/<job>/model)`);
     const config = JSON.parse(readFileSync(configPath, 'utf8')) as SavedConfig;
     if (config.dataset === undefined) throw new RecommendError(`${configPath} does not name its dataset (written by an older launcher); re-run the job`);
+    if (config.model === KNN_MODEL) return Recommender.#openKnn(dir, config, log);
     const model = createModel(config.model, config.hyper);
     if ((model.input ?? 'ratings') === 'images') throw new RecommendError(`${config.model} is an image model; recommend works on recommender models`);
+    if (!existsSync(paramsPath)) throw new RecommendError(`${paramsPath} not found: pass --model-dir the model directory of a finished job (out/<job>/model)`);
     const file = loadParams(paramsPath);
     const tables: Record<string, EmbeddingTable> = {};
     for (const t of file.tables) tables[t.name] = t;
@@ -63,6 +79,18 @@ export class Recommender {
     log(`loading ${config.dataset.source} (split ${config.dataset.split}, seed ${config.dataset.seed}) for ids and histories …`);
     const ds = await loadJobDataset({ source: config.dataset.source, split: config.dataset.split, seed: config.dataset.seed }, log);
     return new Recommender(model, { tables, dense: { ...file.dense } }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
+  }
+
+  static async #openKnn(dir: string, config: SavedConfig, log: (line: string) => void): Promise<Recommender> {
+    const path = join(dir, 'neighbours.bin');
+    if (!existsSync(path)) throw new RecommendError(`${path} not found: the kNN job did not finish; re-run it`);
+    const spec = config.dataset as NonNullable<SavedConfig['dataset']>;
+    log(`loading ${spec.source} (split ${spec.split}, seed ${spec.seed}) for ids, histories and the kNN statistics …`);
+    const ds = await loadJobDataset({ source: spec.source, split: spec.split, seed: spec.seed }, log);
+    const settings = knnSettings(config.hyper as KnnHyper);
+    const neighbours = readNeighbours(path);
+    const model = new KnnModel(prepareKnn(ds.train, { numUsers: ds.numUsers, numItems: ds.numItems }), settings.options, neighbours);
+    return new Recommender({ model, neighbours, itemBased: settings.options.kind === 'item' }, { tables: {}, dense: {} }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
   }
 
   /** Builds one from parts (tests, notebooks). */
@@ -94,11 +122,17 @@ export class Recommender {
 
   /** The user's top `n` items by the model's score, training items excluded, best first. */
   recommend(engine: Engine, user: string, n: number): Scored[] {
-    const m = this.model;
-    if (m.scoreItems === undefined || m.rowsForScoring === undefined) throw new RecommendError(`${m.name} cannot rank items (it has no scoreItems)`);
     const u = this.#index(this.#users, user, 'user', Number.MAX_SAFE_INTEGER);
     const hist = rowsForIds(this.history, Int32Array.of(u));
-    const scores = m.scoreItems(engine.tf, hist, gather(this.params, m.rowsForScoring(hist)));
+    let scores: Float32Array;
+    if (this.knn !== undefined) {
+      // Item-based: the sum of similarities to the user's items (Deshpande & Karypis); user-based: predicted ratings.
+      scores = this.knn.model.scoreItems({ items: hist.items, values: hist.values }, this.knn.itemBased ? { mode: 'sum' } : { user: u, mode: 'rating' });
+    } else {
+      const m = this.model as TrainableModel<unknown>;
+      if (m.scoreItems === undefined || m.rowsForScoring === undefined) throw new RecommendError(`${m.name} cannot rank items (it has no scoreItems)`);
+      scores = m.scoreItems(engine.tf, hist, gather(this.params, m.rowsForScoring(hist)));
+    }
     const top = topK(scores, n, hist.items);
     return Array.from(top, (i) => ({ id: this.#itemId(i), index: i, score: scores[i] }));
   }
@@ -110,9 +144,16 @@ export class Recommender {
    */
   similar(item: string, n: number): Scored[] {
     const i = this.#index(this.#items, item, 'item', this.numItems);
+    if (this.knn !== undefined) {
+      if (!this.knn.itemBased) throw new RecommendError('a user-based kNN model has no item neighbours; train with --hyper kind=item');
+      const nb = this.knn.neighbours;
+      const out: Scored[] = [];
+      for (let e = nb.offsets[i]; e < nb.offsets[i + 1] && out.length < n; e++) out.push({ id: this.#itemId(nb.neighbors[e]), index: nb.neighbors[e], score: nb.sims[e] });
+      return out;
+    }
     const candidates = Object.values(this.params.tables).filter((t) => t.rows === this.numItems && t.dim > 1);
     const table = candidates.find((t) => /item/i.test(t.name)) ?? candidates[0];
-    if (table === undefined) throw new RecommendError(`${this.model.name} has no item embedding table to compare items with`);
+    if (table === undefined) throw new RecommendError(`${this.name} has no item embedding table to compare items with`);
     const d = table.dim;
     const norms = new Float32Array(table.rows);
     for (let r = 0; r < table.rows; r++) {

@@ -10,6 +10,7 @@ import { saveParams } from '@actorflow/embeddings';
 import { loadJobDataset } from '@actorflow/feed';
 import { createModel } from '@actorflow/models';
 import { trainLocal } from '@actorflow/strategies';
+import { KnnModel, knnSettings, neighboursCodec } from '@actorflow/knn';
 import { Recommender } from '../src/recommender.ts';
 
 // A ratings file with MovieLens-like ids that are not 0…n-1, so a mix-up of raw ids and indices shows.
@@ -58,4 +59,24 @@ t.test('the command line', async (t) => {
   t.match(bad.stderr, /config.json not found: pass --model-dir the model directory of a finished job/);
   const both = run('--model-dir', modelDir);
   t.match(both.stderr, /exactly one of --user ID or --similar-to ITEM/);
+});
+
+t.test('kNN models: top-N from neighbour sums, similar items from the neighbour lists', async (t) => {
+  const ds = await loadJobDataset(spec);
+  const hyper = { numUsers: ds.numUsers, numItems: ds.numItems, kind: 'item', k: 20 };
+  const knn = KnnModel.fit(ds.train, knnSettings(hyper).options, { numUsers: ds.numUsers, numItems: ds.numItems });
+  const dirKnn = join(dir, 'knn-model');
+  mkdirSync(dirKnn, { recursive: true });
+  writeFileSync(join(dirKnn, 'neighbours.bin'), neighboursCodec.encode({ job: 't', ...knn.neighbours }));
+  writeFileSync(join(dirKnn, 'config.json'), JSON.stringify({ job: 't', model: 'knn', hyper, dataset: spec }));
+  const rec = await Recommender.open(dirKnn);
+  t.equal(rec.name, 'knn');
+  const engine = await selectBackend({ backend: 'cpu' });
+  const top = rec.recommend(engine, '1003', 5);
+  const seen = new Set(rec.seen('1003'));
+  t.equal(top.length, 5);
+  t.ok(top.every((r) => !seen.has(r.index)), 'rated items excluded');
+  const sim = rec.similar('53', 3);
+  t.ok(sim.length > 0 && sim.every((r) => r.id !== 53), `neighbours of item 53: ${sim.map((r) => `${r.id} (${r.score.toFixed(3)})`).join(', ')}`);
+  for (let k = 1; k < sim.length; k++) t.ok(sim[k - 1].score >= sim[k].score, 'most similar first');
 });
