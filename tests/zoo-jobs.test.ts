@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { selectBackend } from '@actorflow/engine';
-import { exampleSet, groupRows } from '@actorflow/data';
-import { loadJobDataset } from '@actorflow/feed';
-import { DATA_HYPER, createModel, exampleKindOf, modelEntry } from '@actorflow/models';
-import { evaluateModel, headlineMetric, trainLocal, type EvalData } from '@actorflow/strategies';
+import { exampleSet } from '@actorflow/data';
+import { dataFacts, heldOutOf, loadJobDataset } from '@actorflow/feed';
+import { createModel, exampleKindOf, withDataHyper } from '@actorflow/models';
+import { evaluateModel, headlineMetric, trainLocal } from '@actorflow/strategies';
 
 const root = resolve(import.meta.dirname, '..');
 const runJob = (args: string[]) =>
@@ -42,21 +42,12 @@ const cases: ZooCase[] = [
 
 async function singleProcess(c: ZooCase, batch: number): Promise<{ name: string; value: number }> {
   const ds = await loadJobDataset({ source: c.dataset, split: 'random:0.1', seed: 42 });
-  const entry = modelEntry(c.model);
-  const data = { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, numClasses: 10 };
-  const hyper = { ...Object.fromEntries(Object.entries(data).filter(([k]) => (DATA_HYPER as readonly string[]).includes(k) && k in entry.defaults)), ...c.hyper };
-  const model = createModel(c.model, hyper);
+  const model = createModel(c.model, withDataHyper(c.model, dataFacts(ds), c.hyper));
   const kind = exampleKindOf(model);
-  const history = groupRows(ds.train, 'user');
   const train = exampleSet(kind, { ratings: ds.train, ...(ds.images !== undefined ? { images: ds.images.train } : {}) });
   const engine = await selectBackend({ backend: 'wasm' });
-  const { params } = trainLocal({ engine, model, train, history, batchSize: batch, epochs: c.epochs, seed: 42, optimizer: { name: 'adam', lr: c.lr, l2: 0 } });
-  const held: EvalData =
-    kind === 'images'
-      ? { images: { pixels: ds.images?.test.pixels ?? new Float32Array(0), label: ds.images?.test.labels ?? new Int32Array(0) }, numItems: 0 }
-      : model.task === 'ranking'
-        ? { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems }
-        : { ratings: ds.test, history, itemHistory: groupRows(ds.train, 'item'), numItems: ds.numItems };
+  const held = heldOutOf(model, ds);
+  const { params } = trainLocal({ engine, model, train, history: held.history, batchSize: batch, epochs: c.epochs, seed: 42, optimizer: { name: 'adam', lr: c.lr, l2: 0 } });
   const name = headlineMetric(model).name;
   return { name, value: evaluateModel(engine, model, params, held)[name] };
 }

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, HandlerError, intFlag, numberFlag, runActor, serveLarge } from '@actorflow/bus';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
-import { DATA_HYPER, createModel, listModels, modelEntry, type Hyper } from '@actorflow/models';
+import { createModel, listModels, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
 import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
 import { KNN_MODEL, knnAggregatorFlags, serveKnnAggregator } from '@actorflow/knn';
 
@@ -42,7 +42,7 @@ await runActor('aggregator', usage, async () => {
     return;
   }
   if (v['list-models'] === true) {
-    for (const m of listModels()) console.log(`${m.name.padEnd(10)} ${m.description}\n${''.padEnd(11)}${Object.entries(m.defaults).filter(([k]) => !(DATA_HYPER as readonly string[]).includes(k)).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
+    for (const m of listModels()) console.log(`${m.name.padEnd(10)} ${m.description}\n${''.padEnd(11)}${Object.entries(userHyper(m)).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
     return;
   }
   const modelName = v.model ?? 'mf';
@@ -71,7 +71,7 @@ await runActor('aggregator', usage, async () => {
   if (shard >= psShards) throw new FlagError(`--ps-shard ${shard} must be below --ps-shards ${psShards}`);
   const optimizerName = v.optimizer ?? recommended?.name ?? 'adam';
   if (!['adam', 'adagrad', 'sgd', 'rmsprop'].includes(optimizerName)) throw new FlagError(`--optimizer must be adam, adagrad, sgd or rmsprop, got '${optimizerName}'`);
-  const hyper = parseHyper(entry.defaults, [...(v.dim !== undefined ? [`dim=${v.dim}`] : []), ...(v['init-std'] !== undefined ? [`initStd=${v['init-std']}`] : []), ...(v.hyper ?? [])]);
+  const hyper = parseHyper(entry, [...(v.dim !== undefined ? [`dim=${v.dim}`] : []), ...(v['init-std'] !== undefined ? [`initStd=${v['init-std']}`] : []), ...(v.hyper ?? [])]);
   const staleness = v.staleness ?? 'none';
   try {
     parseStaleness(staleness);
@@ -93,7 +93,7 @@ await runActor('aggregator', usage, async () => {
     worldSize: intFlag('world-size', v['world-size'], 1, 1),
     model: modelName,
     // The data decides sizes (users, items, classes) and the mean: filled in for models that take them.
-    hyper: { ...hyper, ...Object.fromEntries(Object.entries({ numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, numClasses: info.numClasses ?? 10 }).filter(([k]) => k in entry.defaults)) },
+    hyper: withDataHyper(modelName, { numUsers: info.numUsers, numItems: info.numItems, globalMean: info.globalMean, numClasses: info.numClasses ?? 10 }, hyper),
     optimizer: {
       ...(optimizerName === recommended?.name ? recommended : {}),
       name: optimizerName as JobConfig['optimizer']['name'],
@@ -143,15 +143,16 @@ await runActor('aggregator', usage, async () => {
 });
 
 /** KEY=VALUE hyper-parameters typed by the model's defaults (number, boolean or string); unknown keys are errors. */
-function parseHyper(defaults: Hyper, pairs: readonly string[]): Record<string, number | string | boolean> {
+function parseHyper(entry: ModelEntry, pairs: readonly string[]): Record<string, number | string | boolean> {
+  const defaults = userHyper(entry);
   const out: Record<string, number | string | boolean> = {};
   for (const kv of pairs) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new FlagError(`--hyper takes KEY=VALUE, got '${kv}'`);
     const key = kv.slice(0, eq);
     const raw = kv.slice(eq + 1);
-    if (!(key in defaults) || (DATA_HYPER as readonly string[]).includes(key)) {
-      throw new FlagError(`--hyper ${key}: this model has no such hyper-parameter; it takes ${Object.keys(defaults).filter((k) => !(DATA_HYPER as readonly string[]).includes(k)).join(', ')}`);
+    if (!(key in defaults)) {
+      throw new FlagError(`--hyper ${key}: this model has no such hyper-parameter; it takes ${Object.keys(defaults).join(', ')}`);
     }
     const d = defaults[key];
     if (typeof d === 'number') {

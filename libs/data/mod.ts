@@ -1,5 +1,5 @@
 // Public API of @actorflow/data: loaders, id encoding, splits, synthetic data, MNIST, Arrow files, sharding, epochs.
-export type { Ratings, RatingsBatch, InteractionsBatch, ImageBatch } from './src/types.ts';
+export type { Ratings, RatingsBatch, InteractionsBatch, ImageBatch, HeldOut } from './src/types.ts';
 export { DataError, ParseError, FormatError } from './src/errors.ts';
 export { Rng, deriveSeed, hash32 } from './src/random.ts';
 export { RatingsBuilder, selectRows, groupByUser, countIds } from './src/columns.ts';

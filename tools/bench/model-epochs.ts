@@ -5,10 +5,10 @@
 //   npx nx run bench:model-epochs -- [--models autorec,neumf] [--backends tensorflow,wasm,cpu] [--dataset synthetic:small] [--epochs 1] [--batch 256] [--no-report]
 import { parseArgs } from 'node:util';
 import { availableBackends, selectBackend, type BackendName } from '@actorflow/engine';
-import { exampleSet, groupRows } from '@actorflow/data';
-import { loadJobDataset } from '@actorflow/feed';
-import { DATA_HYPER, createModel, exampleKindOf, modelEntry } from '@actorflow/models';
-import { evaluateModel, headlineMetric, trainLocal, type EvalData } from '@actorflow/strategies';
+import { exampleSet } from '@actorflow/data';
+import { dataFacts, heldOutOf, loadJobDataset } from '@actorflow/feed';
+import { createModel, exampleKindOf, modelEntry, withDataHyper } from '@actorflow/models';
+import { evaluateModel, headlineMetric, trainLocal } from '@actorflow/strategies';
 import { appendSection } from './report.ts';
 
 const { values } = parseArgs({
@@ -19,16 +19,15 @@ const epochs = Number(values.epochs ?? 1);
 const source = values.dataset ?? 'synthetic:small';
 const backends = values.backends !== undefined ? (values.backends.split(',') as BackendName[]) : await availableBackends();
 const ds = await loadJobDataset({ source, seed: 42 }, (l) => console.error(l));
-const history = groupRows(ds.train, 'user');
 const rows: string[] = ['| model | backend | examples/epoch | epoch (s) | examples/s | held-out after the epoch |', '|---|---|---|---|---|---|'];
 for (const name of models) {
   const entry = modelEntry(name);
-  const data = { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, numClasses: 10 };
-  const hyper = Object.fromEntries(Object.entries(data).filter(([k]) => (DATA_HYPER as readonly string[]).includes(k) && k in entry.defaults));
+  const hyper = withDataHyper(name, dataFacts(ds));
   const probe = createModel(name, hyper);
   const kind = exampleKindOf(probe);
   const train = exampleSet(kind, { ratings: ds.train, ...(ds.images !== undefined ? { images: ds.images.train } : {}) });
-  const held: EvalData = probe.task === 'ranking' ? { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems } : { ratings: ds.test, history, itemHistory: groupRows(ds.train, 'item'), numItems: ds.numItems };
+  const held = heldOutOf(probe, ds);
+  const history = held.history;
   const batchSize = Number(values.batch ?? entry.recommended?.batchSize ?? 256);
   const optimizer = entry.recommended?.optimizer ?? { name: 'adam' as const, lr: 0.001 };
   for (const backend of backends) {
@@ -38,7 +37,7 @@ for (const name of models) {
     let last = performance.now();
     const t0 = performance.now();
     const r = trainLocal({
-      engine, model, train, history, batchSize, epochs, seed: 42, optimizer,
+      engine, model, train, ...(history !== undefined ? { history } : {}), batchSize, epochs, seed: 42, optimizer,
       onStep: (s) => {
         examples += s.examples;
         if (performance.now() - last > 5000) {

@@ -5,10 +5,10 @@
 //   npx nx run bench:zoo -- [--models mf,neumf] [--dataset synthetic:small] [--backend wasm] [--epochs N] [--no-report]
 import { parseArgs } from 'node:util';
 import { selectBackend } from '@actorflow/engine';
-import { exampleSet, groupRows } from '@actorflow/data';
-import { loadJobDataset, type JobDataset } from '@actorflow/feed';
-import { DATA_HYPER, createModel, exampleKindOf, listModels, modelEntry } from '@actorflow/models';
-import { evaluateModel, headlineMetric, popularityRanking, trainLocal, type EvalData } from '@actorflow/strategies';
+import { exampleSet } from '@actorflow/data';
+import { dataFacts, heldOutOf, loadJobDataset, type JobDataset } from '@actorflow/feed';
+import { createModel, exampleKindOf, listModels, modelEntry, withDataHyper } from '@actorflow/models';
+import { evaluateModel, headlineMetric, popularityRanking, trainLocal } from '@actorflow/strategies';
 import { appendSection } from './report.ts';
 
 const { values } = parseArgs({ options: { models: { type: 'string' }, dataset: { type: 'string' }, backend: { type: 'string' }, epochs: { type: 'string' }, 'no-report': { type: 'boolean' } } });
@@ -28,22 +28,16 @@ for (const name of names) {
   const entry = modelEntry(name);
   const source = entry.input === 'images' ? 'mnist:bundled' : (values.dataset ?? 'synthetic:small');
   const ds = await dataset(source);
-  const data = { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, numClasses: 10 };
-  const model = createModel(name, Object.fromEntries(Object.entries(data).filter(([k]) => (DATA_HYPER as readonly string[]).includes(k) && k in entry.defaults)));
+  const model = createModel(name, withDataHyper(name, dataFacts(ds)));
   const kind = exampleKindOf(model);
-  const history = groupRows(ds.train, 'user');
-  const held: EvalData =
-    kind === 'images'
-      ? { images: { pixels: ds.images?.test.pixels ?? new Float32Array(0), label: ds.images?.test.labels ?? new Int32Array(0) }, numItems: 0 }
-      : model.task === 'ranking'
-        ? { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems }
-        : { ratings: ds.test, history, itemHistory: groupRows(ds.train, 'item'), numItems: ds.numItems };
+  const held = heldOutOf(model, ds);
+  const history = held.history;
   const epochs = Number(values.epochs ?? entry.recommended?.epochs ?? 10);
   const batchSize = entry.recommended?.batchSize ?? 1024;
   const optimizer = entry.recommended?.optimizer ?? { name: 'adam' as const, lr: 0.01, l2: 2e-4 };
   const train = exampleSet(kind, { ratings: ds.train, ...(ds.images !== undefined ? { images: ds.images.train } : {}) });
   const t0 = performance.now();
-  const r = trainLocal({ engine, model, train, history, batchSize, epochs, seed: 42, optimizer, onEpoch: (e) => console.error(`${name}: epoch ${e + 1}/${epochs} (${((performance.now() - t0) / 1000).toFixed(0)} s)`) });
+  const r = trainLocal({ engine, model, train, ...(history !== undefined ? { history } : {}), batchSize, epochs, seed: 42, optimizer, onEpoch: (e) => console.error(`${name}: epoch ${e + 1}/${epochs} (${((performance.now() - t0) / 1000).toFixed(0)} s)`) });
   const secs = (performance.now() - t0) / 1000;
   const metric = headlineMetric(model).name;
   const m = evaluateModel(engine, model, r.params, held);

@@ -41,3 +41,20 @@ export interface ImageBatch {
   readonly pixels: Float32Array;
   readonly label: Int32Array;
 }
+
+/**
+ * Held-out data in the forms the tasks are scored on (each optional: a task uses what it needs).
+ * Data shards send it (feed), the evaluation reads it (strategies).
+ */
+export interface HeldOut {
+  /** Test ratings (rating task). */
+  readonly ratings?: Ratings;
+  /** Test items per user (ranking). */
+  readonly testRows?: InteractionsBatch;
+  /** Training items per user: the input of autoencoders, the items excluded when ranking, the ids with trained rows. */
+  readonly history?: InteractionsBatch;
+  /** Training ratings per item (item-based AutoRec's input rows). */
+  readonly itemHistory?: InteractionsBatch;
+  readonly images?: ImageBatch;
+  readonly numItems: number;
+}

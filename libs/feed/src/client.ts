@@ -1,22 +1,13 @@
 // How trainers and the evaluator read data shards.
 import { requestLarge, type NatsConnection } from '@actorflow/bus';
-import type { AnyBatch, ExampleKind, ImageBatch, InteractionsBatch, Ratings, RatingsBatch } from '@actorflow/data';
+import type { AnyBatch, ExampleKind, HeldOut, ImageBatch, InteractionsBatch, Ratings, RatingsBatch } from '@actorflow/data';
+import type { ModelShape } from './dataset.ts';
 import { batchReplyCodec, batchRequestCodec, decodeImageBatch, decodeInteractionsBatch, decodeRatingsBatch, subjects, type BatchReply } from '@actorflow/protocol';
 import type { DatasetInfo } from './service.ts';
 
 export interface FedBatch<B = AnyBatch> {
   readonly epoch: number;
   readonly batch: B;
-}
-
-/** Held-out data for evaluation (structurally the EvalData of @actorflow/strategies). */
-export interface HeldOut {
-  readonly ratings?: Ratings;
-  readonly testRows?: InteractionsBatch;
-  readonly history?: InteractionsBatch;
-  readonly itemHistory?: InteractionsBatch;
-  readonly images?: ImageBatch;
-  readonly numItems: number;
 }
 
 /** What to ask the data shards for: the model's input kind, and whether ratings batches carry their users' histories. */
@@ -142,11 +133,11 @@ export class DataClient {
   }
 
   /**
-   * The held-out data a model of this task and input is scored on (the shape of strategies'
-   * EvalData): test ratings and histories for rating models, test items and training items per
-   * user for ranking, test images for image models.
+   * The held-out data a model of this task and input is scored on, over NATS (heldOutOf builds the
+   * same from a dataset in memory): test ratings and histories for rating models, test items and
+   * training items per user for ranking, test images for image models.
    */
-  async heldOut(model: { readonly task?: string; readonly input?: string; readonly rowsAre?: string; readonly needsHistory?: boolean }, numItems: number): Promise<HeldOut> {
+  async heldOut(model: ModelShape, numItems: number): Promise<HeldOut> {
     const task = model.task ?? 'rating';
     const input = model.input ?? 'ratings';
     if (input === 'images') return { images: await this.testImages(), numItems };

@@ -2,7 +2,7 @@
 // same seed → the same train/test split everywhere.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, loadBundledDigits, loadIdx, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
+import { DataError, groupRows, loadBundledDigits, loadIdx, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type HeldOut, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
 
 export interface DatasetSpec {
   /**
@@ -84,4 +84,40 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
   let sum = 0;
   for (let i = 0; i < train.length; i++) sum += train.rating[i];
   return { train, test, numUsers, numItems, globalMean: train.length > 0 ? sum / train.length : 0, ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}), ...ids, ...(foldIn !== undefined ? { foldIn } : {}) };
+}
+
+/** What decides a model's held-out data: its task and input (a TrainableModel has these). */
+export interface ModelShape {
+  readonly task?: string;
+  readonly input?: string;
+  readonly rowsAre?: string;
+}
+
+/** The held-out data `model` is scored on, from a dataset in memory (DataClient.heldOut sends the same over NATS). */
+export function heldOutOf(model: ModelShape, ds: JobDataset): HeldOut {
+  if ((model.input ?? 'ratings') === 'images') {
+    if (ds.images === undefined) throw new DataError('an image model needs an image dataset (mnist:bundled or mnist:DIR)');
+    return { images: { pixels: ds.images.test.pixels, label: ds.images.test.labels }, numItems: 0 };
+  }
+  const history = groupRows(historyRatings(ds), 'user');
+  if (model.task === 'ranking') return { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems };
+  return { ratings: ds.test, history, ...(model.rowsAre === 'items' ? { itemHistory: groupRows(ds.train, 'item') } : {}), numItems: ds.numItems };
+}
+
+/** The data-decided hyper-parameters of a dataset (see withDataHyper in @actorflow/models). */
+export function dataFacts(ds: JobDataset): { numUsers: number; numItems: number; globalMean: number; numClasses: number } {
+  return { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, numClasses: ds.images?.numClasses ?? 10 };
+}
+
+/** Every user's known ratings: the training set, and with a strong split the held-out users' fold-in ratings. */
+export function historyRatings(ds: JobDataset): Ratings {
+  const f = ds.foldIn;
+  if (f === undefined) return ds.train;
+  const cat = <T extends Int32Array | Float32Array>(x: T, y: T, C: { new (n: number): T }): T => {
+    const out = new C(x.length + y.length);
+    out.set(x);
+    out.set(y, x.length);
+    return out;
+  };
+  return { user: cat(ds.train.user, f.user, Int32Array), item: cat(ds.train.item, f.item, Int32Array), rating: cat(ds.train.rating, f.rating, Float32Array), length: ds.train.length + f.length };
 }

@@ -11,7 +11,7 @@
 import { HandlerError, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { EpochIterator, exampleCount, exampleSet, groupRows, rowsForIds, shardExamples, takeExamples, type AnyBatch, type ExampleKind, type ExampleSet, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
 import { batchReplyCodec, batchRequestCodec, encodeImageBatch, encodeInteractionsBatch, encodeRatingsBatch, subjects, type BatchKind } from '@actorflow/protocol';
-import type { JobDataset } from './dataset.ts';
+import { historyRatings, type JobDataset } from './dataset.ts';
 
 export interface DatasetInfo {
   /** 'images' for image datasets (MNIST), else 'ratings'. */
@@ -101,7 +101,7 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
   // need a user's every rated item, and the evaluator needs them to exclude seen items.
   let historyRows: InteractionsBatch | undefined;
   // With a strong split the held-out users' fold-in items are their histories too.
-  const history = (): InteractionsBatch => (historyRows ??= groupRows(ds.foldIn !== undefined ? concatRatings(ds.train, ds.foldIn) : ds.train, 'user'));
+  const history = (): InteractionsBatch => (historyRows ??= groupRows(historyRatings(ds), 'user'));
   let served = 0;
   const info: DatasetInfo = {
     kind: ds.images !== undefined ? 'images' : 'ratings',
@@ -191,12 +191,3 @@ function distinct(ids: Int32Array): number {
   return new Set(ids).size;
 }
 
-function concatRatings(a: Ratings, b: Ratings): Ratings {
-  const cat = <T extends Int32Array | Float32Array>(x: T, y: T, C: { new (n: number): T }): T => {
-    const out = new C(x.length + y.length);
-    out.set(x);
-    out.set(y, x.length);
-    return out;
-  };
-  return { user: cat(a.user, b.user, Int32Array), item: cat(a.item, b.item, Int32Array), rating: cat(a.rating, b.rating, Float32Array), length: a.length + b.length };
-}

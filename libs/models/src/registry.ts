@@ -19,6 +19,19 @@ export interface ModelEntry {
 /** Hyper-parameters the data decides (filled in by the aggregator when the model takes them). */
 export const DATA_HYPER = ['numUsers', 'numItems', 'globalMean', 'numClasses'] as const;
 
+export type DataFacts = Readonly<Record<(typeof DATA_HYPER)[number], number>>;
+
+/** The data-decided hyper-parameters this model takes (of `facts`), then `hyper` on top. */
+export function withDataHyper(name: string, facts: DataFacts, hyper: Hyper = {}): Hyper {
+  const defaults = modelEntry(name).defaults;
+  return { ...Object.fromEntries(DATA_HYPER.filter((k) => k in defaults).map((k) => [k, facts[k]])), ...hyper };
+}
+
+/** A model's own hyper-parameters (those a user sets), without the data-decided ones. */
+export function userHyper(entry: ModelEntry): Hyper {
+  return Object.fromEntries(Object.entries(entry.defaults).filter(([k]) => !(DATA_HYPER as readonly string[]).includes(k)));
+}
+
 const registry = new Map<string, ModelEntry>();
 
 export function registerModel(entry: ModelEntry): void {

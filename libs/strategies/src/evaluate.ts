@@ -3,24 +3,13 @@
 // accuracy and cross-entropy; reconstruction → binary cross-entropy. The same function serves the
 // local reference, the evaluator actor and the tests, so a number means the same everywhere.
 import type { Engine } from '@actorflow/engine';
-import { groupRows, rowsForIds, takeRows, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
+import { groupRows, rowsForIds, takeRows, type HeldOut, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
 import { RankingAccumulator, RegressionAccumulator } from '@actorflow/metrics';
 import { ModelError, uniqueSorted, type TrainableModel } from '@actorflow/models';
 import { gather, type ParamStore } from './params.ts';
 
-/** Held-out data of a job, in the forms the tasks need (each optional: a task uses what it needs). */
-export interface EvalData {
-  /** Test ratings (rating task, ratings input). */
-  readonly ratings?: Ratings;
-  /** Test items per user (ranking). */
-  readonly testRows?: InteractionsBatch;
-  /** Training items per user: the input of autoencoders and the items excluded when ranking. */
-  readonly history?: InteractionsBatch;
-  /** Training ratings per item (item-based AutoRec's input rows). */
-  readonly itemHistory?: InteractionsBatch;
-  readonly images?: ImageBatch;
-  readonly numItems: number;
-  /** Cut-offs for ranking metrics (default 10, 20, 50). */
+/** Held-out data of a job (see HeldOut) and the cut-offs for ranking metrics (default 10, 20, 50). */
+export interface EvalData extends HeldOut {
   readonly ks?: readonly number[];
 }
 
@@ -39,22 +28,6 @@ export function withHistory(batch: RatingsBatch, history: InteractionsBatch | un
 
 function slice(r: Ratings, start: number, end: number): RatingsBatch {
   return { user: r.user.subarray(start, end), item: r.item.subarray(start, end), rating: r.rating.subarray(start, end) };
-}
-
-/** Positions in CSR `rows` of each id (rows sorted by id); -1 when absent. */
-function positions(rows: InteractionsBatch, ids: Int32Array): Int32Array {
-  const out = new Int32Array(ids.length).fill(-1);
-  ids.forEach((id, k) => {
-    let lo = 0;
-    let hi = rows.user.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (rows.user[mid] < id) lo = mid + 1;
-      else hi = mid;
-    }
-    if (rows.user.length > 0 && rows.user[lo] === id) out[k] = lo;
-  });
-  return out;
 }
 
 function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params: ParamStore, data: EvalData, batchSize: number, onProgress?: EvalProgress): Metrics {
@@ -107,16 +80,17 @@ export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, 
     const ids = users.subarray(s, Math.min(users.length, s + chunk));
     const hist = rowsForIds(history, ids);
     const scores = model.scoreItems(engine.tf, hist, gather(params, model.rowsForScoring(hist)));
-    scoreChunk(acc, scores, hist, takeRows(testRows, Int32Array.from({ length: ids.length }, (_, k) => s + k)), data.numItems);
+    scoreChunk(acc, (k) => scores.subarray(k * data.numItems, (k + 1) * data.numItems), hist, takeRows(testRows, Int32Array.from({ length: ids.length }, (_, k) => s + k)));
     onProgress?.(s + ids.length, users.length);
   }
   return acc.result().metrics;
 }
 
-function scoreChunk(acc: RankingAccumulator, scores: Float32Array, hist: InteractionsBatch, test: InteractionsBatch, numItems: number): void {
+/** Row k of `hist` and `test` is one user: scores over all items, training items excluded, test items relevant. */
+function scoreChunk(acc: RankingAccumulator, scores: (k: number) => Float32Array, hist: InteractionsBatch, test: InteractionsBatch): void {
   for (let k = 0; k < hist.user.length; k++) {
     acc.add(
-      scores.subarray(k * numItems, (k + 1) * numItems),
+      scores(k),
       hist.items.subarray(hist.offsets[k], hist.offsets[k + 1]),
       test.items.subarray(test.offsets[k], test.offsets[k + 1]),
     );
@@ -130,11 +104,7 @@ export function popularityRanking(data: EvalData): Metrics {
   const counts = new Float32Array(data.numItems);
   for (const i of history.items) counts[i]++;
   const acc = new RankingAccumulator({ numItems: data.numItems, ks: data.ks ?? DEFAULT_EVAL_KS });
-  const pos = positions(history, testRows.user);
-  for (let k = 0; k < testRows.user.length; k++) {
-    const p = pos[k];
-    acc.add(counts, p < 0 ? new Int32Array(0) : history.items.subarray(history.offsets[p], history.offsets[p + 1]), testRows.items.subarray(testRows.offsets[k], testRows.offsets[k + 1]));
-  }
+  scoreChunk(acc, (k) => counts, rowsForIds(history, testRows.user), testRows);
   return acc.result().metrics;
 }
 
