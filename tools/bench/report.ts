@@ -1,6 +1,6 @@
 // Appends a benchmark result to docs/BENCHMARKS.md with the machine, date and command.
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,7 +15,8 @@ command to reproduce. Benchmarks append here; tests never assert on timings (the
 
 export function machine(): string {
   const cpu = cpus();
-  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
+  // The load average says whether other work shared the cores during the run (it slows every row alike).
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, load average ${loadavg()[0].toFixed(1)} at the end`;
 }
 
 export function appendSection(title: string, command: string, lines: string[]): void {
