@@ -216,7 +216,7 @@ registerModel({
   name: 'neumf',
   description: 'NeuMF (implicit): GMF (user ⊙ item) ‖ MLP ([user ‖ item] → layers "64,32,16") → logit; BCE with sampled negatives',
   defaults: { numUsers: 0, numItems: 0, dim: 16, mlpDim: 32, layers: '64,32,16', negatives: 4, initStd: 0.01 },
-  recommended: { optimizer: { name: 'adam', lr: 0.001 } },
+  recommended: { optimizer: { name: 'adam', lr: 0.002 }, batchSize: 256, epochs: 5 },
   create: (h) =>
     new NeuMf({
       numUsers: numberHyper('neumf', h, 'numUsers'),
