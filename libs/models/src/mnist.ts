@@ -225,7 +225,7 @@ registerModel({
   description: 'MNIST CNN: conv 3×3×32 ReLU → max-pool 2×2 → dense 64 ReLU → dense 10 softmax, cross-entropy',
   defaults: { filters: 32, dense: 64 },
   input: 'images',
-  recommended: { optimizer: { name: 'adam', lr: 0.001 }, batchSize: 32, epochs: 5 },
+  recommended: { optimizer: { name: 'adam', lr: 0.001 }, batchSize: 32, epochs: 7 },
   create: (h) => mnistCnnFromHyper(h) as TrainableModel<unknown>,
 });
 

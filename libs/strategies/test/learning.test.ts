@@ -44,10 +44,12 @@ t.test('Mult-VAE and Mult-DAE beat popularity on implicit clicks', async (t) => 
 });
 
 t.test('the MNIST CNN reaches ≥ 97 % test accuracy on the bundled digits', async (t) => {
+  // 8k training digits: accuracy wobbles ±0.5 % from epoch to epoch; 7 epochs was ≥ 97.5 % for both
+  // seeds tried (97.50 % here, 97.60 % with data and training seed 42), 5 epochs only 96.3–97.2 %.
   const { train, test } = loadBundledDigits({ seed: 0 });
-  const engine = await selectBackend({ backend: 'wasm' });
+  const engine = await selectBackend(); // native tensorflow when built (same result, faster), else wasm
   const model = createModel('mnist-cnn', {});
-  const r = trainLocal({ engine, model, train: { kind: 'images', images: train }, batchSize: 32, epochs: 5, seed: 1, optimizer: { name: 'adam', lr: 0.001 } });
+  const r = trainLocal({ engine, model, train: { kind: 'images', images: train }, batchSize: 32, epochs: 7, seed: 1, optimizer: { name: 'adam', lr: 0.001 } });
   const { accuracy } = evaluateModel(engine, model, r.params, { images: { pixels: test.pixels, label: test.labels }, numItems: 0 });
   t.ok(accuracy >= 0.97, `test accuracy ${(accuracy * 100).toFixed(2)} % on ${test.n} digits (${train.n} trained) ≥ 97 %`);
 });
