@@ -11,6 +11,7 @@ export {
   type Initializer,
   type SparseGradient,
 } from './src/table.ts';
+export { biasedDotMse, biasedDotPredict, rowPositions, sortedIndexOf, type BiasedDotInputs, type BiasedDotGradients } from './src/interactions.ts';
 export { bagForward, bagBackward, type BagMode, type GatheredRows } from './src/bag.ts';
 export { RowOptimizer, type OptimizerConfig, type OptimizerName } from './src/optimizers.ts';
 export { saveParams, loadParams, type ParamsFile } from './src/io.ts';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
-import { BackendUnavailableError, availableBackends, selectBackend } from '../mod.ts';
+import { BackendUnavailableError, availableBackends, readTidy, selectBackend } from '../mod.ts';
 import { NATIVE_PACKAGES, nativeReason, probeNative } from '../internal_mod.ts';
 
 t.test('picks the best backend that loads and says why it skipped the others', async (t) => {
@@ -58,7 +58,7 @@ t.test('why a native package did not load says what to do', async (t) => {
 t.test('every available backend computes what cpu computes, gradients included', async (t) => {
   const run = async (name: string) => {
     const { tf } = await selectBackend({ backend: name });
-    return tf.tidy(() => {
+    const [loss, grad, sum] = readTidy(tf, () => {
       const table = tf.tensor2d(Array.from({ length: 40 }, (_, i) => Math.sin(i * 0.7)), [10, 4]);
       const other = tf.tensor2d(Array.from({ length: 24 }, (_, i) => Math.cos(i * 0.3)), [4, 6]);
       const rows = tf.tensor1d([3, 0, 7, 3], 'int32');
@@ -67,8 +67,9 @@ t.test('every available backend computes what cpu computes, gradients included',
       const gathered = tf.gather(table, rows);
       const f = (w: Tensor) => tf.losses.meanSquaredError(target, tf.sigmoid(tf.matMul(w as Tensor2D, other)));
       const g = tf.grad(f)(gathered);
-      return { loss: f(gathered).dataSync()[0], grad: Array.from(g.dataSync()), sum: tf.sum(tf.relu(tf.sub(table, 0.1))).dataSync()[0] };
+      return [f(gathered), g, tf.sum(tf.relu(tf.sub(table, 0.1)))];
     });
+    return { loss: loss[0], grad: Array.from(grad), sum: sum[0] };
   };
   const ref = await run('cpu');
   for (const name of await availableBackends()) {

@@ -18,7 +18,7 @@
 // i.e. L2 on the table rows is charged per observed entry (rows touched, weighted by how often —
 // the usual sparse-SGD form, and the only one that does not depend on how the batch was split);
 // the dense inner weights W_k (stacked layers) are charged once per batch. Biases are not decayed.
-import type { Tf } from '@actorflow/engine';
+import { readTidy, type Tf } from '@actorflow/engine';
 import { Rng, deriveSeed, type InteractionsBatch } from '@actorflow/data';
 import { bagBackward, bagForward, type SparseGradient } from '@actorflow/embeddings';
 import { ModelError, uniqueSorted, type DenseSpec, type GatheredParams, type StepContext, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
@@ -163,7 +163,7 @@ export class AutoRec implements TrainableModel<InteractionsBatch> {
     const X1 = bagForward(needTable('autorec', p, 'enc.w'), this.#o.hidden[0], bags.offsets, bags.ids, bags.weights);
     const dense = this.#denseList(p);
     const f = this.#stack(tf, n);
-    const h = tf.tidy(() => f(tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))).dataSync() as Float32Array);
+    const h = readTidy(tf, () => f(tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))));
     return { fw: { n, h }, X1, bags };
   }
 
@@ -216,7 +216,7 @@ export class AutoRec implements TrainableModel<InteractionsBatch> {
     // Hidden stack: TF.js gradient with dh as the upstream gradient.
     const dense = this.#denseList(params);
     const f = this.#stack(tf, n);
-    const grads = tf.tidy(() => tf.grads(f)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))], tf.tensor2d(dh, [n, HL])).map((g) => g.dataSync() as Float32Array));
+    const grads = readTidy(tf, () => tf.grads(f)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))], tf.tensor2d(dh, [n, HL])));
 
     // Bag backward, plus L2 on the input rows once per kept entry.
     const gV = bagBackward(grads[0], H0, bags.offsets, bags.ids, bags.weights);
@@ -313,9 +313,9 @@ export class AutoRec implements TrainableModel<InteractionsBatch> {
     const decB = needTable('autorec', params, 'dec.b');
     if (dec.rows.length !== cols || decB.rows.length !== cols) throw new ModelError('autorec: scoreItems needs every dec.w/dec.b row gathered (use rowsForScoring)');
     const act = this.#o.outputActivation;
-    const scores = tf.tidy(() => {
+    const scores = readTidy(tf, () => {
       const y = tf.add(tf.matMul(tf.tensor2d(fw.h, [n, HL]), tf.tensor2d(dec.values, [cols, HL]), false, true), tf.tensor1d(decB.values));
-      return (act === 'identity' ? y : act === 'sigmoid' ? tf.sigmoid(y) : tf.relu(y)).dataSync() as Float32Array;
+      return act === 'identity' ? y : act === 'sigmoid' ? tf.sigmoid(y) : tf.relu(y);
     });
     for (let k = 0; k < n; k++) if (history.offsets[k + 1] === history.offsets[k]) scores.fill(this.#o.globalMean, k * cols, (k + 1) * cols);
     return scores;

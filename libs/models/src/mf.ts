@@ -1,8 +1,8 @@
 // Biased matrix factorisation ("SVD"): r̂(u,i) = μ + b_u + b_i + p_u · q_i, MSE loss. Factors and
 // biases are embedding tables (biases with dim 1), μ a dense scalar that starts at the training
 // mean. L2 on the touched rows is the optimizer's job (see @actorflow/embeddings).
-import type { Tf } from '@actorflow/engine';
-import { dedupeSparseGradient } from '@actorflow/embeddings';
+import { readTidy, type Tf } from '@actorflow/engine';
+import { biasedDotMse, biasedDotPredict, dedupeSparseGradient, type BiasedDotInputs } from '@actorflow/embeddings';
 import type { InteractionsBatch, RatingsBatch } from '@actorflow/data';
 import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
@@ -65,12 +65,32 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
     };
   }
 
-  computeGradients(tf: Tf, batch: RatingsBatch, params: GatheredParams): StepResult {
+  #kernelInputs(batch: RatingsBatch, p: GatheredParams): BiasedDotInputs {
+    const need = (name: string): { rows: Int32Array; values: Float32Array } => {
+      const t = p.tables[name];
+      if (t === undefined) throw new ModelError(`mf: table '${name}' was not gathered`);
+      return t;
+    };
+    const mu = p.dense.mean;
+    if (mu === undefined || mu.length !== 1) throw new ModelError(`mf: dense 'mean' must be one value`);
+    return { user: batch.user, item: batch.item, dim: this.#o.dim, users: need('user'), items: need('item'), userBias: need('userBias'), itemBias: need('itemBias'), mean: mu[0] };
+  }
+
+  /** One fused pass over the batch (no TF.js op): see @actorflow/embeddings' interactions kernels. */
+  computeGradients(_tf: Tf, batch: RatingsBatch, params: GatheredParams): StepResult {
+    const n = batch.user.length;
+    if (n === 0) throw new ModelError('mf: empty batch');
+    const g = biasedDotMse(this.#kernelInputs(batch, params), batch.rating);
+    return { loss: g.loss, count: n, sparse: { item: g.item, itemBias: g.itemBias, user: g.user, userBias: g.userBias }, dense: { mean: Float32Array.of(g.mean) } };
+  }
+
+  /** The TF.js autodiff formulation of the same step: the reference the fused kernel is tested against. */
+  computeGradientsAutodiff(tf: Tf, batch: RatingsBatch, params: GatheredParams): StepResult {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('mf: empty batch');
     const d = this.#o.dim;
     const x = this.#inputs(batch, params);
-    const out = tf.tidy(() => {
+    const [loss, gP, gQ, gBu, gBi, gMu] = readTidy(tf, () => {
       const P = tf.tensor2d(x.P, [n, d]);
       const Q = tf.tensor2d(x.Q, [n, d]);
       const bu = tf.tensor1d(x.bu);
@@ -81,11 +101,10 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
       const f = (...t: ReturnType<typeof tf.tensor>[]) =>
         tf.mean(tf.square(tf.sub(tf.add(tf.add(tf.add(t[4], t[2]), t[3]), tf.sum(tf.mul(t[0], t[1]), 1)), r))) as ReturnType<typeof tf.scalar>;
       const { value, grads } = tf.valueAndGrads(f)([P, Q, bu, bi, mu]);
-      return { loss: value.dataSync()[0], g: grads.map((g) => g.dataSync() as Float32Array) };
+      return [value, ...grads];
     });
-    const [gP, gQ, gBu, gBi, gMu] = out.g;
     return {
-      loss: out.loss,
+      loss: loss[0],
       count: n,
       sparse: {
         item: dedupeSparseGradient(batch.item, gQ, d),
@@ -97,14 +116,9 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
     };
   }
 
-  predict(tf: Tf, batch: RatingsBatch, params: GatheredParams): Float32Array {
-    const n = batch.user.length;
-    const d = this.#o.dim;
-    const x = this.#inputs(batch, params);
-    return tf.tidy(() => {
-      const dot = tf.sum(tf.mul(tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Q, [n, d])), 1);
-      return tf.add(tf.add(tf.add(tf.scalar(x.mu[0]), tf.tensor1d(x.bu)), tf.tensor1d(x.bi)), dot).dataSync() as Float32Array;
-    });
+  predict(_tf: Tf, batch: RatingsBatch, params: GatheredParams): Float32Array {
+    if (batch.user.length === 0) return new Float32Array(0);
+    return biasedDotPredict(this.#kernelInputs(batch, params));
   }
 
   /** Top-N needs every item's rows and the users' own. */
@@ -128,10 +142,10 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
     const chunk = Math.max(1, Math.floor((1 << 20) / n));
     for (let start = 0; start < m; start += chunk) {
       const c = Math.min(chunk, m - start);
-      const s = tf.tidy(() => {
+      const s = readTidy(tf, () => {
         const dot = tf.matMul(tf.tensor2d(P, [n, d]), tf.tensor2d(x.Q.subarray(start * d, (start + c) * d), [c, d]), false, true);
         const bias = tf.add(tf.reshape(tf.tensor1d(bu), [n, 1]), tf.reshape(tf.tensor1d(x.bi.subarray(start, start + c)), [1, c]));
-        return tf.add(tf.add(dot, bias), tf.scalar(x.mu[0])).dataSync();
+        return tf.add(tf.add(dot, bias), tf.scalar(x.mu[0]));
       });
       for (let k = 0; k < n; k++) out.set(s.subarray(k * c, (k + 1) * c), k * m + start);
     }

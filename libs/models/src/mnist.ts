@@ -5,9 +5,9 @@
 // Conv2DBackpropFilter kernel (the gradient of a conv w.r.t. its filter), and since the conv is
 // the first layer its patches are constants built from the pixels on typed arrays. matMul and
 // maxPool (with MaxPoolGrad) run on both cpu and wasm, and on cpu this is also faster than conv2d.
-import type { Tf } from '@actorflow/engine';
+import { readTidy, type Tf } from '@actorflow/engine';
 import type { ImageBatch } from '@actorflow/data';
-import { ModelError, type DenseSpec, type GatheredParams, type StepResult, type TrainableModel } from './model.ts';
+import { ModelError, type DenseSpec, type GatheredParams, type StepResult, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 import { glorot, he, hyperInt, needDense } from './nn.ts';
 
@@ -118,13 +118,13 @@ export class MnistCnn implements TrainableModel<ImageBatch> {
     const P = MnistCnn.patches(batch.pixels, n);
     const onehot = new Float32Array(n * CLASSES);
     for (let i = 0; i < n; i++) onehot[i * CLASSES + batch.label[i]] = 1;
-    const out = tf.tidy(() => {
+    const out = lossAndGrads(readTidy(tf, () => {
       const logits = this.#logits(tf, n, tf.tensor2d(P, [n * MnistCnn.CONV_OUT * MnistCnn.CONV_OUT, 9]));
       const y = tf.tensor2d(onehot, [n, CLASSES]);
       const f = (...t: Tensor[]): Tensor => tf.div(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(logits(...t))))), tf.scalar(n));
       const { value, grads } = tf.valueAndGrads(f)(w.map((v) => tf.tensor1d(v)));
-      return { loss: value.dataSync()[0], g: grads.map((g) => g.dataSync() as Float32Array) };
-    });
+      return [value, ...grads];
+    }));
     const names = ['conv.w', 'conv.b', 'fc1.w', 'fc1.b', 'fc2.w', 'fc2.b'];
     return { loss: out.loss, count: n, sparse: {}, dense: Object.fromEntries(names.map((k, i) => [k, out.g[i]])) };
   }
@@ -135,7 +135,7 @@ export class MnistCnn implements TrainableModel<ImageBatch> {
     if (n === 0) return new Float32Array(0);
     const w = this.#params(params);
     const P = MnistCnn.patches(batch.pixels, n);
-    return tf.tidy(() => tf.softmax(this.#logits(tf, n, tf.tensor2d(P, [n * MnistCnn.CONV_OUT * MnistCnn.CONV_OUT, 9]))(...w.map((v) => tf.tensor1d(v)))).dataSync() as Float32Array);
+    return readTidy(tf, () => tf.softmax(this.#logits(tf, n, tf.tensor2d(P, [n * MnistCnn.CONV_OUT * MnistCnn.CONV_OUT, 9]))(...w.map((v) => tf.tensor1d(v)))));
   }
 }
 
@@ -194,7 +194,7 @@ export class MnistAutoencoder implements TrainableModel<ImageBatch> {
     const n = imageCount(this.name, batch, false);
     if (n === 0) throw new ModelError('mnist-ae: empty batch');
     const w = this.#params(params);
-    const out = tf.tidy(() => {
+    const out = lossAndGrads(readTidy(tf, () => {
       const x = tf.tensor2d(batch.pixels, [n, PIXELS]);
       const logits = this.#logits(tf, x);
       // BCE from logits, stable form: max(z, 0) − z·x + log(1 + e^−|z|).
@@ -203,8 +203,8 @@ export class MnistAutoencoder implements TrainableModel<ImageBatch> {
         return tf.mean(tf.add(tf.sub(tf.relu(z), tf.mul(z, x)), tf.log1p(tf.exp(tf.neg(tf.abs(z))))));
       };
       const { value, grads } = tf.valueAndGrads(f)(w.map((v) => tf.tensor1d(v)));
-      return { loss: value.dataSync()[0], g: grads.map((g) => g.dataSync() as Float32Array) };
-    });
+      return [value, ...grads];
+    }));
     return { loss: out.loss, count: n, sparse: {}, dense: { 'enc.w': out.g[0], 'enc.b': out.g[1], 'dec.w': out.g[2], 'dec.b': out.g[3] } };
   }
 
@@ -213,7 +213,7 @@ export class MnistAutoencoder implements TrainableModel<ImageBatch> {
     const n = imageCount(this.name, batch, false);
     if (n === 0) return new Float32Array(0);
     const w = this.#params(params);
-    return tf.tidy(() => tf.sigmoid(this.#logits(tf, tf.tensor2d(batch.pixels, [n, PIXELS]))(...w.map((v) => tf.tensor1d(v)))).dataSync() as Float32Array);
+    return readTidy(tf, () => tf.sigmoid(this.#logits(tf, tf.tensor2d(batch.pixels, [n, PIXELS]))(...w.map((v) => tf.tensor1d(v)))));
   }
 }
 

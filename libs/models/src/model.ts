@@ -118,6 +118,13 @@ export class ModelError extends Error {
   }
 }
 
+/** `[loss, ...gradients]` as read back by `readTidy` → the loss as a number and the gradients. */
+export function lossAndGrads(read: readonly Float32Array[]): { loss: number; g: Float32Array[] } {
+  const [loss, ...g] = read;
+  if (loss === undefined || loss.length !== 1) throw new ModelError('a step must return the loss (a scalar) first');
+  return { loss: loss[0], g };
+}
+
 /** Unique sorted values of an id column. */
 export function uniqueSorted(ids: Int32Array): Int32Array {
   return Int32Array.from(new Set(ids)).sort();

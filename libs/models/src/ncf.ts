@@ -4,10 +4,10 @@
 // other parameter (DESIGN.md "Parameters"), rebuilt as tensors each step.
 //
 // Also the small MLP helpers NeuMF shares (layer-size parsing, Glorot specs, the forward pass).
-import type { Tf } from '@actorflow/engine';
+import { readTidy, type Tf } from '@actorflow/engine';
 import { dedupeSparseGradient } from '@actorflow/embeddings';
 import type { RatingsBatch } from '@actorflow/data';
-import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 
 type Tensor = ReturnType<Tf['tensor']>;
@@ -145,13 +145,13 @@ export class Ncf implements TrainableModel<RatingsBatch> {
   computeGradients(tf: Tf, batch: RatingsBatch, params: GatheredParams): StepResult {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('ncf: empty batch');
-    const out = tf.tidy(() => {
+    const out = lossAndGrads(readTidy(tf, () => {
       const inputs = this.#tensors(tf, batch, params);
       const r = tf.tensor1d(batch.rating);
       const f = (...t: Tensor[]) => tf.mean(tf.square(tf.sub(this.#forward(tf, t), r))) as ReturnType<Tf['scalar']>;
       const { value, grads } = tf.valueAndGrads(f)(inputs);
-      return { loss: value.dataSync()[0], g: grads.map((g) => Float32Array.from(g.dataSync())) };
-    });
+      return [value, ...grads];
+    }));
     const d = this.#o.dim;
     const names = this.denseSpecs().map((s) => s.name);
     return {
@@ -164,7 +164,7 @@ export class Ncf implements TrainableModel<RatingsBatch> {
 
   predict(tf: Tf, batch: RatingsBatch, params: GatheredParams): Float32Array {
     if (batch.user.length === 0) return new Float32Array(0);
-    return tf.tidy(() => Float32Array.from(this.#forward(tf, this.#tensors(tf, batch, params)).dataSync()));
+    return readTidy(tf, () => this.#forward(tf, this.#tensors(tf, batch, params)));
   }
 }
 

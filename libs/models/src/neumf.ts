@@ -9,10 +9,10 @@
 // cannot know the negatives: it gathers every item row (correct for any negatives; fine for
 // catalogues of thousands of items). `rowsFor(batch, ctx)` gathers only the rows the step will
 // read — strategies that pass the context get the small pull.
-import type { Tf } from '@actorflow/engine';
+import { readTidy, type Tf } from '@actorflow/engine';
 import { dedupeSparseGradient } from '@actorflow/embeddings';
 import { Rng, deriveSeed, type InteractionsBatch } from '@actorflow/data';
-import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type RatingsWithHistory, type StepContext, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type RatingsWithHistory, type StepContext, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel } from './registry.ts';
 import { denseOf, mlpForward, mlpSpecs, mlpTensors, needTable, numberHyper, parseLayers } from './ncf.ts';
 
@@ -141,14 +141,14 @@ export class NeuMf implements TrainableModel<RatingsWithHistory> {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('neumf: empty batch');
     const pr = this.pairs(batch, ctx);
-    const out = tf.tidy(() => {
+    const out = lossAndGrads(readTidy(tf, () => {
       const inputs = this.#tensors(tf, pr.user, pr.item, params);
       const y = tf.tensor1d(pr.label);
       // Mean binary cross-entropy over positives and negatives, on logits (numerically stable).
       const f = (...t: Tensor[]) => tf.losses.sigmoidCrossEntropy(y, this.#forward(tf, t)) as ReturnType<Tf['scalar']>;
       const { value, grads } = tf.valueAndGrads(f)(inputs);
-      return { loss: value.dataSync()[0], g: grads.map((g) => Float32Array.from(g.dataSync())) };
-    });
+      return [value, ...grads];
+    }));
     const { dim, mlpDim } = this.#o;
     const names = this.denseSpecs().map((s) => s.name);
     return {
@@ -167,7 +167,7 @@ export class NeuMf implements TrainableModel<RatingsWithHistory> {
   /** Logits of the batch's (user, item) pairs (higher = more likely an interaction). */
   predict(tf: Tf, batch: RatingsWithHistory, params: GatheredParams): Float32Array {
     if (batch.user.length === 0) return new Float32Array(0);
-    return tf.tidy(() => Float32Array.from(this.#forward(tf, this.#tensors(tf, batch.user, batch.item, params)).dataSync()));
+    return readTidy(tf, () => this.#forward(tf, this.#tensors(tf, batch.user, batch.item, params)));
   }
 
   rowsForScoring(history: InteractionsBatch): Record<string, Int32Array> {
@@ -194,7 +194,7 @@ export class NeuMf implements TrainableModel<RatingsWithHistory> {
           item[k * c + j] = start + j;
         }
       }
-      const logits = tf.tidy(() => this.#forward(tf, this.#tensors(tf, user, item, params)).dataSync());
+      const logits = readTidy(tf, () => this.#forward(tf, this.#tensors(tf, user, item, params)));
       for (let k = 0; k < n; k++) out.set(logits.subarray(k * c, (k + 1) * c), k * m + start);
     }
     return out;

@@ -3,10 +3,10 @@
 // term is an embedding bag (sqrtn combiner) over table `implicit`, computed on typed arrays: TF.js
 // sees one implicit vector per example and its gradient is folded back onto the y rows by
 // bagBackward, so only the rows in the batch's histories are sent and updated.
-import type { Tf } from '@actorflow/engine';
-import { bagBackward, bagForward, dedupeSparseGradient } from '@actorflow/embeddings';
+import { readTidy, type Tf } from '@actorflow/engine';
+import { bagBackward, bagForward, biasedDotMse, biasedDotPredict, dedupeSparseGradient, sortedIndexOf, type BiasedDotInputs } from '@actorflow/embeddings';
 import type { InteractionsBatch } from '@actorflow/data';
-import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type RatingsWithHistory, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type RatingsWithHistory, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel } from './registry.ts';
 import { needTable, numberHyper } from './ncf.ts';
 
@@ -106,18 +106,72 @@ export class SvdPlusPlus implements TrainableModel<RatingsWithHistory> {
     return tf.add(tf.add(tf.add(t[5], t[3]), t[4]), tf.sum(tf.mul(tf.add(t[0], t[1]), t[2]), 1));
   }
 
-  computeGradients(tf: Tf, batch: RatingsWithHistory, params: GatheredParams): StepResult {
+  /** Kernel inputs: the gathered rows as they are, and each user's implicit vector aligned with the user rows. */
+  #kernelInputs(batch: RatingsWithHistory, p: GatheredParams): BiasedDotInputs & { readonly userExtra: Float32Array; readonly historyRow: Int32Array } {
+    const d = this.#o.dim;
+    const history = this.#history(batch);
+    const mu = p.dense.mean;
+    if (mu === undefined || mu.length !== 1) throw new ModelError(`svdpp: dense 'mean' must be one value`);
+    const users = needTable('svdpp', p, 'user');
+    const perHistoryRow = bagForward(needTable('svdpp', p, 'implicit'), d, history.offsets, history.items, undefined, 'sqrtn');
+    // History rows are the batch's users, sorted; place each on its gathered user row.
+    // A gathered user without a history row has an empty bag (zero implicit term); every user of the batch must have one.
+    historyRowOf(history, batch.user);
+    const historyRow = users.rows.map((u) => sortedIndexOf(history.user, u));
+    const userExtra = new Float32Array(users.values.length);
+    for (let r = 0; r < historyRow.length; r++) if (historyRow[r] >= 0) userExtra.set(perHistoryRow.subarray(historyRow[r] * d, (historyRow[r] + 1) * d), r * d);
+    return {
+      user: batch.user,
+      item: batch.item,
+      dim: d,
+      users,
+      items: needTable('svdpp', p, 'item'),
+      userBias: needTable('svdpp', p, 'userBias'),
+      itemBias: needTable('svdpp', p, 'itemBias'),
+      mean: mu[0],
+      userExtra,
+      historyRow,
+    };
+  }
+
+  /** One fused pass (no TF.js op); the implicit term's gradient is folded onto the y rows by bagBackward. */
+  computeGradients(_tf: Tf, batch: RatingsWithHistory, params: GatheredParams): StepResult {
+    const n = batch.user.length;
+    if (n === 0) throw new ModelError('svdpp: empty batch');
+    const d = this.#o.dim;
+    const x = this.#kernelInputs(batch, params);
+    const g = biasedDotMse(x, batch.rating);
+    const history = this.#history(batch);
+    const gExtra = g.userExtra ?? new Float32Array(0);
+    const perHistoryRow = new Float32Array(history.user.length * d);
+    for (let r = 0; r < x.historyRow.length; r++) if (x.historyRow[r] >= 0) perHistoryRow.set(gExtra.subarray(r * d, (r + 1) * d), x.historyRow[r] * d);
+    return {
+      loss: g.loss,
+      count: n,
+      sparse: {
+        implicit: bagBackward(perHistoryRow, d, history.offsets, history.items, undefined, 'sqrtn'),
+        item: g.item,
+        itemBias: g.itemBias,
+        user: g.user,
+        userBias: g.userBias,
+      },
+      dense: { mean: Float32Array.of(g.mean) },
+    };
+  }
+
+  /** The TF.js autodiff formulation of the same step: the reference the fused kernel is tested against. */
+  computeGradientsAutodiff(tf: Tf, batch: RatingsWithHistory, params: GatheredParams): StepResult {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('svdpp: empty batch');
     const d = this.#o.dim;
     const x = this.#inputs(batch, params);
-    const out = tf.tidy(() => {
+    const out = lossAndGrads(readTidy(tf, () => {
       const inputs = [tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Z, [n, d]), tf.tensor2d(x.Q, [n, d]), tf.tensor1d(x.bu), tf.tensor1d(x.bi), tf.scalar(x.mu)];
       const r = tf.tensor1d(batch.rating);
       const f = (...t: Tensor[]) => tf.mean(tf.square(tf.sub(this.#forward(tf, t), r))) as ReturnType<Tf['scalar']>;
       const { value, grads } = tf.valueAndGrads(f)(inputs);
-      return { loss: value.dataSync()[0], g: grads.map((g) => Float32Array.from(g.dataSync())) };
-    });
+      return [value, ...grads];
+    }));
     const [gP, gZ, gQ, gBu, gBi, gMu] = out.g;
     // Fold the per-example implicit gradients onto their users' bags (examples in order: reproducible).
     const perUser = new Float32Array(x.history.user.length * d);
@@ -136,14 +190,9 @@ export class SvdPlusPlus implements TrainableModel<RatingsWithHistory> {
     };
   }
 
-  predict(tf: Tf, batch: RatingsWithHistory, params: GatheredParams): Float32Array {
-    const n = batch.user.length;
-    if (n === 0) return new Float32Array(0);
-    const d = this.#o.dim;
-    const x = this.#inputs(batch, params);
-    return tf.tidy(() =>
-      Float32Array.from(this.#forward(tf, [tf.tensor2d(x.P, [n, d]), tf.tensor2d(x.Z, [n, d]), tf.tensor2d(x.Q, [n, d]), tf.tensor1d(x.bu), tf.tensor1d(x.bi), tf.scalar(x.mu)]).dataSync()),
-    );
+  predict(_tf: Tf, batch: RatingsWithHistory, params: GatheredParams): Float32Array {
+    if (batch.user.length === 0) return new Float32Array(0);
+    return biasedDotPredict(this.#kernelInputs(batch, params));
   }
 }
 

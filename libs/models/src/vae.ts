@@ -10,10 +10,10 @@
 // averaged over the batch's users. Dropout masks and ε are drawn per user from
 // deriveSeed(seed, 'vae' | 'vae-eps', epoch, user), so a batch split across ranks draws the same.
 // L2 on the weights (the paper's λ) is the optimizer's `l2`.
-import type { Tf } from '@actorflow/engine';
+import { readTidy, type Tf } from '@actorflow/engine';
 import { Rng, deriveSeed, type InteractionsBatch } from '@actorflow/data';
 import { bagBackward, bagForward } from '@actorflow/embeddings';
-import { ModelError, uniqueSorted, type DenseSpec, type GatheredParams, type StepContext, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { ModelError, uniqueSorted, type DenseSpec, type GatheredParams, type StepContext, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 import { ACTIVATIONS, DEFAULT_CTX, activate, checkInteractions, checkRate, dropoutScales, glorot, hyperInt, hyperNum, hyperSizes, hyperStr, keptBags, needDense, needTable, type Activation } from './nn.ts';
 
@@ -160,7 +160,7 @@ export class MultVAE implements TrainableModel<InteractionsBatch> {
     }
     const beta = variational ? this.beta(ctx.step) : 0;
     const dense = this.#dense(params);
-    const out = tf.tidy(() => {
+    const out = lossAndGrads(readTidy(tf, () => {
       const net = this.#net(tf, n, eps === undefined ? undefined : tf.tensor2d(eps, [n, latent]));
       const xt = tf.tensor2d(x, [n, numItems]);
       const f = (...t: Tensor[]): Tensor => {
@@ -169,8 +169,8 @@ export class MultVAE implements TrainableModel<InteractionsBatch> {
         return tf.add(nll, tf.mul(tf.scalar(beta), kl));
       };
       const { value, grads } = tf.valueAndGrads(f)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))]);
-      return { loss: value.dataSync()[0], g: grads.map((g) => g.dataSync() as Float32Array) };
-    });
+      return [value, ...grads];
+    }));
     const denseGrads: Record<string, Float32Array> = { 'enc0.b': out.g[1] };
     this.#layers.forEach((l, i) => {
       denseGrads[`${l.name}.w`] = out.g[2 + 2 * i];
@@ -188,7 +188,7 @@ export class MultVAE implements TrainableModel<InteractionsBatch> {
     const bags = keptBags(history, undefined, this.#inverseNorms(history));
     const X1 = bagForward(needTable(this.name, params, 'enc0.w'), hidden[0], bags.offsets, bags.ids, bags.weights);
     const dense = this.#dense(params);
-    return tf.tidy(() => this.#net(tf, n, undefined)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))]).logits.dataSync() as Float32Array);
+    return readTidy(tf, () => this.#net(tf, n, undefined)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))]).logits);
   }
 
   /** Same as scoreItems on the batch's rows (n × numItems logits). */
