@@ -11,10 +11,11 @@ import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { PsClient, mergeSnapshots } from '@actorflow/strategies';
 import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
 import type { JobPlan } from './flags.ts';
-import { Progress } from './progress.ts';
+import { Progress, type Throughput } from './progress.ts';
 import { Supervisor, type ActorSpec } from './supervisor.ts';
 
-export interface JobResult {
+/** metrics.json: the final metrics, and (Partial<Throughput>) the training speed measured from the trainers' reports. */
+export interface JobResult extends Partial<Throughput> {
   readonly job: string;
   readonly strategy: string;
   readonly model: string;
@@ -157,6 +158,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
       writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } }, null, 2)}\n`);
     }
+    const throughput = progress.throughput();
     const result: JobResult = {
       job: plan.job,
       strategy: plan.strategy,
@@ -166,6 +168,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       seconds: (Date.now() - started) / 1000,
       ...(typeof info.noiseFloorRmse === 'number' ? { noiseFloorRmse: info.noiseFloorRmse } : {}),
       out,
+      ...throughput,
     };
     writeFileSync(resolve(out, 'metrics.json'), `${JSON.stringify({ ...result, checkpoint }, null, 2)}\n`);
     return result;

@@ -19,6 +19,17 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
+/** What metrics.json records of training speed (issue 10): measured from the trainers' train.loss reports. */
+export interface Throughput {
+  /** First step report to last step report, over every trainer, plus one mean step (the first step's own time). */
+  readonly trainSeconds: number;
+  /** Training examples of every trainer over trainSeconds. */
+  readonly examplesPerSecond: number;
+  readonly backend?: string;
+  /** Mean per-step split, milliseconds and shares of the step, when the trainers report it. */
+  readonly stepTiming?: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number; readonly waitAndSerdeShare: number };
+}
+
 export class Progress {
   readonly #plan: JobPlan;
   readonly #log: (line: string) => void;
@@ -29,6 +40,7 @@ export class Progress {
   #backend: string | undefined;
   #lastEval: Record<string, number> | undefined;
   readonly #intervalMs: number;
+  readonly #speed = { first: Number.POSITIVE_INFINITY, last: Number.NEGATIVE_INFINITY, reports: 0, examples: 0, computeMs: 0, serdeMs: 0, waitMs: 0, timed: 0 };
 
   constructor(plan: JobPlan, log: (line: string) => void, intervalMs = 2000) {
     this.#plan = plan;
@@ -71,6 +83,7 @@ export class Progress {
       done: msg.done === true,
     });
     if (typeof msg.backend === 'string') this.#backend = msg.backend;
+    this.#countSpeed(msg);
     const now = Date.now();
     if (now - this.#lastPrint >= this.#intervalMs) {
       this.#lastPrint = now;
@@ -98,6 +111,45 @@ export class Progress {
     return `[${secs}s] step ${steps}${this.#totalSteps !== undefined ? `/${this.#totalSteps}` : ''}${pct} epoch ${epoch} ` +
       `loss ${meanLoss.toFixed(4)} ${Math.round(rate)} ex/s over ${ranks.length} rank(s)` +
       `${this.#backend !== undefined ? ` [${this.#backend}]` : ''}${evalPart}`;
+  }
+
+  #countSpeed(msg: Record<string, unknown>): void {
+    const ts = num(msg.ts);
+    const examples = num(msg.examples);
+    if (msg.done === true || ts === undefined || examples === undefined || examples <= 0) return;
+    const s = this.#speed;
+    s.first = Math.min(s.first, ts);
+    s.last = Math.max(s.last, ts);
+    s.reports++;
+    s.examples += examples;
+    if (isRecord(msg.timing)) {
+      const c = num(msg.timing.computeMs);
+      const z = num(msg.timing.serdeMs);
+      const w = num(msg.timing.waitMs);
+      if (c !== undefined && z !== undefined && w !== undefined) {
+        s.computeMs += c;
+        s.serdeMs += z;
+        s.waitMs += w;
+        s.timed++;
+      }
+    }
+  }
+
+  /** Training speed over the job so far; undefined before two step reports. */
+  throughput(): Throughput | undefined {
+    const s = this.#speed;
+    if (s.reports < 2 || !(s.last > s.first)) return undefined;
+    const span = (s.last - s.first) / 1000;
+    // The span misses the first step of each rank: add the mean time between reports once.
+    const trainSeconds = span + span / (s.reports - 1);
+    const t = s.timed > 0 ? { computeMs: s.computeMs / s.timed, serdeMs: s.serdeMs / s.timed, waitMs: s.waitMs / s.timed } : undefined;
+    const total = t !== undefined ? t.computeMs + t.serdeMs + t.waitMs : 0;
+    return {
+      trainSeconds,
+      examplesPerSecond: s.examples / trainSeconds,
+      ...(this.#backend !== undefined ? { backend: this.#backend } : {}),
+      ...(t !== undefined ? { stepTiming: { ...t, waitAndSerdeShare: total > 0 ? (t.serdeMs + t.waitMs) / total : 0 } } : {}),
+    };
   }
 
   finish(): void {

@@ -44,6 +44,21 @@ t.test('progress lines summarise ranks and evals of this job only', async (t) =>
   t.equal(formatMetrics({ a: 1 }), 'a 1.0000');
 });
 
+t.test('progress measures training speed from the step reports (metrics.json throughput)', async (t) => {
+  const plan = parseJobFlags(['--job', 'p2', '--batch-size', '10', '--epochs', '1'], {}) as JobPlan;
+  const p = new Progress(plan, () => undefined, 1e9);
+  t.equal(p.throughput(), undefined, 'nothing before two reports');
+  const timing = { computeMs: 8, serdeMs: 1, waitMs: 1 };
+  for (let k = 0; k < 5; k++) p.onLoss({ job: 'p2', rank: k % 2, step: k, epoch: 0, loss: 1, examples: 10, examplesPerSec: 0, backend: 'cpu', ts: 1000 + 250 * k, timing });
+  p.onLoss({ job: 'p2', rank: 0, step: 5, epoch: 0, loss: 1, examples: 0, examplesPerSec: 0, backend: 'cpu', ts: 9000, done: true });
+  const tp = p.throughput();
+  t.ok(tp !== undefined);
+  t.equal(tp?.trainSeconds, 1.25, '1 s between the first and last report plus one mean interval');
+  t.equal(tp?.examplesPerSecond, 40);
+  t.equal(tp?.backend, 'cpu');
+  t.same(tp?.stepTiming, { computeMs: 8, serdeMs: 1, waitMs: 1, waitAndSerdeShare: 0.2 });
+});
+
 t.test('supervisor: a worker that fails fails the job with its last output; stopAll stops services', async (t) => {
   const dir = t.testdir({
     'ok.ts': 'console.log("fine")',
