@@ -17,9 +17,10 @@ import { KNN_MODEL, runKnnTrainer } from '@actorflow/knn';
 const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [options]
   --job ID               job id (default local)
   --strategy ps|mirrored ps: asynchronous parameter server; mirrored: synchronous all-reduce (default ps)
-  --rank R               this trainer's rank (default 0)
+  --rank R               this trainer's rank (default: $RANK, else 0 — the torchrun convention)
   --ranks R1,R2,…        mirrored: run several ranks in this process (interoperates with --rank elsewhere)
-  --world-size N         mirrored: ranks in the group (default: the aggregator's --world-size)
+  --world-size N         mirrored: ranks in the group (default: $WORLD_SIZE, else the aggregator's --world-size)
+                         ($LOCAL_RANK, when set, is shown in the log lines)
   --collective-timeout S mirrored: seconds a rank may stay silent before the step fails naming it (default 60)
   --snapshot-every K     mirrored: rank 0 checkpoints to the aggregator every K steps (default 100, and at the end)
   --data-shards K        data shards (default: as the data shards report)
@@ -45,9 +46,14 @@ await runActor('trainer', usage, async () => {
   const allreduce = v.allreduce ?? 'star';
   if (allreduce !== 'star' && allreduce !== 'ring') throw new FlagError(`--allreduce must be star or ring, got '${allreduce}'`);
   const job = v.job ?? 'local';
-  const rank = intFlag('rank', v.rank, 0);
+  // torchrun convention: RANK / WORLD_SIZE / LOCAL_RANK from the environment when the flags are absent.
+  const envRank = process.env.RANK !== undefined && process.env.RANK !== '' ? process.env.RANK : undefined;
+  const envWorld = process.env.WORLD_SIZE !== undefined && process.env.WORLD_SIZE !== '' ? process.env.WORLD_SIZE : undefined;
+  const localRank = process.env.LOCAL_RANK !== undefined && process.env.LOCAL_RANK !== '' ? intFlag('local-rank (from $LOCAL_RANK)', process.env.LOCAL_RANK, 0) : undefined;
+  const rank = v.rank !== undefined ? intFlag('rank', v.rank, 0) : intFlag('rank (from $RANK)', envRank, 0);
+  const worldSizeFlag = v['world-size'] ?? envWorld;
   const lossEvery = intFlag('loss-every', v['loss-every'], 1, 1);
-  const log = actorLog(`trainer ${v.ranks ?? rank}`);
+  const log = actorLog(`trainer ${v.ranks ?? rank}${localRank !== undefined ? ` (local ${localRank})` : ''}`);
   const conn = await connectActor(v, { name: `trainer-${rank}`, log });
   exitOnSignals(conn);
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
@@ -56,7 +62,7 @@ await runActor('trainer', usage, async () => {
   if (config.model === KNN_MODEL) {
     // kNN has no gradients: under either strategy the ranks split the similarity blocks (libs/knn).
     const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
-    await runKnnTrainer(conn.nc, { config, data: new DataClient(conn.nc, { job, shards: 1 }), ranks, worldSize: intFlag('world-size', v['world-size'], config.worldSize, 1), strategy, log });
+    await runKnnTrainer(conn.nc, { config, data: new DataClient(conn.nc, { job, shards: 1 }), ranks, worldSize: intFlag('world-size', worldSizeFlag, config.worldSize, 1), strategy, log });
     await conn.nc.drain();
     process.exit(0);
   }
@@ -83,7 +89,7 @@ await runActor('trainer', usage, async () => {
     );
   };
   if (strategy === 'mirrored') {
-    const worldSize = intFlag('world-size', v['world-size'], config.worldSize, 1);
+    const worldSize = intFlag('world-size', worldSizeFlag, config.worldSize, 1);
     const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
     for (const r of ranks) if (r >= worldSize) throw new FlagError(`rank ${r} is not below --world-size ${worldSize}`);
     const timeoutMs = intFlag('collective-timeout', v['collective-timeout'], 60, 1) * 1000;
@@ -96,6 +102,7 @@ await runActor('trainer', usage, async () => {
         const batches = feed.distributed(r, worldSize, feedKind);
         let seen = 0;
         let last = 0;
+        let lastLoss = Number.NaN;
         const checkpoint = async (step: number, params: Parameters<typeof storeToSnapshot>[2]): Promise<void> => {
           await requestLarge(conn.nc, subjects.ctl(job, 'checkpoint'), snapshotCodec.encode(storeToSnapshot(job, step, params)), { timeoutMs: 60_000 });
         };
@@ -109,6 +116,7 @@ await runActor('trainer', usage, async () => {
           allreduce,
           onStep: (s) => {
             seen += s.examples;
+            lastLoss = s.loss;
             if (s.step % lossEvery === 0) {
               const secs = (performance.now() - started) / 1000;
               conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: s.step, epoch: 0, loss: s.loss, examples: s.localExamples, examplesPerSec: secs > 0 ? seen / worldSize / secs : 0, strategy, backend: engine.name, ts: Date.now(), timing: s.timing }), { headers: hdrs });
@@ -122,7 +130,9 @@ await runActor('trainer', usage, async () => {
           ...(r === 0 ? { onParams: (step: number, params: Parameters<typeof storeToSnapshot>[2]) => (step % snapshotEvery === 0 ? checkpoint(step, params) : undefined) } : {}),
         });
         if (r === 0) await checkpoint(res.steps, res.params);
-        conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: res.steps, epoch: 0, loss: Number.NaN, examples: 0, examplesPerSec: 0, strategy, backend: engine.name, ts: Date.now(), done: true }), { headers: hdrs });
+        // The final report carries the last step's loss and the run's examples/s (not NaN / 0, which the monitor would call divergence).
+        const secs = (performance.now() - started) / 1000;
+        conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: res.steps, epoch: 0, loss: lastLoss, examples: 0, examplesPerSec: secs > 0 ? seen / worldSize / secs : 0, strategy, backend: engine.name, ts: Date.now(), done: true }), { headers: hdrs });
         pg.destroy();
         rlog(`done: ${res.steps} steps`);
       }),
