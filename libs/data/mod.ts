@@ -13,6 +13,7 @@ export {
   type LoadProgress,
   type LoadedRatings,
 } from './src/loaders.ts';
+export { resolveUserPath, userCwd } from './src/paths.ts';
 export { toImplicit, filterMinCounts, type ImplicitOptions, type MinCountOptions, type Filtered } from './src/transform.ts';
 export { describe, formatSummary, type RatingsSummary } from './src/describe.ts';
 export {
@@ -23,6 +24,8 @@ export {
   leaveOneOut,
   strongGeneralization,
   splitBySpec,
+  parseSplitSpec,
+  type SplitSpec,
   type Split,
   type StrongSplit,
 } from './src/splits.ts';

@@ -38,6 +38,12 @@ export interface LoadOptions {
   readonly onProgress?: (p: LoadProgress) => void;
   /** Stop after this many rows (for quick looks at big files). */
   readonly limit?: number;
+  /**
+   * Id maps to encode into (extended with new ids), so two files share one encoding: load the
+   * training file, then the test file with `{ users: train.users, items: train.items }`.
+   */
+  readonly users?: IdMap;
+  readonly items?: IdMap;
 }
 
 export interface LoadedRatings {
@@ -100,7 +106,7 @@ async function* lines(path: string, onBytes: (n: number) => void): AsyncGenerato
   }
   if (carry !== undefined && carry.length > 0) {
     const end = carry[carry.length - 1] === 13 ? carry.length - 1 : carry.length;
-    yield [++lineNo, carry.toString('utf8', 0, end)];
+    yield [lineNo + 1, carry.toString('utf8', 0, end)];
   }
 }
 
@@ -171,8 +177,8 @@ export async function loadRatings(path: string, opts: LoadOptions = {}): Promise
   const totalBytes = statSync(path).size;
   const format = opts.format === undefined || opts.format === 'auto' ? (opts.mapping !== undefined ? 'generic' : detectFormat(path)) : opts.format;
   if (format === 'generic' && opts.mapping === undefined) throw new FormatError(`format 'generic' needs a column mapping`);
-  const users = new IdMap();
-  const items = new IdMap();
+  const users = opts.users ?? new IdMap();
+  const items = opts.items ?? new IdMap();
   const firstErrors: ParseError[] = [];
   let skipped = 0;
   let bytes = 0;

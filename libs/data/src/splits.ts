@@ -136,13 +136,28 @@ export function strongGeneralization(r: Ratings, opts: { heldOut: number; foldIn
   return { train: selectRows(r, pick(0)), foldIn: selectRows(r, pick(1)), test: selectRows(r, pick(2)), heldOutUsers: users };
 }
 
+/** A parsed split spec (see parseSplitSpec). */
+export type SplitSpec =
+  | { readonly kind: 'random'; readonly fraction: number }
+  | { readonly kind: 'fixed'; readonly testSize: number }
+  | { readonly kind: 'user'; readonly n: number }
+  | { readonly kind: 'user-fraction'; readonly fraction: number }
+  | { readonly kind: 'loo' }
+  | { readonly kind: 'strong'; readonly heldOut: number }
+  /** A test file in the training file's format; the path is as given (resolve it with resolveUserPath). */
+  | { readonly kind: 'file'; readonly path: string };
+
+const SPEC_HELP = 'use random:F, fixed:N, user:N, user-fraction:F, loo, strong:F or file:PATH';
+
 /**
- * A split from a short spec, as used on command lines: `random:0.1`, `fixed:5000`, `user:10`,
- * `user-fraction:0.2`, `loo`, `strong:0.1` (fold-in/target together in `test` is not what
- * callers of strong want: use strongGeneralization directly for the fold-in).
+ * Parses and checks a split spec without any data, so a launcher can reject a bad one before it
+ * starts anything: `random:0.1`, `fixed:5000`, `user:10`, `user-fraction:0.2`, `loo`, `strong:0.1`,
+ * `file:PATH` (everything after the first ':' is the path).
  */
-export function splitBySpec(r: Ratings, spec: string, seed: number): Split {
-  const [kind, arg] = spec.split(':');
+export function parseSplitSpec(spec: string): SplitSpec {
+  const colon = spec.indexOf(':');
+  const kind = colon < 0 ? spec : spec.slice(0, colon);
+  const arg = colon < 0 ? undefined : spec.slice(colon + 1);
   const num = (fallback?: number): number => {
     if (arg === undefined || arg === '') {
       if (fallback !== undefined) return fallback;
@@ -152,20 +167,74 @@ export function splitBySpec(r: Ratings, spec: string, seed: number): Split {
     if (!Number.isFinite(v)) throw new DataError(`split '${spec}': '${arg}' is not a number`);
     return v;
   };
+  const fraction = (name: string, fallback: number): number => {
+    const f = num(fallback);
+    if (!(f > 0 && f < 1)) throw new DataError(`split '${spec}': ${name} must be between 0 and 1 (exclusive), got ${f}`);
+    return f;
+  };
+  const int = (name: string, fallback: number | undefined, min: number): number => {
+    const n = num(fallback);
+    if (!Number.isInteger(n) || n < min) throw new DataError(`split '${spec}': ${name} must be an integer ≥ ${min}, got ${n}`);
+    return n;
+  };
   switch (kind) {
     case 'random':
-      return randomSplit(r, { fraction: num(0.1), seed });
+      return { kind, fraction: fraction('the test fraction', 0.1) };
     case 'fixed':
-      return fixedSizeSplit(r, { testSize: num(), seed });
+      return { kind, testSize: int('the test size', undefined, 1) };
     case 'user':
-      return perUserHoldout(r, { n: num(10), seed });
+      return { kind, n: int('the ratings per user', 10, 1) };
     case 'user-fraction':
-      return perUserFractionSplit(r, { fraction: num(0.2), seed });
+      return { kind, fraction: fraction('the per-user test fraction', 0.2) };
     case 'loo':
-      return leaveOneOut(r);
-    case 'strong':
-      return strongGeneralization(r, { heldOut: num(0.1), seed });
+      if (arg !== undefined) throw new DataError(`split '${spec}': loo takes no value`);
+      return { kind };
+    case 'strong': {
+      const h = num(0.1);
+      if (!(h > 0 && (h < 1 || Number.isInteger(h)))) throw new DataError(`split '${spec}': held-out users must be a fraction in (0, 1) or a whole number of users, got ${h}`);
+      return { kind, heldOut: h };
+    }
+    case 'file':
+      if (arg === undefined || arg === '') throw new DataError(`split '${spec}' needs a path after 'file:' (a test file in the training file's format)`);
+      return { kind, path: arg };
     default:
-      throw new DataError(`unknown split '${spec}'; use random:F, fixed:N, user:N, user-fraction:F, loo or strong:F`);
+      throw new DataError(`unknown split '${spec}'; ${SPEC_HELP}`);
   }
+}
+
+/**
+ * A split from a short spec, as used on command lines: `random:0.1`, `fixed:5000`, `user:10`,
+ * `user-fraction:0.2`, `loo`, `strong:0.1` (fold-in/target together in `test` is not what
+ * callers of strong want: use strongGeneralization directly for the fold-in). `file:PATH` needs
+ * the test file loaded with the training file's id maps: @actorflow/feed's loadJobDataset does that.
+ */
+export function splitBySpec(r: Ratings, spec: string, seed: number): Split {
+  const s = parseSplitSpec(spec);
+  if (s.kind === 'file') throw new DataError(`split '${spec}' reads a second file; load it with the training file's id maps (loadJobDataset in @actorflow/feed does)`);
+  if (r.length < 2) throw new DataError(`the dataset has ${r.length} rating(s): too few to split into train and test (split '${spec}')`);
+  let split: Split;
+  switch (s.kind) {
+    case 'random':
+      split = randomSplit(r, { fraction: s.fraction, seed });
+      break;
+    case 'fixed':
+      split = fixedSizeSplit(r, { testSize: s.testSize, seed });
+      break;
+    case 'user':
+      split = perUserHoldout(r, { n: s.n, seed });
+      break;
+    case 'user-fraction':
+      split = perUserFractionSplit(r, { fraction: s.fraction, seed });
+      break;
+    case 'loo':
+      split = leaveOneOut(r);
+      break;
+    case 'strong':
+      split = strongGeneralization(r, { heldOut: s.heldOut, seed });
+      break;
+  }
+  if (split.train.length === 0 || split.test.length === 0) {
+    throw new DataError(`the dataset (${r.length} ratings) is too small for split '${spec}': it leaves ${split.train.length} training and ${split.test.length} test ratings; use a larger dataset or another split`);
+  }
+  return split;
 }
