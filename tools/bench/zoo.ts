@@ -41,7 +41,7 @@ for (const name of names) {
   const secs = (performance.now() - t0) / 1000;
   const metric = headlineMetric(model).name;
   const m = evaluateModel(engine, model, r.params, held);
-  let baseline = '';
+  let baseline: string;
   if (model.task === 'ranking') baseline = `popularity ${popularityRanking(held)[metric].toFixed(4)}`;
   else if (kind !== 'images') {
     let se = 0;

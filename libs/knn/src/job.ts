@@ -55,9 +55,6 @@ export const KNN_LAUNCH: { readonly input: 'ratings'; readonly description: stri
   recommended: { epochs: 1 },
 };
 
-/** Data hyper-parameters the aggregator fills in from the data shards. */
-const DATA_KEYS = ['numUsers', 'numItems', 'globalMean'] as const;
-
 /** `--hyper KEY=VALUE` pairs typed by KNN_DEFAULTS; an unknown key or a badly typed value is a KnnError. */
 export function parseKnnHyper(pairs: readonly string[]): Record<string, number | string | boolean> {
   const defaults: KnnHyper = KNN_DEFAULTS;

@@ -104,7 +104,7 @@ export function popularityRanking(data: EvalData): Metrics {
   const counts = new Float32Array(data.numItems);
   for (const i of history.items) counts[i]++;
   const acc = new RankingAccumulator({ numItems: data.numItems, ks: data.ks ?? DEFAULT_EVAL_KS });
-  scoreChunk(acc, (k) => counts, rowsForIds(history, testRows.user), testRows);
+  scoreChunk(acc, () => counts, rowsForIds(history, testRows.user), testRows);
   return acc.result().metrics;
 }
 
