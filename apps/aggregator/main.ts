@@ -4,7 +4,7 @@
 // <job>.ctl.snapshot out) — so `nx serve aggregator` with no flags serves either strategy.
 // With no NATS_URL and nothing on the default address, it starts a local nats-server.
 import { parseArgs } from 'node:util';
-import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, HandlerError, intFlag, numberFlag, runActor, serveLarge } from '@actorflow/bus';
+import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, HandlerError, intFlag, numberFlag, registerActorService, runActor, serveLarge } from '@actorflow/bus';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel, listModels, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
@@ -52,6 +52,7 @@ await runActor('aggregator', usage, async () => {
     const log = actorLog('aggregator knn');
     const { hyper: _hyper, ...connFlags } = v;
     const conn = await connectActor(connFlags, { name: 'aggregator-knn', startLocalServer: true, log });
+    await registerActorService(conn.nc, { role: 'aggregator', job: flags.job, rank: 'knn' });
     const knn = await serveKnnAggregator(conn.nc, flags, { data: new DataClient(conn.nc, { job: flags.job, shards: 1 }), serveConfig: (c) => serveJobConfig(conn.nc, c), log });
     exitOnSignals(conn, () => knn.stop());
     return;
@@ -82,6 +83,7 @@ await runActor('aggregator', usage, async () => {
   const log = actorLog(`aggregator ${shard}/${psShards}`);
   const { hyper: _hyperFlags, ...connFlags } = v;
   const conn = await connectActor(connFlags, { name: `aggregator-${shard}`, startLocalServer: true, log });
+  await registerActorService(conn.nc, { role: 'aggregator', job, rank: `${shard}/${psShards}` });
   const data = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], 1, 1) });
   log(`job ${job}: waiting for a data shard (start one with \`npx nx serve data-shard -- --job ${job}\`) …`);
   const info = await data.waitForInfo(600_000, (n) => {
@@ -112,7 +114,7 @@ await runActor('aggregator', usage, async () => {
   } catch (err) {
     throw new FlagError((err as Error).message);
   }
-  const ps = new ParameterShard({ model, shard, of: psShards, seed, optimizer: config.optimizer, staleness: parseStaleness(staleness) });
+  const ps = new ParameterShard({ model, shard, of: psShards, seed, optimizer: config.optimizer, staleness: parseStaleness(staleness), log });
   const subs = servePsShard(conn.nc, job, ps);
   // Every shard answers config requests (queue group): they all hold the same configuration.
   subs.push(serveJobConfig(conn.nc, config));
@@ -137,8 +139,10 @@ await runActor('aggregator', usage, async () => {
   let last = 0; // quiet until the first push
   setInterval(() => {
     const s = ps.stats;
-    if (s.pushes !== last) log(`version ${s.version}: ${s.pushes} pushes applied, ${s.dropped} dropped`);
-    last = s.pushes;
+    const seen = s.pushes + s.rejected + s.noReply;
+    const rejected = Object.entries(s.rejectedByReason).map(([k, n]) => `${k} ${n}`).join(', ');
+    if (seen !== last) log(`version ${s.version}: ${s.pushes} pushes applied, ${s.dropped} dropped, ${s.rejected} rejected${rejected !== '' ? ` (${rejected})` : ''}${s.noReply > 0 ? `, ${s.noReply} without reply subject` : ''}`);
+    last = seen;
   }, 5_000).unref();
 });
 

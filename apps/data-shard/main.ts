@@ -1,6 +1,6 @@
 // npx nx serve data-shard -- --shard 0 --of 2 --dataset synthetic:small [--job local] …
 import { parseArgs } from 'node:util';
-import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
+import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
 import { loadJobDataset, serveDataShard } from '@actorflow/feed';
 
 const usage = `Usage: npx nx serve data-shard -- [options]
@@ -31,6 +31,7 @@ await runActor('data-shard', usage, async () => {
   const log = actorLog(`data-shard ${shard}/${of}`);
   const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed }, log);
   const conn = await connectActor(v, { name: `data-shard-${shard}`, log });
+  await registerActorService(conn.nc, { role: 'data-shard', job, rank: `${shard}/${of}` });
   const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log });
   log(
     dataset.images !== undefined

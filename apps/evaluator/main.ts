@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { RemoteError, actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, requestLarge, runActor, serveLarge } from '@actorflow/bus';
+import { RemoteError, actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, requestLarge, registerActorService, runActor, serveLarge } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient, fetchJobConfig } from '@actorflow/feed';
 import { createModel } from '@actorflow/models';
@@ -36,6 +36,7 @@ await runActor('evaluator', usage, async () => {
   const every = intFlag('every', v.every, 200);
   const log = actorLog('evaluator');
   const conn = await connectActor(v, { name: 'evaluator', log });
+  await registerActorService(conn.nc, { role: 'evaluator', job });
   const config = await fetchJobConfig(conn.nc, job, 600_000);
   const data = new DataClient(conn.nc, { job, shards: 1 });
   if (config.model === KNN_MODEL) {

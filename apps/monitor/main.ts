@@ -1,12 +1,13 @@
 // npx nx run monitor [-- --job ID --port N --no-web --no-tty]
 // Watches train.loss and train.eval: a live terminal view (or a line per second when stdout is not
 // a terminal) and a local web page with the same live charts. The logic lives in src/.
-import { actorLog, connectActor, exitOnSignals, runActor } from '@actorflow/bus';
+import { actorLog, connectActor, exitOnSignals, registerActorService, runActor } from '@actorflow/bus';
 import { parseMonitorFlags, usage } from './src/flags.ts';
 import { LiveView } from './src/render.ts';
 import { startWebServer } from './src/server.ts';
 import { MonitorState } from './src/state.ts';
 import { subscribeReports } from './src/subscribe.ts';
+import { tailReports } from './src/tail.ts';
 
 await runActor('monitor', usage, async () => {
   const f = parseMonitorFlags(process.argv.slice(2), { isTTY: process.stdout.isTTY === true, env: process.env });
@@ -17,6 +18,14 @@ await runActor('monitor', usage, async () => {
   const log = actorLog('monitor');
   const state = new MonitorState({ ...(f.job !== undefined ? { job: f.job } : {}), maxPoints: f.maxPoints });
   const conn = await connectActor(f.bus, { name: 'monitor', log });
+  await registerActorService(conn.nc, { role: 'monitor', job: f.job ?? '*' });
+  if (f.tail) {
+    const tail = tailReports(conn.nc, (line) => process.stdout.write(`${line}\n`), f.job);
+    await conn.nc.flush();
+    log(`tailing train.loss / train.eval of ${f.job === undefined ? 'every job' : `job ${f.job}`} on ${conn.nc.getServer()}`);
+    exitOnSignals(conn, () => tail.stop());
+    return;
+  }
   const reports = subscribeReports(conn.nc, state);
   await conn.nc.flush();
   const web = f.web ? await startWebServer({ state, port: f.port, host: f.host }) : undefined;

@@ -2,7 +2,7 @@
 // Fetches the job configuration from the aggregator, picks a TF.js backend, trains, and publishes
 // every step's loss on train.loss (JSON, readable with `nats sub train.loss`).
 import { parseArgs } from 'node:util';
-import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
+import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient, fetchJobConfig } from '@actorflow/feed';
 import { createModel, exampleKindOf } from '@actorflow/models';
@@ -55,6 +55,9 @@ await runActor('trainer', usage, async () => {
   const lossEvery = intFlag('loss-every', v['loss-every'], 1, 1);
   const log = actorLog(`trainer ${v.ranks ?? rank}${localRank !== undefined ? ` (local ${localRank})` : ''}`);
   const conn = await connectActor(v, { name: `trainer-${rank}`, log });
+  let stepsDone = 0; // live stats of this process, for $SRV.STATS
+  let examplesDone = 0;
+  await registerActorService(conn.nc, { role: 'trainer', job, rank: v.ranks ?? rank, stats: () => ({ steps: stepsDone, examples: examplesDone }) });
   exitOnSignals(conn);
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
     if (n === 1) log(`waiting for the aggregator of job ${job} …`);
@@ -117,6 +120,8 @@ await runActor('trainer', usage, async () => {
           onStep: (s) => {
             seen += s.examples;
             lastLoss = s.loss;
+            stepsDone = Math.max(stepsDone, s.step);
+            examplesDone += s.localExamples;
             if (s.step % lossEvery === 0) {
               const secs = (performance.now() - started) / 1000;
               conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: s.step, epoch: 0, loss: s.loss, examples: s.localExamples, examplesPerSec: secs > 0 ? seen / worldSize / secs : 0, strategy, backend: engine.name, ts: Date.now(), timing: s.timing }), { headers: hdrs });
@@ -151,6 +156,8 @@ await runActor('trainer', usage, async () => {
     data: feed.shared(feedKind),
     onStep: (s) => {
       examplesSeen += s.examples;
+      stepsDone = s.step;
+      examplesDone = examplesSeen;
       lastEpoch = s.epoch;
       lastLoss = s.loss;
       if (s.step % lossEvery === 0) publish(s.step, s.epoch, s.loss, s.examples, false, s.timing);

@@ -9,6 +9,9 @@ export const usage = `Usage: npx nx run monitor -- [options]
 Watches train.loss and train.eval: live loss curves per rank and the eval metrics, in the terminal
 and on a local web page.
   --job ID          watch one job (default: every job)
+  --server URL      the NATS server to watch (same as --nats-url; the job launcher prints it)
+  --tail            print the raw train.loss / train.eval messages as JSON lines, one per message
+                    (the \`nats sub train.loss\` replacement; no terminal view, no web page)
   --port N          web page port (default ${DEFAULT_PORT}; 0 = a free port); the URL is printed
   --host HOST       address to serve on (default 127.0.0.1; 0.0.0.0 for other machines)
   --no-web          no web page, terminal only
@@ -27,6 +30,8 @@ export interface MonitorFlags {
   readonly tty: boolean;
   readonly color: boolean;
   readonly maxPoints: number;
+  /** Raw JSON lines instead of the views. */
+  readonly tail: boolean;
   /** The NATS flags, for connectActor. */
   readonly bus: Readonly<Record<string, string | boolean | undefined>>;
 }
@@ -47,6 +52,8 @@ export function parseMonitorFlags(
         'no-tty': { type: 'boolean' },
         'no-color': { type: 'boolean' },
         'max-points': { type: 'string' },
+        tail: { type: 'boolean' },
+        server: { type: 'string' },
         help: { type: 'boolean' },
         ...busFlagOptions,
       },
@@ -70,14 +77,19 @@ export function parseMonitorFlags(
   if (host.trim() === '') throw new FlagError('--host is empty');
   const bus: Record<string, string | boolean | undefined> = {};
   for (const k of Object.keys(busFlagOptions)) bus[k] = values[k as keyof typeof busFlagOptions];
+  if (values.server !== undefined) {
+    if (values['nats-url'] !== undefined && values['nats-url'] !== values.server) throw new FlagError(`--server ${values.server} and --nats-url ${values['nats-url']} disagree: give one`);
+    bus['nats-url'] = values.server;
+  }
   return {
     ...(job !== undefined ? { job } : {}),
     port,
     host,
-    web: values['no-web'] !== true,
+    web: values['no-web'] !== true && values.tail !== true,
     tty: values['no-tty'] !== true && o.isTTY,
     color: values['no-color'] !== true && (o.env?.NO_COLOR ?? '') === '',
     maxPoints: intFlag('max-points', values['max-points'], DEFAULT_MAX_POINTS, 2),
+    tail: values.tail === true,
     bus,
   };
 }
