@@ -26,6 +26,19 @@ export function sortedIndexOf(rows: Int32Array, id: number): number {
 /** Position of every id among `rows` (sorted, unique); throws naming `what` for an id that is not there. */
 export function rowPositions(rows: Int32Array, ids: Int32Array, what: string): Int32Array {
   const out = new Int32Array(ids.length);
+  const top = rows.length > 0 ? rows[rows.length - 1] : -1;
+  if (top >= 0 && top < 8 * ids.length + 65_536) {
+    // Ids in a modest range: a direct index (O(1) per id) instead of a binary search each.
+    const at = new Int32Array(top + 1).fill(-1);
+    for (let r = 0; r < rows.length; r++) if (rows[r] >= 0) at[rows[r]] = r;
+    for (let e = 0; e < ids.length; e++) {
+      const id = ids[e];
+      const p = id >= 0 && id <= top ? at[id] : -1;
+      if (p < 0) throw new EmbeddingError(`${what} row ${id} was not gathered for this batch`);
+      out[e] = p;
+    }
+    return out;
+  }
   for (let e = 0; e < ids.length; e++) {
     const at = sortedIndexOf(rows, ids[e]);
     if (at < 0) throw new EmbeddingError(`${what} row ${ids[e]} was not gathered for this batch`);
