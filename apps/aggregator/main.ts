@@ -9,7 +9,7 @@ import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel, listModels, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
 import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
-import { KNN_MODEL, knnAggregatorFlags, serveKnnAggregator } from '@actorflow/knn';
+import { KNN_DEFAULTS, KNN_LAUNCH, KNN_MODEL, knnAggregatorFlags, serveKnnAggregator } from '@actorflow/knn';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
   --job ID                job id (default local)
@@ -43,6 +43,7 @@ await runActor('aggregator', usage, async () => {
   }
   if (v['list-models'] === true) {
     for (const m of listModels()) console.log(`${m.name.padEnd(10)} ${m.description}\n${''.padEnd(11)}${Object.entries(userHyper(m)).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
+    console.log(`${KNN_MODEL.padEnd(10)} ${KNN_LAUNCH.description}\n${''.padEnd(11)}${Object.entries(KNN_DEFAULTS).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
     return;
   }
   const modelName = v.model ?? 'mf';

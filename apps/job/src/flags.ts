@@ -1,6 +1,8 @@
 // Flags of the `job` launcher, parsed once into a typed plan. Unknown or malformed flags are
 // errors that name the flag, so a typo never silently runs a different job.
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/data';
 import { KNN_LAUNCH, KNN_MODEL } from '@actorflow/knn';
 import { listModels, modelEntry } from '@actorflow/models';
 
@@ -26,6 +28,8 @@ export interface JobPlan {
   readonly modelFlags: readonly string[];
   readonly natsUrl: string | undefined;
   readonly verbose: boolean;
+  /** Start the monitor's web page for this job on a free port (--monitor). */
+  readonly monitor?: boolean;
 }
 
 export class JobFlagError extends Error {
@@ -46,7 +50,8 @@ and exits non-zero if any actor failed.
   --model NAME               model (default mf): ${[...listModels().map((m) => m.name), KNN_MODEL].join(', ')}
   --dataset SPEC             synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled or mnist:DIR
                              (default synthetic:small; mnist:bundled for image models)
-  --split SPEC               test split, e.g. random:0.1 (default)
+  --split SPEC               test split, e.g. random:0.1 (default), user:10, loo, strong:0.1, or file:PATH
+                             (a test file in the training file's format, e.g. MovieLens u1.test with --dataset u1.base)
   --seed N                   seed for data, shuffling and initialisation (default 42)
   --trainers N               trainer ranks (default 2)
   --data-shards K            data-shard processes (default 2)
@@ -61,7 +66,11 @@ and exits non-zero if any actor failed.
   --model-flag FLAG=VALUE    passed to the aggregators as --FLAG VALUE (repeatable), e.g. --model-flag lr=0.02;
                              a bare FLAG passes a switch, e.g. --model-flag dense-updates
   --hyper KEY=VALUE          a model hyper-parameter (repeatable), e.g. --hyper dim=64
+  --lr X, --optimizer NAME, --l2 X
+                             the optimizer (adam|adagrad|sgd|rmsprop), its learning rate and L2 (default: the
+                             model's recommended); the same as --model-flag lr=X and so on
   --nats-url URL             use this NATS server instead of starting one
+  --monitor                  also start the monitor's web page for this job on a free port (its URL is printed)
   --verbose                  echo every actor's output
   --help                     this text
 `;
@@ -79,7 +88,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: joinDashValues(argv),
       strict: true,
       allowPositionals: false,
       options: {
@@ -103,10 +112,11 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         'nats-url': { type: 'string' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean' },
+        ...FIRST_CLASS_FLAGS,
       },
     });
   } catch (err) {
-    throw new JobFlagError(`${(err as Error).message}\nRun with --help for the list of options.`);
+    throw new JobFlagError(flagErrorLine(err as Error));
   }
   const v = parsed.values;
   if (v.help === true) return 'help';
@@ -126,6 +136,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     else modelFlags.push(`--${kv.slice(0, eq)}`, kv.slice(eq + 1));
   }
   for (const kv of v.hyper ?? []) modelFlags.push('--hyper', kv);
+  modelFlags.push(...firstClassModelFlags(v));
   const modelName = v.model ?? 'mf';
   let entry: { readonly input?: string; readonly recommended?: { readonly batchSize?: number; readonly epochs?: number } };
   try {
@@ -135,12 +146,14 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     throw new JobFlagError((err as Error).message);
   }
   const images = entry.input === 'images';
+  const dataset = checkDataset(v.dataset ?? (images ? 'mnist:bundled' : 'synthetic:small'), env);
+  const split = checkSplit(v.split ?? 'random:0.1', dataset, images, env);
   return {
     job,
     strategy,
     model: modelName,
-    dataset: v.dataset ?? (images ? 'mnist:bundled' : 'synthetic:small'),
-    split: v.split ?? 'random:0.1',
+    dataset,
+    split,
     seed: positiveInt('seed', v.seed, 42, true),
     trainers: positiveInt('trainers', v.trainers, 2),
     dataShards: positiveInt('data-shards', v['data-shards'], 2),
@@ -149,10 +162,133 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     batchSize: positiveInt('batch-size', v['batch-size'], entry.recommended?.batchSize ?? 1024),
     allreduce,
     evalEvery: positiveInt('eval-every', v['eval-every'], 200, true),
-    out: v.out ?? `out/${job}`,
+    // The default is under the repository's out/ (launchJob resolves it against the root); a given
+    // --out is the user's, relative to the folder they ran the command in.
+    out: v.out !== undefined ? resolveUserPath(v.out, env) : `out/${job}`,
     backend: v.backend,
     modelFlags,
     natsUrl: v['nats-url'] ?? (env.NATS_URL !== undefined && env.NATS_URL !== '' ? env.NATS_URL : undefined),
     verbose: v.verbose === true,
+    ...(v.monitor === true ? { monitor: true } : {}),
   };
+}
+
+function checkFile(what: string, given: string, env: Readonly<Record<string, string | undefined>>): string {
+  const path = resolveUserPath(given, env);
+  if (!existsSync(path)) throw new JobFlagError(`${what}: no such file: ${path}${path !== given ? ` ('${given}' resolved against ${env.INIT_CWD ?? process.cwd()})` : ''}`);
+  if (!statSync(path).isFile()) throw new JobFlagError(`${what}: ${path} is not a file`);
+  return path;
+}
+
+/** The dataset spec with a file path made absolute; a bad spec or a missing file is an error before anything starts. */
+function checkDataset(spec: string, env: Readonly<Record<string, string | undefined>>): string {
+  if (spec.startsWith('synthetic:')) {
+    const size = spec.slice('synthetic:'.length);
+    if (!(size in SYNTHETIC_SIZES)) throw new JobFlagError(`--dataset: unknown synthetic size '${size}'; use synthetic:${Object.keys(SYNTHETIC_SIZES).join('|synthetic:')} or a ratings file`);
+    return spec;
+  }
+  if (spec.startsWith('mnist:')) {
+    const where = spec.slice('mnist:'.length);
+    if (where === 'bundled') return spec;
+    const dir = resolveUserPath(where, env);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new JobFlagError(`--dataset ${spec}: no such folder: ${dir} (it should hold the IDX files train-images-idx3-ubyte[.gz], …)`);
+    return `mnist:${dir}`;
+  }
+  return checkFile('--dataset', spec, env);
+}
+
+/** The split spec checked without loading any data; `file:PATH` gets an absolute, existing path. */
+function checkSplit(spec: string, dataset: string, images: boolean, env: Readonly<Record<string, string | undefined>>): string {
+  let parsed;
+  try {
+    parsed = parseSplitSpec(spec);
+  } catch (err) {
+    throw new JobFlagError(`--split: ${(err as Error).message}`);
+  }
+  if (parsed.kind !== 'file') return spec;
+  if (images || dataset.startsWith('synthetic:') || dataset.startsWith('mnist:')) {
+    throw new JobFlagError(`--split ${spec}: a test file needs --dataset to be the training file (in the same format), not ${dataset}`);
+  }
+  return `file:${checkFile('--split file:', parsed.path, env)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flag errors and first-class optimizer flags (issue 15): kept apart from the spec checks above.
+
+/** --lr, --optimizer, --l2 (aliases of --model-flag lr=… etc.) and --monitor. */
+const FIRST_CLASS_FLAGS = {
+  lr: { type: 'string' },
+  optimizer: { type: 'string' },
+  l2: { type: 'string' },
+  monitor: { type: 'boolean' },
+} as const;
+
+/** Every flag the launcher knows (for "did you mean"). */
+const KNOWN_FLAGS = [
+  'strategy', 'model', 'dataset', 'split', 'seed', 'trainers', 'data-shards', 'ps-shards', 'epochs', 'batch-size', 'eval-every',
+  'allreduce', 'out', 'job', 'backend', 'model-flag', 'hyper', 'nats-url', 'verbose', 'help', ...Object.keys(FIRST_CLASS_FLAGS),
+];
+
+const OPTIMIZERS = ['adam', 'adagrad', 'sgd', 'rmsprop'];
+
+function firstClassModelFlags(v: { lr?: string; optimizer?: string; l2?: string }): string[] {
+  const out: string[] = [];
+  for (const name of ['lr', 'l2'] as const) {
+    const raw = v[name];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new JobFlagError(`--${name} must be a non-negative number, got '${raw}'`);
+    out.push(`--${name}`, raw);
+  }
+  if (v.optimizer !== undefined) {
+    if (!OPTIMIZERS.includes(v.optimizer)) throw new JobFlagError(`--optimizer must be ${OPTIMIZERS.join(', ')}, got '${v.optimizer}'${didYouMean(v.optimizer, OPTIMIZERS, '')}`);
+    out.push('--optimizer', v.optimizer);
+  }
+  return out;
+}
+
+/** `--epochs -1` would be a parser puzzle ("ambiguous"); as `--epochs=-1` the value check names it. */
+function joinDashValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (/^--[a-z][-a-z0-9]*$/.test(a) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+export function levenshtein(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** " (did you mean --x?)" for the nearest candidate within a third of the word's length, else "". */
+function didYouMean(word: string, candidates: readonly string[], prefix = '--'): string {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const c of candidates) {
+    const d = levenshtein(word, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean ${prefix}${best}?)` : '';
+}
+
+/** One line for a parser error: the unknown flag with "did you mean", or the parser's message. */
+function flagErrorLine(err: Error): string {
+  const unknown = /Unknown option '(-{1,2})([^'=]+)/.exec(err.message);
+  if (unknown !== null) {
+    const name = unknown[2] ?? '';
+    return `unknown flag ${unknown[1] ?? ''}${name}${didYouMean(name, KNOWN_FLAGS)}; run with --help for the list of options`;
+  }
+  const firstLine = err.message.split('\n')[0] ?? err.message;
+  return `${firstLine.trim()} (run with --help for the list of options)`;
 }

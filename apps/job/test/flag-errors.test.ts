@@ -1,0 +1,46 @@
+// Launcher flag errors (issue 15): one line with "did you mean", negative numbers named, and the
+// first-class optimizer flags mapped onto the aggregator's flags.
+import t from 'tap';
+import { JobFlagError, levenshtein, parseJobFlags, type JobPlan } from '../src/flags.ts';
+
+const parse = (args: string[]): JobPlan => {
+  const p = parseJobFlags(args, {});
+  if (p === 'help') throw new Error('help');
+  return p;
+};
+
+t.test('levenshtein', async (t) => {
+  t.equal(levenshtein('epoch', 'epochs'), 1);
+  t.equal(levenshtein('strateg', 'strategy'), 1);
+  t.equal(levenshtein('', 'abc'), 3);
+  t.equal(levenshtein('kitten', 'sitting'), 3);
+});
+
+t.test('unknown flags: one line, with the nearest known flag', async (t) => {
+  for (const [args, re] of [
+    [['--epoch', '3'], /^unknown flag --epoch \(did you mean --epochs\?\); run with --help for the list of options$/],
+    [['--strateg', 'ps'], /did you mean --strategy\?/],
+    [['--modle', 'mf'], /did you mean --model\?/],
+    [['--moniter'], /did you mean --monitor\?/],
+  ] as const) {
+    t.throws(() => parse([...args]), re, args.join(' '));
+  }
+  t.throws(() => parse(['--zzzzzzzz']), { message: 'unknown flag --zzzzzzzz; run with --help for the list of options' }, 'nothing near: no guess');
+  t.throws(() => parse(['--epochs']), JobFlagError);
+  t.notMatch((() => { try { parse(['--epochs']); } catch (e) { return (e as Error).message; } return ''; })(), /\n/, 'one line');
+});
+
+t.test('negative numbers get the value check, not a parser puzzle', async (t) => {
+  t.throws(() => parse(['--epochs', '-1']), { message: "--epochs must be a positive integer, got '-1'" });
+  t.throws(() => parse(['--trainers', '-2']), /--trainers must be a positive integer, got '-2'/);
+});
+
+t.test('--lr, --optimizer, --l2 are the --model-flag path; --monitor is in the plan', async (t) => {
+  t.same(parse(['--lr', '0.05', '--optimizer', 'sgd', '--l2', '0']).modelFlags, ['--lr', '0.05', '--l2', '0', '--optimizer', 'sgd']);
+  t.same(parse(['--model-flag', 'lr=0.05']).modelFlags, ['--lr', '0.05'], 'the same flags as before');
+  t.throws(() => parse(['--lr', 'fast']), { message: "--lr must be a non-negative number, got 'fast'" });
+  t.throws(() => parse(['--lr', '-0.1']), /--lr must be a non-negative number, got '-0.1'/);
+  t.throws(() => parse(['--optimizer', 'adma']), /--optimizer must be adam, adagrad, sgd, rmsprop, got 'adma' \(did you mean adam\?\)/);
+  t.equal(parse(['--monitor']).monitor, true);
+  t.equal(parse([]).monitor, undefined);
+});
