@@ -10,6 +10,8 @@ export {
   serveLarge,
   maxMessageBytes,
   HandlerError,
+  RequestTooLargeError,
+  DEFAULT_MAX_REQUEST_BYTES,
   type PublishLargeOptions,
   type SubscribeLargeOptions,
   type RequestLargeOptions,

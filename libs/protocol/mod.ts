@@ -7,6 +7,7 @@ export {
   encodeChunk,
   decodeChunk,
   ChunkAssembler,
+  MessageTooLargeError,
   CHUNK_OVERHEAD_BYTES,
   type Chunk,
   type ChunkAssemblerOptions,

@@ -8,7 +8,7 @@ import { saveParams } from '@actorflow/embeddings';
 import type { JobConfig } from '@actorflow/feed';
 import { createModel, exampleKindOf } from '@actorflow/models';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
-import { PsClient, mergeSnapshots } from '@actorflow/strategies';
+import { PsClient, mergeSnapshots, nonFiniteParam, type ShardStats } from '@actorflow/strategies';
 import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
 import type { JobPlan } from './flags.ts';
 import { Progress, type Throughput } from './progress.ts';
@@ -153,11 +153,17 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
           ? [snapshotCodec.decode(await requestLarge(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))]
           : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
       const params = mergeSnapshots(model, config.seed, snapshots);
+      // Never save a corrupted model: a NaN/Inf anywhere means training went wrong.
+      const bad = nonFiniteParam(params);
+      if (bad !== undefined) throw new JobFailedError(`refusing to save the model: parameter '${bad.name}' holds ${bad.value} at index ${bad.index} (training diverged or was fed bad values); nothing was written to ${resolve(out, 'model')}`);
       mkdirSync(resolve(out, 'model'), { recursive: true });
       checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
       saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
       writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } }, null, 2)}\n`);
     }
+    // Per parameter shard: pushes applied, dropped, rejected by reason and by sender.
+    let psShardStats: ShardStats[] | undefined;
+    if (plan.strategy === 'ps' && model !== undefined) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards }).stats().catch(() => undefined);
     const throughput = progress.throughput();
     const result: JobResult = {
       job: plan.job,
@@ -170,7 +176,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       out,
       ...throughput,
     };
-    writeFileSync(resolve(out, 'metrics.json'), `${JSON.stringify({ ...result, checkpoint }, null, 2)}\n`);
+    writeFileSync(resolve(out, 'metrics.json'), `${JSON.stringify({ ...result, checkpoint, ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`);
     return result;
   } catch (err) {
     throw err instanceof JobFailedError ? err : new JobFailedError((err as Error).message, { cause: err });

@@ -163,6 +163,7 @@ const HEADLINE = ['rmse', 'mae', 'accuracy', 'bce', 'ndcg@10', 'recall@20', 'hr@
 export function formatMetrics(metrics: Readonly<Record<string, number>>): string {
   const shown = HEADLINE.filter((k) => k in metrics);
   return (shown.length > 0 ? shown.map((k) => [k, metrics[k]] as const) : Object.entries(metrics))
-    .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+    // A metric may be missing or null (NaN becomes null in JSON): show it, never crash on it.
+    .map(([k, v]) => `${k} ${typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : String(v)}`)
     .join(', ');
 }

@@ -169,6 +169,18 @@ export async function requestLarge(
   }
 }
 
+/** An upload announcing more bytes than the server accepts (refused before any chunk is held). */
+export class RequestTooLargeError extends BusError {
+  constructor(
+    readonly subject: string,
+    readonly announced: string,
+    readonly maxBytes: number,
+  ) {
+    super(`${subject}: refused an upload announcing ${announced} B, above the limit of ${maxBytes} B (maxRequestBytes; raise it if the model really needs larger messages)`);
+    this.name = 'RequestTooLargeError';
+  }
+}
+
 /** A handler error with a code that travels to the requester (other errors travel as INTERNAL). */
 export class HandlerError extends Error {
   constructor(
@@ -184,7 +196,17 @@ export interface ServeLargeOptions {
   readonly queue?: string;
   readonly uploadTimeoutMs?: number;
   readonly onError?: (err: Error) => void;
+  /**
+   * Largest request accepted (default DEFAULT_MAX_REQUEST_BYTES, 256 MiB): an upload announcing
+   * more is refused at the handshake with code TOO_LARGE, before any chunk is held.
+   */
+  readonly maxRequestBytes?: number;
+  /** Told about each request that came without a reply subject (default: logged via onError, at most once per 5 s). */
+  readonly onNoReply?: (msg: Msg) => void;
 }
+
+/** Default bound on one request served by serveLarge. */
+export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024;
 
 /** Serves request/reply where requests and replies may exceed max_payload. */
 export function serveLarge(
@@ -194,8 +216,22 @@ export function serveLarge(
   opts: ServeLargeOptions = {},
 ): Subscription {
   const onError = opts.onError ?? ((err: Error) => console.error(`[bus] ${subject}: ${err.message}`));
+  const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  let noReply = 0;
+  let noReplyLoggedAt = -Infinity;
+  const onNoReply =
+    opts.onNoReply ??
+    (() => {
+      noReply++;
+      if (Date.now() - noReplyLoggedAt < 5000) return;
+      noReplyLoggedAt = Date.now();
+      onError(new BusError(`${subject}: ignored ${noReply} request(s) without a reply subject so far (use request/reply, not publish)`));
+    });
   const respond = async (payload: Uint8Array, msg: Msg): Promise<void> => {
-    if (msg.reply === undefined || msg.reply === '') return;
+    if (msg.reply === undefined || msg.reply === '') {
+      onNoReply(msg);
+      return;
+    }
     let out: Uint8Array;
     try {
       out = await handler(payload, msg);
@@ -213,6 +249,14 @@ export function serveLarge(
     (payload, msg) => {
       const upload = msg.headers?.get(UPLOAD);
       if (upload === undefined || upload === '') return respond(payload, msg);
+      const announced = Number(upload);
+      if (!Number.isSafeInteger(announced) || announced < 0 || announced > maxRequestBytes) {
+        const err = new RequestTooLargeError(subject, upload, maxRequestBytes);
+        if (msg.reply !== undefined && msg.reply !== '') msg.respond(new TextEncoder().encode(err.message), { headers: toHeaders(undefined, { [ERROR_CODE]: 'TOO_LARGE' }) });
+        else onNoReply(msg);
+        onError(err);
+        return undefined;
+      }
       // Large request: take it on a private subject so all its chunks reach this member.
       const uploadSubject = createInbox();
       const timer = setTimeout(() => {
@@ -227,11 +271,12 @@ export function serveLarge(
           uploadSub.unsubscribe();
           return respond(whole, chunkMsg);
         },
-        { onError },
+        // The upload may carry at most what it announced.
+        { onError, maxPendingBytes: Math.max(1, announced) },
       );
       msg.respond(new TextEncoder().encode(uploadSubject));
       return undefined;
     },
-    { ...(opts.queue !== undefined ? { queue: opts.queue } : {}), onError },
+    { ...(opts.queue !== undefined ? { queue: opts.queue } : {}), onError, maxPendingBytes: maxRequestBytes },
   );
 }

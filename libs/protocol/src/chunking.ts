@@ -81,6 +81,18 @@ export function decodeChunk(bytes: Uint8Array): Chunk {
   return { id, index, count, totalBytes, checksum, data };
 }
 
+/** A chunked message announcing more bytes than the receiver accepts: refused at its first chunk, nothing held. */
+export class MessageTooLargeError extends ChunkError {
+  constructor(
+    messageId: string,
+    readonly announcedBytes: number,
+    readonly maxBytes: number,
+  ) {
+    super(messageId, `message of ${announcedBytes} B exceeds the reassembly bound of ${maxBytes} B; refused at its first chunk (raise maxMessageBytes / maxPendingBytes if the model needs it)`);
+    this.name = 'MessageTooLargeError';
+  }
+}
+
 interface Pending {
   readonly count: number;
   readonly totalBytes: number;
@@ -94,6 +106,8 @@ interface Pending {
 export interface ChunkAssemblerOptions {
   /** Upper bound on bytes held for incomplete messages (default 256 MiB). */
   readonly maxPendingBytes?: number;
+  /** Largest single message accepted; a first chunk announcing more is refused with MessageTooLargeError (default: maxPendingBytes). */
+  readonly maxMessageBytes?: number;
   /** Upper bound on incomplete messages held at once (default 1024). */
   readonly maxPendingMessages?: number;
   /** An incomplete message older than this is dropped by expire() (default 30 s). */
@@ -110,6 +124,7 @@ export class ChunkAssembler {
   readonly #pending = new Map<string, Pending>();
   readonly #maxBytes: number;
   readonly #maxMessages: number;
+  readonly #maxMessageBytes: number;
   readonly #timeoutMs: number;
   readonly #now: () => number;
   #pendingBytes = 0;
@@ -119,6 +134,7 @@ export class ChunkAssembler {
   constructor(opts: ChunkAssemblerOptions = {}) {
     this.#maxBytes = opts.maxPendingBytes ?? 256 * 1024 * 1024;
     this.#maxMessages = opts.maxPendingMessages ?? 1024;
+    this.#maxMessageBytes = Math.min(opts.maxMessageBytes ?? this.#maxBytes, this.#maxBytes);
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#now = opts.now ?? Date.now;
   }
@@ -133,15 +149,14 @@ export class ChunkAssembler {
 
   /** Adds a chunk; returns the whole payload when the message is complete and its checksum matches. */
   add(chunk: Chunk): Uint8Array | undefined {
+    if (chunk.totalBytes > this.#maxMessageBytes) throw new MessageTooLargeError(chunk.id, chunk.totalBytes, this.#maxMessageBytes);
     if (chunk.count === 1) {
       this.#verify(chunk.id, chunk.data, chunk.totalBytes, chunk.checksum);
       return chunk.data;
     }
     let p = this.#pending.get(chunk.id);
     if (p === undefined) {
-      if (chunk.totalBytes > this.#maxBytes) {
-        throw new ChunkError(chunk.id, `message of ${chunk.totalBytes} B exceeds the reassembly bound of ${this.#maxBytes} B`);
-      }
+      if (chunk.totalBytes > this.#maxMessageBytes) throw new MessageTooLargeError(chunk.id, chunk.totalBytes, this.#maxMessageBytes);
       p = {
         count: chunk.count,
         totalBytes: chunk.totalBytes,

@@ -96,3 +96,18 @@ t.test('bad arguments and bad bytes', async (t) => {
   new DataView(badIndex.buffer).setUint32(4, 5, true);
   t.throws(() => decodeChunk(badIndex), /out of range/);
 });
+
+t.test('a chunked message announcing more than maxMessageBytes is refused at its first chunk', async (t) => {
+  const { ChunkAssembler: A, MessageTooLargeError: TooLarge, splitIntoChunks: split } = await import('../mod.ts');
+  const a = new A({ maxMessageBytes: 1000 });
+  const chunks = split(new Uint8Array(5000), 100);
+  t.throws(() => a.add(chunks[0]), TooLarge);
+  t.equal(a.pendingBytes, 0, 'nothing held');
+  t.equal(a.pendingMessages, 0);
+  // A forged single chunk announcing 4 GiB of total size is refused the same way.
+  t.throws(() => a.add({ ...chunks[0], count: 1, totalBytes: 2 ** 32 - 1 }), /exceeds the reassembly bound of 1000 B/);
+  const ok = split(new Uint8Array(900).fill(3), 100);
+  let whole: Uint8Array | undefined;
+  for (const c of ok) whole = a.add(c) ?? whole;
+  t.equal(whole?.length, 900, 'a message within the bound reassembles');
+});

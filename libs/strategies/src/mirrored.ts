@@ -13,6 +13,7 @@ import { addSparse, type OptimizerConfig, type SparseGradient } from '@actorflow
 import type { TrainableModel } from '@actorflow/models';
 import { decodeMsg, encodeMsg } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
+import { assertFiniteStep } from './guards.ts';
 
 export interface FedExamples {
   readonly epoch: number;
@@ -82,6 +83,7 @@ export async function runMirroredTrainer(o: {
         // ctx.step is the global step, the same on every rank and in the single-process reference.
         const ctx = { seed: o.seed, epoch, step };
         const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch, ctx)), ctx);
+        assertFiniteStep(r, { step, rank: o.pg.rank });
         // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
         mine = {
           count: r.count,

@@ -3,6 +3,7 @@
 import type { Engine } from '@actorflow/engine';
 import type { TrainableModel } from '@actorflow/models';
 import type { PsClient } from './ps.ts';
+import { assertFiniteStep } from './guards.ts';
 
 export interface TrainerStep {
   readonly step: number;
@@ -32,6 +33,7 @@ export async function runPsTrainer(o: {
     const params = await o.client.pull(o.model.rowsFor(batch, ctx), dense);
     const t1 = performance.now();
     const result = o.model.computeGradients(o.engine.tf, batch, params, ctx);
+    assertFiniteStep(result, { step, rank: o.rank });
     const t2 = performance.now();
     const replies = await o.client.push(step, result, o.rank);
     const t3 = performance.now();

@@ -3,7 +3,7 @@
 // needs from their owners, compute, and push gradient slices back with the version they pulled;
 // each shard applies pushes as they come (no barrier) with the same optimizer code as the local
 // reference, so one trainer and one shard reproduce single-process training exactly.
-import { HandlerError, requestLarge, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { HandlerError, requestLarge, serveLarge, type NatsConnection, type ServeLargeOptions, type Subscription } from '@actorflow/bus';
 import { hash32 } from '@actorflow/data';
 import type { OptimizerConfig } from '@actorflow/embeddings';
 import type { GatheredParams, StepResult, TrainableModel } from '@actorflow/models';
@@ -19,6 +19,7 @@ import {
   type Snapshot,
 } from '@actorflow/protocol';
 import { applyStep, createOptimizer, initParams, type ParamStore } from './params.ts';
+import { firstNonFinite } from './guards.ts';
 
 /** Owner shard of a table row / dense tensor: stable across processes and machines. */
 export function ownerOfRow(table: string, row: number, shards: number): number {
@@ -56,6 +57,49 @@ export interface ParameterShardOptions {
   readonly seed: number;
   readonly optimizer: OptimizerConfig;
   readonly staleness?: StalenessPolicy;
+  /** Where rejections are logged (default: stderr), at most one line per reason per `logIntervalMs` (default 5 s). */
+  readonly log?: (line: string) => void;
+  readonly logIntervalMs?: number;
+  /** Clock for the log rate limit (tests). */
+  readonly now?: () => number;
+}
+
+/** Why a push was rejected; also the error code the pusher receives. */
+export type PushRejectReason = 'UNKNOWN_TABLE' | 'UNKNOWN_DENSE' | 'NOT_OWNER' | 'BAD_ROW' | 'DUPLICATE_ROW' | 'BAD_SHAPE' | 'NON_FINITE' | 'BAD_VERSION' | 'BAD_SENDER' | 'MALFORMED';
+
+/** A push refused whole (nothing of it applied); travels to the pusher as a remote error with code `reason`. */
+export class PushRejected extends HandlerError {
+  constructor(
+    readonly reason: PushRejectReason,
+    /** The sender's rank as the push claims it. */
+    readonly rank: number,
+    readonly shard: number,
+    readonly detail: string,
+  ) {
+    super(reason, `push from rank ${rank} rejected by parameter shard ${shard} (${reason}): ${detail}; nothing of it was applied`);
+    this.name = 'PushRejected';
+  }
+}
+
+export interface ShardStats {
+  readonly shard: number;
+  readonly version: number;
+  /** Pushes applied. */
+  readonly pushes: number;
+  /** Pushes dropped by the staleness policy (valid, but too stale). */
+  readonly dropped: number;
+  /** Pushes rejected as invalid, in all and by reason. */
+  readonly rejected: number;
+  readonly rejectedByReason: Partial<Record<PushRejectReason, number>>;
+  /** Per sender rank (as claimed by the push): applied and rejected-by-reason counts. */
+  readonly bySender: Readonly<Record<string, { readonly accepted: number; readonly rejected: Partial<Record<PushRejectReason, number>> }>>;
+  /** Requests that arrived without a reply subject. */
+  readonly noReply: number;
+}
+
+/** Subject of a shard's stats (JSON ShardStats). */
+export function psStatsSubject(job: string, shard: number): string {
+  return subjects.psPush(job, shard).replace(/\.push$/, '.stats');
 }
 
 export class ParameterShard {
@@ -69,6 +113,13 @@ export class ParameterShard {
   readonly #staleness: StalenessPolicy;
   /** SSP clocks: pushes applied per trainer rank, and when each was last seen. */
   readonly #clocks = new Map<number, { clock: number; seen: number }>();
+  readonly #rejected: Partial<Record<PushRejectReason, number>> = {};
+  readonly #senders = new Map<number, { accepted: number; rejected: Partial<Record<PushRejectReason, number>> }>();
+  readonly #logged = new Map<string, { at: number; since: number }>();
+  #noReply = 0;
+  readonly #log: (line: string) => void;
+  readonly #logIntervalMs: number;
+  readonly #now: () => number;
 
   constructor(o: ParameterShardOptions) {
     this.shard = o.shard;
@@ -77,18 +128,33 @@ export class ParameterShard {
     this.params = initParams(o.model, o.seed);
     this.#optimizer = createOptimizer(o.optimizer);
     this.#staleness = o.staleness ?? { kind: 'none' };
+    this.#log = o.log ?? ((line) => console.error(`[ps ${o.shard}/${o.of}] ${line}`));
+    this.#logIntervalMs = o.logIntervalMs ?? 5000;
+    this.#now = o.now ?? Date.now;
+  }
+
+  /** Bytes of all parameters (every table and dense tensor of the model). */
+  get paramBytes(): number {
+    let n = 0;
+    for (const t of Object.values(this.params.tables)) n += t.data.byteLength;
+    for (const v of Object.values(this.params.dense)) n += v.byteLength;
+    return n;
   }
 
   get version(): number {
     return this.#version;
   }
 
-  get stats(): { version: number; pushes: number; dropped: number } {
-    return { version: this.#version, pushes: this.#pushes, dropped: this.#dropped };
+  /** Applied and dropped pushes, rejections by reason and by sender rank, requests without a reply subject. */
+  get stats(): ShardStats {
+    const rejectedTotal = Object.values(this.#rejected).reduce((a, b) => a + b, 0);
+    const bySender: Record<string, { accepted: number; rejected: Partial<Record<PushRejectReason, number>> }> = {};
+    for (const [rank, s] of this.#senders) bySender[String(rank)] = { accepted: s.accepted, rejected: { ...s.rejected } };
+    return { shard: this.shard, version: this.#version, pushes: this.#pushes, dropped: this.#dropped, rejected: rejectedTotal, rejectedByReason: { ...this.#rejected }, bySender, noReply: this.#noReply };
   }
 
   #checkOwned(table: string, rows: Int32Array): void {
-    const t = this.params.tables[table];
+    const t = Object.hasOwn(this.params.tables, table) ? this.params.tables[table] : undefined;
     if (t === undefined) throw new HandlerError('UNKNOWN_TABLE', `no table '${table}' on parameter shard ${this.shard}`);
     for (const r of rows) {
       if (r < 0 || r >= t.rows) throw new HandlerError('BAD_ROW', `table ${table}: row ${r} is out of range 0…${t.rows - 1}`);
@@ -107,8 +173,9 @@ export class ParameterShard {
     }
     const d: Record<string, Float32Array> = {};
     for (const name of dense) {
-      const v = this.params.dense[name];
-      if (v === undefined || ownerOfDense(name, this.of) !== this.shard) throw new HandlerError('NOT_OWNER', `dense '${name}' is not on shard ${this.shard}`);
+      const v = Object.hasOwn(this.params.dense, name) ? this.params.dense[name] : undefined;
+      if (v === undefined) throw new HandlerError('UNKNOWN_DENSE', `no dense tensor '${name}' in this model`);
+      if (ownerOfDense(name, this.of) !== this.shard) throw new HandlerError('NOT_OWNER', `dense '${name}' is not on shard ${this.shard}`);
       d[name] = v.slice();
     }
     return { version: this.#version, tables: out, dense: d };
@@ -132,10 +199,18 @@ export class ParameterShard {
     }
   }
 
+  /**
+   * Applies one gradient push — or none of it: the whole push is validated first (tables, dense
+   * names, owners, row ranges, duplicate rows, shapes, finite values, version ≤ current), and a
+   * bad push is rejected with a PushRejected (counted by reason and by sender, logged at a
+   * bounded rate) before any byte of the parameters changes.
+   */
   push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank = 0): PushReply {
-    for (const [name, s] of Object.entries(g.sparse)) this.#checkOwned(name, s.rows);
-    for (const name of Object.keys(g.dense)) {
-      if (ownerOfDense(name, this.of) !== this.shard) throw new HandlerError('NOT_OWNER', `dense '${name}' is not on shard ${this.shard}`);
+    try {
+      this.#validatePush(g, paramVersion, rank);
+    } catch (err) {
+      if (err instanceof PushRejected) this.#countRejected(err);
+      throw err;
     }
     const staleness = Math.max(0, this.#version - paramVersion);
     if (this.#staleness.kind === 'drop' && staleness > this.#staleness.max) {
@@ -146,7 +221,90 @@ export class ParameterShard {
     this.#clocks.set(rank, { clock: (this.#clocks.get(rank)?.clock ?? 0) + 1, seen: Date.now() });
     this.#pushes++;
     this.#version++;
+    this.#sender(rank).accepted++;
     return { version: this.#version, staleness, accepted: true };
+  }
+
+  #validatePush(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank: number): void {
+    const reject = (reason: PushRejectReason, what: string): never => {
+      throw new PushRejected(reason, rank, this.shard, what);
+    };
+    if (!Number.isSafeInteger(rank) || rank < 0) reject('BAD_SENDER', `sender rank ${rank} is not a non-negative integer`);
+    if (!Number.isSafeInteger(paramVersion) || paramVersion < 0 || paramVersion > this.#version) {
+      reject('BAD_VERSION', `paramVersion ${paramVersion} is not an integer in 0…${this.#version} (this shard's current version); a push must carry the version it pulled`);
+    }
+    for (const [name, s] of Object.entries(g.sparse)) {
+      const t = Object.hasOwn(this.params.tables, name) ? this.params.tables[name] : undefined;
+      if (t === undefined) reject('UNKNOWN_TABLE', `no table '${name}' on parameter shard ${this.shard} (tables: ${Object.keys(this.params.tables).join(', ')})`);
+      const table = t as NonNullable<typeof t>;
+      if (!(s.rows instanceof Int32Array) || !(s.values instanceof Float32Array)) reject('BAD_SHAPE', `table ${name}: rows must be an Int32Array and values a Float32Array`);
+      if (s.values.length !== s.rows.length * table.dim) {
+        reject('BAD_SHAPE', `table ${name}: ${s.values.length} values for ${s.rows.length} rows of dim ${table.dim} (expected ${s.rows.length * table.dim})`);
+      }
+      const seen = new Set<number>();
+      for (const r of s.rows) {
+        if (r < 0 || r >= table.rows) reject('BAD_ROW', `table ${name}: row ${r} is out of range 0…${table.rows - 1}`);
+        const owner = ownerOfRow(name, r, this.of);
+        if (owner !== this.shard) reject('NOT_OWNER', `table ${name}: row ${r} belongs to shard ${owner}, not ${this.shard}`);
+        if (seen.has(r)) reject('DUPLICATE_ROW', `table ${name}: row ${r} appears more than once in one push (gradients must be deduplicated)`);
+        seen.add(r);
+      }
+      const bad = firstNonFinite(s.values);
+      if (bad !== undefined) reject('NON_FINITE', `table ${name}: gradient of row ${s.rows[Math.floor(bad.index / table.dim)]} is ${bad.value}`);
+    }
+    for (const [name, v] of Object.entries(g.dense)) {
+      const p = Object.hasOwn(this.params.dense, name) ? this.params.dense[name] : undefined;
+      if (p === undefined) reject('UNKNOWN_DENSE', `no dense tensor '${name}' in this model (dense: ${Object.keys(this.params.dense).join(', ') || 'none'})`);
+      const owner = ownerOfDense(name, this.of);
+      if (owner !== this.shard) reject('NOT_OWNER', `dense '${name}' belongs to shard ${owner}, not ${this.shard}`);
+      if (!(v instanceof Float32Array) || v.length !== (p as Float32Array).length) {
+        reject('BAD_SHAPE', `dense '${name}': ${v instanceof Float32Array ? v.length : typeof v} values, expected a Float32Array of ${(p as Float32Array).length}`);
+      }
+      const bad = firstNonFinite(v);
+      if (bad !== undefined) reject('NON_FINITE', `dense '${name}': gradient element ${bad.index} is ${bad.value}`);
+    }
+  }
+
+  #sender(rank: number): { accepted: number; rejected: Partial<Record<PushRejectReason, number>> } {
+    const key = Number.isSafeInteger(rank) && rank >= 0 ? rank : -1;
+    let s = this.#senders.get(key);
+    if (s === undefined) this.#senders.set(key, (s = { accepted: 0, rejected: {} }));
+    return s;
+  }
+
+  #countRejected(err: PushRejected): void {
+    this.#rejected[err.reason] = (this.#rejected[err.reason] ?? 0) + 1;
+    const s = this.#sender(err.rank);
+    s.rejected[err.reason] = (s.rejected[err.reason] ?? 0) + 1;
+    // At most one line per reason per interval, with how many were rejected since the last line.
+    const now = this.#now();
+    const l = this.#logged.get(err.reason) ?? { at: -Infinity, since: 0 };
+    l.since++;
+    if (now - l.at >= this.#logIntervalMs) {
+      this.#log(`rejected push from rank ${err.rank}: ${err.reason}: ${err.detail}${l.since > 1 ? ` (${l.since} ${err.reason} rejections since the last such line)` : ''}`);
+      l.at = now;
+      l.since = 0;
+    }
+    this.#logged.set(err.reason, l);
+  }
+
+  /** A push whose bytes do not decode (sender unknown): counted as MALFORMED under sender -1. */
+  countMalformed(detail: string): void {
+    this.#countRejected(new PushRejected('MALFORMED', -1, this.shard, detail));
+  }
+
+  /** A request that arrived without a reply subject (it cannot be answered): counted, logged at a bounded rate. */
+  countNoReply(subject: string): void {
+    this.#noReply++;
+    const now = this.#now();
+    const l = this.#logged.get('NO_REPLY') ?? { at: -Infinity, since: 0 };
+    l.since++;
+    if (now - l.at >= this.#logIntervalMs) {
+      this.#log(`ignored a message on ${subject} without a reply subject (${l.since} since the last such line, ${this.#noReply} in all)`);
+      l.at = now;
+      l.since = 0;
+    }
+    this.#logged.set('NO_REPLY', l);
   }
 
   /** The rows and dense tensors this shard owns. */
@@ -163,19 +321,39 @@ export class ParameterShard {
   }
 }
 
-/** Serves a shard on `<job>.ps.<shard>.pull|push|snapshot`. */
-export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard): Subscription[] {
+/** Serves a shard on `<job>.ps.<shard>.pull|push|snapshot|stats`. */
+export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard, opts: Pick<ServeLargeOptions, 'maxRequestBytes'> = {}): Subscription[] {
+  // A push carries at most every owned row's gradient (values and row ids): bound requests by the model's size.
+  const maxRequestBytes = opts.maxRequestBytes ?? Math.max(8 * 1024 * 1024, 3 * ps.paramBytes);
+  const common = (subject: string): ServeLargeOptions => ({ maxRequestBytes, onNoReply: () => ps.countNoReply(subject) });
   return [
-    serveLarge(nc, subjects.psPull(job, ps.shard), async (payload) => {
-      const req = pullRequestCodec.decode(payload);
-      await ps.waitForTurn(req.rank);
-      return pullReplyCodec.encode(ps.pull(req.tables, req.dense));
-    }),
-    serveLarge(nc, subjects.psPush(job, ps.shard), (payload) => {
-      const g = gradientCodec.decode(payload);
-      return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank));
-    }),
-    serveLarge(nc, subjects.psSnapshot(job, ps.shard), () => snapshotCodec.encode(ps.snapshot(job, ps.version))),
+    serveLarge(
+      nc,
+      subjects.psPull(job, ps.shard),
+      async (payload) => {
+        const req = pullRequestCodec.decode(payload);
+        await ps.waitForTurn(req.rank);
+        return pullReplyCodec.encode(ps.pull(req.tables, req.dense));
+      },
+      common(subjects.psPull(job, ps.shard)),
+    ),
+    serveLarge(
+      nc,
+      subjects.psPush(job, ps.shard),
+      (payload) => {
+        let g;
+        try {
+          g = gradientCodec.decode(payload);
+        } catch (err) {
+          ps.countMalformed((err as Error).message);
+          throw new HandlerError('MALFORMED', (err as Error).message);
+        }
+        return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank));
+      },
+      common(subjects.psPush(job, ps.shard)),
+    ),
+    serveLarge(nc, subjects.psSnapshot(job, ps.shard), () => snapshotCodec.encode(ps.snapshot(job, ps.version)), common(subjects.psSnapshot(job, ps.shard))),
+    serveLarge(nc, psStatsSubject(job, ps.shard), () => new TextEncoder().encode(JSON.stringify(ps.stats)), common(psStatsSubject(job, ps.shard))),
   ];
 }
 
@@ -269,6 +447,15 @@ export class PsClient {
     this.#serdeMs += performance.now() - t0;
     const raw = await Promise.all(msgs.map((msg, k) => requestLarge(this.#nc, subjects.psPush(this.#job, k), msg, { timeoutMs: this.#timeoutMs })));
     return raw.map((b) => pushReplyCodec.decode(b));
+  }
+
+  /** Every shard's counters (applied, dropped, rejected by reason and sender). */
+  async stats(): Promise<ShardStats[]> {
+    return Promise.all(
+      Array.from({ length: this.#shards }, (_, k) =>
+        requestLarge(this.#nc, psStatsSubject(this.#job, k), new Uint8Array(0), { timeoutMs: this.#timeoutMs }).then((b) => JSON.parse(new TextDecoder().decode(b)) as ShardStats),
+      ),
+    );
   }
 
   /** Every shard's snapshot merged into one set of tables (for evaluation and checkpoints). */
