@@ -13,6 +13,7 @@ import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
 import type { JobPlan } from './flags.ts';
 import { Progress, type Throughput } from './progress.ts';
 import { Supervisor, type ActorSpec } from './supervisor.ts';
+import { freePort, watchCommands } from './watch.ts';
 
 /** metrics.json: the final metrics, and (Partial<Throughput>) the training speed measured from the trainers' reports. */
 export interface JobResult extends Partial<Throughput> {
@@ -84,6 +85,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   } else {
     log(`using NATS at ${natsUrl}`);
   }
+  for (const line of watchCommands(natsUrl, plan.job)) log(line);
   const nc = await connect({ servers: [natsUrl], name: `job-${plan.job}` });
   const sup = new Supervisor({
     root,
@@ -91,6 +93,11 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     logDir: resolve(out, 'logs'),
     onLine: plan.verbose ? (actor, line) => log(`[${actor}] ${line}`) : undefined,
   });
+  if (plan.monitor === true) {
+    const port = await freePort();
+    sup.start(actor('monitor', 'monitor', 'service', ['--job', plan.job, '--port', `${port}`, '--no-tty']));
+    log(`monitor: http://127.0.0.1:${port}/`);
+  }
   const progress = new Progress(plan, log);
   const failed = sup.failed();
   failed.catch(() => undefined); // observed below via races; avoid an unhandled rejection
@@ -159,7 +166,8 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       mkdirSync(resolve(out, 'model'), { recursive: true });
       checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
       saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
-      writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } }, null, 2)}\n`);
+      const ratingRange = Array.isArray(info.ratingRange) ? { ratingRange: info.ratingRange } : {};
+      writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed }, ...ratingRange }, null, 2)}\n`);
     }
     // Per parameter shard: pushes applied, dropped, rejected by reason and by sender.
     let psShardStats: ShardStats[] | undefined;
