@@ -109,23 +109,30 @@ export function dedupeSparseGradient(rows: Int32Array, values: Float32Array, dim
 
 /** Adds `b` into `a` (both deduplicated and sorted) scaled by `scale`: used to sum gradients of several ranks in rank order. */
 export function addSparse(a: SparseGradient, b: SparseGradient, dim: number, scale = 1): SparseGradient {
-  const rows: number[] = [];
-  const vals: number[] = [];
+  // Typed arrays sized for the worst case (no shared row), trimmed at the end: the merge of two
+  // ranks' gradients runs every mirrored step, and growing JS arrays made it the step's bulk.
+  const na = a.rows.length;
+  const nb = b.rows.length;
+  const rows = new Int32Array(na + nb);
+  const vals = new Float32Array((na + nb) * dim);
+  const av = a.values;
+  const bv = b.values;
   let i = 0;
   let j = 0;
-  while (i < a.rows.length || j < b.rows.length) {
-    const ra = i < a.rows.length ? a.rows[i] : Number.POSITIVE_INFINITY;
-    const rb = j < b.rows.length ? b.rows[j] : Number.POSITIVE_INFINITY;
-    const r = Math.min(ra, rb);
-    rows.push(r);
-    for (let d = 0; d < dim; d++) {
-      // Float32 accumulation, like the dense path, so results match bit for bit.
-      let v = ra === r ? a.values[i * dim + d] : 0;
-      if (rb === r) v = Math.fround(v + Math.fround(b.values[j * dim + d] * scale));
-      vals.push(v);
-    }
+  let n = 0;
+  while (i < na || j < nb) {
+    const ra = i < na ? a.rows[i] : Number.POSITIVE_INFINITY;
+    const rb = j < nb ? b.rows[j] : Number.POSITIVE_INFINITY;
+    const r = ra < rb ? ra : rb;
+    rows[n] = r;
+    const o = n * dim;
+    // Float32 accumulation, like the dense path, so results match bit for bit.
+    if (ra === r && rb === r) for (let d = 0; d < dim; d++) vals[o + d] = Math.fround(av[i * dim + d] + Math.fround(bv[j * dim + d] * scale));
+    else if (ra === r) for (let d = 0; d < dim; d++) vals[o + d] = av[i * dim + d];
+    else for (let d = 0; d < dim; d++) vals[o + d] = Math.fround(0 + Math.fround(bv[j * dim + d] * scale));
     if (ra === r) i++;
     if (rb === r) j++;
+    n++;
   }
-  return { rows: Int32Array.from(rows), values: Float32Array.from(vals) };
+  return { rows: n === na + nb ? rows : rows.slice(0, n), values: n === na + nb ? vals : vals.slice(0, n * dim) };
 }
