@@ -14,7 +14,7 @@ export class DivergenceError extends Error {
   ) {
     super(
       `training diverged at step ${step} on rank ${rank}: ${where === 'loss' ? 'the loss' : `the gradient of '${where}'`} is ${value} — ` +
-        'nothing was pushed; lower the learning rate (--lr), try another optimizer (--optimizer adam), or check the data for extreme values',
+        "this step's gradients were not sent (no parameter changed); lower the learning rate (--lr), try another optimizer (--optimizer adam), or check the data for extreme values",
     );
     this.name = 'DivergenceError';
   }
