@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { NatsServer, connect } from '@actorflow/bus';
+import { NatsServer, connect, listActorServices } from '@actorflow/bus';
 import { tailLine } from '../src/tail.ts';
 import { demoReports, publishReports } from './helpers.ts';
 
@@ -58,6 +58,8 @@ t.test('monitor --tail --job prints one JSON line per message of that job, then 
     'the loss reports as published',
   );
   t.same(lines.filter((l) => l.subject === 'train.eval').map((l) => l.metrics), mine.evals.map((e) => e.metrics));
+  const services = await listActorServices(nc, { job: 'tailjob' });
+  t.same(services.map((s) => s.metadata?.role), ['monitor'], 'the monitor answers $SRV.INFO as an actorflow service of its job');
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'clean exit on SIGTERM');
 });
