@@ -3,6 +3,7 @@
 // Top-N items for a user (what they rated in training excluded) or the items most similar to an
 // item, from a trained model, on the dataset's own ids. --json prints machine-readable output.
 import { parseArgs } from 'node:util';
+import { resolveUserPath } from '@actorflow/data';
 import { selectBackend } from '@actorflow/engine';
 import { Recommender, RecommendError } from './src/recommender.ts';
 
@@ -25,7 +26,8 @@ try {
   const n = Number(v.n ?? 10);
   if (!Number.isInteger(n) || n < 1) throw new RecommendError(`--n must be a positive integer, got '${v.n}'`);
   const log = (line: string): void => console.error(line);
-  const rec = await Recommender.open(v['model-dir'], log);
+  // Relative to the folder the user ran the command in (npm/nx run this in apps/recommend).
+  const rec = await Recommender.open(resolveUserPath(v['model-dir']), log);
   const rows = v.user !== undefined ? rec.recommend(await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), v.user, n) : rec.similar(v['similar-to'] as string, n);
   if (v.json === true) console.log(JSON.stringify(rows));
   else {

@@ -19,4 +19,4 @@ export {
 export { DivergenceError, assertFiniteStep, firstNonFinite, nonFiniteParam } from './src/guards.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
 export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep, type FedExamples } from './src/mirrored.ts';
-export { evaluateModel, withColdStart, evaluateRanking, popularityRanking, withHistory, headlineMetric, type EvalData, type EvalProgress, type Metrics } from './src/evaluate.ts';
+export { evaluateModel, clipToRange, withColdStart, evaluateRanking, popularityRanking, withHistory, headlineMetric, type EvalData, type EvalProgress, type Metrics } from './src/evaluate.ts';

@@ -11,7 +11,7 @@ import { loadJobDataset, type JobConfig } from '@actorflow/feed';
 import { topK } from '@actorflow/metrics';
 import { KNN_MODEL, KnnModel, knnSettings, prepareKnn, readNeighbours, type KnnHyper, type Neighbours } from '@actorflow/knn';
 import { createModel, type TrainableModel } from '@actorflow/models';
-import { gather, type ParamStore } from '@actorflow/strategies';
+import { clipToRange, gather, type ParamStore } from '@actorflow/strategies';
 
 export class RecommendError extends Error {
   constructor(message: string) {
@@ -29,6 +29,8 @@ export interface Scored {
 
 interface SavedConfig extends JobConfig {
   readonly dataset?: { readonly source: string; readonly split: string; readonly seed: number };
+  /** The lowest and highest training rating (written by the launcher): rating models' scores are clipped to it. */
+  readonly ratingRange?: readonly [number, number];
 }
 
 /** A kNN model (neighbour lists, no parameters): item-based lists are the items' neighbours. */
@@ -46,6 +48,8 @@ export class Recommender {
   readonly knn: KnnScorer | undefined;
   readonly history: InteractionsBatch;
   readonly numItems: number;
+  /** Rating models: predicted ratings are shown clipped to this (the training data's range). */
+  ratingRange: readonly [number, number] | undefined;
   readonly #users: IdMap | undefined;
   readonly #items: IdMap | undefined;
 
@@ -59,6 +63,7 @@ export class Recommender {
     this.numItems = numItems;
     this.#users = ids.users;
     this.#items = ids.items;
+    this.ratingRange = undefined;
   }
 
   /** Loads `dir/params.bin` and `dir/config.json` and the dataset named in the config. */
@@ -78,7 +83,9 @@ export class Recommender {
     for (const spec of model.tableSpecs()) if (tables[spec.name] === undefined) throw new RecommendError(`${paramsPath} has no table '${spec.name}' that ${config.model} needs`);
     log(`loading ${config.dataset.source} (split ${config.dataset.split}, seed ${config.dataset.seed}) for ids and histories …`);
     const ds = await loadJobDataset({ source: config.dataset.source, split: config.dataset.split, seed: config.dataset.seed }, log);
-    return new Recommender(model, { tables, dense: { ...file.dense } }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
+    const rec = new Recommender(model, { tables, dense: { ...file.dense } }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
+    if ((model.task ?? 'rating') === 'rating') rec.ratingRange = config.ratingRange ?? ds.ratingRange;
+    return rec;
   }
 
   static async #openKnn(dir: string, config: SavedConfig, log: (line: string) => void): Promise<Recommender> {
@@ -134,7 +141,9 @@ export class Recommender {
       scores = m.scoreItems(engine.tf, hist, gather(this.params, m.rowsForScoring(hist)));
     }
     const top = topK(scores, n, hist.items);
-    return Array.from(top, (i) => ({ id: this.#itemId(i), index: i, score: scores[i] }));
+    // Ranked on the raw scores (clipping would tie the top ones); shown clipped to the rating scale.
+    const shown = this.knn === undefined ? clipToRange(Float32Array.from(top, (i) => scores[i]), this.ratingRange) : Float32Array.from(top, (i) => scores[i]);
+    return Array.from(top, (i, k) => ({ id: this.#itemId(i), index: i, score: shown[k] }));
   }
 
   /**

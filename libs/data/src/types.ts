@@ -57,4 +57,6 @@ export interface HeldOut {
   readonly itemHistory?: InteractionsBatch;
   readonly images?: ImageBatch;
   readonly numItems: number;
+  /** Rating task: the lowest and highest training rating; predictions are clipped to it when scored. */
+  readonly ratingRange?: readonly [number, number];
 }

@@ -146,9 +146,11 @@ export class DataClient {
       return { testRows, history, numItems };
     }
     const ratings = await this.testSet();
-    if (input === 'interactions' && model.rowsAre === 'items') return { ratings, itemHistory: await this.trainItemHistory(), numItems };
+    const range = (await this.info()).ratingRange;
+    const ratingRange = range !== undefined ? { ratingRange: range } : {};
+    if (input === 'interactions' && model.rowsAre === 'items') return { ratings, itemHistory: await this.trainItemHistory(), numItems, ...ratingRange };
     // Rating models get the histories too: SVD++ reads them, and cold-start rows are the ids absent from them.
-    return { ratings, history: await this.trainHistory(), numItems };
+    return { ratings, history: await this.trainHistory(), numItems, ...ratingRange };
   }
 }
 

@@ -2,7 +2,7 @@
 // same seed → the same train/test split everywhere.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, groupRows, loadBundledDigits, loadIdx, loadRatings, randomSplit, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type HeldOut, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
+import { DataError, groupRows, loadBundledDigits, loadIdx, loadRatings, parseSplitSpec, randomSplit, resolveUserPath, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type HeldOut, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
 
 export interface DatasetSpec {
   /**
@@ -10,7 +10,7 @@ export interface DatasetSpec {
    * `mnist:bundled` (the digits of the `mnist` package) or `mnist:DIR` (IDX files: train-images-idx3-ubyte[.gz], …).
    */
   readonly source: string;
-  /** Split spec, e.g. `random:0.1` (default). */
+  /** Split spec, e.g. `random:0.1` (default), or `file:PATH` (a test file in the training file's format; ids encoded jointly). */
   readonly split?: string;
   readonly seed: number;
 }
@@ -21,6 +21,8 @@ export interface JobDataset {
   readonly numUsers: number;
   readonly numItems: number;
   readonly globalMean: number;
+  /** The lowest and highest training rating: rating models' predictions are clipped to it. */
+  readonly ratingRange?: readonly [number, number];
   /** RMSE of the true model on the synthetic data (absent for real data). */
   readonly noiseFloorRmse?: number;
   /** `strong:F` splits: the held-out users' fold-in ratings (their histories at evaluation; never trained on). */
@@ -62,30 +64,60 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
     numItems = s.numItems;
     noiseFloorRmse = s.truth.floorRmse;
   } else {
-    let last = 0;
-    const loaded = await loadRatings(spec.source, {
-      onProgress: (p) => {
+    const source = resolveUserPath(spec.source);
+    const progress = (what: string): ((p: { bytes: number; totalBytes: number; rows: number }) => void) => {
+      let last = 0;
+      return (p) => {
         if (p.bytes - last > 64e6 || p.bytes === p.totalBytes) {
           last = p.bytes;
-          log(`loading ${spec.source}: ${(p.bytes / 1e6).toFixed(0)}/${(p.totalBytes / 1e6).toFixed(0)} MB, ${p.rows} ratings`);
+          log(`loading ${what}: ${(p.bytes / 1e6).toFixed(0)}/${(p.totalBytes / 1e6).toFixed(0)} MB, ${p.rows} ratings`);
         }
-      },
-    });
+      };
+    };
+    const loaded = await loadRatings(source, { onProgress: progress(source) });
     ratings = loaded.ratings;
+    ids = { users: loaded.users, items: loaded.items };
+    const fileSplit = spec.split !== undefined ? parseSplitSpec(spec.split) : undefined;
+    if (fileSplit?.kind === 'file') {
+      // One id map for both files: the test file extends the training file's maps, so a test id
+      // unseen in training gets its own (never trained) row, which evaluation treats as cold start.
+      const testPath = resolveUserPath(fileSplit.path);
+      const test = await loadRatings(testPath, { onProgress: progress(testPath), users: loaded.users, items: loaded.items, format: loaded.format });
+      return finish(ratings, test.ratings, loaded.users.size, loaded.items.size, undefined, ids, undefined);
+    }
     numUsers = loaded.users.size;
     numItems = loaded.items.size;
-    ids = { users: loaded.users, items: loaded.items };
   }
   const split = spec.split === undefined ? randomSplit(ratings, { seed: spec.seed }) : splitBySpec(ratings, spec.split, spec.seed);
   const { train, test } = split;
   // Strong generalisation (Mult-VAE protocol): held-out users' fold-in items are never trained on,
   // but they are those users' histories when the model is scored on their target items.
   const foldIn = 'foldIn' in split ? (split as { foldIn: Ratings }).foldIn : undefined;
-  let sum = 0;
-  for (let i = 0; i < train.length; i++) sum += train.rating[i];
-  return { train, test, numUsers, numItems, globalMean: train.length > 0 ? sum / train.length : 0, ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}), ...ids, ...(foldIn !== undefined ? { foldIn } : {}) };
+  return finish(train, test, numUsers, numItems, noiseFloorRmse, ids, foldIn);
 }
 
+function finish(train: Ratings, test: Ratings, numUsers: number, numItems: number, noiseFloorRmse: number | undefined, ids: { users: IdMap; items: IdMap } | undefined, foldIn: Ratings | undefined): JobDataset {
+  let sum = 0;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < train.length; i++) {
+    const r = train.rating[i];
+    sum += r;
+    if (r < lo) lo = r;
+    if (r > hi) hi = r;
+  }
+  return {
+    train,
+    test,
+    numUsers,
+    numItems,
+    globalMean: train.length > 0 ? sum / train.length : 0,
+    ...(train.length > 0 ? { ratingRange: [lo, hi] as const } : {}),
+    ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}),
+    ...ids,
+    ...(foldIn !== undefined ? { foldIn } : {}),
+  };
+}
 /** What decides a model's held-out data: its task and input (a TrainableModel has these). */
 export interface ModelShape {
   readonly task?: string;
@@ -101,7 +133,7 @@ export function heldOutOf(model: ModelShape, ds: JobDataset): HeldOut {
   }
   const history = groupRows(historyRatings(ds), 'user');
   if (model.task === 'ranking') return { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems };
-  return { ratings: ds.test, history, ...(model.rowsAre === 'items' ? { itemHistory: groupRows(ds.train, 'item') } : {}), numItems: ds.numItems };
+  return { ratings: ds.test, history, ...(ds.ratingRange !== undefined ? { ratingRange: ds.ratingRange } : {}), ...(model.rowsAre === 'items' ? { itemHistory: groupRows(ds.train, 'item') } : {}), numItems: ds.numItems };
 }
 
 /** The data-decided hyper-parameters of a dataset (see withDataHyper in @actorflow/models). */

@@ -26,6 +26,8 @@ export interface DatasetInfo {
   readonly batchSize: number;
   readonly epochs: number;
   readonly noiseFloorRmse?: number;
+  /** The lowest and highest training rating (rating models' predictions are clipped to it). */
+  readonly ratingRange?: readonly [number, number];
   readonly numClasses?: number;
   /** Users and items with training ratings (the example counts of user-rows and item-rows models). */
   readonly trainUsers?: number;
@@ -69,6 +71,8 @@ class KindState {
   readonly set: ExampleSet;
   readonly shared: EpochIterator;
   readonly distributed = new Map<string, EpochIterator>();
+  /** The current epoch's batches per `rank/worldSize` (distributed mode). */
+  readonly epochBatches = new Map<string, { readonly epoch: number; readonly batches: readonly Int32Array[] }>();
   epoch = 0;
   index = 0;
   cursor: Iterator<Int32Array>;
@@ -114,6 +118,7 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
     batchSize: o.batchSize,
     epochs: o.epochs,
     ...(ds.noiseFloorRmse !== undefined ? { noiseFloorRmse: ds.noiseFloorRmse } : {}),
+    ...(ds.ratingRange !== undefined ? { ratingRange: ds.ratingRange } : {}),
     ...(ds.images !== undefined ? { numClasses: ds.images.numClasses } : { trainUsers: distinct(ds.train.user), trainItems: distinct(ds.train.item) }),
   };
   const empty = new Uint8Array(0);
@@ -155,7 +160,14 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
         // whose slice of a short last batch is empty gets an empty batch (it contributes nothing
         // that step) — so all ranks stay on the same global step.
         if (req.step >= it.globalBatchCount()) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: req.epoch + 1 >= o.epochs, arrow: empty });
-        const idx = [...it.batches(req.epoch)][req.step] ?? new Int32Array(0);
+        // The epoch's batch list is built once per (rank, world size, epoch), not per request: building
+        // it per request made an epoch quadratic in its batches.
+        let epochBatches = st.epochBatches.get(key);
+        if (epochBatches === undefined || epochBatches.epoch !== req.epoch) {
+          epochBatches = { epoch: req.epoch, batches: [...it.batches(req.epoch)] };
+          st.epochBatches.set(key, epochBatches);
+        }
+        const idx = epochBatches.batches[req.step] ?? new Int32Array(0);
         return reply(kind, withHistory, req.epoch, req.step, takeExamples(st.set, idx));
       }
       // Shared mode: the next batch of the current epoch, whoever asks.

@@ -26,6 +26,18 @@ export function withHistory(batch: RatingsBatch, history: InteractionsBatch | un
   return { ...batch, history: rowsForIds(history, uniqueSorted(batch.user)) };
 }
 
+/**
+ * Predictions clipped to the dataset's rating range (a copy; `pred` itself when there is no range):
+ * a rating model may predict 5.49 on a 1–5 scale, and a clipped prediction is never further from the truth.
+ */
+export function clipToRange(pred: Float32Array, range: readonly [number, number] | undefined): Float32Array {
+  if (range === undefined) return pred;
+  const [lo, hi] = range;
+  const out = new Float32Array(pred.length);
+  for (let k = 0; k < pred.length; k++) out[k] = pred[k] < lo ? lo : pred[k] > hi ? hi : pred[k];
+  return out;
+}
+
 function slice(r: Ratings, start: number, end: number): RatingsBatch {
   return { user: r.user.subarray(start, end), item: r.item.subarray(start, end), rating: r.rating.subarray(start, end) };
 }
@@ -38,7 +50,7 @@ function evaluateRatings(engine: Engine, model: TrainableModel<unknown>, params:
   for (let start = 0; start < test.length; start += batchSize) {
     let batch = slice(test, start, Math.min(test.length, start + batchSize));
     if (model.needsHistory === true) batch = withHistory(batch, data.history);
-    acc.add(m.predict(engine.tf, batch, gather(params, m.rowsFor(batch))), batch.rating);
+    acc.add(clipToRange(m.predict(engine.tf, batch, gather(params, m.rowsFor(batch))), data.ratingRange), batch.rating);
     onProgress?.(Math.min(test.length, start + batchSize), test.length);
   }
   const { rmse, mae } = acc.result();
@@ -61,7 +73,7 @@ function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, para
   for (let s = 0; s < testRows.user.length; s += batchSize) {
     const query = takeRows(testRows, Int32Array.from({ length: Math.min(batchSize, testRows.user.length - s) }, (_, k) => s + k));
     const hist = rowsForIds(rows, query.user);
-    acc.add(model.predictPairs(engine.tf, hist, query, gather(params, model.rowsForPairs(hist, query))), query.values);
+    acc.add(clipToRange(model.predictPairs(engine.tf, hist, query, gather(params, model.rowsForPairs(hist, query))), data.ratingRange), query.values);
     onProgress?.(s + query.user.length, testRows.user.length);
   }
   const { rmse, mae } = acc.result();
