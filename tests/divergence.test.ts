@@ -16,8 +16,30 @@ for (const strategy of ['ps', 'mirrored'] as const) {
     const out = join(tmpdir(), `actorflow-diverge-${strategy}-${process.pid}`);
     rmSync(out, { recursive: true, force: true });
     t.teardown(() => rmSync(out, { recursive: true, force: true }));
-    const run = runJob(['--job', `diverge-${strategy}`, '--strategy', strategy, '--trainers', strategy === 'ps' ? '1' : '2', '--data-shards', '1', '--ps-shards', '1',
-      '--epochs', '1', '--optimizer', 'sgd', '--lr', '50', '--eval-every', '0', '--backend', 'wasm', '--out', out]);
+    const run = runJob([
+      '--job',
+      `diverge-${strategy}`,
+      '--strategy',
+      strategy,
+      '--trainers',
+      strategy === 'ps' ? '1' : '2',
+      '--data-shards',
+      '1',
+      '--ps-shards',
+      '1',
+      '--epochs',
+      '1',
+      '--optimizer',
+      'sgd',
+      '--lr',
+      '50',
+      '--eval-every',
+      '0',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+    ]);
     t.not(run.status, 0, 'the job exits non-zero');
     t.match(run.stderr, /job failed: .*trainer-\d exited with code 1/s, 'the job names the trainer that stopped');
     t.match(run.stderr, /training diverged at step \d+ on rank \d: the (loss|gradient of '\w+') is (NaN|-?Infinity)/, 'and why: step, rank and where');
@@ -34,7 +56,10 @@ t.test('a healthy ps run saves its model and metrics.json carries every shard co
   const run = runJob(['--job', 'healthy-ps', '--strategy', 'ps', '--trainers', '2', '--data-shards', '1', '--ps-shards', '2', '--epochs', '1', '--eval-every', '0', '--backend', 'wasm', '--out', out]);
   t.equal(run.status, 0, run.stderr.slice(-2000));
   t.ok(existsSync(join(out, 'model', 'params.bin')), 'model saved');
-  const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { steps: number; psShards?: { shard: number; pushes: number; rejected: number; noReply: number; bySender: Record<string, { accepted: number }> }[] };
+  const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+    steps: number;
+    psShards?: { shard: number; pushes: number; rejected: number; noReply: number; bySender: Record<string, { accepted: number }> }[];
+  };
   t.equal(m.psShards?.length, 2, 'one entry per parameter shard');
   for (const s of m.psShards ?? []) {
     t.equal(s.rejected, 0, `shard ${s.shard}: no rejection`);

@@ -55,8 +55,12 @@ t.test('bad pushes to a live shard are rejected whole, counted, and change nothi
     t.ok(err instanceof RemoteError, `${reason}: refused with a remote error`);
     t.equal((err as RemoteError).code, reason, `${reason}: the code names the reason (${(err as Error).message.slice(0, 140)})`);
   }
-  const partial = await requestLarge(hostile, subjects.psPush(job, meanOwner),
-    gradientCodec.encode({ job, rank: 67, step: 0, paramVersion: 0, count: 1, loss: 1, dense: { mean: new Float32Array([Number.NaN]) }, sparse: { user: rows([rowsOf(meanOwner)[0]]) } }), { timeoutMs: 10_000 }).catch((e: unknown) => e);
+  const partial = await requestLarge(
+    hostile,
+    subjects.psPush(job, meanOwner),
+    gradientCodec.encode({ job, rank: 67, step: 0, paramVersion: 0, count: 1, loss: 1, dense: { mean: new Float32Array([Number.NaN]) }, sparse: { user: rows([rowsOf(meanOwner)[0]]) } }),
+    { timeoutMs: 10_000 },
+  ).catch((e: unknown) => e);
   t.equal((partial as RemoteError).code, 'NON_FINITE', 'a NaN dense part rejects the whole push, its valid rows too');
   // An upload announcing more than the bound: refused at the handshake.
   const huge = await requestLarge(hostile, subjects.psPush(job, 0), new Uint8Array(2 * 1024 * 1024), { timeoutMs: 10_000 }).catch((e: unknown) => e);
@@ -74,7 +78,11 @@ t.test('bad pushes to a live shard are rejected whole, counted, and change nothi
   for (const [reason] of cases) t.equal(s0.rejectedByReason[reason as keyof ShardStats['rejectedByReason']], 1, `shard 0 counted one ${reason}`);
   t.equal(s0.rejectedByReason.MALFORMED, 1);
   t.equal(s0.bySender['66'].accepted, 0);
-  t.equal(Object.values(s0.bySender['66'].rejected).reduce((a, b) => a + b, 0), cases.length, 'all charged to the sender rank 66');
+  t.equal(
+    Object.values(s0.bySender['66'].rejected).reduce((a, b) => a + b, 0),
+    cases.length,
+    'all charged to the sender rank 66',
+  );
   t.equal(s0.noReply, 1, 'the push without a reply subject was counted, not applied');
   t.equal(stats[meanOwner].bySender['67'].rejected.NON_FINITE, 1);
   t.equal(stats[meanOwner].version, 0);
@@ -87,6 +95,9 @@ t.test('bad pushes to a live shard are rejected whole, counted, and change nothi
   // An honest push (pulled version, own rows) still applies.
   await client.pull({ user: Int32Array.from([mine[0]]) }, []);
   const replies = await client.push(0, { loss: 1, count: 1, sparse: { user: rows([mine[0]], 0.1) }, dense: {} }, 1);
-  t.ok(replies.every((r) => r.accepted), 'a valid push is accepted');
+  t.ok(
+    replies.every((r) => r.accepted),
+    'a valid push is accepted',
+  );
   t.equal((await client.stats())[0].bySender['1'].accepted, 1);
 });

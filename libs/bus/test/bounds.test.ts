@@ -37,7 +37,10 @@ t.test('upload bounds and requests without a reply subject, on a real nats-serve
   h.set('Af-Upload', String(4 * 1024 ** 3));
   const reply = await nc.request('bound.svc', new Uint8Array(0), { headers: h, timeout: 5000 });
   t.equal(reply.headers?.get('Af-Error'), 'TOO_LARGE');
-  t.ok(errors.some((e) => e instanceof RequestTooLargeError && e.message.includes('4294967296')), 'reported to onError as a RequestTooLargeError');
+  t.ok(
+    errors.some((e) => e instanceof RequestTooLargeError && e.message.includes('4294967296')),
+    'reported to onError as a RequestTooLargeError',
+  );
 
   const before = handled;
   nc.publish('bound.svc', new Uint8Array([1, 2, 3]));

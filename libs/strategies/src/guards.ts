@@ -40,7 +40,10 @@ export function assertFiniteStep(r: Pick<StepResult, 'loss' | 'sparse' | 'dense'
 }
 
 /** The first table or dense tensor of a parameter store holding a non-finite value (for refusing to save it). */
-export function nonFiniteParam(p: { readonly tables: Readonly<Record<string, { readonly data: Float32Array }>>; readonly dense: Readonly<Record<string, Float32Array>> }): { name: string; index: number; value: number } | undefined {
+export function nonFiniteParam(p: {
+  readonly tables: Readonly<Record<string, { readonly data: Float32Array }>>;
+  readonly dense: Readonly<Record<string, Float32Array>>;
+}): { name: string; index: number; value: number } | undefined {
   for (const [name, t] of Object.entries(p.tables)) {
     const bad = firstNonFinite(t.data);
     if (bad !== undefined) return { name, ...bad };
