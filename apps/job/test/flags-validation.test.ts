@@ -1,0 +1,55 @@
+import t from 'tap';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'job-flags-'));
+writeFileSync(join(dir, 'u1.base'), '1\t10\t5\t100\n');
+writeFileSync(join(dir, 'u1.test'), '1\t20\t4\t101\n');
+mkdirSync(join(dir, 'sub'));
+const env = { INIT_CWD: dir };
+
+t.test('paths are resolved against INIT_CWD and stored absolute', async (t) => {
+  const plan = parseJobFlags(['--dataset', 'u1.base', '--split', 'file:u1.test', '--out', 'runs/a'], env) as JobPlan;
+  t.equal(plan.dataset, join(dir, 'u1.base'));
+  t.equal(plan.split, `file:${join(dir, 'u1.test')}`);
+  t.equal(plan.out, join(dir, 'runs/a'));
+  const fromSub = parseJobFlags(['--dataset', '../u1.base', '--split', 'file:../u1.test'], { INIT_CWD: join(dir, 'sub') }) as JobPlan;
+  t.equal(fromSub.dataset, join(dir, 'u1.base'));
+  t.equal(fromSub.out, `out/${fromSub.job}`, 'the default out stays under the repository');
+  t.equal((parseJobFlags(['--split', 'user:5'], env) as JobPlan).split, 'user:5');
+});
+
+t.test('every bad split spec, dataset and model is one clear error', async (t) => {
+  const bad: [string[], RegExp][] = [
+    [['--split', 'nope'], /--split: unknown split 'nope'/],
+    [['--split', 'random:2'], /--split: split 'random:2': the test fraction must be between 0 and 1/],
+    [['--split', 'fixed:x'], /not a number/],
+    [['--split', 'loo:1'], /takes no value/],
+    [['--split', 'file:'], /needs a path/],
+    [['--dataset', 'u1.base', '--split', 'file:missing.test'], new RegExp(`--split file:: no such file: ${join(dir, 'missing.test')}`)],
+    [['--split', 'file:u1.test'], /a test file needs --dataset to be the training file/],
+    [['--dataset', 'nope.csv'], new RegExp(`--dataset: no such file: ${join(dir, 'nope.csv')} \\('nope.csv' resolved against ${dir}\\)`)],
+    [['--dataset', 'sub'], /is not a file/],
+    [['--dataset', 'synthetic:huge'], /unknown synthetic size 'huge'/],
+    [['--model', 'mnist-cnn', '--dataset', 'mnist:nowhere'], /no such folder/],
+    [['--model', 'nope'], /unknown model 'nope'/],
+  ];
+  for (const [argv, msg] of bad) t.throws(() => parseJobFlags(argv, env), { name: 'JobFlagError', message: msg }, argv.join(' '));
+  t.ok(JobFlagError);
+});
+
+t.test('the launcher rejects a bad flag before starting anything, and leaves no out folder', async (t) => {
+  const main = fileURLToPath(new URL('../main.ts', import.meta.url));
+  // As npm/nx run it: in the app's folder, with the user's folder in INIT_CWD.
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--dataset', 'u1.base', '--split', 'file:nope.test', '--out', 'o'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, INIT_CWD: dir }, cwd });
+  t.equal(r.status, 2, r.stderr);
+  t.match(r.stderr, /^job: --split file:: no such file: .*nope\.test/m);
+  t.notMatch(r.stdout, /nats-server started/);
+  t.notOk(readdirSync(dir).includes('o'), 'no out folder');
+  t.notOk(existsSync(join(cwd, 'o')), 'nor in the app folder');
+});
