@@ -44,6 +44,8 @@ export interface LoadOptions {
    */
   readonly users?: IdMap;
   readonly items?: IdMap;
+  /** Every rating must lie in [lo, hi] (e.g. [1, 5] for MovieLens); a rating outside is a bad line. */
+  readonly ratingRange?: readonly [number, number];
 }
 
 export interface LoadedRatings {
@@ -117,6 +119,11 @@ function parseNumber(file: string, line: number, what: string, text: string | un
   return v;
 }
 
+function checkRange(file: string, line: number, rating: number, range: readonly [number, number] | undefined): number {
+  if (range !== undefined && (rating < range[0] || rating > range[1])) throw new ParseError(file, line, `rating ${rating} is outside the rating range ${range[0]}…${range[1]}`);
+  return rating;
+}
+
 function parseTimestamp(file: string, line: number, text: string | undefined): number {
   if (text === undefined || text.trim() === '') throw new ParseError(file, line, 'timestamp is missing');
   const n = Number(text);
@@ -129,6 +136,7 @@ function parseTimestamp(file: string, line: number, text: string | undefined): n
 function numericId(file: string, line: number, what: string, text: string | undefined): number {
   const v = parseNumber(file, line, what, text);
   if (!Number.isInteger(v)) throw new ParseError(file, line, `${what} '${text}' is not an integer id`);
+  if (v < -2147483648 || v > 2147483647) throw new ParseError(file, line, `${what} '${text}' is outside the 32-bit integer range`);
   return v;
 }
 
@@ -173,6 +181,8 @@ function genericLayout(file: string, m: ColumnMapping, delimiter: string, names:
 
 /** Loads a ratings file into encoded columns. */
 export async function loadRatings(path: string, opts: LoadOptions = {}): Promise<LoadedRatings> {
+  const r = opts.ratingRange;
+  if (r !== undefined && !(Number.isFinite(r[0]) && Number.isFinite(r[1]) && r[0] <= r[1])) throw new DataError(`rating range must be two finite numbers lo ≤ hi, got ${r.join(',')}`);
   if (!existsSync(path)) throw new DataError(`no such file: ${path}`);
   const totalBytes = statSync(path).size;
   const format = opts.format === undefined || opts.format === 'auto' ? (opts.mapping !== undefined ? 'generic' : detectFormat(path)) : opts.format;
@@ -213,7 +223,7 @@ export async function loadRatings(path: string, opts: LoadOptions = {}): Promise
         const f = text.split(',');
         if (f.length < 3) throw new ParseError(path, lineNo, `expected customer,rating,date, got ${f.length} field(s)`);
         const user = numericId(path, lineNo, 'customer id', f[0]);
-        const rating = parseNumber(path, lineNo, 'rating', f[1]);
+        const rating = checkRange(path, lineNo, parseNumber(path, lineNo, 'rating', f[1]), opts.ratingRange);
         const ts = parseTimestamp(path, lineNo, f[2]);
         builder.push(users.encode(user), items.encode(movie), rating, ts);
       } catch (err) {
@@ -243,7 +253,7 @@ export async function loadRatings(path: string, opts: LoadOptions = {}): Promise
         const rawUser = layout.numericIds ? numericId(path, lineNo, 'user id', f[layout.user]) : f[layout.user].trim();
         const rawItem = layout.numericIds ? numericId(path, lineNo, 'item id', f[layout.item]) : f[layout.item].trim();
         if (rawUser === '' || rawItem === '') throw new ParseError(path, lineNo, `${rawUser === '' ? 'user' : 'item'} id is empty`);
-        const rating = layout.rating !== undefined ? parseNumber(path, lineNo, 'rating', f[layout.rating]) : 1;
+        const rating = layout.rating !== undefined ? checkRange(path, lineNo, parseNumber(path, lineNo, 'rating', f[layout.rating]), opts.ratingRange) : 1;
         const ts = layout.timestamp !== undefined ? parseTimestamp(path, lineNo, f[layout.timestamp]) : 0;
         builder.push(users.encode(rawUser), items.encode(rawItem), rating, ts);
       } catch (err) {

@@ -57,3 +57,33 @@ t.test('loadRatings with shared id maps: two files, one encoding, new test ids a
   t.same(train.users.toJSON(), [1, 2, 3]);
   t.same(train.items.toJSON(), [10, 20, 30]);
 });
+
+t.test('loaders check ids (within int32) and ratings (within --rating-range) with file:line errors', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'file-split-'));
+  const f = join(dir, 'u.data');
+  writeFileSync(f, '1\t10\t5\t100\n3000000000\t20\t3\t101\n');
+  await t.rejects(loadRatings(f), { name: 'ParseError', message: `${f}:2: user id '3000000000' is outside the 32-bit integer range` });
+  writeFileSync(f, '1\t10\t5\t100\n2\t20\t7\t101\n');
+  await t.rejects(loadRatings(f, { ratingRange: [1, 5] }), { message: `${f}:2: rating 7 is outside the rating range 1…5` });
+  t.equal((await loadRatings(f)).ratings.length, 2, 'no range: any finite rating');
+  t.equal((await loadRatings(f, { ratingRange: [1, 5], skipBadLines: true })).skipped, 1);
+  await t.rejects(loadRatings(f, { ratingRange: [5, 1] }), /lo ≤ hi/);
+  writeFileSync(f, '1\t10\tInfinity\t100\n');
+  await t.rejects(loadRatings(f), { message: `${f}:1: rating 'Infinity' is not a number` });
+});
+
+t.test('data:describe resolves its file against INIT_CWD', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const dir = mkdtempSync(join(tmpdir(), 'file-split-'));
+  writeFileSync(join(dir, 'u.data'), '1\t10\t5\t100\n2\t20\t3\t101\n');
+  const cli = fileURLToPath(new URL('../src/cli/describe.ts', import.meta.url));
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  const run = (arg: string) => spawnSync(process.execPath, ['--import', 'tsx', cli, arg], { encoding: 'utf8', timeout: 60_000, cwd, env: { ...process.env, INIT_CWD: dir } });
+  const ok = run('u.data');
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, /2/);
+  const bad = run('nope.data');
+  t.not(bad.status, 0);
+  t.match(bad.stderr, new RegExp(`no such file: ${join(dir, 'nope.data')}`));
+});

@@ -5,6 +5,7 @@ import { describe, formatSummary } from '../describe.ts';
 import { DataError } from '../errors.ts';
 import { loadRatings, type RatingsFormat } from '../loaders.ts';
 import { loadRatingsArrow } from '../arrow-files.ts';
+import { resolveUserPath } from '../paths.ts';
 
 const usage = `Usage: npx nx run data:describe -- <ratings file> [--format auto|ml-100k|ml-1m|ml-csv|netflix|arrow] [--skip-bad-lines]`;
 
@@ -20,7 +21,9 @@ async function main(): Promise<number> {
     console.log(usage);
     return 0;
   }
-  const file = parsed.positionals[0];
+  const given = parsed.positionals[0];
+  // Relative to the folder the user ran the command in (npm/nx run this in libs/data).
+  const file = given === undefined ? undefined : resolveUserPath(given);
   if (file === undefined) {
     console.error(`describe: no file given\n${usage}`);
     return 2;
