@@ -84,7 +84,9 @@ await runActor('aggregator', usage, async () => {
   const log = actorLog(`aggregator ${shard}/${psShards}`);
   const { hyper: _hyperFlags, ...connFlags } = v;
   const conn = await connectActor(connFlags, { name: `aggregator-${shard}`, startLocalServer: true, log });
-  await registerActorService(conn.nc, { role: 'aggregator', job, rank: `${shard}/${psShards}` });
+  // The shard's counters (applied, dropped, rejected by reason) in $SRV.STATS once it exists.
+  const live: { stats?: () => Record<string, number> } = {};
+  await registerActorService(conn.nc, { role: 'aggregator', job, rank: `${shard}/${psShards}`, stats: () => live.stats?.() ?? {} });
   const data = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], 1, 1) });
   log(`job ${job}: waiting for a data shard (start one with \`npx nx serve data-shard -- --job ${job}\`) …`);
   const info = await data.waitForInfo(600_000, (n) => {
@@ -117,6 +119,11 @@ await runActor('aggregator', usage, async () => {
   }
   const ps = new ParameterShard({ model, shard, of: psShards, seed, optimizer: config.optimizer, staleness: parseStaleness(staleness), log });
   const subs = servePsShard(conn.nc, job, ps);
+  live.stats = () => {
+    const st = ps.stats;
+    const byReason = Object.fromEntries(Object.entries(st.rejectedByReason).map(([k, n]) => [`rejected.${k}`, n ?? 0]));
+    return { version: st.version, pushes: st.pushes, dropped: st.dropped, rejected: st.rejected, noReply: st.noReply, ...byReason };
+  };
   // Every shard answers config requests (queue group): they all hold the same configuration.
   subs.push(serveJobConfig(conn.nc, config));
   if (shard === 0) {
