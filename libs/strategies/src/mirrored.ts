@@ -14,6 +14,7 @@ import type { TrainableModel } from '@actorflow/models';
 import { decodeMsg, encodeMsg } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
 import { assertFiniteStep } from './guards.ts';
+import { prefetch } from './prefetch.ts';
 
 export interface FedExamples {
   readonly epoch: number;
@@ -66,7 +67,8 @@ export async function runMirroredTrainer(o: {
   const params = initParams(o.model, o.seed);
   await broadcastParams(o.pg, params);
   const optimizer = createOptimizer(o.optimizer);
-  const it = Symbol.asyncIterator in o.data ? (o.data as AsyncIterable<FedExamples>)[Symbol.asyncIterator]() : (o.data as Iterable<FedExamples>)[Symbol.iterator]();
+  // The next batch is requested while this step computes and all-reduces (src/prefetch.ts).
+  const it = prefetch(o.data)[Symbol.asyncIterator]();
   let exhausted = false;
   let step = 0;
   const denseSpecs = [...o.model.denseSpecs()].sort((a, b) => a.name.localeCompare(b.name));

@@ -4,6 +4,7 @@ import type { Engine } from '@actorflow/engine';
 import type { TrainableModel } from '@actorflow/models';
 import type { PsClient } from './ps.ts';
 import { assertFiniteStep } from './guards.ts';
+import { prefetch } from './prefetch.ts';
 
 export interface TrainerStep {
   readonly step: number;
@@ -27,7 +28,8 @@ export async function runPsTrainer(o: {
   const dense = o.model.denseSpecs().map((d) => d.name);
   let step = 0;
   let examples = 0;
-  for await (const { epoch, batch } of o.data) {
+  // The next batch is requested while this step computes (src/prefetch.ts).
+  for await (const { epoch, batch } of prefetch(o.data)) {
     const t0 = performance.now();
     const ctx = { seed: o.seed ?? 0, epoch, step };
     const params = await o.client.pull(o.model.rowsFor(batch, ctx), dense);
