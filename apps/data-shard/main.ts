@@ -1,7 +1,7 @@
 // npx nx serve data-shard -- --shard 0 --of 2 --dataset synthetic:small [--job local] …
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
-import { loadJobDataset, serveDataShard } from '@actorflow/feed';
+import { loadJobDataset, parseDataOptions, serveDataShard } from '@actorflow/feed';
 
 const usage = `Usage: npx nx serve data-shard -- [options]
   --job ID            job id (default local)
@@ -11,11 +11,14 @@ const usage = `Usage: npx nx serve data-shard -- [options]
   --seed N            data, split and shuffling seed (default 42)
   --epochs N          epochs to serve (default 10)
   --batch-size B      batch size (default 1024)
+  --rating-range LO,HI          every rating must lie in LO…HI
+  --min-user-ratings N, --min-item-ratings N   k-core filter before the split
+  --implicit-threshold T        ratings ≥ T become 1, the others are dropped
 ${busFlagsHelp}`;
 
 await runActor('data-shard', usage, async () => {
   const { values: v } = parseArgs({
-    options: { job: { type: 'string' }, shard: { type: 'string' }, of: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, seed: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions },
+    options: { job: { type: 'string' }, shard: { type: 'string' }, of: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, seed: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'rating-range': { type: 'string' }, 'min-user-ratings': { type: 'string' }, 'min-item-ratings': { type: 'string' }, 'implicit-threshold': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions },
   });
   if (v.help === true) {
     console.log(usage);
@@ -29,7 +32,7 @@ await runActor('data-shard', usage, async () => {
   const epochs = intFlag('epochs', v.epochs, 10, 1);
   const batchSize = intFlag('batch-size', v['batch-size'], 1024, 1);
   const log = actorLog(`data-shard ${shard}/${of}`);
-  const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed }, log);
+  const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed, ...parseDataOptions(v) }, log);
   const conn = await connectActor(v, { name: `data-shard-${shard}`, log });
   await registerActorService(conn.nc, { role: 'data-shard', job, rank: `${shard}/${of}` });
   const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log });

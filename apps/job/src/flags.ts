@@ -3,6 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/data';
+import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
 import { KNN_LAUNCH, KNN_MODEL } from '@actorflow/knn';
 import { listModels, modelEntry } from '@actorflow/models';
 
@@ -28,6 +29,8 @@ export interface JobPlan {
   readonly modelFlags: readonly string[];
   readonly natsUrl: string | undefined;
   readonly verbose: boolean;
+  /** Data options passed to the data shards (and saved with the model so recommend loads the same data). */
+  readonly data: DataOptions;
   /** Start the monitor's web page for this job on a free port (--monitor). */
   readonly monitor?: boolean;
 }
@@ -69,6 +72,10 @@ and exits non-zero if any actor failed.
   --lr X, --optimizer NAME, --l2 X
                              the optimizer (adam|adagrad|sgd|rmsprop), its learning rate and L2 (default: the
                              model's recommended); the same as --model-flag lr=X and so on
+  --rating-range LO,HI       every rating must lie in LO…HI (a rating outside is a file:line error)
+  --min-user-ratings N       drop users with fewer than N ratings (and items below --min-item-ratings N), repeated
+  --min-item-ratings N       until stable, before the split (not with --split file:)
+  --implicit-threshold T     implicit feedback: ratings ≥ T become 1, the others are dropped, before the split
   --nats-url URL             use this NATS server instead of starting one
   --monitor                  also start the monitor's web page for this job on a free port (its URL is printed)
   --verbose                  echo every actor's output
@@ -112,6 +119,10 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         'nats-url': { type: 'string' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean' },
+        'rating-range': { type: 'string' },
+        'min-user-ratings': { type: 'string' },
+        'min-item-ratings': { type: 'string' },
+        'implicit-threshold': { type: 'string' },
         ...FIRST_CLASS_FLAGS,
       },
     });
@@ -148,6 +159,16 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   const images = entry.input === 'images';
   const dataset = checkDataset(v.dataset ?? (images ? 'mnist:bundled' : 'synthetic:small'), env);
   const split = checkSplit(v.split ?? 'random:0.1', dataset, images, env);
+  let data: DataOptions;
+  try {
+    data = parseDataFlags(v);
+  } catch (err) {
+    throw new JobFlagError((err as Error).message);
+  }
+  if (split.startsWith('file:') && (data.minUserRatings !== undefined || data.minItemRatings !== undefined)) {
+    throw new JobFlagError(`--min-user-ratings / --min-item-ratings do not apply to --split file: (they would drop ids the test file uses); filter the files beforehand`);
+  }
+  if (images && Object.keys(data).length > 0) throw new JobFlagError(`--rating-range, --min-*-ratings and --implicit-threshold are for rating datasets, not ${dataset}`);
   return {
     job,
     strategy,
@@ -169,6 +190,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     modelFlags,
     natsUrl: v['nats-url'] ?? (env.NATS_URL !== undefined && env.NATS_URL !== '' ? env.NATS_URL : undefined),
     verbose: v.verbose === true,
+    data,
     ...(v.monitor === true ? { monitor: true } : {}),
   };
 }
@@ -226,7 +248,8 @@ const FIRST_CLASS_FLAGS = {
 /** Every flag the launcher knows (for "did you mean"). */
 const KNOWN_FLAGS = [
   'strategy', 'model', 'dataset', 'split', 'seed', 'trainers', 'data-shards', 'ps-shards', 'epochs', 'batch-size', 'eval-every',
-  'allreduce', 'out', 'job', 'backend', 'model-flag', 'hyper', 'nats-url', 'verbose', 'help', ...Object.keys(FIRST_CLASS_FLAGS),
+  'allreduce', 'out', 'job', 'backend', 'model-flag', 'hyper', 'nats-url', 'verbose', 'help',
+  'rating-range', 'min-user-ratings', 'min-item-ratings', 'implicit-threshold', ...Object.keys(FIRST_CLASS_FLAGS),
 ];
 
 const OPTIMIZERS = ['adam', 'adagrad', 'sgd', 'rmsprop'];

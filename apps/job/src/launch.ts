@@ -5,11 +5,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { NatsServer, connect, requestLarge, type NatsConnection } from '@actorflow/bus';
 import { saveParams } from '@actorflow/embeddings';
-import type { JobConfig } from '@actorflow/feed';
+
 import { createModel, exampleKindOf } from '@actorflow/models';
 import { snapshotCodec, subjects } from '@actorflow/protocol';
 import { PsClient, mergeSnapshots, nonFiniteParam, type ShardStats } from '@actorflow/strategies';
 import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
+import { dataOptionFlags, type JobConfig } from '@actorflow/feed';
 import type { JobPlan } from './flags.ts';
 import { Progress, type Throughput } from './progress.ts';
 import { Supervisor, type ActorSpec } from './supervisor.ts';
@@ -111,7 +112,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     for (let i = 0; i < dataShards; i++) {
       sup.start(actor(`data-shard-${i}`, 'data-shard', 'service', [...common, '--shard', `${i}`, '--of', `${dataShards}`,
         '--dataset', plan.dataset, '--split', plan.split, '--seed', `${plan.seed}`, '--epochs', `${plan.epochs}`,
-        '--batch-size', `${plan.batchSize}`]));
+        '--batch-size', `${plan.batchSize}`, ...dataOptionFlags(plan.data)]));
     }
     const info = (await waitForAnswer(nc, subjects.dataInfo(plan.job), 'the data shards', 600_000, failed)) as Record<string, unknown>;
     progress.setDataInfo(info);
@@ -153,7 +154,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     let checkpoint: Record<string, string>;
     if (model === undefined) {
       // kNN: the merged neighbour lists (model/neighbours.bin) instead of parameters.
-      checkpoint = await saveKnnModel(nc, plan.job, resolve(out, 'model'), { ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed } });
+      checkpoint = await saveKnnModel(nc, plan.job, resolve(out, 'model'), { ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data } });
     } else {
       const snapshots =
         plan.strategy === 'mirrored'
@@ -167,7 +168,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
       saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
       const ratingRange = Array.isArray(info.ratingRange) ? { ratingRange: info.ratingRange } : {};
-      writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed }, ...ratingRange }, null, 2)}\n`);
+      writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data }, ...ratingRange }, null, 2)}\n`);
     }
     // Per parameter shard: pushes applied, dropped, rejected by reason and by sender.
     let psShardStats: ShardStats[] | undefined;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Engine } from '@actorflow/engine';
 import { rowsForIds, type IdMap, type InteractionsBatch, groupRows } from '@actorflow/data';
 import { loadParams, type EmbeddingTable } from '@actorflow/embeddings';
-import { loadJobDataset, type JobConfig } from '@actorflow/feed';
+import { loadJobDataset, type DatasetSpec, type JobConfig } from '@actorflow/feed';
 import { topK } from '@actorflow/metrics';
 import { KNN_MODEL, KnnModel, knnSettings, prepareKnn, readNeighbours, type KnnHyper, type Neighbours } from '@actorflow/knn';
 import { createModel, type TrainableModel } from '@actorflow/models';
@@ -28,7 +28,7 @@ export interface Scored {
 }
 
 interface SavedConfig extends JobConfig {
-  readonly dataset?: { readonly source: string; readonly split: string; readonly seed: number };
+  readonly dataset?: DatasetSpec & { readonly split: string };
   /** The lowest and highest training rating (written by the launcher): rating models' scores are clipped to it. */
   readonly ratingRange?: readonly [number, number];
 }
@@ -82,7 +82,7 @@ export class Recommender {
     for (const t of file.tables) tables[t.name] = t;
     for (const spec of model.tableSpecs()) if (tables[spec.name] === undefined) throw new RecommendError(`${paramsPath} has no table '${spec.name}' that ${config.model} needs`);
     log(`loading ${config.dataset.source} (split ${config.dataset.split}, seed ${config.dataset.seed}) for ids and histories …`);
-    const ds = await loadJobDataset({ source: config.dataset.source, split: config.dataset.split, seed: config.dataset.seed }, log);
+    const ds = await loadJobDataset(config.dataset, log);
     const rec = new Recommender(model, { tables, dense: { ...file.dense } }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
     if ((model.task ?? 'rating') === 'rating') rec.ratingRange = config.ratingRange ?? ds.ratingRange;
     return rec;
@@ -93,7 +93,7 @@ export class Recommender {
     if (!existsSync(path)) throw new RecommendError(`${path} not found: the kNN job did not finish; re-run it`);
     const spec = config.dataset as NonNullable<SavedConfig['dataset']>;
     log(`loading ${spec.source} (split ${spec.split}, seed ${spec.seed}) for ids, histories and the kNN statistics …`);
-    const ds = await loadJobDataset({ source: spec.source, split: spec.split, seed: spec.seed }, log);
+    const ds = await loadJobDataset(spec, log);
     const settings = knnSettings(config.hyper as KnnHyper);
     const neighbours = readNeighbours(path);
     const model = new KnnModel(prepareKnn(ds.train, { numUsers: ds.numUsers, numItems: ds.numItems }), settings.options, neighbours);

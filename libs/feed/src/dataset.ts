@@ -2,7 +2,7 @@
 // same seed → the same train/test split everywhere.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, groupRows, loadBundledDigits, loadIdx, loadRatings, parseSplitSpec, randomSplit, resolveUserPath, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type HeldOut, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
+import { countIds, DataError, filterMinCounts, groupRows, toImplicit, loadBundledDigits, loadIdx, loadRatings, parseSplitSpec, randomSplit, resolveUserPath, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type HeldOut, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
 
 export interface DatasetSpec {
   /**
@@ -13,6 +13,52 @@ export interface DatasetSpec {
   /** Split spec, e.g. `random:0.1` (default), or `file:PATH` (a test file in the training file's format; ids encoded jointly). */
   readonly split?: string;
   readonly seed: number;
+  /** Every rating must lie in [lo, hi]; a rating outside is a file:line error. */
+  readonly ratingRange?: readonly [number, number];
+  /** Applied before the split (k-core filter, see filterMinCounts); not with `file:` splits. */
+  readonly minUserRatings?: number;
+  readonly minItemRatings?: number;
+  /** Ratings ≥ T become 1, the others are dropped (toImplicit), before the split. */
+  readonly implicitThreshold?: number;
+}
+
+/** The dataset options of --rating-range, --min-user-ratings, --min-item-ratings, --implicit-threshold. */
+export type DataOptions = Pick<DatasetSpec, 'ratingRange' | 'minUserRatings' | 'minItemRatings' | 'implicitThreshold'>;
+
+/** The data-shard flags of `data` (the same names as the launcher's). */
+export function dataOptionFlags(data: DataOptions): string[] {
+  return [
+    ...(data.ratingRange !== undefined ? ['--rating-range', data.ratingRange.join(',')] : []),
+    ...(data.minUserRatings !== undefined ? ['--min-user-ratings', `${data.minUserRatings}`] : []),
+    ...(data.minItemRatings !== undefined ? ['--min-item-ratings', `${data.minItemRatings}`] : []),
+    ...(data.implicitThreshold !== undefined ? ['--implicit-threshold', `${data.implicitThreshold}`] : []),
+  ];
+}
+
+/** Parses the data options from flag values (apps/job and apps/data-shard check them alike). */
+export function parseDataOptions(v: { 'rating-range'?: string; 'min-user-ratings'?: string; 'min-item-ratings'?: string; 'implicit-threshold'?: string }): DataOptions {
+  const fail = (msg: string): DataError => new DataError(msg);
+  const out: { ratingRange?: readonly [number, number]; minUserRatings?: number; minItemRatings?: number; implicitThreshold?: number } = {};
+  const rr = v['rating-range'];
+  if (rr !== undefined) {
+    const parts = rr.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+    if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[0] > parts[1]) throw fail(`--rating-range takes LO,HI (two numbers, LO ≤ HI, e.g. 1,5), got '${rr}'`);
+    out.ratingRange = [parts[0], parts[1]];
+  }
+  for (const [flag, key] of [['min-user-ratings', 'minUserRatings'], ['min-item-ratings', 'minItemRatings']] as const) {
+    const raw = v[flag];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isInteger(n) || n < 1) throw fail(`--${flag} must be a positive integer, got '${raw}'`);
+    out[key] = n;
+  }
+  const it = v['implicit-threshold'];
+  if (it !== undefined) {
+    const n = Number(it);
+    if (it.trim() === '' || !Number.isFinite(n)) throw fail(`--implicit-threshold must be a number (ratings ≥ it become 1), got '${it}'`);
+    out.implicitThreshold = n;
+  }
+  return out;
 }
 
 export interface JobDataset {
@@ -74,7 +120,8 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
         }
       };
     };
-    const loaded = await loadRatings(source, { onProgress: progress(source) });
+    const range = spec.ratingRange !== undefined ? { ratingRange: spec.ratingRange } : {};
+    const loaded = await loadRatings(source, { onProgress: progress(source), ...range });
     ratings = loaded.ratings;
     ids = { users: loaded.users, items: loaded.items };
     const fileSplit = spec.split !== undefined ? parseSplitSpec(spec.split) : undefined;
@@ -82,11 +129,29 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
       // One id map for both files: the test file extends the training file's maps, so a test id
       // unseen in training gets its own (never trained) row, which evaluation treats as cold start.
       const testPath = resolveUserPath(fileSplit.path);
-      const test = await loadRatings(testPath, { onProgress: progress(testPath), users: loaded.users, items: loaded.items, format: loaded.format });
-      return finish(ratings, test.ratings, loaded.users.size, loaded.items.size, undefined, ids, undefined);
+      if (spec.minUserRatings !== undefined || spec.minItemRatings !== undefined) throw new DataError(`min-count filters do not apply to a file: split (they would drop ids the test file uses); filter the files beforehand`);
+      const test = await loadRatings(testPath, { onProgress: progress(testPath), users: loaded.users, items: loaded.items, format: loaded.format, ...range });
+      const implicit = (r: Ratings): Ratings => (spec.implicitThreshold !== undefined ? toImplicit(r, { threshold: spec.implicitThreshold }) : r);
+      return finish(implicit(ratings), implicit(test.ratings), loaded.users.size, loaded.items.size, undefined, ids, undefined);
     }
     numUsers = loaded.users.size;
     numItems = loaded.items.size;
+  }
+  if (spec.implicitThreshold !== undefined) {
+    const before = ratings.length;
+    ratings = toImplicit(ratings, { threshold: spec.implicitThreshold });
+    log(`implicit feedback: ${ratings.length} of ${before} ratings are ≥ ${spec.implicitThreshold}`);
+    if (ratings.length === 0) throw new DataError(`no rating is ≥ the implicit threshold ${spec.implicitThreshold}`);
+  }
+  if (spec.minUserRatings !== undefined || spec.minItemRatings !== undefined) {
+    const before = ratings.length;
+    const f = filterMinCounts(ratings, { ...(spec.minUserRatings !== undefined ? { minUserRatings: spec.minUserRatings } : {}), ...(spec.minItemRatings !== undefined ? { minItemRatings: spec.minItemRatings } : {}) }, ids ?? {});
+    ratings = f.ratings;
+    if (ratings.length === 0) throw new DataError(`no rating is left after the min-count filters (users ≥ ${spec.minUserRatings ?? 0}, items ≥ ${spec.minItemRatings ?? 0} ratings)`);
+    ids = f.users !== undefined && f.items !== undefined ? { users: f.users, items: f.items } : undefined;
+    numUsers = f.users?.size ?? countIds(ratings.user);
+    numItems = f.items?.size ?? countIds(ratings.item);
+    log(`min-count filters: ${ratings.length} of ${before} ratings kept, ${numUsers} users, ${numItems} items`);
   }
   const split = spec.split === undefined ? randomSplit(ratings, { seed: spec.seed }) : splitBySpec(ratings, spec.split, spec.seed);
   const { train, test } = split;

@@ -36,3 +36,27 @@ t.test('loadJobDataset: relative paths against INIT_CWD; a missing test file nam
   const ds = await loadJobDataset({ source: 'u1.base', split: 'fixed:1', seed: 1 });
   t.equal(ds.train.length + ds.test.length, 2);
 });
+
+t.test('loadJobDataset: implicit threshold and min-count filters before the split; data option parsing', async (t) => {
+  const { parseDataOptions, dataOptionFlags } = await import('../mod.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'feed-file-split-'));
+  // user 1: 3 ratings, user 2: 3, user 3: 1 (dropped by min-user-ratings 2); item 40 only rated by user 3.
+  writeFileSync(join(dir, 'u.data'), '1\t10\t5\t1\n1\t20\t4\t2\n1\t30\t2\t3\n2\t10\t4\t4\n2\t20\t1\t5\n2\t30\t5\t6\n3\t40\t5\t7\n');
+  const f = await loadJobDataset({ source: join(dir, 'u.data'), split: 'fixed:2', seed: 1, minUserRatings: 2 });
+  t.equal(f.train.length + f.test.length, 6);
+  t.equal(f.numUsers, 2);
+  t.equal(f.numItems, 3);
+  t.same(f.users?.toJSON(), [1, 2]);
+  const imp = await loadJobDataset({ source: join(dir, 'u.data'), split: 'fixed:1', seed: 1, implicitThreshold: 4 });
+  t.equal(imp.train.length + imp.test.length, 5, 'ratings ≥ 4 are kept');
+  t.ok(Array.from(imp.train.rating).every((r) => r === 1));
+  await t.rejects(loadJobDataset({ source: join(dir, 'u.data'), split: 'fixed:1', seed: 1, ratingRange: [1, 4] }), { message: `${join(dir, 'u.data')}:1: rating 5 is outside the rating range 1…4` });
+  await t.rejects(loadJobDataset({ source: join(dir, 'u.data'), split: `file:${join(dir, 'u.data')}`, seed: 1, minItemRatings: 2 }), /do not apply to a file: split/);
+  const opts = parseDataOptions({ 'rating-range': '1,5', 'min-user-ratings': '5', 'implicit-threshold': '3.5' });
+  t.same(opts, { ratingRange: [1, 5], minUserRatings: 5, implicitThreshold: 3.5 });
+  t.same(dataOptionFlags(opts), ['--rating-range', '1,5', '--min-user-ratings', '5', '--implicit-threshold', '3.5']);
+  t.throws(() => parseDataOptions({ 'rating-range': '5,1' }), /LO ≤ HI/);
+  t.throws(() => parseDataOptions({ 'rating-range': '1' }), /LO,HI/);
+  t.throws(() => parseDataOptions({ 'min-item-ratings': '0' }), /positive integer/);
+  t.throws(() => parseDataOptions({ 'implicit-threshold': 'x' }), /must be a number/);
+});
