@@ -2,7 +2,7 @@
 // it with its role, job and rank in the metadata, and its live stats (the connection's message
 // counters, uptime, memory, plus whatever the actor adds) in the stats of its `status` endpoint,
 // which also answers requests on `actorflow.status.<job>.<role>.<id>` with the same JSON.
-import type { NatsConnection } from '@nats-io/nats-core';
+import { NoRespondersError, type NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceInfo, type ServiceStats } from '@nats-io/services';
 
 /** The service name every actor registers under (so `$SRV.INFO.actorflow` lists them all). */
@@ -87,6 +87,7 @@ export async function registerActorService(nc: NatsConnection, o: ActorServiceOp
       if (err === null) m.respond(JSON.stringify(snapshot()));
     },
   });
+  await nc.flush(); // the server has our subscriptions: discovery from any connection sees us from now on
   return {
     service,
     statusSubject,
@@ -97,18 +98,30 @@ export async function registerActorService(nc: NatsConnection, o: ActorServiceOp
   };
 }
 
+function isNoResponders(err: unknown): boolean {
+  // NoRespondersError in nats-core 3.3 (possibly from the services package's nested copy, hence the
+  // name check); a RequestError with isNoResponders() in later releases.
+  const e = err as { name?: string; isNoResponders?: () => boolean } | null;
+  return err instanceof NoRespondersError || e?.name === 'NoRespondersError' || (typeof e?.isNoResponders === 'function' && e.isNoResponders());
+}
+
+/** The replies of a discovery request; no responders (no actor at all) is an empty list. */
+async function collect<T extends { metadata?: Record<string, string> }>(replies: () => Promise<AsyncIterable<T>>, job: string | undefined): Promise<T[]> {
+  const out: T[] = [];
+  try {
+    for await (const r of await replies()) if (job === undefined || r.metadata?.job === job) out.push(r);
+  } catch (err) {
+    if (!isNoResponders(err)) throw err;
+  }
+  return out;
+}
+
 /** Every actor that answers `$SRV.INFO.actorflow` within `timeoutMs` (all jobs, or one). */
 export async function listActorServices(nc: NatsConnection, o: { job?: string; timeoutMs?: number } = {}): Promise<ServiceInfo[]> {
-  const it = await svcm(nc).client(clientOptions(o.timeoutMs ?? 1000)).info(ACTOR_SERVICE_NAME);
-  const out: ServiceInfo[] = [];
-  for await (const info of it) if (o.job === undefined || info.metadata?.job === o.job) out.push(info);
-  return out;
+  return collect(() => svcm(nc).client(clientOptions(o.timeoutMs ?? 1000)).info(ACTOR_SERVICE_NAME), o.job);
 }
 
 /** The STATS replies of every actor (all jobs, or one). */
 export async function actorServiceStats(nc: NatsConnection, o: { job?: string; timeoutMs?: number } = {}): Promise<ServiceStats[]> {
-  const it = await svcm(nc).client(clientOptions(o.timeoutMs ?? 1000)).stats(ACTOR_SERVICE_NAME);
-  const out: ServiceStats[] = [];
-  for await (const s of it) if (o.job === undefined || s.metadata?.job === o.job) out.push(s);
-  return out;
+  return collect(() => svcm(nc).client(clientOptions(o.timeoutMs ?? 1000)).stats(ACTOR_SERVICE_NAME), o.job);
 }

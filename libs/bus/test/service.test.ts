@@ -9,6 +9,8 @@ t.test('two actors answer $SRV.INFO / PING / STATS with role, job, rank and live
   const a = await connect({ servers: [server.url] });
   const b = await connect({ servers: [server.url] });
   const watcher = await connect({ servers: [server.url] });
+  t.same(await listActorServices(watcher, { timeoutMs: 300 }), [], 'no actor at all: an empty list, not an error');
+  t.same(await actorServiceStats(watcher, { timeoutMs: 300 }), []);
   t.teardown(async () => {
     await Promise.all([a, b, watcher].map((nc) => (nc.isClosed() ? undefined : nc.close())));
   });
