@@ -10,7 +10,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 function start(app: string, args: string[], env: Record<string, string> = {}) {
   const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', `apps/${app}/main.ts`, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '', RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', ...env } });
+  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', `apps/${app}/main.ts`, ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NATS_URL: '', RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', ...env },
+  });
   let err = '';
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   child.stdout.on('data', () => undefined);

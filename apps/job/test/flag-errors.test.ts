@@ -27,7 +27,18 @@ t.test('unknown flags: one line, with the nearest known flag', async (t) => {
   }
   t.throws(() => parse(['--zzzzzzzz']), { message: 'unknown flag --zzzzzzzz; run with --help for the list of options' }, 'nothing near: no guess');
   t.throws(() => parse(['--epochs']), JobFlagError);
-  t.notMatch((() => { try { parse(['--epochs']); } catch (e) { return (e as Error).message; } return ''; })(), /\n/, 'one line');
+  t.notMatch(
+    (() => {
+      try {
+        parse(['--epochs']);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })(),
+    /\n/,
+    'one line',
+  );
 });
 
 t.test('negative numbers get the value check, not a parser puzzle', async (t) => {

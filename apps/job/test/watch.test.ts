@@ -36,7 +36,10 @@ t.test('the printed --tail command, run as printed, shows the job’s reports', 
   const line = watchCommands(server.url, 'watched')[1] ?? '';
   const args = line.slice(line.indexOf(' -- ') + 4).split(' ');
   const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', join(root, 'apps/monitor/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '' } });
+  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', join(root, 'apps/monitor/main.ts'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NATS_URL: '' },
+  });
   t.teardown(() => child.kill('SIGTERM'));
   let out = '';
   let err = '';
@@ -54,7 +57,9 @@ t.test('the printed --tail command, run as printed, shows the job’s reports', 
   t.teardown(() => nc.close());
   const h = natsHeaders();
   for (const [k, v] of Object.entries(monitoringHeaders('watched'))) h.set(k, v);
-  nc.publish(subjects.loss, lossReportCodec.encode({ job: 'watched', rank: 0, step: 3, epoch: 0, loss: 0.75, examples: 10, examplesPerSec: 100, strategy: 'ps', backend: 'cpu', ts: 1 }), { headers: h });
+  nc.publish(subjects.loss, lossReportCodec.encode({ job: 'watched', rank: 0, step: 3, epoch: 0, loss: 0.75, examples: 10, examplesPerSec: 100, strategy: 'ps', backend: 'cpu', ts: 1 }), {
+    headers: h,
+  });
   await nc.flush();
   await until(() => out.includes('\n'), 'a line');
   t.match(JSON.parse(out.split('\n')[0] ?? '') as object, { subject: 'train.loss', job: 'watched', step: 3, loss: 0.75 });

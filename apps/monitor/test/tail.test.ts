@@ -27,7 +27,10 @@ t.test('monitor --tail --job prints one JSON line per message of that job, then 
   const server = await NatsServer.start();
   t.teardown(() => server.stop());
   const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', main, '--tail', '--job', 'tailjob', '--server', server.url], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '' } });
+  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', main, '--tail', '--job', 'tailjob', '--server', server.url], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NATS_URL: '' },
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -49,7 +52,10 @@ t.test('monitor --tail --job prints one JSON line per message of that job, then 
   await publishReports(nc, mine);
   const expected = mine.loss.length + mine.evals.length;
   await until(() => out.split('\n').filter((l) => l !== '').length >= expected, `${expected} lines`);
-  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { subject: string; job: string; rank?: number; step: number; loss?: number; metrics?: object });
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { subject: string; job: string; rank?: number; step: number; loss?: number; metrics?: object });
   t.equal(lines.length, expected, 'one line per message, none of the other job');
   t.ok(lines.every((l) => l.job === 'tailjob'));
   t.same(
@@ -57,9 +63,16 @@ t.test('monitor --tail --job prints one JSON line per message of that job, then 
     mine.loss.map((l) => [l.rank, l.step, l.loss]),
     'the loss reports as published',
   );
-  t.same(lines.filter((l) => l.subject === 'train.eval').map((l) => l.metrics), mine.evals.map((e) => e.metrics));
+  t.same(
+    lines.filter((l) => l.subject === 'train.eval').map((l) => l.metrics),
+    mine.evals.map((e) => e.metrics),
+  );
   const services = await listActorServices(nc, { job: 'tailjob' });
-  t.same(services.map((s) => s.metadata?.role), ['monitor'], 'the monitor answers $SRV.INFO as an actorflow service of its job');
+  t.same(
+    services.map((s) => s.metadata?.role),
+    ['monitor'],
+    'the monitor answers $SRV.INFO as an actorflow service of its job',
+  );
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'clean exit on SIGTERM');
 });

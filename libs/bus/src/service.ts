@@ -118,10 +118,22 @@ async function collect<T extends { metadata?: Record<string, string> }>(replies:
 
 /** Every actor that answers `$SRV.INFO.actorflow` within `timeoutMs` (all jobs, or one). */
 export async function listActorServices(nc: NatsConnection, o: { job?: string; timeoutMs?: number } = {}): Promise<ServiceInfo[]> {
-  return collect(() => svcm(nc).client(clientOptions(o.timeoutMs ?? 1000)).info(ACTOR_SERVICE_NAME), o.job);
+  return collect(
+    () =>
+      svcm(nc)
+        .client(clientOptions(o.timeoutMs ?? 1000))
+        .info(ACTOR_SERVICE_NAME),
+    o.job,
+  );
 }
 
 /** The STATS replies of every actor (all jobs, or one). */
 export async function actorServiceStats(nc: NatsConnection, o: { job?: string; timeoutMs?: number } = {}): Promise<ServiceStats[]> {
-  return collect(() => svcm(nc).client(clientOptions(o.timeoutMs ?? 1000)).stats(ACTOR_SERVICE_NAME), o.job);
+  return collect(
+    () =>
+      svcm(nc)
+        .client(clientOptions(o.timeoutMs ?? 1000))
+        .stats(ACTOR_SERVICE_NAME),
+    o.job,
+  );
 }

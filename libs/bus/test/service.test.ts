@@ -25,7 +25,11 @@ t.test('two actors answer $SRV.INFO / PING / STATS with role, job, rank and live
   t.same(byRole.get('aggregator')?.metadata, { role: 'aggregator', job: 'job-a', rank: '0', pid: String(process.pid) });
   t.same(byRole.get('trainer')?.metadata, { role: 'trainer', job: 'job-b', rank: '1,2', pid: String(process.pid) });
   t.equal(byRole.get('trainer')?.name, ACTOR_SERVICE_NAME);
-  t.same((await listActorServices(watcher, { job: 'job-b' })).map((i) => i.metadata?.role), ['trainer'], 'filter by job');
+  t.same(
+    (await listActorServices(watcher, { job: 'job-b' })).map((i) => i.metadata?.role),
+    ['trainer'],
+    'filter by job',
+  );
 
   // The raw protocol, as `nats req '$SRV.PING' ''` would see it.
   const ping = JSON.parse(new TextDecoder().decode((await watcher.request(`$SRV.PING.${ACTOR_SERVICE_NAME}`, '', { timeout: 2000 })).data)) as { type: string; name: string };
@@ -46,7 +50,11 @@ t.test('two actors answer $SRV.INFO / PING / STATS with role, job, rank and live
 
   await agg.stop();
   await agg.stop();
-  t.same((await listActorServices(watcher)).map((i) => i.metadata?.role), ['trainer'], 'a stopped actor is gone');
+  t.same(
+    (await listActorServices(watcher)).map((i) => i.metadata?.role),
+    ['trainer'],
+    'a stopped actor is gone',
+  );
   await b.close();
   t.same(await listActorServices(watcher, { timeoutMs: 300 }), [], 'a closed connection takes its service with it');
 });
