@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { NatsServer, connect, listActorServices } from '@actorflow/bus';
-import { tailLine } from '../src/tail.ts';
+import { tailLine, tailReports } from '../src/tail.ts';
 import { demoReports, publishReports } from './helpers.ts';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'main.ts');
@@ -21,6 +21,29 @@ t.test('tailLine: subject and job first, the report as sent; other jobs skipped'
   t.same(JSON.parse(tailLine('train.eval', { headers: undefined, data: enc('not json') }) ?? ''), { subject: 'train.eval', raw: 'not json' }, 'not JSON: shown raw');
   t.same(JSON.parse(tailLine('train.eval', { headers: h, data: enc('[1]') }, 'j1') ?? ''), { subject: 'train.eval', job: 'j1', raw: '[1]' });
   t.equal(tailLine('train.eval', { headers: undefined, data: enc('[1]') }, 'j1'), undefined, 'no job to match: skipped when a job is chosen');
+});
+
+t.test('tailReports writes a line per message of the job, in order, until stopped', async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(() => nc.close());
+  const lines: string[] = [];
+  const tail = tailReports(nc, (l) => lines.push(l), 'inproc');
+  await nc.flush();
+  const mine = demoReports('inproc', { ranks: 1, steps: 4, evalEvery: 2 });
+  await publishReports(nc, demoReports('other', { ranks: 1, steps: 2 }));
+  await publishReports(nc, mine);
+  const deadline = Date.now() + 30_000;
+  while (lines.length < mine.loss.length + mine.evals.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.same(
+    lines.map((l) => (JSON.parse(l) as { subject: string; step: number }).subject),
+    ['train.loss', 'train.loss', 'train.eval', 'train.loss', 'train.loss', 'train.eval'],
+  );
+  tail.stop();
+  await publishReports(nc, mine);
+  await nc.flush();
+  t.equal(lines.length, 6, 'nothing after stop');
 });
 
 t.test('monitor --tail --job prints one JSON line per message of that job, then exits on SIGTERM', async (t) => {
