@@ -19,5 +19,8 @@ t.test('ranks in separate processes (one alone, two sharing a process) agree', a
   const lines = [...a.split(' '), ...bc.split(' ')];
   t.equal(lines.length, 3, lines.join(' | '));
   const sums = lines.map((l) => l.split(':').slice(1).join(':'));
-  t.ok(sums.every((s) => s === sums[0]), `every rank got the same star and ring sums (${sums[0]})`);
+  t.ok(
+    sums.every((s) => s === sums[0]),
+    `every rank got the same star and ring sums (${sums[0]})`,
+  );
 });

@@ -3,7 +3,7 @@
 // asynchronous result must reach the single-process RMSE on the same split within 0.01.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { selectBackend } from '@actorflow/engine';
@@ -69,10 +69,17 @@ t.test('mirrored job over 2 data shards and the ring all-reduce finishes and lea
 });
 
 t.test('a failing actor fails the job with its name and last words; bad flags are usage errors', async (t) => {
-  const bad = runJob(['--job', 'e2e-bad', '--dataset', '/nonexistent/ratings.csv', '--out', join(tmpdir(), `actorflow-bad-${process.pid}`)]);
+  // A missing file is caught before anything starts (a usage error) ...
+  const missing = runJob(['--job', 'e2e-missing', '--dataset', '/nonexistent/ratings.csv', '--out', join(tmpdir(), `actorflow-missing-${process.pid}`)]);
+  t.equal(missing.status, 2);
+  t.match(missing.stderr, /no such file: \/nonexistent\/ratings\.csv/);
+  // ... a file that exists but does not parse fails in the data shard, once the job runs.
+  const garbage = join(tmpdir(), `actorflow-garbage-${process.pid}.csv`);
+  writeFileSync(garbage, 'userId,movieId,rating,timestamp\n1,2,not-a-rating,0\n');
+  const bad = runJob(['--job', 'e2e-bad', '--dataset', garbage, '--out', join(tmpdir(), `actorflow-bad-${process.pid}`)]);
   t.equal(bad.status, 1);
   t.match(bad.stderr, /job failed: actor data-shard-\d exited with code 1/);
-  t.match(bad.stderr, /no such file: \/nonexistent\/ratings\.csv/);
+  t.match(bad.stderr, /not-a-rating|rating/);
   const usage = runJob(['--trainers', 'two']);
   t.equal(usage.status, 2);
   t.match(usage.stderr, /--trainers must be a positive integer, got 'two'/);

@@ -37,12 +37,17 @@ for (const [strategy, hyper] of [
     const run = runJob(['--job', `e2e-knn-${strategy}`, '--model', 'knn', '--strategy', strategy, '--trainers', '2', '--dataset', 'synthetic:tiny', ...hyperFlags, '--out', out]);
     t.equal(run.status, 0, run.stderr.slice(-2000));
     const blocks = 'blocks' in hyper ? hyper.blocks : 8;
-    t.match(run.stdout, new RegExp(`step ${strategy === 'ps' ? blocks : Math.ceil(blocks / 2)}/${strategy === 'ps' ? blocks : Math.ceil(blocks / 2)} \\(100 %\\)`), 'progress counts similarity blocks');
+    t.match(
+      run.stdout,
+      new RegExp(`step ${strategy === 'ps' ? blocks : Math.ceil(blocks / 2)}/${strategy === 'ps' ? blocks : Math.ceil(blocks / 2)} \\(100 %\\)`),
+      'progress counts similarity blocks',
+    );
     const result = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as Metrics;
     const ref = await reference(hyper);
     const diff = Math.abs(result.metrics.rmse - ref.metrics.rmse);
     t.ok(diff < 1e-6, `job RMSE ${result.metrics.rmse.toFixed(6)} vs single process ${ref.metrics.rmse.toFixed(6)} (|Δ| ${diff.toExponential(1)})`);
-    for (const k of ['mae', 'rmse@10', 'rmse@20', 'rmse@40', 'rmse@80', 'globalMean.rmse']) t.ok(Math.abs(result.metrics[k] - ref.metrics[k]) < 1e-6, `${k} ${result.metrics[k].toFixed(6)} = ${ref.metrics[k].toFixed(6)}`);
+    for (const k of ['mae', 'rmse@10', 'rmse@20', 'rmse@40', 'rmse@80', 'globalMean.rmse'])
+      t.ok(Math.abs(result.metrics[k] - ref.metrics[k]) < 1e-6, `${k} ${result.metrics[k].toFixed(6)} = ${ref.metrics[k].toFixed(6)}`);
     t.ok(result.metrics.rmse < 0.9 * result.metrics['globalMean.rmse'], `kNN ${result.metrics.rmse.toFixed(4)} beats the global mean ${result.metrics['globalMean.rmse'].toFixed(4)}`);
     t.equal(result.steps, blocks, 'steps = similarity blocks');
     t.same(readNeighbours(result.checkpoint.neighbours), ref.model.neighbours, 'saved neighbour lists = single process');

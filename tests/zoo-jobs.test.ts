@@ -56,9 +56,39 @@ for (const c of cases) {
   for (const strategy of ['mirrored', 'ps'] as const) {
     t.test(`${c.model}: ${strategy} job with 2 trainer processes matches the single process`, async (t) => {
       const out = join(tmpdir(), `actorflow-zoo-${c.model}-${strategy}-${process.pid}`);
-      const args = ['--job', `zoo-${c.model}-${strategy}`, '--model', c.model, '--strategy', strategy, '--trainers', '2', '--dataset', c.dataset, '--epochs', `${c.epochs}`, '--batch-size', `${c.batch}`,
-        '--data-shards', strategy === 'mirrored' ? '1' : '2', '--ps-shards', '2', '--eval-every', '0', '--backend', 'wasm', '--out', out,
-        '--model-flag', 'optimizer=adam', '--model-flag', `lr=${c.lr}`, '--model-flag', 'l2=0', ...Object.entries(c.hyper).flatMap(([k, v]) => ['--hyper', `${k}=${v}`])];
+      const args = [
+        '--job',
+        `zoo-${c.model}-${strategy}`,
+        '--model',
+        c.model,
+        '--strategy',
+        strategy,
+        '--trainers',
+        '2',
+        '--dataset',
+        c.dataset,
+        '--epochs',
+        `${c.epochs}`,
+        '--batch-size',
+        `${c.batch}`,
+        '--data-shards',
+        strategy === 'mirrored' ? '1' : '2',
+        '--ps-shards',
+        '2',
+        '--eval-every',
+        '0',
+        '--backend',
+        'wasm',
+        '--out',
+        out,
+        '--model-flag',
+        'optimizer=adam',
+        '--model-flag',
+        `lr=${c.lr}`,
+        '--model-flag',
+        'l2=0',
+        ...Object.entries(c.hyper).flatMap(([k, v]) => ['--hyper', `${k}=${v}`]),
+      ];
       const run = runJob(args);
       t.equal(run.status, 0, run.stderr.slice(-3000));
       const { metrics } = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { metrics: Record<string, number> };

@@ -32,9 +32,26 @@ ${busFlagsHelp}`;
 await runActor('aggregator', usage, async () => {
   const { values: v } = parseArgs({
     options: {
-      job: { type: 'string' }, strategy: { type: 'string' }, 'ps-shard': { type: 'string' }, 'ps-shards': { type: 'string' }, 'data-shards': { type: 'string' },
-      model: { type: 'string' }, dim: { type: 'string' }, 'init-std': { type: 'string' }, optimizer: { type: 'string' }, lr: { type: 'string' }, l2: { type: 'string' },
-      momentum: { type: 'string' }, hyper: { type: 'string', multiple: true }, 'list-models': { type: 'boolean' }, 'dense-updates': { type: 'boolean' }, staleness: { type: 'string' }, seed: { type: 'string' }, 'world-size': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions,
+      job: { type: 'string' },
+      strategy: { type: 'string' },
+      'ps-shard': { type: 'string' },
+      'ps-shards': { type: 'string' },
+      'data-shards': { type: 'string' },
+      model: { type: 'string' },
+      dim: { type: 'string' },
+      'init-std': { type: 'string' },
+      optimizer: { type: 'string' },
+      lr: { type: 'string' },
+      l2: { type: 'string' },
+      momentum: { type: 'string' },
+      hyper: { type: 'string', multiple: true },
+      'list-models': { type: 'boolean' },
+      'dense-updates': { type: 'boolean' },
+      staleness: { type: 'string' },
+      seed: { type: 'string' },
+      'world-size': { type: 'string' },
+      help: { type: 'boolean' },
+      ...busFlagOptions,
     },
   });
   if (v.help === true) {
@@ -42,8 +59,17 @@ await runActor('aggregator', usage, async () => {
     return;
   }
   if (v['list-models'] === true) {
-    for (const m of listModels()) console.log(`${m.name.padEnd(10)} ${m.description}\n${''.padEnd(11)}${Object.entries(userHyper(m)).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
-    console.log(`${KNN_MODEL.padEnd(10)} ${KNN_LAUNCH.description}\n${''.padEnd(11)}${Object.entries(KNN_DEFAULTS).map(([k, d]) => `${k}=${String(d)}`).join(' ')}`);
+    for (const m of listModels())
+      console.log(
+        `${m.name.padEnd(10)} ${m.description}\n${''.padEnd(11)}${Object.entries(userHyper(m))
+          .map(([k, d]) => `${k}=${String(d)}`)
+          .join(' ')}`,
+      );
+    console.log(
+      `${KNN_MODEL.padEnd(10)} ${KNN_LAUNCH.description}\n${''.padEnd(11)}${Object.entries(KNN_DEFAULTS)
+        .map(([k, d]) => `${k}=${String(d)}`)
+        .join(' ')}`,
+    );
     return;
   }
   const modelName = v.model ?? 'mf';
@@ -142,14 +168,21 @@ await runActor('aggregator', usage, async () => {
       }),
     );
   }
-  log(`job ${job}: config owner${shard === 0 ? ' and mirrored snapshot store' : ''}, parameter shard ${shard}/${psShards} of ${config.model} (${info.kind === 'images' ? `${info.trainRows} images` : `${info.numUsers} users × ${info.numItems} items`}) ready`);
+  log(
+    `job ${job}: config owner${shard === 0 ? ' and mirrored snapshot store' : ''}, parameter shard ${shard}/${psShards} of ${config.model} (${info.kind === 'images' ? `${info.trainRows} images` : `${info.numUsers} users × ${info.numItems} items`}) ready`,
+  );
   exitOnSignals(conn, () => subs.forEach((s) => s.unsubscribe()));
   let last = 0; // quiet until the first push
   setInterval(() => {
     const s = ps.stats;
     const seen = s.pushes + s.rejected + s.noReply;
-    const rejected = Object.entries(s.rejectedByReason).map(([k, n]) => `${k} ${n}`).join(', ');
-    if (seen !== last) log(`version ${s.version}: ${s.pushes} pushes applied, ${s.dropped} dropped, ${s.rejected} rejected${rejected !== '' ? ` (${rejected})` : ''}${s.noReply > 0 ? `, ${s.noReply} without reply subject` : ''}`);
+    const rejected = Object.entries(s.rejectedByReason)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    if (seen !== last)
+      log(
+        `version ${s.version}: ${s.pushes} pushes applied, ${s.dropped} dropped, ${s.rejected} rejected${rejected !== '' ? ` (${rejected})` : ''}${s.noReply > 0 ? `, ${s.noReply} without reply subject` : ''}`,
+      );
     last = seen;
   }, 5_000).unref();
 });

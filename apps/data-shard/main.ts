@@ -18,7 +18,22 @@ ${busFlagsHelp}`;
 
 await runActor('data-shard', usage, async () => {
   const { values: v } = parseArgs({
-    options: { job: { type: 'string' }, shard: { type: 'string' }, of: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, seed: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'rating-range': { type: 'string' }, 'min-user-ratings': { type: 'string' }, 'min-item-ratings': { type: 'string' }, 'implicit-threshold': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions },
+    options: {
+      job: { type: 'string' },
+      shard: { type: 'string' },
+      of: { type: 'string' },
+      dataset: { type: 'string' },
+      split: { type: 'string' },
+      seed: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'rating-range': { type: 'string' },
+      'min-user-ratings': { type: 'string' },
+      'min-item-ratings': { type: 'string' },
+      'implicit-threshold': { type: 'string' },
+      help: { type: 'boolean' },
+      ...busFlagOptions,
+    },
   });
   if (v.help === true) {
     console.log(usage);

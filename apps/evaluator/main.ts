@@ -26,7 +26,17 @@ ${busFlagsHelp}`;
 
 await runActor('evaluator', usage, async () => {
   const { values: v } = parseArgs({
-    options: { job: { type: 'string' }, every: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, strategy: { type: 'string' }, 'ps-shards': { type: 'string' }, 'data-shards': { type: 'string' }, help: { type: 'boolean' }, ...busFlagOptions },
+    options: {
+      job: { type: 'string' },
+      every: { type: 'string' },
+      out: { type: 'string' },
+      backend: { type: 'string' },
+      strategy: { type: 'string' },
+      'ps-shards': { type: 'string' },
+      'data-shards': { type: 'string' },
+      help: { type: 'boolean' },
+      ...busFlagOptions,
+    },
   });
   if (v.help === true) {
     console.log(usage);
@@ -88,7 +98,9 @@ await runActor('evaluator', usage, async () => {
         if (v.out !== undefined) appendHistory(v.out, report);
         const main = metrics[headline.name];
         const pop = metrics[`popularity.${headline.name}`];
-        log(`step ${step}: ${headline.name} ${main?.toFixed(4)}${pop !== undefined ? ` (popularity ${pop.toFixed(4)})` : ''}${metrics.mae !== undefined ? `, mae ${metrics.mae.toFixed(4)}` : ''} on ${testSize} ${testWhat} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        log(
+          `step ${step}: ${headline.name} ${main?.toFixed(4)}${pop !== undefined ? ` (popularity ${pop.toFixed(4)})` : ''}${metrics.mae !== undefined ? `, mae ${metrics.mae.toFixed(4)}` : ''} on ${testSize} ${testWhat} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        );
         return report;
       } finally {
         running = undefined;

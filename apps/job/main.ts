@@ -25,8 +25,10 @@ if (plan === 'help') {
 
 try {
   const result = await launchJob(plan, root, log);
-  log(`\ndone in ${result.seconds.toFixed(1)} s: ${formatMetrics(result.metrics)}` +
-    (result.noiseFloorRmse !== undefined ? ` (noise floor RMSE of the synthetic data: ${result.noiseFloorRmse.toFixed(4)})` : ''));
+  log(
+    `\ndone in ${result.seconds.toFixed(1)} s: ${formatMetrics(result.metrics)}` +
+      (result.noiseFloorRmse !== undefined ? ` (noise floor RMSE of the synthetic data: ${result.noiseFloorRmse.toFixed(4)})` : ''),
+  );
   log(`metrics, model and logs in ${result.out}`);
   console.log(JSON.stringify({ metrics: result.metrics, noiseFloorRmse: result.noiseFloorRmse, out: result.out }));
 } catch (err) {

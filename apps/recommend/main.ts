@@ -16,7 +16,17 @@ const usage = `Usage: npx nx run recommend -- --model-dir DIR (--user ID | --sim
   --backend NAME      TF.js backend (default: best available)`;
 
 try {
-  const { values: v } = parseArgs({ options: { 'model-dir': { type: 'string' }, user: { type: 'string' }, 'similar-to': { type: 'string' }, n: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' }, help: { type: 'boolean' } } });
+  const { values: v } = parseArgs({
+    options: {
+      'model-dir': { type: 'string' },
+      user: { type: 'string' },
+      'similar-to': { type: 'string' },
+      n: { type: 'string' },
+      json: { type: 'boolean' },
+      backend: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
   if (v.help === true) {
     console.log(usage);
     process.exit(0);
@@ -31,7 +41,11 @@ try {
   const rows = v.user !== undefined ? rec.recommend(await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), v.user, n) : rec.similar(v['similar-to'] as string, n);
   if (v.json === true) console.log(JSON.stringify(rows));
   else {
-    console.log(v.user !== undefined ? `top ${n} for user ${v.user} (${rec.seen(v.user).length} rated items excluded), ${rec.name}:` : `items most similar to ${v['similar-to']} (${rec.knn !== undefined ? 'kNN neighbour similarity' : `cosine of ${rec.name} item embeddings`}):`);
+    console.log(
+      v.user !== undefined
+        ? `top ${n} for user ${v.user} (${rec.seen(v.user).length} rated items excluded), ${rec.name}:`
+        : `items most similar to ${v['similar-to']} (${rec.knn !== undefined ? 'kNN neighbour similarity' : `cosine of ${rec.name} item embeddings`}):`,
+    );
     rows.forEach((r, k) => console.log(`${String(k + 1).padStart(3)}. item ${String(r.id).padEnd(10)} score ${r.score.toFixed(4)}`));
   }
 } catch (err) {

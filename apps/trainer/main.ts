@@ -32,9 +32,20 @@ ${busFlagsHelp}`;
 await runActor('trainer', usage, async () => {
   const { values: v } = parseArgs({
     options: {
-      job: { type: 'string' }, strategy: { type: 'string' }, rank: { type: 'string' }, 'world-size': { type: 'string' }, 'data-shards': { type: 'string' },
-      'ps-shards': { type: 'string' }, backend: { type: 'string' }, 'loss-every': { type: 'string' }, allreduce: { type: 'string' }, 'collective-timeout': { type: 'string' }, ranks: { type: 'string' }, 'snapshot-every': { type: 'string' },
-      help: { type: 'boolean' }, ...busFlagOptions,
+      job: { type: 'string' },
+      strategy: { type: 'string' },
+      rank: { type: 'string' },
+      'world-size': { type: 'string' },
+      'data-shards': { type: 'string' },
+      'ps-shards': { type: 'string' },
+      backend: { type: 'string' },
+      'loss-every': { type: 'string' },
+      allreduce: { type: 'string' },
+      'collective-timeout': { type: 'string' },
+      ranks: { type: 'string' },
+      'snapshot-every': { type: 'string' },
+      help: { type: 'boolean' },
+      ...busFlagOptions,
     },
   });
   if (v.help === true) {
@@ -87,7 +98,20 @@ await runActor('trainer', usage, async () => {
     const secs = (performance.now() - started) / 1000;
     conn.nc.publish(
       subjects.loss,
-      lossReportCodec.encode({ job, rank, step, epoch, loss, examples, examplesPerSec: secs > 0 ? examplesSeen / secs : 0, strategy, backend: engine.name, ts: Date.now(), ...(done ? { done } : {}), ...(timing !== undefined ? { timing } : {}) }),
+      lossReportCodec.encode({
+        job,
+        rank,
+        step,
+        epoch,
+        loss,
+        examples,
+        examplesPerSec: secs > 0 ? examplesSeen / secs : 0,
+        strategy,
+        backend: engine.name,
+        ts: Date.now(),
+        ...(done ? { done } : {}),
+        ...(timing !== undefined ? { timing } : {}),
+      }),
       { headers: hdrs },
     );
   };
@@ -124,7 +148,23 @@ await runActor('trainer', usage, async () => {
             examplesDone += s.localExamples;
             if (s.step % lossEvery === 0) {
               const secs = (performance.now() - started) / 1000;
-              conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: s.step, epoch: 0, loss: s.loss, examples: s.localExamples, examplesPerSec: secs > 0 ? seen / worldSize / secs : 0, strategy, backend: engine.name, ts: Date.now(), timing: s.timing }), { headers: hdrs });
+              conn.nc.publish(
+                subjects.loss,
+                lossReportCodec.encode({
+                  job,
+                  rank: r,
+                  step: s.step,
+                  epoch: 0,
+                  loss: s.loss,
+                  examples: s.localExamples,
+                  examplesPerSec: secs > 0 ? seen / worldSize / secs : 0,
+                  strategy,
+                  backend: engine.name,
+                  ts: Date.now(),
+                  timing: s.timing,
+                }),
+                { headers: hdrs },
+              );
             }
             const now = performance.now();
             if (now - last > 2000) {
@@ -137,7 +177,23 @@ await runActor('trainer', usage, async () => {
         if (r === 0) await checkpoint(res.steps, res.params);
         // The final report carries the last step's loss and the run's examples/s (not NaN / 0, which the monitor would call divergence).
         const secs = (performance.now() - started) / 1000;
-        conn.nc.publish(subjects.loss, lossReportCodec.encode({ job, rank: r, step: res.steps, epoch: 0, loss: lastLoss, examples: 0, examplesPerSec: secs > 0 ? seen / worldSize / secs : 0, strategy, backend: engine.name, ts: Date.now(), done: true }), { headers: hdrs });
+        conn.nc.publish(
+          subjects.loss,
+          lossReportCodec.encode({
+            job,
+            rank: r,
+            step: res.steps,
+            epoch: 0,
+            loss: lastLoss,
+            examples: 0,
+            examplesPerSec: secs > 0 ? seen / worldSize / secs : 0,
+            strategy,
+            backend: engine.name,
+            ts: Date.now(),
+            done: true,
+          }),
+          { headers: hdrs },
+        );
         pg.destroy();
         rlog(`done: ${res.steps} steps`);
       }),

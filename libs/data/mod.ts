@@ -4,15 +4,7 @@ export { DataError, ParseError, FormatError } from './src/errors.ts';
 export { Rng, deriveSeed, hash32 } from './src/random.ts';
 export { RatingsBuilder, selectRows, groupByUser, countIds } from './src/columns.ts';
 export { IdMap, type RawId } from './src/encoding.ts';
-export {
-  loadRatings,
-  detectFormat,
-  type RatingsFormat,
-  type ColumnMapping,
-  type LoadOptions,
-  type LoadProgress,
-  type LoadedRatings,
-} from './src/loaders.ts';
+export { loadRatings, detectFormat, type RatingsFormat, type ColumnMapping, type LoadOptions, type LoadProgress, type LoadedRatings } from './src/loaders.ts';
 export { resolveUserPath, userCwd } from './src/paths.ts';
 export { toImplicit, filterMinCounts, type ImplicitOptions, type MinCountOptions, type Filtered } from './src/transform.ts';
 export { describe, formatSummary, type RatingsSummary } from './src/describe.ts';
@@ -29,16 +21,7 @@ export {
   type Split,
   type StrongSplit,
 } from './src/splits.ts';
-export {
-  lowRankRatings,
-  syntheticRatings,
-  implicitClicks,
-  writeRatingsCsv,
-  SYNTHETIC_SIZES,
-  type LowRankOptions,
-  type SyntheticRatings,
-  type SyntheticSize,
-} from './src/synthetic.ts';
+export { lowRankRatings, syntheticRatings, implicitClicks, writeRatingsCsv, SYNTHETIC_SIZES, type LowRankOptions, type SyntheticRatings, type SyntheticSize } from './src/synthetic.ts';
 export { loadIdx, parseIdx, encodeIdx, loadBundledDigits, MNIST_PIXELS, type ImageSet } from './src/mnist.ts';
 export { saveRatingsArrow, loadRatingsArrow, type RatingsFile } from './src/arrow-files.ts';
 export { shardOf, shardByUser, shardByRow, takeShard } from './src/sharding.ts';

@@ -17,15 +17,7 @@ export {
   type SimilarityBlock,
   type Neighbours,
 } from './src/similarity.ts';
-export {
-  KnnModel,
-  type KnnOptions,
-  type Normalize,
-  type FitOptions,
-  type ScoreMode,
-  type ScoreOptions,
-  type SweepPoint,
-} from './src/model.ts';
+export { KnnModel, type KnnOptions, type Normalize, type FitOptions, type ScoreMode, type ScoreOptions, type SweepPoint } from './src/model.ts';
 export {
   knnPlan,
   blocksOfRank,
@@ -39,17 +31,7 @@ export {
   type CollectOptions,
   type KnnCollector,
 } from './src/distributed.ts';
-export {
-  knnSubjects,
-  knnBlockCodec,
-  knnBlockAckCodec,
-  neighboursCodec,
-  KNN_NOT_READY,
-  KNN_FOREIGN_BLOCK,
-  type KnnBlockMessage,
-  type KnnBlockAck,
-  type NeighboursMessage,
-} from './src/messages.ts';
+export { knnSubjects, knnBlockCodec, knnBlockAckCodec, neighboursCodec, KNN_NOT_READY, KNN_FOREIGN_BLOCK, type KnnBlockMessage, type KnnBlockAck, type NeighboursMessage } from './src/messages.ts';
 export {
   KNN_MODEL,
   KNN_DEFAULTS,

@@ -16,19 +16,5 @@ export {
   type Gain,
   type NdcgOptions,
 } from './src/ranking.ts';
-export {
-  RankingAccumulator,
-  DEFAULT_KS,
-  type RankingAccumulatorOptions,
-  type RankingResult,
-  type CsrRows,
-} from './src/accumulator.ts';
-export {
-  sampleNegatives,
-  sampledCandidates,
-  sampledRanking,
-  SampledRankingAccumulator,
-  type NegativeOptions,
-  type SampledResult,
-  type SampledAccumulatorOptions,
-} from './src/sampled.ts';
+export { RankingAccumulator, DEFAULT_KS, type RankingAccumulatorOptions, type RankingResult, type CsrRows } from './src/accumulator.ts';
+export { sampleNegatives, sampledCandidates, sampledRanking, SampledRankingAccumulator, type NegativeOptions, type SampledResult, type SampledAccumulatorOptions } from './src/sampled.ts';

@@ -1,5 +1,19 @@
 // Public API of @actorflow/models: the model interface the strategies use, the registry, and the models.
-export { ModelError, uniqueSorted, perExample, exampleKindOf, type TrainableModel, type TableSpec, type DenseSpec, type GatheredParams, type StepResult, type InputKind, type Task, type StepContext, type RatingsWithHistory } from './src/model.ts';
+export {
+  ModelError,
+  uniqueSorted,
+  perExample,
+  exampleKindOf,
+  type TrainableModel,
+  type TableSpec,
+  type DenseSpec,
+  type GatheredParams,
+  type StepResult,
+  type InputKind,
+  type Task,
+  type StepContext,
+  type RatingsWithHistory,
+} from './src/model.ts';
 export { registerModel, createModel, listModels, modelEntry, withDataHyper, userHyper, DATA_HYPER, type DataFacts, type ModelEntry, type Hyper } from './src/registry.ts';
 export { BiasedMF, type MfOptions } from './src/mf.ts';
 export { AutoRec, autoRecFromHyper, type AutoRecOptions, type OutputActivation } from './src/autorec.ts';

@@ -2,16 +2,7 @@
 export { ProtocolError, DecodeError, ChunkError } from './src/errors.ts';
 export { encodeMsg, decodeMsg } from './src/msgpack.ts';
 export { subjects, validateToken, type ControlKind } from './src/subjects.ts';
-export {
-  splitIntoChunks,
-  encodeChunk,
-  decodeChunk,
-  ChunkAssembler,
-  MessageTooLargeError,
-  CHUNK_OVERHEAD_BYTES,
-  type Chunk,
-  type ChunkAssemblerOptions,
-} from './src/chunking.ts';
+export { splitIntoChunks, encodeChunk, decodeChunk, ChunkAssembler, MessageTooLargeError, CHUNK_OVERHEAD_BYTES, type Chunk, type ChunkAssemblerOptions } from './src/chunking.ts';
 export {
   defineMsgpackKind,
   defineJsonKind,

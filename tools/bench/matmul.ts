@@ -105,7 +105,10 @@ async function torch(python: string, blasDir?: string): Promise<Contender> {
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {
     const r = await lines.next();
-    if (r.done === true) throw new Error(`${python} (PyTorch) ended: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no output'}. Install Debian's python3-torch (apt-get install python3-torch) or pass --no-torch.`);
+    if (r.done === true)
+      throw new Error(
+        `${python} (PyTorch) ended: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no output'}. Install Debian's python3-torch (apt-get install python3-torch) or pass --no-torch.`,
+      );
     return r.value;
   };
   const info = JSON.parse(await next()) as { version: string; threads: number; blas: string[]; blas_info: string };
@@ -156,7 +159,11 @@ console.log(table.join('\n'));
 const native = contenders.find((c) => c.label === 'TF.js tensorflow');
 if (native !== undefined && torchRef !== undefined) console.log(`native tensorflow / PyTorch = ${(gflops(native) / gflops(torchRef)).toFixed(2)} (target ≥ 0.8)`);
 if (values['no-report'] !== true) {
-  const args = [values.size !== undefined ? `--size ${n}` : '', values.rounds !== undefined ? `--rounds ${rounds}` : '', values['torch-blas'] !== undefined ? `--torch-blas ${values['torch-blas']}` : '']
+  const args = [
+    values.size !== undefined ? `--size ${n}` : '',
+    values.rounds !== undefined ? `--rounds ${rounds}` : '',
+    values['torch-blas'] !== undefined ? `--torch-blas ${values['torch-blas']}` : '',
+  ]
     .filter((a) => a !== '')
     .join(' ');
   appendSection(`Matmul: ${n}×${n} float32, TF.js backends vs PyTorch (${rounds} interleaved rounds of ~${roundSeconds} s each)`, `npx nx run bench:matmul${args !== '' ? ` -- ${args}` : ''}`, [

@@ -43,7 +43,17 @@ function pathological(batch: RatingsBatch, p: GatheredParams): StepResult {
     return { loss: read(value)[0], g: grads.map(read) };
   });
   const g = out.g;
-  return { loss: out.loss, count: n, sparse: { item: dedupeSparseGradient(batch.item, g[1], d), itemBias: dedupeSparseGradient(batch.item, g[3], 1), user: dedupeSparseGradient(batch.user, g[0], d), userBias: dedupeSparseGradient(batch.user, g[2], 1) }, dense: { mean: Float32Array.from(g[4]) } };
+  return {
+    loss: out.loss,
+    count: n,
+    sparse: {
+      item: dedupeSparseGradient(batch.item, g[1], d),
+      itemBias: dedupeSparseGradient(batch.item, g[3], 1),
+      user: dedupeSparseGradient(batch.user, g[0], d),
+      userBias: dedupeSparseGradient(batch.user, g[2], 1),
+    },
+    dense: { mean: Float32Array.from(g[4]) },
+  };
 }
 
 const paths: [string, (b: RatingsBatch, p: GatheredParams) => StepResult][] = [

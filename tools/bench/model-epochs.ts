@@ -37,7 +37,14 @@ for (const name of models) {
     let last = performance.now();
     const t0 = performance.now();
     const r = trainLocal({
-      engine, model, train, ...(history !== undefined ? { history } : {}), batchSize, epochs, seed: 42, optimizer,
+      engine,
+      model,
+      train,
+      ...(history !== undefined ? { history } : {}),
+      batchSize,
+      epochs,
+      seed: 42,
+      optimizer,
       onStep: (s) => {
         examples += s.examples;
         if (performance.now() - last > 5000) {

@@ -26,7 +26,12 @@ function runJob(args: string[]): Promise<{ status: number | null; stdout: string
   });
 }
 try {
-  for (const [strategy, trainers] of [['ps', 1], ['ps', 2], ['mirrored', 1], ['mirrored', 2]] as const) {
+  for (const [strategy, trainers] of [
+    ['ps', 1],
+    ['ps', 2],
+    ['mirrored', 1],
+    ['mirrored', 2],
+  ] as const) {
     const job = `bench-${strategy}-${trainers}`;
     const reports: { examples: number; computeMs: number; serdeMs: number; waitMs: number }[] = [];
     const sub = nc.subscribe(subjects.loss, {
@@ -44,7 +49,30 @@ try {
     console.error(`running a ${strategy} job with ${trainers} trainer(s) …`);
     const t0 = performance.now();
     // Asynchronous spawn: this process must keep reading train.loss while the job runs.
-    const run = await runJob(['--job', job, '--strategy', strategy, '--trainers', String(trainers), '--batch-size', String(strategy === 'mirrored' ? 1024 / trainers : 1024), '--data-shards', '2', '--ps-shards', '2', '--epochs', epochs, '--dataset', dataset, '--eval-every', '0', '--nats-url', server.url, '--out', join(root, 'out', job)]);
+    const run = await runJob([
+      '--job',
+      job,
+      '--strategy',
+      strategy,
+      '--trainers',
+      String(trainers),
+      '--batch-size',
+      String(strategy === 'mirrored' ? 1024 / trainers : 1024),
+      '--data-shards',
+      '2',
+      '--ps-shards',
+      '2',
+      '--epochs',
+      epochs,
+      '--dataset',
+      dataset,
+      '--eval-every',
+      '0',
+      '--nats-url',
+      server.url,
+      '--out',
+      join(root, 'out', job),
+    ]);
     const wall = (performance.now() - t0) / 1000;
     sub.unsubscribe();
     if (run.status !== 0) throw new Error(`job with ${trainers} trainer(s) failed`);
@@ -54,7 +82,9 @@ try {
     const serde = reports.reduce((s, r) => s + r.serdeMs, 0) / reports.length;
     const metrics = JSON.parse(run.stdout.trim().split('\n').pop() as string) as { metrics: { rmse: number } };
     const trainSecs = Number(/done in ([\d.]+) s/.exec(run.stdout)?.[1] ?? wall);
-    rows.push(`| ${strategy} | ${trainers} | ${examples.toLocaleString('en-US')} | ${trainSecs.toFixed(1)} s | ${Math.round(examples / trainSecs).toLocaleString('en-US')} | ${compute.toFixed(2)} ms | ${serde.toFixed(2)} ms | ${wait.toFixed(2)} ms | ${metrics.metrics.rmse.toFixed(4)} |`);
+    rows.push(
+      `| ${strategy} | ${trainers} | ${examples.toLocaleString('en-US')} | ${trainSecs.toFixed(1)} s | ${Math.round(examples / trainSecs).toLocaleString('en-US')} | ${compute.toFixed(2)} ms | ${serde.toFixed(2)} ms | ${wait.toFixed(2)} ms | ${metrics.metrics.rmse.toFixed(4)} |`,
+    );
     console.error(rows.at(-1));
   }
 } finally {
@@ -63,11 +93,15 @@ try {
 }
 console.log(rows.join('\n'));
 if (values['no-report'] !== true) {
-  appendSection(`Strategies: one vs two trainers (${dataset}, ${epochs} epochs, MF dim 16; ps: 2 data shards, 2 parameter shards, batch 1024 per trainer; mirrored: global batch 1024)`, `npx nx run bench:ps-throughput -- --epochs ${epochs} --dataset ${dataset}`, [
-    'Job time is the launcher\'s "done in" (start to final evaluation, incl. process start-up and data generation); per-step means come from the trainers\' `train.loss` timing. ps: serialisation = encoding pull/push requests and decoding replies on the trainer, wait = the rest of the pull + push round trips (network and work on the shards). mirrored: serialisation = encoding this rank\'s gradients, wait = the all-gather round trip through rank 0, compute includes decoding and reducing the other ranks\' gradients.',
-    '',
-    '| strategy | trainers | ratings trained | job time | ratings/s | compute / step | serialisation / step | network wait / step | test RMSE |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...rows,
-  ]);
+  appendSection(
+    `Strategies: one vs two trainers (${dataset}, ${epochs} epochs, MF dim 16; ps: 2 data shards, 2 parameter shards, batch 1024 per trainer; mirrored: global batch 1024)`,
+    `npx nx run bench:ps-throughput -- --epochs ${epochs} --dataset ${dataset}`,
+    [
+      "Job time is the launcher's \"done in\" (start to final evaluation, incl. process start-up and data generation); per-step means come from the trainers' `train.loss` timing. ps: serialisation = encoding pull/push requests and decoding replies on the trainer, wait = the rest of the pull + push round trips (network and work on the shards). mirrored: serialisation = encoding this rank's gradients, wait = the all-gather round trip through rank 0, compute includes decoding and reducing the other ranks' gradients.",
+      '',
+      '| strategy | trainers | ratings trained | job time | ratings/s | compute / step | serialisation / step | network wait / step | test RMSE |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...rows,
+    ],
+  );
 }

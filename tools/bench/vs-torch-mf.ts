@@ -9,11 +9,26 @@ import type { Ratings } from '@actorflow/data';
 import { createModel } from '@actorflow/models';
 import { evaluate, trainLocal } from '@actorflow/strategies';
 
-const { values: v } = parseArgs({ options: { train: { type: 'string' }, test: { type: 'string' }, users: { type: 'string' }, items: { type: 'string' }, dim: { type: 'string', default: '100' }, lr: { type: 'string', default: '0.01' }, l2: { type: 'string', default: '0.00028' }, batch: { type: 'string', default: '5001' }, epochs: { type: 'string', default: '100' } } });
+const { values: v } = parseArgs({
+  options: {
+    train: { type: 'string' },
+    test: { type: 'string' },
+    users: { type: 'string' },
+    items: { type: 'string' },
+    dim: { type: 'string', default: '100' },
+    lr: { type: 'string', default: '0.01' },
+    l2: { type: 'string', default: '0.00028' },
+    batch: { type: 'string', default: '5001' },
+    epochs: { type: 'string', default: '100' },
+  },
+});
 
 /** user,item,rating with 0-based ids and a header line: what vs-torch.ts writes for every engine. */
 export function readPlainCsv(path: string): Ratings {
-  const lines = readFileSync(path, 'utf8').split('\n').slice(1).filter((l) => l.length > 0);
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.length > 0);
   const user = new Int32Array(lines.length);
   const item = new Int32Array(lines.length);
   const rating = new Float32Array(lines.length);

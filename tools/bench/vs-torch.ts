@@ -20,7 +20,15 @@ import { appendSection } from './report.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const { values: v } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, epochs: { type: 'string', default: '100' }, 'no-job': { type: 'boolean' }, 'no-report': { type: 'boolean' }, python: { type: 'string', default: '/usr/bin/python3' } } });
+const { values: v } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    epochs: { type: 'string', default: '100' },
+    'no-job': { type: 'boolean' },
+    'no-report': { type: 'boolean' },
+    python: { type: 'string', default: '/usr/bin/python3' },
+  },
+});
 const rounds = Number(v.rounds);
 const epochs = Number(v.epochs);
 const hp = { dim: 100, lr: 0.01, l2: 0.00028, batch: 5001 };
@@ -80,7 +88,14 @@ function timed(cmd: string, args: string[], opts: { cwd?: string } = {}): { out:
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
   return { out: r.stdout, wall };
 }
-const lastJson = (out: string): Record<string, number> => JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).at(-1) ?? '{}') as Record<string, number>;
+const lastJson = (out: string): Record<string, number> =>
+  JSON.parse(
+    out
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .at(-1) ?? '{}',
+  ) as Record<string, number>;
 const common = ['--users', `${s.numUsers}`, '--items', `${s.numItems}`, '--dim', `${hp.dim}`, '--lr', `${hp.lr}`, '--l2', `${hp.l2}`, '--batch', `${hp.batch}`, '--epochs', `${epochs}`];
 
 const engines: Engine[] = [
@@ -118,8 +133,35 @@ if (v['no-job'] !== true) {
     what: 'npx nx run job: nats-server, 1 data shard, 1 parameter shard, 1 trainer, evaluator — separate processes',
     run: () => {
       const out = join(dir, `job-${Date.now()}`);
-      const { wall } = timed(join(root, 'node_modules/.bin/tsx'), [join(root, 'apps/job/main.ts'), '--model', 'mf', '--dataset', mlTrain, '--split', `file:${mlTest}`, '--hyper', `dim=${hp.dim}`,
-        '--model-flag', `lr=${hp.lr}`, '--model-flag', `l2=${hp.l2}`, '--batch-size', `${hp.batch}`, '--epochs', `${epochs}`, '--trainers', '1', '--data-shards', '1', '--ps-shards', '1', '--eval-every', '0', '--out', out]);
+      const { wall } = timed(join(root, 'node_modules/.bin/tsx'), [
+        join(root, 'apps/job/main.ts'),
+        '--model',
+        'mf',
+        '--dataset',
+        mlTrain,
+        '--split',
+        `file:${mlTest}`,
+        '--hyper',
+        `dim=${hp.dim}`,
+        '--model-flag',
+        `lr=${hp.lr}`,
+        '--model-flag',
+        `l2=${hp.l2}`,
+        '--batch-size',
+        `${hp.batch}`,
+        '--epochs',
+        `${epochs}`,
+        '--trainers',
+        '1',
+        '--data-shards',
+        '1',
+        '--ps-shards',
+        '1',
+        '--eval-every',
+        '0',
+        '--out',
+        out,
+      ]);
       const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { trainSeconds: number; examplesPerSecond: number; metrics: { rmse: number } };
       return { trainSeconds: m.trainSeconds, wallSeconds: wall, testMse: m.metrics.rmse ** 2, ratings: m.examplesPerSecond * m.trainSeconds };
     },
@@ -152,7 +194,9 @@ for (const e of engines) {
     continue;
   }
   const rate = median(rs.map((r) => r.ratings / r.trainSeconds));
-  rows.push(`| ${e.name} | ${e.what} | ${median(rs.map((r) => r.trainSeconds)).toFixed(2)} | ${median(rs.map((r) => r.wallSeconds)).toFixed(2)} | ${Math.round(rate).toLocaleString('en-US')} | ${(rate / torchRate).toFixed(2)}× | ${median(rs.map((r) => r.testMse)).toFixed(4)} |`);
+  rows.push(
+    `| ${e.name} | ${e.what} | ${median(rs.map((r) => r.trainSeconds)).toFixed(2)} | ${median(rs.map((r) => r.wallSeconds)).toFixed(2)} | ${Math.round(rate).toLocaleString('en-US')} | ${(rate / torchRate).toFixed(2)}× | ${median(rs.map((r) => r.testMse)).toFixed(4)} |`,
+  );
 }
 console.log(rows.join('\n'));
 if (v['no-report'] !== true) {

@@ -37,7 +37,17 @@ for (const name of names) {
   const optimizer = entry.recommended?.optimizer ?? { name: 'adam' as const, lr: 0.01, l2: 2e-4 };
   const train = exampleSet(kind, { ratings: ds.train, ...(ds.images !== undefined ? { images: ds.images.train } : {}) });
   const t0 = performance.now();
-  const r = trainLocal({ engine, model, train, ...(history !== undefined ? { history } : {}), batchSize, epochs, seed: 42, optimizer, onEpoch: (e) => console.error(`${name}: epoch ${e + 1}/${epochs} (${((performance.now() - t0) / 1000).toFixed(0)} s)`) });
+  const r = trainLocal({
+    engine,
+    model,
+    train,
+    ...(history !== undefined ? { history } : {}),
+    batchSize,
+    epochs,
+    seed: 42,
+    optimizer,
+    onEpoch: (e) => console.error(`${name}: epoch ${e + 1}/${epochs} (${((performance.now() - t0) / 1000).toFixed(0)} s)`),
+  });
   const secs = (performance.now() - t0) / 1000;
   const metric = headlineMetric(model).name;
   const m = evaluateModel(engine, model, r.params, held);

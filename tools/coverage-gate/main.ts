@@ -7,7 +7,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 type Metric = 'lines' | 'branches' | 'functions' | 'statements';
-interface Summary { total: Record<Metric, { pct: number | 'Unknown'; total: number }> }
+interface Summary {
+  total: Record<Metric, { pct: number | 'Unknown'; total: number }>;
+}
 
 const cwd = process.cwd();
 const pkg = JSON.parse(readFileSync(resolve(cwd, 'package.json'), 'utf8')) as {

@@ -34,5 +34,14 @@ const model = createModel('neumf', withDataHyper('neumf', dataFacts(ds)));
 const entry = modelEntry('neumf');
 const held = heldOutOf(model, ds);
 const t0 = performance.now();
-trainLocal({ engine, model, train: exampleSet('ratings', { ratings: ds.train }), ...(held.history !== undefined ? { history: held.history } : {}), batchSize: entry.recommended?.batchSize ?? 256, epochs: 1, seed: 42, optimizer: entry.recommended?.optimizer ?? { name: 'adam', lr: 0.002 } });
+trainLocal({
+  engine,
+  model,
+  train: exampleSet('ratings', { ratings: ds.train }),
+  ...(held.history !== undefined ? { history: held.history } : {}),
+  batchSize: entry.recommended?.batchSize ?? 256,
+  epochs: 1,
+  seed: 42,
+  optimizer: entry.recommended?.optimizer ?? { name: 'adam', lr: 0.002 },
+});
 console.log(`neumf: one epoch of synthetic:small in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

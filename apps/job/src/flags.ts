@@ -135,7 +135,12 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new JobFlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   const allreduce = v.allreduce ?? 'star';
   if (allreduce !== 'star' && allreduce !== 'ring') throw new JobFlagError(`--allreduce must be star or ring, got '${allreduce}'`);
-  const job = v.job ?? `job-${new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14)}`;
+  const job =
+    v.job ??
+    `job-${new Date()
+      .toISOString()
+      .replace(/[-:T.Z]/g, '')
+      .slice(0, 14)}`;
   if (!/^[A-Za-z0-9_-]+$/.test(job)) {
     throw new JobFlagError(`--job must be letters, digits, '-' or '_' (it becomes a NATS subject token), got '${job}'`);
   }
@@ -247,9 +252,31 @@ const FIRST_CLASS_FLAGS = {
 
 /** Every flag the launcher knows (for "did you mean"). */
 const KNOWN_FLAGS = [
-  'strategy', 'model', 'dataset', 'split', 'seed', 'trainers', 'data-shards', 'ps-shards', 'epochs', 'batch-size', 'eval-every',
-  'allreduce', 'out', 'job', 'backend', 'model-flag', 'hyper', 'nats-url', 'verbose', 'help',
-  'rating-range', 'min-user-ratings', 'min-item-ratings', 'implicit-threshold', ...Object.keys(FIRST_CLASS_FLAGS),
+  'strategy',
+  'model',
+  'dataset',
+  'split',
+  'seed',
+  'trainers',
+  'data-shards',
+  'ps-shards',
+  'epochs',
+  'batch-size',
+  'eval-every',
+  'allreduce',
+  'out',
+  'job',
+  'backend',
+  'model-flag',
+  'hyper',
+  'nats-url',
+  'verbose',
+  'help',
+  'rating-range',
+  'min-user-ratings',
+  'min-item-ratings',
+  'implicit-threshold',
+  ...Object.keys(FIRST_CLASS_FLAGS),
 ];
 
 const OPTIMIZERS = ['adam', 'adagrad', 'sgd', 'rmsprop'];

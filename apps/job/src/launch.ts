@@ -38,22 +38,12 @@ export class JobFailedError extends Error {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function waitForAnswer(
-  nc: NatsConnection,
-  subject: string,
-  what: string,
-  timeoutMs: number,
-  failed: Promise<never>,
-  payload: unknown = {},
-): Promise<unknown> {
+async function waitForAnswer(nc: NatsConnection, subject: string, what: string, timeoutMs: number, failed: Promise<never>, payload: unknown = {}): Promise<unknown> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
     try {
-      const reply = await Promise.race([
-        nc.request(subject, enc.encode(JSON.stringify(payload)), { timeout: 2000 }),
-        failed,
-      ]);
+      const reply = await Promise.race([nc.request(subject, enc.encode(JSON.stringify(payload)), { timeout: 2000 }), failed]);
       return parseReply(reply.data);
     } catch (err) {
       if (err instanceof Error && err.name === 'ActorFailedError') throw err;
@@ -107,25 +97,64 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   const common = ['--job', plan.job];
   const dataShards = plan.dataShards;
   try {
-    log(`job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
-      (plan.strategy === 'ps' && plan.model !== KNN_MODEL ? `, ${plan.psShards} parameter-server shard(s)` : '') + `; logs in ${out}/logs`);
+    log(
+      `job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
+        (plan.strategy === 'ps' && plan.model !== KNN_MODEL ? `, ${plan.psShards} parameter-server shard(s)` : '') +
+        `; logs in ${out}/logs`,
+    );
     for (let i = 0; i < dataShards; i++) {
-      sup.start(actor(`data-shard-${i}`, 'data-shard', 'service', [...common, '--shard', `${i}`, '--of', `${dataShards}`,
-        '--dataset', plan.dataset, '--split', plan.split, '--seed', `${plan.seed}`, '--epochs', `${plan.epochs}`,
-        '--batch-size', `${plan.batchSize}`, ...dataOptionFlags(plan.data)]));
+      sup.start(
+        actor(`data-shard-${i}`, 'data-shard', 'service', [
+          ...common,
+          '--shard',
+          `${i}`,
+          '--of',
+          `${dataShards}`,
+          '--dataset',
+          plan.dataset,
+          '--split',
+          plan.split,
+          '--seed',
+          `${plan.seed}`,
+          '--epochs',
+          `${plan.epochs}`,
+          '--batch-size',
+          `${plan.batchSize}`,
+          ...dataOptionFlags(plan.data),
+        ]),
+      );
     }
     const info = (await waitForAnswer(nc, subjects.dataInfo(plan.job), 'the data shards', 600_000, failed)) as Record<string, unknown>;
     progress.setDataInfo(info);
-    log(info.kind === 'images'
-      ? `data: ${String(info.trainRows)} train / ${String(info.testRows)} test images`
-      : `data: ${String(info.numUsers)} users, ${String(info.numItems)} items, ${String(info.trainRows)} train / ${String(info.testRows)} test ratings`);
+    log(
+      info.kind === 'images'
+        ? `data: ${String(info.trainRows)} train / ${String(info.testRows)} test images`
+        : `data: ${String(info.numUsers)} users, ${String(info.numItems)} items, ${String(info.trainRows)} train / ${String(info.testRows)} test ratings`,
+    );
 
     const knn = plan.model === KNN_MODEL; // no parameters: one aggregator collects the similarity blocks
     const aggregators = plan.strategy === 'ps' && !knn ? plan.psShards : 1;
     for (let i = 0; i < aggregators; i++) {
-      sup.start(actor(`aggregator-${i}`, 'aggregator', 'service', [...common, '--strategy', plan.strategy, '--ps-shard', `${i}`,
-        '--ps-shards', `${aggregators}`, '--world-size', `${plan.trainers}`, '--data-shards', `${dataShards}`,
-        '--model', plan.model, '--seed', `${plan.seed}`, ...plan.modelFlags]));
+      sup.start(
+        actor(`aggregator-${i}`, 'aggregator', 'service', [
+          ...common,
+          '--strategy',
+          plan.strategy,
+          '--ps-shard',
+          `${i}`,
+          '--ps-shards',
+          `${aggregators}`,
+          '--world-size',
+          `${plan.trainers}`,
+          '--data-shards',
+          `${dataShards}`,
+          '--model',
+          plan.model,
+          '--seed',
+          `${plan.seed}`,
+          ...plan.modelFlags,
+        ]),
+      );
     }
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, failed)) as JobConfig;
     const model = knn ? undefined : createModel(config.model, config.hyper);
@@ -134,13 +163,41 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     if (kind === 'user-rows' || kind === 'item-rows') progress.setExamples(kind === 'user-rows' ? num(info.trainUsers) : num(info.trainItems));
     // kNN steps are similarity blocks: summed over the ranks in ps, the busiest rank's in mirrored.
     if (knn) progress.setTotalSteps(plan.strategy === 'ps' ? plannedBlocks(config.hyper) : Math.ceil(plannedBlocks(config.hyper) / plan.trainers));
-    sup.start(actor('evaluator', 'evaluator', 'service', [...common, '--strategy', plan.strategy, '--ps-shards', `${aggregators}`,
-      '--data-shards', `${dataShards}`, '--every', `${plan.evalEvery}`, '--out', out]));
+    sup.start(
+      actor('evaluator', 'evaluator', 'service', [
+        ...common,
+        '--strategy',
+        plan.strategy,
+        '--ps-shards',
+        `${aggregators}`,
+        '--data-shards',
+        `${dataShards}`,
+        '--every',
+        `${plan.evalEvery}`,
+        '--out',
+        out,
+      ]),
+    );
 
     for (let r = 0; r < plan.trainers; r++) {
-      sup.start(actor(`trainer-${r}`, 'trainer', 'worker', [...common, '--strategy', plan.strategy, '--rank', `${r}`,
-        '--world-size', `${plan.trainers}`, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`,
-        '--allreduce', plan.allreduce, ...(plan.backend !== undefined ? ['--backend', plan.backend] : [])]));
+      sup.start(
+        actor(`trainer-${r}`, 'trainer', 'worker', [
+          ...common,
+          '--strategy',
+          plan.strategy,
+          '--rank',
+          `${r}`,
+          '--world-size',
+          `${plan.trainers}`,
+          '--ps-shards',
+          `${aggregators}`,
+          '--data-shards',
+          `${dataShards}`,
+          '--allreduce',
+          plan.allreduce,
+          ...(plan.backend !== undefined ? ['--backend', plan.backend] : []),
+        ]),
+      );
     }
     await sup.waitForWorkers();
     progress.finish();
@@ -163,7 +220,10 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       const params = mergeSnapshots(model, config.seed, snapshots);
       // Never save a corrupted model: a NaN/Inf anywhere means training went wrong.
       const bad = nonFiniteParam(params);
-      if (bad !== undefined) throw new JobFailedError(`refusing to save the model: parameter '${bad.name}' holds ${bad.value} at index ${bad.index} (training diverged or was fed bad values); nothing was written to ${resolve(out, 'model')}`);
+      if (bad !== undefined)
+        throw new JobFailedError(
+          `refusing to save the model: parameter '${bad.name}' holds ${bad.value} at index ${bad.index} (training diverged or was fed bad values); nothing was written to ${resolve(out, 'model')}`,
+        );
       mkdirSync(resolve(out, 'model'), { recursive: true });
       checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
       saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });

@@ -108,9 +108,11 @@ export class Progress {
     const epoch = ranks.length > 0 ? Math.max(...ranks.map(([, r]) => r.epoch)) : 0;
     const secs = ((Date.now() - this.#started) / 1000).toFixed(0);
     const evalPart = this.#lastEval !== undefined ? ` | last eval ${formatMetrics(this.#lastEval)}` : '';
-    return `[${secs}s] step ${steps}${this.#totalSteps !== undefined ? `/${this.#totalSteps}` : ''}${pct} epoch ${epoch} ` +
+    return (
+      `[${secs}s] step ${steps}${this.#totalSteps !== undefined ? `/${this.#totalSteps}` : ''}${pct} epoch ${epoch} ` +
       `loss ${meanLoss.toFixed(4)} ${Math.round(rate)} ex/s over ${ranks.length} rank(s)` +
-      `${this.#backend !== undefined ? ` [${this.#backend}]` : ''}${evalPart}`;
+      `${this.#backend !== undefined ? ` [${this.#backend}]` : ''}${evalPart}`
+    );
   }
 
   #countSpeed(msg: Record<string, unknown>): void {
@@ -162,8 +164,10 @@ const HEADLINE = ['rmse', 'mae', 'accuracy', 'bce', 'ndcg@10', 'recall@20', 'hr@
 
 export function formatMetrics(metrics: Readonly<Record<string, number>>): string {
   const shown = HEADLINE.filter((k) => k in metrics);
-  return (shown.length > 0 ? shown.map((k) => [k, metrics[k]] as const) : Object.entries(metrics))
-    // A metric may be missing or null (NaN becomes null in JSON): show it, never crash on it.
-    .map(([k, v]) => `${k} ${typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : String(v)}`)
-    .join(', ');
+  return (
+    (shown.length > 0 ? shown.map((k) => [k, metrics[k]] as const) : Object.entries(metrics))
+      // A metric may be missing or null (NaN becomes null in JSON): show it, never crash on it.
+      .map(([k, v]) => `${k} ${typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : String(v)}`)
+      .join(', ')
+  );
 }

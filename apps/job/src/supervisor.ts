@@ -71,8 +71,7 @@ export class Supervisor {
       env: { ...process.env, ...this.#opts.env, FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const log: WriteStream | undefined =
-      this.#opts.logDir !== undefined ? createWriteStream(join(this.#opts.logDir, `${spec.name}.log`)) : undefined;
+    const log: WriteStream | undefined = this.#opts.logDir !== undefined ? createWriteStream(join(this.#opts.logDir, `${spec.name}.log`)) : undefined;
     const lastLines: string[] = [];
     const onLine = (line: string): void => {
       lastLines.push(line);

@@ -56,7 +56,12 @@ t.test('the launcher rejects a bad flag before starting anything, and leaves no 
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
   // As npm/nx run it: in the app's folder, with the user's folder in INIT_CWD.
   const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--dataset', 'u1.base', '--split', 'file:nope.test', '--out', 'o'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, INIT_CWD: dir }, cwd });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--dataset', 'u1.base', '--split', 'file:nope.test', '--out', 'o'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, INIT_CWD: dir },
+    cwd,
+  });
   t.equal(r.status, 2, r.stderr);
   t.match(r.stderr, /^job: --split file:: no such file: .*nope\.test/m);
   t.notMatch(r.stdout, /nats-server started/);

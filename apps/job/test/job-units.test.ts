@@ -16,7 +16,11 @@ t.test('flags: defaults, pass-through model flags, and clear errors', async (t) 
   t.equal(parseJobFlags(['--help'], {}), 'help');
   t.throws(() => parseJobFlags(['--bogus'], {}), JobFlagError);
   t.throws(() => parseJobFlags(['--job', 'a.b'], {}), /NATS subject token/);
-  t.same((parseJobFlags(['--model-flag', 'dense-updates', '--hyper', 'dim=8'], {}) as JobPlan).modelFlags, ['--dense-updates', '--hyper', 'dim=8'], 'a bare model flag is a switch; --hyper passes through');
+  t.same(
+    (parseJobFlags(['--model-flag', 'dense-updates', '--hyper', 'dim=8'], {}) as JobPlan).modelFlags,
+    ['--dense-updates', '--hyper', 'dim=8'],
+    'a bare model flag is a switch; --hyper passes through',
+  );
   t.throws(() => parseJobFlags(['--model-flag', '=3'], {}), /FLAG=VALUE or a bare FLAG/);
   t.throws(() => parseJobFlags(['--model', 'nope'], {}), /unknown model 'nope'/);
   const cnn = parseJobFlags(['--model', 'mnist-cnn'], {}) as JobPlan;

@@ -36,10 +36,7 @@ export interface MonitorFlags {
   readonly bus: Readonly<Record<string, string | boolean | undefined>>;
 }
 
-export function parseMonitorFlags(
-  argv: readonly string[],
-  o: { readonly isTTY: boolean; readonly env?: Readonly<Record<string, string | undefined>> },
-): MonitorFlags | 'help' {
+export function parseMonitorFlags(argv: readonly string[], o: { readonly isTTY: boolean; readonly env?: Readonly<Record<string, string | undefined>> }): MonitorFlags | 'help' {
   let values;
   try {
     ({ values } = parseArgs({

@@ -150,8 +150,7 @@ export function renderScreen(state: MonitorState, o: ScreenOptions): string[] {
     const t = jobTotals(j);
     lines.push('');
     lines.push(
-      `${bold(`job ${j.job}`)}  ${j.strategy || '?'} · ${j.backend || '?'} · ${j.ranks.size} rank(s)${t.done > 0 ? ` (${t.done} done)` : ''}` +
-        ` · step ${t.step} · ${formatRate(t.rate)} ex/s`,
+      `${bold(`job ${j.job}`)}  ${j.strategy || '?'} · ${j.backend || '?'} · ${j.ranks.size} rank(s)${t.done > 0 ? ` (${t.done} done)` : ''}` + ` · step ${t.step} · ${formatRate(t.rate)} ex/s`,
     );
     const ranks = [...j.ranks.values()].sort((a, b) => a.rank - b.rank);
     if (chartHeight >= 3) {

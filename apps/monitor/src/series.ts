@@ -61,6 +61,8 @@ export class Series {
 
   /** The last `n` plotted values (for sparklines). */
   lastValues(n: number): number[] {
-    return this.points().slice(-n).map((p) => p[1]);
+    return this.points()
+      .slice(-n)
+      .map((p) => p[1]);
   }
 }

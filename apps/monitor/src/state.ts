@@ -70,9 +70,7 @@ export interface StateSnapshot {
   readonly jobs: JobView[];
 }
 
-export type MonitorEvent =
-  | { readonly kind: 'loss'; readonly seq: number; readonly report: LossReport }
-  | { readonly kind: 'eval'; readonly seq: number; readonly report: EvalReport };
+export type MonitorEvent = { readonly kind: 'loss'; readonly seq: number; readonly report: LossReport } | { readonly kind: 'eval'; readonly seq: number; readonly report: EvalReport };
 
 export interface MonitorStateOptions {
   /** Watch only this job; default all. */

@@ -38,7 +38,10 @@ t.test('the page shows history, updates live, and is captured', async (t) => {
   const early = { loss: all.loss.filter((l) => l.step <= 120), evals: all.evals.filter((e) => e.step <= 120) };
   await publishReports(publisher, early);
   await publishReports(publisher, demoReports('other-job', { ranks: 1, steps: 10 }));
-  await t.resolves(waitFor(() => state.seq === early.loss.length + early.evals.length), 'the monitor received the early reports');
+  await t.resolves(
+    waitFor(() => state.seq === early.loss.length + early.evals.length),
+    'the monitor received the early reports',
+  );
 
   const browser: Browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
   t.teardown(() => browser.close());

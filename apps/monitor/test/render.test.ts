@@ -31,19 +31,44 @@ t.test('formatting helpers', async (t) => {
   t.equal(sparkline([1, 2, 3, 4, 5, 6, 7, 8], 8), '▁▂▃▄▅▆▇█');
   t.equal(sparkline([2, 2, 2], 3), '▄▄▄');
   t.equal(sparkline([Number.NaN], 3), '');
-  t.equal(sparkline(Array.from({ length: 100 }, (_, i) => 100 - i), 10).length, 10);
+  t.equal(
+    sparkline(
+      Array.from({ length: 100 }, (_, i) => 100 - i),
+      10,
+    ).length,
+    10,
+  );
   t.equal(visibleLength('\x1b[31mab\x1b[0m'), 2);
   t.equal(fit('abcdef', 4), 'abc…');
   t.equal(fit('abc', 4), 'abc');
   t.equal(strip(fit('\x1b[31mabcdef\x1b[0m', 4)), 'abc…');
   t.match(fit('\x1b[31mabcdef\x1b[0m', 4), /\x1b\[0m$/);
-  const chart = lineChart([{ points: [[0, 1], [10, 0]], mark: '0' }, { points: [[5, 0.5]], mark: '1' }], 20, 3);
+  const chart = lineChart(
+    [
+      {
+        points: [
+          [0, 1],
+          [10, 0],
+        ],
+        mark: '0',
+      },
+      { points: [[5, 0.5]], mark: '1' },
+    ],
+    20,
+    3,
+  );
   t.equal(chart.length, 3);
   t.match(chart[0], /^1\.0000 ┤0/);
   t.match(chart[1], /1/);
   t.match(chart[2], /^0\.0000 ┤ +0$/);
   t.same(lineChart([], 10, 3), []);
-  t.equal(lineChart([{ points: [[1, 1]], mark: 'x' }], 10, 3)[1].trim().endsWith('x'), true, 'a single point');
+  t.equal(
+    lineChart([{ points: [[1, 1]], mark: 'x' }], 10, 3)[1]
+      .trim()
+      .endsWith('x'),
+    true,
+    'a single point',
+  );
 });
 
 t.test('screen: header, curve, sparkline per rank, eval line, fitted to the terminal', async (t) => {
@@ -57,7 +82,10 @@ t.test('screen: header, curve, sparkline per rank, eval line, fitted to the term
   t.match(text, /eval @ step 100: rmse \d\.\d{4} mae 0\.\d{4} ndcg@10 0\.\d{4}/);
   t.match(text, /┤/, 'a tall curve when there is room');
   t.ok(lines.every((l) => visibleLength(l) <= 120));
-  t.ok(renderScreen(st, { columns: 50, rows: 40 }).every((l) => visibleLength(l) <= 50), 'fitted to a narrow terminal');
+  t.ok(
+    renderScreen(st, { columns: 50, rows: 40 }).every((l) => visibleLength(l) <= 50),
+    'fitted to a narrow terminal',
+  );
   const small = renderScreen(st, { columns: 60, rows: 8 });
   t.ok(small.length <= 7, 'never more lines than the terminal has');
   t.notMatch(small.join('\n'), /┤/, 'no curve without room');

@@ -107,7 +107,11 @@ t.test('events: snapshot first, then batched updates; reports before any page ar
   state.onLoss(loss[0]);
   await web.close();
   await web.close(); // idempotent
-  t.same((await closing).map((e) => e.event), ['snapshot'], 'open streams end on close');
+  t.same(
+    (await closing).map((e) => e.event),
+    ['snapshot'],
+    'open streams end on close',
+  );
 });
 
 t.test('listen errors are clear', async (t) => {
@@ -156,7 +160,17 @@ t.test('flags', async (t) => {
   if (f === 'help') return;
   t.same({ ...f, bus: undefined }, { port: 8686, host: '127.0.0.1', web: true, tty: true, color: true, maxPoints: 5000, tail: false, bus: undefined });
   const g = parseMonitorFlags(['--job', 'j1', '--port', '0', '--no-web', '--no-tty', '--no-color', '--max-points', '100', '--nats-url', 'nats://h:1'], { isTTY: true });
-  t.same(g, { job: 'j1', port: 0, host: '127.0.0.1', web: false, tty: false, color: false, maxPoints: 100, tail: false, bus: { ...Object.fromEntries(Object.keys((g as { bus: object }).bus).map((k) => [k, undefined])), 'nats-url': 'nats://h:1' } });
+  t.same(g, {
+    job: 'j1',
+    port: 0,
+    host: '127.0.0.1',
+    web: false,
+    tty: false,
+    color: false,
+    maxPoints: 100,
+    tail: false,
+    bus: { ...Object.fromEntries(Object.keys((g as { bus: object }).bus).map((k) => [k, undefined])), 'nats-url': 'nats://h:1' },
+  });
   t.equal((parseMonitorFlags([], { isTTY: false }) as { tty: boolean }).tty, false, 'not a terminal: plain lines');
   t.match(parseMonitorFlags(['--tail'], { isTTY: true }), { tail: true, web: false }, '--tail: lines only, no web page');
   t.match(parseMonitorFlags(['--server', 'nats://h:2'], { isTTY: true }), { bus: { 'nats-url': 'nats://h:2' } }, '--server is --nats-url');

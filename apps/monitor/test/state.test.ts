@@ -5,16 +5,35 @@ import { MonitorState, type MonitorEvent } from '../src/state.ts';
 import { demoReports } from './helpers.ts';
 
 const loss = (o: Partial<LossReport> = {}): LossReport => ({
-  job: 'j', rank: 0, step: 1, epoch: 0, loss: 1, examples: 10, examplesPerSec: 100, strategy: 'ps', backend: 'cpu', ts: 1, ...o,
+  job: 'j',
+  rank: 0,
+  step: 1,
+  epoch: 0,
+  loss: 1,
+  examples: 10,
+  examplesPerSec: 100,
+  strategy: 'ps',
+  backend: 'cpu',
+  ts: 1,
+  ...o,
 });
 
 t.test('series: keeps points, then merges pairs and strides so the history stays bounded', async (t) => {
   const s = new Series(4);
   for (let i = 1; i <= 4; i++) s.push(i, i * 10);
-  t.same(s.points(), [[1, 10], [2, 20], [3, 30], [4, 40]]);
+  t.same(s.points(), [
+    [1, 10],
+    [2, 20],
+    [3, 30],
+    [4, 40],
+  ]);
   t.equal(s.stride, 1);
   s.push(5, 50); // 5 points > 4: merged into pairs, stride 2
-  t.same(s.points(), [[2, 15], [4, 35], [5, 50]]);
+  t.same(s.points(), [
+    [2, 15],
+    [4, 35],
+    [5, 50],
+  ]);
   t.equal(s.stride, 2);
   s.push(6, 60); // pending bucket shows as a partial point
   t.same(s.points().at(-1), [6, 60]);
@@ -47,7 +66,10 @@ t.test('state: per job and rank, latest values, eval metrics, filter, events', a
   st.reject('bad');
   t.equal(st.seq, 4);
   t.equal(events.length, 4);
-  t.same(events.map((e) => e.kind), ['loss', 'loss', 'loss', 'eval']);
+  t.same(
+    events.map((e) => e.kind),
+    ['loss', 'loss', 'loss', 'eval'],
+  );
   off();
   st.onLoss(loss({ step: 3 }));
   t.equal(events.length, 4, 'unsubscribed');
@@ -57,9 +79,20 @@ t.test('state: per job and rank, latest values, eval metrics, filter, events', a
   t.equal(st.lastRejection, 'bad');
   t.equal(snap.jobs.length, 1);
   const [job] = snap.jobs;
-  t.same(job.ranks.map((r) => r.rank), [0, 1], 'ranks in order');
+  t.same(
+    job.ranks.map((r) => r.rank),
+    [0, 1],
+    'ranks in order',
+  );
   t.equal(job.ranks[0].step, 3);
-  t.same(job.ranks[0].points, [[1, 3], [3, 1]], 'NaN loss not plotted');
+  t.same(
+    job.ranks[0].points,
+    [
+      [1, 3],
+      [3, 1],
+    ],
+    'NaN loss not plotted',
+  );
   t.same(job.eval, { step: 2, ts: 5, final: true, metrics: { rmse: 0.9, 'ndcg@10': null } });
   t.same(job.metrics.rmse.points, [[2, 0.9]]);
   t.same(job.metrics['ndcg@10'].points, []);
@@ -78,7 +111,11 @@ t.test('state: all jobs, most recent first, least recently updated forgotten bey
   st.onLoss(loss({ job: 'b' }));
   st.onLoss(loss({ job: 'a' }));
   st.onEval({ job: 'c', step: 1, metrics: { rmse: 1 }, ts: 1 });
-  t.same(st.jobs().map((j) => j.job), ['c', 'a'], 'b was the least recently updated');
+  t.same(
+    st.jobs().map((j) => j.job),
+    ['c', 'a'],
+    'b was the least recently updated',
+  );
   t.equal(st.snapshot().filter, null);
   const { loss: ls } = demoReports('d', { ranks: 3, steps: 10 });
   ls.forEach((l) => st.onLoss(l));

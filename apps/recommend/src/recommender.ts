@@ -83,7 +83,10 @@ export class Recommender {
     for (const spec of model.tableSpecs()) if (tables[spec.name] === undefined) throw new RecommendError(`${paramsPath} has no table '${spec.name}' that ${config.model} needs`);
     log(`loading ${config.dataset.source} (split ${config.dataset.split}, seed ${config.dataset.seed}) for ids and histories …`);
     const ds = await loadJobDataset(config.dataset, log);
-    const rec = new Recommender(model, { tables, dense: { ...file.dense } }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
+    const rec = new Recommender(model, { tables, dense: { ...file.dense } }, groupRows(ds.train, 'user'), ds.numItems, {
+      ...(ds.users !== undefined ? { users: ds.users } : {}),
+      ...(ds.items !== undefined ? { items: ds.items } : {}),
+    });
     if ((model.task ?? 'rating') === 'rating') rec.ratingRange = config.ratingRange ?? ds.ratingRange;
     return rec;
   }
@@ -97,7 +100,10 @@ export class Recommender {
     const settings = knnSettings(config.hyper as KnnHyper);
     const neighbours = readNeighbours(path);
     const model = new KnnModel(prepareKnn(ds.train, { numUsers: ds.numUsers, numItems: ds.numItems }), settings.options, neighbours);
-    return new Recommender({ model, neighbours, itemBased: settings.options.kind === 'item' }, { tables: {}, dense: {} }, groupRows(ds.train, 'user'), ds.numItems, { ...(ds.users !== undefined ? { users: ds.users } : {}), ...(ds.items !== undefined ? { items: ds.items } : {}) });
+    return new Recommender({ model, neighbours, itemBased: settings.options.kind === 'item' }, { tables: {}, dense: {} }, groupRows(ds.train, 'user'), ds.numItems, {
+      ...(ds.users !== undefined ? { users: ds.users } : {}),
+      ...(ds.items !== undefined ? { items: ds.items } : {}),
+    });
   }
 
   /** Builds one from parts (tests, notebooks). */
@@ -142,7 +148,13 @@ export class Recommender {
     }
     const top = topK(scores, n, hist.items);
     // Ranked on the raw scores (clipping would tie the top ones); shown clipped to the rating scale.
-    const shown = this.knn === undefined ? clipToRange(Float32Array.from(top, (i) => scores[i]), this.ratingRange) : Float32Array.from(top, (i) => scores[i]);
+    const shown =
+      this.knn === undefined
+        ? clipToRange(
+            Float32Array.from(top, (i) => scores[i]),
+            this.ratingRange,
+          )
+        : Float32Array.from(top, (i) => scores[i]);
     return Array.from(top, (i, k) => ({ id: this.#itemId(i), index: i, score: shown[k] }));
   }
 

@@ -17,13 +17,27 @@ import { Recommender } from '../src/recommender.ts';
 const dir = mkdtempSync(join(tmpdir(), 'recommend-'));
 const csv = join(dir, 'ratings.csv');
 const data = lowRankRatings({ users: 120, items: 80, perUser: 30, rank: 3, noise: 0.3, seed: 5 });
-writeFileSync(csv, `userId,movieId,rating,timestamp\n${Array.from({ length: data.ratings.length }, (_, i) => `${1000 + data.ratings.user[i]},${50 + 3 * data.ratings.item[i]},${data.ratings.rating[i].toFixed(1)},${i}`).join('\n')}\n`);
+writeFileSync(
+  csv,
+  `userId,movieId,rating,timestamp\n${Array.from({ length: data.ratings.length }, (_, i) => `${1000 + data.ratings.user[i]},${50 + 3 * data.ratings.item[i]},${data.ratings.rating[i].toFixed(1)},${i}`).join('\n')}\n`,
+);
 const spec = { source: csv, split: 'random:0.1', seed: 7 };
 const modelDir = join(dir, 'model');
 
 t.before(async () => {
   const ds = await loadJobDataset(spec);
-  const config = { job: 't', strategy: 'ps', worldSize: 1, model: 'mf', hyper: { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, dim: 8, initStd: 0.1 }, optimizer: { name: 'adam', lr: 0.02 }, psShards: 1, staleness: 'none', seed: 7, dataset: spec };
+  const config = {
+    job: 't',
+    strategy: 'ps',
+    worldSize: 1,
+    model: 'mf',
+    hyper: { numUsers: ds.numUsers, numItems: ds.numItems, globalMean: ds.globalMean, dim: 8, initStd: 0.1 },
+    optimizer: { name: 'adam', lr: 0.02 },
+    psShards: 1,
+    staleness: 'none',
+    seed: 7,
+    dataset: spec,
+  };
   const engine = await selectBackend({ backend: 'cpu' });
   const { params } = trainLocal({ engine, model: createModel('mf', config.hyper), train: ds.train, batchSize: 256, epochs: 4, seed: 7, optimizer: { name: 'adam', lr: 0.02 } });
   mkdirSync(modelDir, { recursive: true });
@@ -38,13 +52,22 @@ t.test('top-N on raw ids, training items excluded, best first', async (t) => {
   t.equal(top.length, 10);
   const seen = new Set(rec.seen('1003'));
   t.ok(seen.size > 10, `user 1003 rated ${seen.size} items in training`);
-  t.ok(top.every((r) => !seen.has(r.index)), 'nothing the user rated is recommended');
-  t.ok(top.every((r) => typeof r.id === 'number' && (r.id - 50) % 3 === 0), `answers are the file's ids: ${top.map((r) => r.id).join(' ')}`);
+  t.ok(
+    top.every((r) => !seen.has(r.index)),
+    'nothing the user rated is recommended',
+  );
+  t.ok(
+    top.every((r) => typeof r.id === 'number' && (r.id - 50) % 3 === 0),
+    `answers are the file's ids: ${top.map((r) => r.id).join(' ')}`,
+  );
   for (let k = 1; k < top.length; k++) t.ok(top[k - 1].score >= top[k].score, 'sorted by score');
   t.throws(() => rec.recommend(engine, '999999', 5), /user '999999' is not in the dataset/);
   const sim = rec.similar('53', 5);
   t.equal(sim.length, 5);
-  t.ok(sim.every((r) => r.id !== 53 && r.score <= 1.0001), 'an item is not its own neighbour; cosine ≤ 1');
+  t.ok(
+    sim.every((r) => r.id !== 53 && r.score <= 1.0001),
+    'an item is not its own neighbour; cosine ≤ 1',
+  );
   t.throws(() => rec.similar('52', 5), /item '52' is not in the dataset/);
 });
 
@@ -75,7 +98,10 @@ t.test('kNN models: top-N from neighbour sums, similar items from the neighbour 
   const top = rec.recommend(engine, '1003', 5);
   const seen = new Set(rec.seen('1003'));
   t.equal(top.length, 5);
-  t.ok(top.every((r) => !seen.has(r.index)), 'rated items excluded');
+  t.ok(
+    top.every((r) => !seen.has(r.index)),
+    'rated items excluded',
+  );
   const sim = rec.similar('53', 3);
   t.ok(sim.length > 0 && sim.every((r) => r.id !== 53), `neighbours of item 53: ${sim.map((r) => `${r.id} (${r.score.toFixed(3)})`).join(', ')}`);
   for (let k = 1; k < sim.length; k++) t.ok(sim[k - 1].score >= sim[k].score, 'most similar first');

@@ -60,17 +60,15 @@ export interface SubscribeLargeOptions {
 }
 
 /** Subscribes, reassembling chunked messages; the handler sees whole payloads. */
-export function subscribeLarge(
-  nc: NatsConnection,
-  subject: string,
-  handler: (payload: Uint8Array, msg: Msg) => void | Promise<void>,
-  opts: SubscribeLargeOptions = {},
-): Subscription {
+export function subscribeLarge(nc: NatsConnection, subject: string, handler: (payload: Uint8Array, msg: Msg) => void | Promise<void>, opts: SubscribeLargeOptions = {}): Subscription {
   const onError = opts.onError ?? ((err: Error) => console.error(`[bus] ${subject}: ${err.message}`));
   const assembler = new ChunkAssembler({ maxPendingBytes: opts.maxPendingBytes ?? 512 * 1024 * 1024, timeoutMs: opts.chunkTimeoutMs ?? 30_000 });
-  const sweep = setInterval(() => {
-    for (const { id, missing } of assembler.expire()) onError(ChunkAssembler.missingError(id, missing));
-  }, Math.min(5000, opts.chunkTimeoutMs ?? 30_000));
+  const sweep = setInterval(
+    () => {
+      for (const { id, missing } of assembler.expire()) onError(ChunkAssembler.missingError(id, missing));
+    },
+    Math.min(5000, opts.chunkTimeoutMs ?? 30_000),
+  );
   sweep.unref();
   const deliver = (payload: Uint8Array, msg: Msg): void => {
     try {
@@ -111,12 +109,7 @@ export interface RequestLargeOptions {
 }
 
 /** Request/reply where request and reply may each exceed max_payload. */
-export async function requestLarge(
-  nc: NatsConnection,
-  subject: string,
-  payload: Uint8Array,
-  opts: RequestLargeOptions = {},
-): Promise<Uint8Array> {
+export async function requestLarge(nc: NatsConnection, subject: string, payload: Uint8Array, opts: RequestLargeOptions = {}): Promise<Uint8Array> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const inbox = createInbox();
   let settle: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
@@ -209,12 +202,7 @@ export interface ServeLargeOptions {
 export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024;
 
 /** Serves request/reply where requests and replies may exceed max_payload. */
-export function serveLarge(
-  nc: NatsConnection,
-  subject: string,
-  handler: (payload: Uint8Array, msg: Msg) => Promise<Uint8Array> | Uint8Array,
-  opts: ServeLargeOptions = {},
-): Subscription {
+export function serveLarge(nc: NatsConnection, subject: string, handler: (payload: Uint8Array, msg: Msg) => Promise<Uint8Array> | Uint8Array, opts: ServeLargeOptions = {}): Subscription {
   const onError = opts.onError ?? ((err: Error) => console.error(`[bus] ${subject}: ${err.message}`));
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   let noReply = 0;

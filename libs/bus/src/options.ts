@@ -1,12 +1,7 @@
 // One way to connect: flags win over NATS_* environment variables, which win over defaults.
 // Reconnect is on by default (unlimited attempts) so actors ride out a server restart.
 import { readFileSync } from 'node:fs';
-import {
-  credsAuthenticator,
-  nkeyAuthenticator,
-  type Authenticator,
-  type ConnectionOptions,
-} from '@nats-io/nats-core';
+import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type ConnectionOptions } from '@nats-io/nats-core';
 import { BusError } from './errors.ts';
 
 export interface BusOptions {
@@ -62,7 +57,10 @@ function pick(flags: Flags, env: Env, flag: string, envName: string): string | u
 }
 
 function parseServers(raw: string, source: string): string[] {
-  const servers = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const servers = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const s of servers) {
     const withScheme = /^[a-z]+:\/\//.test(s) ? s : `nats://${s}`;
     let url: URL;
@@ -82,12 +80,7 @@ function parseServers(raw: string, source: string): string[] {
 export function busOptionsFrom(flags: Flags = {}, env: Env = process.env): BusOptions {
   const urlFlag = pick(flags, {}, 'nats-url', '');
   const urlEnv = env.NATS_URL;
-  const servers =
-    urlFlag !== undefined
-      ? parseServers(urlFlag, '--nats-url')
-      : urlEnv !== undefined && urlEnv.trim() !== ''
-        ? parseServers(urlEnv, 'NATS_URL')
-        : [DEFAULT_SERVER];
+  const servers = urlFlag !== undefined ? parseServers(urlFlag, '--nats-url') : urlEnv !== undefined && urlEnv.trim() !== '' ? parseServers(urlEnv, 'NATS_URL') : [DEFAULT_SERVER];
   const user = pick(flags, env, 'nats-user', 'NATS_USER');
   const pass = pick(flags, env, 'nats-pass', 'NATS_PASSWORD');
   if ((user === undefined) !== (pass === undefined)) {

@@ -12,7 +12,14 @@ t.test('rendezvous, all-gather, all-reduce in rank order, broadcast, barrier; la
   const byStart = await Promise.all(late);
   const g = [byStart[1], byStart[2], byStart[0]];
   const gathered = await Promise.all(g.map((p) => p.allGather(new Uint8Array([p.rank, p.rank]))));
-  t.same(gathered[2].map((b) => [...b]), [[0, 0], [1, 1], [2, 2]]);
+  t.same(
+    gathered[2].map((b) => [...b]),
+    [
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ],
+  );
   const big = 300_000;
   const sums = await Promise.all(g.map((p) => p.allReduce(new Float32Array(big).fill(p.rank + 0.5))));
   t.equal(sums[1].length, big);
@@ -53,18 +60,37 @@ t.test('reduce, gather, scatter, reduce-scatter, sub-groups and async forms', as
   t.same(reduced[2], new Float32Array([3, 3]));
   t.equal(reduced[0], undefined);
   const gathered = await Promise.all(g.map((p) => p.gather(new Uint8Array([p.rank]), 1)));
-  t.same(gathered[1]?.map((b) => b[0]), [0, 1, 2]);
+  t.same(
+    gathered[1]?.map((b) => b[0]),
+    [0, 1, 2],
+  );
   const scattered = await Promise.all(g.map((p) => p.scatter(p.rank === 0 ? [new Uint8Array([10]), new Uint8Array([11]), new Uint8Array([12])] : undefined, 0)));
-  t.same(scattered.map((b) => b[0]), [10, 11, 12]);
+  t.same(
+    scattered.map((b) => b[0]),
+    [10, 11, 12],
+  );
   const rs = await Promise.all(g.map((p) => p.reduceScatter(Float32Array.from({ length: 7 }, (_, i) => i))));
-  t.same(rs.map((x) => [...x]), [[0, 3], [6, 9], [12, 15, 18]]);
+  t.same(
+    rs.map((x) => [...x]),
+    [
+      [0, 3],
+      [6, 9],
+      [12, 15, 18],
+    ],
+  );
   const works = g.map((p) => p.start((q) => q.allReduce(new Float32Array([1]))));
-  t.same((await Promise.all(works.map((w) => w.wait()))).map((x) => x[0]), [3, 3, 3]);
+  t.same(
+    (await Promise.all(works.map((w) => w.wait()))).map((x) => x[0]),
+    [3, 3, 3],
+  );
   const subs = await Promise.all(g.map((p) => p.newGroup([2, 0])));
   t.equal(subs[1], undefined, 'rank 1 is not a member');
   t.equal(subs[2]?.rank, 0, 'members are renumbered in the order given');
   const inSub = await Promise.all([subs[2], subs[0]].map((p) => (p as ProcessGroup).allGather(new Uint8Array([p?.rank ?? 9]))));
-  t.same(inSub[0].map((b) => b[0]), [0, 1]);
+  t.same(
+    inSub[0].map((b) => b[0]),
+    [0, 1],
+  );
   await t.rejects(g[0].newGroup([0, 0]), /distinct ranks/);
   await t.rejects(Promise.all(g.map((p) => p.scatter(p.rank === 0 ? [new Uint8Array(1)] : undefined))), /root needs 3 parts/);
   for (const p of [...g, subs[0], subs[2]]) p?.destroy();
@@ -81,9 +107,15 @@ t.test('ring all-reduce equals the star sum (to float rounding) and is reproduci
     const ring = await Promise.all(g.map((p) => p.allReduceRing(input(p.rank))));
     const again = await Promise.all(g.map((p) => p.allReduceRing(input(p.rank))));
     const star = await Promise.all(g.map((p) => p.allReduce(input(p.rank))));
-    t.ok(ring.every((x) => x.every((v, i) => v === ring[0][i])), `W=${W}: every rank has the same bits`);
+    t.ok(
+      ring.every((x) => x.every((v, i) => v === ring[0][i])),
+      `W=${W}: every rank has the same bits`,
+    );
     t.same(again[0], ring[0], `W=${W}: reproducible`);
-    t.ok(ring[0].every((v, i) => Math.abs(v - star[0][i]) < 1e-6), `W=${W}: equals the star sum`);
+    t.ok(
+      ring[0].every((v, i) => Math.abs(v - star[0][i]) < 1e-6),
+      `W=${W}: equals the star sum`,
+    );
     for (const p of g) p.destroy();
   }
   const [a] = await Promise.all([ProcessGroup.init({ nc, job: 'ringdead', worldSize: 2, rank: 0, timeoutMs: 300 }).catch((e: Error) => e)]);

@@ -28,8 +28,7 @@ export function saveRatingsArrow(path: string, f: RatingsFile): void {
   if (f.items !== undefined) metadata.set(ITEMS_KEY, JSON.stringify(f.items.toJSON()));
   if (f.meta !== undefined) metadata.set(META_KEY, JSON.stringify(f.meta));
   const schema = new Schema(fields, metadata);
-  const col = (type: Int32 | Float32 | Float64, data: Int32Array | Float32Array | Float64Array) =>
-    makeData({ type, length: r.length, data } as never);
+  const col = (type: Int32 | Float32 | Float64, data: Int32Array | Float32Array | Float64Array) => makeData({ type, length: r.length, data } as never);
   const children = [col(new Int32(), r.user), col(new Int32(), r.item), col(new Float32(), r.rating)];
   if (r.timestamp !== undefined) children.push(col(new Float64(), r.timestamp));
   const batch = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: r.length, nullCount: 0, children }));
@@ -44,7 +43,11 @@ export function loadRatingsArrow(path: string): RatingsFile {
   } catch (err) {
     throw new FormatError(`${path} is not an Arrow IPC file (${(err as Error).message})`);
   }
-  const want: [string, string][] = [['user', 'Int32'], ['item', 'Int32'], ['rating', 'Float32']];
+  const want: [string, string][] = [
+    ['user', 'Int32'],
+    ['item', 'Int32'],
+    ['rating', 'Float32'],
+  ];
   const names = table.schema.fields.map((f) => `${f.name}:${String(f.type)}`);
   for (const [name, type] of want) {
     const field = table.schema.fields.find((f) => f.name === name);

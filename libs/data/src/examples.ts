@@ -13,9 +13,7 @@ export type ExampleKind = 'ratings' | 'user-rows' | 'item-rows' | 'images';
 export const EXAMPLE_KINDS: readonly ExampleKind[] = ['ratings', 'user-rows', 'item-rows', 'images'];
 
 export type ExampleSet =
-  | { readonly kind: 'ratings'; readonly ratings: Ratings }
-  | { readonly kind: 'user-rows' | 'item-rows'; readonly rows: InteractionsBatch }
-  | { readonly kind: 'images'; readonly images: ImageSet };
+  { readonly kind: 'ratings'; readonly ratings: Ratings } | { readonly kind: 'user-rows' | 'item-rows'; readonly rows: InteractionsBatch } | { readonly kind: 'images'; readonly images: ImageSet };
 
 export type AnyBatch = RatingsBatch | InteractionsBatch | ImageBatch;
 
@@ -132,7 +130,12 @@ export function rowsForIds(rows: InteractionsBatch, ids: Int32Array): Interactio
     pos[k] = rows.user.length > 0 && rows.user[lo] === id ? lo : empty;
   });
   // An extra empty row at position `empty` stands for ids without data.
-  const padded: InteractionsBatch = { user: Int32Array.from([...rows.user, -1]), offsets: Int32Array.from([...rows.offsets, rows.offsets[rows.offsets.length - 1]]), items: rows.items, values: rows.values };
+  const padded: InteractionsBatch = {
+    user: Int32Array.from([...rows.user, -1]),
+    offsets: Int32Array.from([...rows.offsets, rows.offsets[rows.offsets.length - 1]]),
+    items: rows.items,
+    values: rows.values,
+  };
   const out = takeRows(padded, pos);
   return { ...out, user: ids.slice() };
 }

@@ -71,9 +71,7 @@ export function detectFormat(path: string): RatingsFormat {
   if (/^userId,movieId,rating/i.test(first)) return 'ml-csv';
   if (/^\d+:\s*$/.test(first)) return 'netflix';
   if (/^\d+\t\d+\t[\d.]+\t\d+$/.test(first)) return 'ml-100k';
-  throw new FormatError(
-    `cannot tell the format of ${path} (first line: '${first.slice(0, 80)}'); pass format 'ml-100k', 'ml-1m', 'ml-csv', 'netflix', or 'generic' with a column mapping`,
-  );
+  throw new FormatError(`cannot tell the format of ${path} (first line: '${first.slice(0, 80)}'); pass format 'ml-100k', 'ml-1m', 'ml-csv', 'netflix', or 'generic' with a column mapping`);
 }
 
 function firstLine(path: string): string {
@@ -242,7 +240,13 @@ export async function loadRatings(path: string, opts: LoadOptions = {}): Promise
       const f = text.split(delimiter);
       if (!headerSeen) {
         headerSeen = true;
-        if (format === 'generic') layout = genericLayout(path, opts.mapping as ColumnMapping, delimiter, f.map((s) => s.trim()));
+        if (format === 'generic')
+          layout = genericLayout(
+            path,
+            opts.mapping as ColumnMapping,
+            delimiter,
+            f.map((s) => s.trim()),
+          );
         continue;
       }
       layout ??= genericLayout(path, opts.mapping as ColumnMapping, delimiter, undefined);

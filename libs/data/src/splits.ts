@@ -234,7 +234,9 @@ export function splitBySpec(r: Ratings, spec: string, seed: number): Split {
       break;
   }
   if (split.train.length === 0 || split.test.length === 0) {
-    throw new DataError(`the dataset (${r.length} ratings) is too small for split '${spec}': it leaves ${split.train.length} training and ${split.test.length} test ratings; use a larger dataset or another split`);
+    throw new DataError(
+      `the dataset (${r.length} ratings) is too small for split '${spec}': it leaves ${split.train.length} training and ${split.test.length} test ratings; use a larger dataset or another split`,
+    );
   }
   return split;
 }

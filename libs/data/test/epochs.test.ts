@@ -6,11 +6,17 @@ t.test('Rng is deterministic and roughly uniform', async (t) => {
   const a = new Rng(42);
   const b = new Rng(42);
   const xs = Array.from({ length: 1000 }, () => a.nextUint32());
-  t.same(xs, Array.from({ length: 1000 }, () => b.nextUint32()));
+  t.same(
+    xs,
+    Array.from({ length: 1000 }, () => b.nextUint32()),
+  );
   const r = new Rng(7);
   const buckets = new Int32Array(10);
   for (let i = 0; i < 100_000; i++) buckets[r.nextInt(10)]++;
-  t.ok(buckets.every((c) => c > 9500 && c < 10500), `buckets ${[...buckets]}`);
+  t.ok(
+    buckets.every((c) => c > 9500 && c < 10500),
+    `buckets ${[...buckets]}`,
+  );
   let sum = 0;
   let sq = 0;
   for (let i = 0; i < 50_000; i++) {
@@ -23,7 +29,10 @@ t.test('Rng is deterministic and roughly uniform', async (t) => {
   t.equal(deriveSeed(1, 'x'), deriveSeed(1, 'x'));
   t.throws(() => r.nextInt(0), RangeError);
   const p = r.permutation(100);
-  t.same([...p].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  t.same(
+    [...p].sort((x, y) => x - y),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
   t.equal(hash32(5), hash32(5));
 });
 
@@ -38,7 +47,10 @@ t.test('epochs: a new permutation per epoch, identical for every node', async (t
     for (const i of b) seen[i]++;
   }
   t.equal(batches, Math.ceil(1000 / 64));
-  t.ok(seen.every((c) => c === 1), 'every row once per epoch');
+  t.ok(
+    seen.every((c) => c === 1),
+    'every row once per epoch',
+  );
   const dropped = new EpochIterator({ rows: 1000, batchSize: 64, seed: 5, dropRemainder: true });
   t.equal([...dropped.batches(0)].length, 15);
   t.same([...new EpochIterator({ rows: 5, batchSize: 2, seed: 1, shuffle: false }).order(0)], [0, 1, 2, 3, 4]);
@@ -64,7 +76,10 @@ t.test('property: distributed ranks are disjoint and their union is the single-p
 t.test('sharding: disjoint, complete, users kept together', async (t) => {
   const r = lowRankRatings({ users: 100, items: 50, perUser: 10, seed: 1 }).ratings;
   const byRow = shardByRow(r, 3);
-  t.equal(byRow.reduce((s, x) => s + x.length, 0), r.length);
+  t.equal(
+    byRow.reduce((s, x) => s + x.length, 0),
+    r.length,
+  );
   const byUser = shardByUser(r, 3);
   for (let k = 0; k < 3; k++) t.ok([...byUser[k].user].every((u) => shardOf(u, 3) === k));
   t.equal(takeShard(r, 1, 3).length, byRow[1].length);

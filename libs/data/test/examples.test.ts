@@ -43,7 +43,11 @@ t.test('example sets of every kind: count, take, batch length, shards', async (t
   t.equal(batchLength(takeExamples(sets[0], Int32Array.of(0, 1))), 2);
   for (const set of sets) {
     const parts = [0, 1, 2].map((k) => shardExamples(set, k, 3));
-    t.equal(parts.reduce((s, p) => s + exampleCount(p), 0), exampleCount(set), `${set.kind}: shards partition the examples`);
+    t.equal(
+      parts.reduce((s, p) => s + exampleCount(p), 0),
+      exampleCount(set),
+      `${set.kind}: shards partition the examples`,
+    );
     t.equal(shardExamples(set, 0, 1), set, 'one shard is the set');
   }
   // User rows are sharded by user id, so a user's items stay together.

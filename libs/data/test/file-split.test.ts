@@ -32,7 +32,8 @@ t.test('parseSplitSpec: every kind, checked without data', async (t) => {
     ['loo:3', /takes no value/],
     ['strong:1.5', /fraction in \(0, 1\) or a whole number/],
     ['file:', /needs a path/],
-  ] as const) t.throws(() => parseSplitSpec(bad), { name: 'DataError', message: msg }, bad);
+  ] as const)
+    t.throws(() => parseSplitSpec(bad), { name: 'DataError', message: msg }, bad);
 });
 
 t.test('splitBySpec: file: needs a loader; a dataset too small to split says so', async (t) => {

@@ -70,7 +70,10 @@ t.test('malformed lines: file, line number and reason; or skipped and counted', 
   const skipped = await loadRatings(join(dir, 'bad.data'), { skipBadLines: true });
   t.equal(skipped.ratings.length, 2);
   t.equal(skipped.skipped, 3);
-  t.same(skipped.firstErrors.map((e) => e.line), [2, 3, 4]);
+  t.same(
+    skipped.firstErrors.map((e) => e.line),
+    [2, 3, 4],
+  );
   t.match(skipped.firstErrors[1].message, /rating is missing/);
   t.match(skipped.firstErrors[2].message, /expected at least 4 fields/);
 });

@@ -1,18 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import {
-  DataError,
-  fixedSizeSplit,
-  leaveOneOut,
-  lowRankRatings,
-  perUserFractionSplit,
-  perUserHoldout,
-  randomSplit,
-  splitBySpec,
-  strongGeneralization,
-  type Ratings,
-  type Split,
-} from '../mod.ts';
+import { DataError, fixedSizeSplit, leaveOneOut, lowRankRatings, perUserFractionSplit, perUserHoldout, randomSplit, splitBySpec, strongGeneralization, type Ratings, type Split } from '../mod.ts';
 
 const data = lowRankRatings({ users: 200, items: 150, perUser: 30, seed: 3, withTimestamps: true }).ratings;
 const key = (r: Ratings, i: number): string => `${r.user[i]}:${r.item[i]}`;
@@ -21,7 +9,10 @@ const keys = (r: Ratings): string[] => Array.from({ length: r.length }, (_, i) =
 function checkPartition(t: Tap.Test, s: Split, whole: Ratings): void {
   t.equal(s.train.length + s.test.length, whole.length, 'sizes add up');
   const train = new Set(keys(s.train));
-  t.ok(keys(s.test).every((k) => !train.has(k)), 'no rating on both sides');
+  t.ok(
+    keys(s.test).every((k) => !train.has(k)),
+    'no rating on both sides',
+  );
 }
 
 t.test('random fraction and fixed size', async (t) => {
@@ -73,7 +64,10 @@ t.test('strong generalisation holds out whole users, 80/20 fold-in/target', asyn
   const s = strongGeneralization(data, { heldOut: 0.1, seed: 5 });
   t.equal(s.heldOutUsers.length, 20);
   const held = new Set(s.heldOutUsers);
-  t.ok([...s.train.user].every((u) => !held.has(u)), 'train has no held-out user');
+  t.ok(
+    [...s.train.user].every((u) => !held.has(u)),
+    'train has no held-out user',
+  );
   t.ok([...s.test.user].every((u) => held.has(u)) && [...s.foldIn.user].every((u) => held.has(u)));
   t.equal(s.train.length + s.foldIn.length + s.test.length, data.length);
   const ratio = s.foldIn.length / (s.foldIn.length + s.test.length);

@@ -24,7 +24,11 @@ t.test('IdMap encodes contiguously and round-trips', async (t) => {
 });
 
 t.test('implicit conversion', async (t) => {
-  const data = r([[0, 0, 5], [0, 1, 2], [1, 0, 4]]);
+  const data = r([
+    [0, 0, 5],
+    [0, 1, 2],
+    [1, 0, 4],
+  ]);
   const drop = toImplicit(data, { threshold: 4 });
   t.same([...drop.item], [0, 0]);
   t.same([...drop.rating], [1, 1]);
@@ -35,7 +39,16 @@ t.test('implicit conversion', async (t) => {
 
 t.test('min-count filters iterate to a fixed point and re-encode ids', async (t) => {
   // user 2 has 1 rating; dropping it leaves item 2 with 1 rating, which must then go too.
-  const data = r([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1], [2, 2, 1], [0, 2, 1], [1, 3, 1], [0, 3, 1]]);
+  const data = r([
+    [0, 0, 1],
+    [0, 1, 1],
+    [1, 0, 1],
+    [1, 1, 1],
+    [2, 2, 1],
+    [0, 2, 1],
+    [1, 3, 1],
+    [0, 3, 1],
+  ]);
   const users = new IdMap();
   ['a', 'b', 'c'].forEach((x) => users.encode(x));
   const f = filterMinCounts(data, { minUserRatings: 2, minItemRatings: 2 }, { users });
@@ -48,7 +61,14 @@ t.test('min-count filters iterate to a fixed point and re-encode ids', async (t)
 });
 
 t.test('describe counts by hand', async (t) => {
-  const s = describe(r([[0, 0, 5], [0, 1, 3], [1, 0, 4], [1, 1, 4.5]]));
+  const s = describe(
+    r([
+      [0, 0, 5],
+      [0, 1, 3],
+      [1, 0, 4],
+      [1, 1, 4.5],
+    ]),
+  );
   t.equal(s.users, 2);
   t.equal(s.items, 2);
   t.equal(s.ratings, 4);
@@ -56,13 +76,25 @@ t.test('describe counts by hand', async (t) => {
   t.equal(s.mean, 4.125);
   t.equal(s.min, 3);
   t.equal(s.max, 5);
-  t.same(s.histogram, [[3, 1], [4, 1], [4.5, 1], [5, 1]]);
+  t.same(s.histogram, [
+    [3, 1],
+    [4, 1],
+    [4.5, 1],
+    [5, 1],
+  ]);
   t.match(formatSummary(s), /density\s+100\.000 %/);
   t.ok(Number.isNaN(describe(r([])).mean));
 });
 
 t.test('selectRows and groupByUser', async (t) => {
-  const data = r([[1, 0, 1], [0, 1, 2], [1, 2, 3]], true);
+  const data = r(
+    [
+      [1, 0, 1],
+      [0, 1, 2],
+      [1, 2, 3],
+    ],
+    true,
+  );
   const s = selectRows(data, [2, 0]);
   t.same([...s.rating], [3, 1]);
   t.same([...(s.timestamp ?? [])], [2, 0]);

@@ -138,9 +138,7 @@ export function biasedDotMse(x: BiasedDotInputs, target: Float32Array): BiasedDo
   const gBi = new Float32Array(Bi.length);
   // Two monomorphic loops (V8 keeps each tight; a branch on Z inside the row loops halves the speed).
   const [sq, gMu] =
-    Z === undefined
-      ? mseLoop(n, d, x.mean, pu, pi, bu, bi, P, Q, Bu, Bi, target, gP, gQ, gBu, gBi)
-      : mseLoopExtra(n, d, x.mean, pu, pi, bu, bi, P, Z, Q, Bu, Bi, target, gP, gQ, gBu, gBi);
+    Z === undefined ? mseLoop(n, d, x.mean, pu, pi, bu, bi, P, Q, Bu, Bi, target, gP, gQ, gBu, gBi) : mseLoopExtra(n, d, x.mean, pu, pi, bu, bi, P, Z, Q, Bu, Bi, target, gP, gQ, gBu, gBi);
   return {
     loss: sq / n,
     user: touchedOnly(x.users.rows, gP, d, pu),
@@ -177,7 +175,24 @@ function touchedOnly(rows: Int32Array, values: Float32Array, dim: number, used: 
   return { rows: outRows, values: out };
 }
 
-function mseLoop(n: number, d: number, mu: number, pu: Int32Array, pi: Int32Array, bu: Int32Array, bi: Int32Array, P: Float32Array, Q: Float32Array, Bu: Float32Array, Bi: Float32Array, target: Float32Array, gP: Float32Array, gQ: Float32Array, gBu: Float32Array, gBi: Float32Array): [number, number] {
+function mseLoop(
+  n: number,
+  d: number,
+  mu: number,
+  pu: Int32Array,
+  pi: Int32Array,
+  bu: Int32Array,
+  bi: Int32Array,
+  P: Float32Array,
+  Q: Float32Array,
+  Bu: Float32Array,
+  Bi: Float32Array,
+  target: Float32Array,
+  gP: Float32Array,
+  gQ: Float32Array,
+  gBu: Float32Array,
+  gBi: Float32Array,
+): [number, number] {
   const scale = 2 / n;
   let sq = 0;
   let gMu = 0;
@@ -200,7 +215,25 @@ function mseLoop(n: number, d: number, mu: number, pu: Int32Array, pi: Int32Arra
   return [sq, gMu];
 }
 
-function mseLoopExtra(n: number, d: number, mu: number, pu: Int32Array, pi: Int32Array, bu: Int32Array, bi: Int32Array, P: Float32Array, Z: Float32Array, Q: Float32Array, Bu: Float32Array, Bi: Float32Array, target: Float32Array, gP: Float32Array, gQ: Float32Array, gBu: Float32Array, gBi: Float32Array): [number, number] {
+function mseLoopExtra(
+  n: number,
+  d: number,
+  mu: number,
+  pu: Int32Array,
+  pi: Int32Array,
+  bu: Int32Array,
+  bi: Int32Array,
+  P: Float32Array,
+  Z: Float32Array,
+  Q: Float32Array,
+  Bu: Float32Array,
+  Bi: Float32Array,
+  target: Float32Array,
+  gP: Float32Array,
+  gQ: Float32Array,
+  gBu: Float32Array,
+  gBi: Float32Array,
+): [number, number] {
   const scale = 2 / n;
   let sq = 0;
   let gMu = 0;

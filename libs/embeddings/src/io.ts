@@ -34,7 +34,13 @@ export function loadParams(path: string): ParamsFile {
   } catch (err) {
     throw new EmbeddingError(`${path} is not a parameters file: ${(err as Error).message}`);
   }
-  const o = raw as { format?: unknown; tables?: unknown; dense?: unknown; optimizer?: { config: OptimizerConfig; state: Parameters<RowOptimizer['loadState']>[0] }; meta?: Record<string, string | number> };
+  const o = raw as {
+    format?: unknown;
+    tables?: unknown;
+    dense?: unknown;
+    optimizer?: { config: OptimizerConfig; state: Parameters<RowOptimizer['loadState']>[0] };
+    meta?: Record<string, string | number>;
+  };
   if (o.format !== FORMAT || !Array.isArray(o.tables)) throw new EmbeddingError(`${path}: not an ${FORMAT} file`);
   const tables = (o.tables as { name: string; rows: number; dim: number; data: Float32Array }[]).map((t) => {
     if (!(t.data instanceof Float32Array) || t.data.length !== t.rows * t.dim) throw new EmbeddingError(`${path}: table ${t.name} is malformed`);

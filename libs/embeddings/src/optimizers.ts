@@ -184,7 +184,22 @@ export class RowOptimizer {
 }
 
 /** One row of Adam, every operand a local: V8 keeps this loop tight (property loads inside it cost 2×). */
-function adamRow(w: Float32Array, m: Float32Array, v: Float32Array, off: number, g: Float32Array, goff: number, n: number, lr: number, l2: number, beta1: number, beta2: number, epsilon: number, c1: number, c2: number): void {
+function adamRow(
+  w: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  off: number,
+  g: Float32Array,
+  goff: number,
+  n: number,
+  lr: number,
+  l2: number,
+  beta1: number,
+  beta2: number,
+  epsilon: number,
+  c1: number,
+  c2: number,
+): void {
   const b1 = 1 - beta1;
   const b2 = 1 - beta2;
   for (let k = 0; k < n; k++) {

@@ -11,10 +11,7 @@ export class EmbeddingError extends Error {
 }
 
 export type Initializer =
-  | { readonly kind: 'zeros' }
-  | { readonly kind: 'constant'; readonly value: number }
-  | { readonly kind: 'uniform'; readonly scale: number }
-  | { readonly kind: 'normal'; readonly std: number };
+  { readonly kind: 'zeros' } | { readonly kind: 'constant'; readonly value: number } | { readonly kind: 'uniform'; readonly scale: number } | { readonly kind: 'normal'; readonly std: number };
 
 export interface EmbeddingTable {
   readonly name: string;

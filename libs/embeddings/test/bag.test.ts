@@ -41,12 +41,24 @@ t.test('bags equal X·W and their gradient Xᵀ·G (TF.js matMul), every combine
       const dW = tf.matMul(X, tf.tensor2d(gradOut, [n, dim]), true, false).dataSync();
       const g = bagBackward(gradOut, dim, offsets, ids, w, mode);
       t.same([...g.rows], [1, 4, 5], `backward ${label}: distinct rows, sorted`);
-      t.ok(close(g.values, [1, 4, 5].flatMap((r) => [...dW.subarray(r * dim, (r + 1) * dim)])), `backward ${label}`);
+      t.ok(
+        close(
+          g.values,
+          [1, 4, 5].flatMap((r) => [...dW.subarray(r * dim, (r + 1) * dim)]),
+        ),
+        `backward ${label}`,
+      );
       tf.dispose([X, W]);
     }
   }
   t.same([...bagForward(gathered, dim, offsets, ids).subarray(3, 6)], [0, 0, 0], 'an empty bag gives zeros');
-  t.ok(close(bagForward(gathered, dim, offsets, ids, undefined, 'sqrtn').subarray(0, 3), [0, 1, 2].map((k) => (2 * table[dim + k] + table[4 * dim + k] + table[5 * dim + k]) / 2)), 'sqrtn is |N|^-½ Σ e_j');
+  t.ok(
+    close(
+      bagForward(gathered, dim, offsets, ids, undefined, 'sqrtn').subarray(0, 3),
+      [0, 1, 2].map((k) => (2 * table[dim + k] + table[4 * dim + k] + table[5 * dim + k]) / 2),
+    ),
+    'sqrtn is |N|^-½ Σ e_j',
+  );
 });
 
 t.test('bag errors name the problem', async (t) => {

@@ -29,7 +29,11 @@ t.test('dense Adam = torch.optim.Adam(lr 0.1, weight_decay 0.5), two steps by ha
   const lazy = column([1, 2, 3]);
   const lazyOpt = new RowOptimizer({ name: 'adam', lr: 0.1, l2: 0.5 });
   lazyOpt.applyRows(lazy, new Int32Array([1]), new Float32Array([0.4]));
-  t.same([...lazy.data].filter((_, r) => r !== 1), [1, 3], 'lazy (the default) leaves untouched rows alone');
+  t.same(
+    [...lazy.data].filter((_, r) => r !== 1),
+    [1, 3],
+    'lazy (the default) leaves untouched rows alone',
+  );
   t.same([...lazyOpt.state()['w'].steps], [0, 1, 0]);
 
   t.throws(() => opt.applyRows(tbl, new Int32Array([1, 1]), new Float32Array(2)), /appears twice/);
@@ -41,7 +45,12 @@ t.test('dense Adam is bit-reproducible (fixed row order)', async (t) => {
   const run = (): Float32Array => {
     const tbl = createTable('e', 20, 4, { kind: 'normal', std: 0.3 }, 5);
     const opt = new RowOptimizer({ name: 'adam', lr: 0.01, l2: 0.01, dense: true });
-    for (let s = 0; s < 5; s++) opt.applyRows(tbl, new Int32Array([s, s + 7]), Float32Array.from({ length: 8 }, (_, k) => Math.sin(s + k)));
+    for (let s = 0; s < 5; s++)
+      opt.applyRows(
+        tbl,
+        new Int32Array([s, s + 7]),
+        Float32Array.from({ length: 8 }, (_, k) => Math.sin(s + k)),
+      );
     return tbl.data;
   };
   t.same(run(), run());

@@ -59,10 +59,19 @@ t.test('every available backend computes what cpu computes, gradients included',
   const run = async (name: string) => {
     const { tf } = await selectBackend({ backend: name });
     const [loss, grad, sum] = readTidy(tf, () => {
-      const table = tf.tensor2d(Array.from({ length: 40 }, (_, i) => Math.sin(i * 0.7)), [10, 4]);
-      const other = tf.tensor2d(Array.from({ length: 24 }, (_, i) => Math.cos(i * 0.3)), [4, 6]);
+      const table = tf.tensor2d(
+        Array.from({ length: 40 }, (_, i) => Math.sin(i * 0.7)),
+        [10, 4],
+      );
+      const other = tf.tensor2d(
+        Array.from({ length: 24 }, (_, i) => Math.cos(i * 0.3)),
+        [4, 6],
+      );
       const rows = tf.tensor1d([3, 0, 7, 3], 'int32');
-      const target = tf.tensor2d(Array.from({ length: 24 }, (_, i) => (i % 5) / 5), [4, 6]);
+      const target = tf.tensor2d(
+        Array.from({ length: 24 }, (_, i) => (i % 5) / 5),
+        [4, 6],
+      );
       // As the models do: gather the batch's rows, then differentiate with respect to them.
       const gathered = tf.gather(table, rows);
       const f = (w: Tensor) => tf.losses.meanSquaredError(target, tf.sigmoid(tf.matMul(w as Tensor2D, other)));

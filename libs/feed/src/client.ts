@@ -72,7 +72,19 @@ export class DataClient {
       const k = turn % live.length;
       const shard = live[k];
       const reply = batchReplyCodec.decode(
-        await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank: 0, worldSize: 1, epoch: 0, kind: what.kind, ...(what.history === true ? { history: true } : {}) }) /* shared mode: who asks does not matter */, { timeoutMs: this.#timeoutMs }),
+        await requestLarge(
+          this.#nc,
+          subjects.dataNext(this.#job, shard),
+          batchRequestCodec.encode({
+            job: this.#job,
+            rank: 0,
+            worldSize: 1,
+            epoch: 0,
+            kind: what.kind,
+            ...(what.history === true ? { history: true } : {}),
+          }) /* shared mode: who asks does not matter */,
+          { timeoutMs: this.#timeoutMs },
+        ),
       );
       if (reply.endOfData) {
         live.splice(k, 1);
@@ -95,7 +107,12 @@ export class DataClient {
       for (let t = 0; ; t++) {
         const shard = t % this.#shards;
         const reply = batchReplyCodec.decode(
-          await requestLarge(this.#nc, subjects.dataNext(this.#job, shard), batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step: Math.floor(t / this.#shards), kind: what.kind, ...(what.history === true ? { history: true } : {}) }), { timeoutMs: this.#timeoutMs }),
+          await requestLarge(
+            this.#nc,
+            subjects.dataNext(this.#job, shard),
+            batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step: Math.floor(t / this.#shards), kind: what.kind, ...(what.history === true ? { history: true } : {}) }),
+            { timeoutMs: this.#timeoutMs },
+          ),
         );
         if (reply.endOfData && reply.arrow.length === 0) return;
         if (reply.endOfEpoch) break;
@@ -153,4 +170,3 @@ export class DataClient {
     return { ratings, history: await this.trainHistory(), numItems, ...ratingRange };
   }
 }
-

@@ -29,7 +29,8 @@ export async function fetchJobConfig(nc: NatsConnection, job: string, timeoutMs:
     try {
       return JSON.parse(new TextDecoder().decode(await requestLarge(nc, subjects.ctl(job, 'config'), new Uint8Array(0), { timeoutMs: 2000 }))) as JobConfig;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`no aggregator answered for job '${job}' within ${timeoutMs / 1000} s (${(err as Error).message}); start one with \`npx nx serve aggregator -- --job ${job}\``, { cause: err });
+      if (Date.now() > deadline)
+        throw new Error(`no aggregator answered for job '${job}' within ${timeoutMs / 1000} s (${(err as Error).message}); start one with \`npx nx serve aggregator -- --job ${job}\``, { cause: err });
       onWait(attempt);
       await new Promise((r) => setTimeout(r, 500));
     }

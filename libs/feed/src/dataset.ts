@@ -2,7 +2,27 @@
 // same seed → the same train/test split everywhere.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { countIds, DataError, filterMinCounts, groupRows, toImplicit, loadBundledDigits, loadIdx, loadRatings, parseSplitSpec, randomSplit, resolveUserPath, splitBySpec, syntheticRatings, SYNTHETIC_SIZES, type HeldOut, type IdMap, type ImageSet, type Ratings, type SyntheticSize } from '@actorflow/data';
+import {
+  countIds,
+  DataError,
+  filterMinCounts,
+  groupRows,
+  toImplicit,
+  loadBundledDigits,
+  loadIdx,
+  loadRatings,
+  parseSplitSpec,
+  randomSplit,
+  resolveUserPath,
+  splitBySpec,
+  syntheticRatings,
+  SYNTHETIC_SIZES,
+  type HeldOut,
+  type IdMap,
+  type ImageSet,
+  type Ratings,
+  type SyntheticSize,
+} from '@actorflow/data';
 
 export interface DatasetSpec {
   /**
@@ -45,7 +65,10 @@ export function parseDataOptions(v: { 'rating-range'?: string; 'min-user-ratings
     if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[0] > parts[1]) throw fail(`--rating-range takes LO,HI (two numbers, LO ≤ HI, e.g. 1,5), got '${rr}'`);
     out.ratingRange = [parts[0], parts[1]];
   }
-  for (const [flag, key] of [['min-user-ratings', 'minUserRatings'], ['min-item-ratings', 'minItemRatings']] as const) {
+  for (const [flag, key] of [
+    ['min-user-ratings', 'minUserRatings'],
+    ['min-item-ratings', 'minItemRatings'],
+  ] as const) {
     const raw = v[flag];
     if (raw === undefined) continue;
     const n = Number(raw);
@@ -129,7 +152,8 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
       // One id map for both files: the test file extends the training file's maps, so a test id
       // unseen in training gets its own (never trained) row, which evaluation treats as cold start.
       const testPath = resolveUserPath(fileSplit.path);
-      if (spec.minUserRatings !== undefined || spec.minItemRatings !== undefined) throw new DataError(`min-count filters do not apply to a file: split (they would drop ids the test file uses); filter the files beforehand`);
+      if (spec.minUserRatings !== undefined || spec.minItemRatings !== undefined)
+        throw new DataError(`min-count filters do not apply to a file: split (they would drop ids the test file uses); filter the files beforehand`);
       const test = await loadRatings(testPath, { onProgress: progress(testPath), users: loaded.users, items: loaded.items, format: loaded.format, ...range });
       const implicit = (r: Ratings): Ratings => (spec.implicitThreshold !== undefined ? toImplicit(r, { threshold: spec.implicitThreshold }) : r);
       return finish(implicit(ratings), implicit(test.ratings), loaded.users.size, loaded.items.size, undefined, ids, undefined);
@@ -145,7 +169,11 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
   }
   if (spec.minUserRatings !== undefined || spec.minItemRatings !== undefined) {
     const before = ratings.length;
-    const f = filterMinCounts(ratings, { ...(spec.minUserRatings !== undefined ? { minUserRatings: spec.minUserRatings } : {}), ...(spec.minItemRatings !== undefined ? { minItemRatings: spec.minItemRatings } : {}) }, ids ?? {});
+    const f = filterMinCounts(
+      ratings,
+      { ...(spec.minUserRatings !== undefined ? { minUserRatings: spec.minUserRatings } : {}), ...(spec.minItemRatings !== undefined ? { minItemRatings: spec.minItemRatings } : {}) },
+      ids ?? {},
+    );
     ratings = f.ratings;
     if (ratings.length === 0) throw new DataError(`no rating is left after the min-count filters (users ≥ ${spec.minUserRatings ?? 0}, items ≥ ${spec.minItemRatings ?? 0} ratings)`);
     ids = f.users !== undefined && f.items !== undefined ? { users: f.users, items: f.items } : undefined;
@@ -161,7 +189,15 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
   return finish(train, test, numUsers, numItems, noiseFloorRmse, ids, foldIn);
 }
 
-function finish(train: Ratings, test: Ratings, numUsers: number, numItems: number, noiseFloorRmse: number | undefined, ids: { users: IdMap; items: IdMap } | undefined, foldIn: Ratings | undefined): JobDataset {
+function finish(
+  train: Ratings,
+  test: Ratings,
+  numUsers: number,
+  numItems: number,
+  noiseFloorRmse: number | undefined,
+  ids: { users: IdMap; items: IdMap } | undefined,
+  foldIn: Ratings | undefined,
+): JobDataset {
   let sum = 0;
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
@@ -198,7 +234,13 @@ export function heldOutOf(model: ModelShape, ds: JobDataset): HeldOut {
   }
   const history = groupRows(historyRatings(ds), 'user');
   if (model.task === 'ranking') return { testRows: groupRows(ds.test, 'user'), history, numItems: ds.numItems };
-  return { ratings: ds.test, history, ...(ds.ratingRange !== undefined ? { ratingRange: ds.ratingRange } : {}), ...(model.rowsAre === 'items' ? { itemHistory: groupRows(ds.train, 'item') } : {}), numItems: ds.numItems };
+  return {
+    ratings: ds.test,
+    history,
+    ...(ds.ratingRange !== undefined ? { ratingRange: ds.ratingRange } : {}),
+    ...(model.rowsAre === 'items' ? { itemHistory: groupRows(ds.train, 'item') } : {}),
+    numItems: ds.numItems,
+  };
 }
 
 /** The data-decided hyper-parameters of a dataset (see withDataHyper in @actorflow/models). */

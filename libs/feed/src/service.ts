@@ -9,7 +9,22 @@
 // A request names the kind of examples it wants (the model's input: rating rows, one row per user
 // or per item, images); the shard builds each kind's partition once, on first use.
 import { HandlerError, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { EpochIterator, exampleCount, exampleSet, groupRows, rowsForIds, shardExamples, takeExamples, type AnyBatch, type ExampleKind, type ExampleSet, type ImageBatch, type InteractionsBatch, type Ratings, type RatingsBatch } from '@actorflow/data';
+import {
+  EpochIterator,
+  exampleCount,
+  exampleSet,
+  groupRows,
+  rowsForIds,
+  shardExamples,
+  takeExamples,
+  type AnyBatch,
+  type ExampleKind,
+  type ExampleSet,
+  type ImageBatch,
+  type InteractionsBatch,
+  type Ratings,
+  type RatingsBatch,
+} from '@actorflow/data';
 import { batchReplyCodec, batchRequestCodec, encodeImageBatch, encodeInteractionsBatch, encodeRatingsBatch, subjects, type BatchKind } from '@actorflow/protocol';
 import { historyRatings, type JobDataset } from './dataset.ts';
 
@@ -140,7 +155,9 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
   };
   const subs: Subscription[] = [
     serveLarge(nc, subjects.dataInfo(o.job), () => enc.encode(JSON.stringify(info)), { queue: 'data-info' }),
-    serveLarge(nc, subjects.dataTest(o.job), (payload) => testSet(payload.length === 0 ? 'ratings' : ((JSON.parse(new TextDecoder().decode(payload)) as { kind?: string }).kind ?? 'ratings')), { queue: 'data-test' }),
+    serveLarge(nc, subjects.dataTest(o.job), (payload) => testSet(payload.length === 0 ? 'ratings' : ((JSON.parse(new TextDecoder().decode(payload)) as { kind?: string }).kind ?? 'ratings')), {
+      queue: 'data-test',
+    }),
     serveLarge(nc, subjects.dataNext(o.job, o.shard), (payload) => {
       const req = batchRequestCodec.decode(payload);
       if (req.job !== o.job) throw new HandlerError('WRONG_JOB', `this shard serves job ${o.job}, not ${req.job}`);
@@ -202,4 +219,3 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
 function distinct(ids: Int32Array): number {
   return new Set(ids).size;
 }
-

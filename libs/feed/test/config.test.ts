@@ -15,6 +15,9 @@ t.test('the aggregator-owned job configuration round-trips; a missing aggregator
   t.same(await fetchJobConfig(nc, 'cfg', 5000), config);
   sub.unsubscribe();
   let waits = 0;
-  await t.rejects(fetchJobConfig(nc, 'nobody', 600, () => waits++), /no aggregator answered for job 'nobody'.*npx nx serve aggregator -- --job nobody/);
+  await t.rejects(
+    fetchJobConfig(nc, 'nobody', 600, () => waits++),
+    /no aggregator answered for job 'nobody'.*npx nx serve aggregator -- --job nobody/,
+  );
   t.ok(waits >= 1, 'reported waiting');
 });

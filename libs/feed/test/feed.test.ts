@@ -90,7 +90,11 @@ t.test('every example kind: user rows, item rows, images, histories; held-out da
     for (let k = 0; k < batch.user.length; k++) users.set(batch.user[k], (users.get(batch.user[k]) ?? 0) + batch.offsets[k + 1] - batch.offsets[k]);
   }
   t.equal(users.size, info.trainUsers);
-  t.equal([...users.values()].reduce((a, b) => a + b, 0), dataset.train.length, 'every training rating in exactly one user row');
+  t.equal(
+    [...users.values()].reduce((a, b) => a + b, 0),
+    dataset.train.length,
+    'every training rating in exactly one user row',
+  );
   const items = new Set<number>();
   for await (const { batch } of client.distributed<InteractionsBatch>(0, 1, { kind: 'item-rows' })) for (const i of batch.user) items.add(i);
   t.equal(items.size, info.trainItems);
@@ -102,7 +106,11 @@ t.test('every example kind: user rows, item rows, images, histories; held-out da
   for await (const { batch } of client.distributed<RatingsBatch>(1, 2, { kind: 'ratings', history: true })) {
     const h = batch.history;
     if (h === undefined) throw new Error('no history');
-    t.same([...h.user], [...new Set(batch.user)].sort((a, b) => a - b), 'one history row per distinct user, sorted');
+    t.same(
+      [...h.user],
+      [...new Set(batch.user)].sort((a, b) => a - b),
+      'one history row per distinct user, sorted',
+    );
     checked++;
     if (checked > 3) break;
   }

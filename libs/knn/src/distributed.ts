@@ -9,7 +9,19 @@
 import { HandlerError, RemoteError, requestLarge, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { KnnError } from './errors.ts';
 import { KNN_FOREIGN_BLOCK, KNN_NOT_READY, knnBlockAckCodec, knnBlockCodec, knnSubjects, neighboursCodec, type KnnBlockAck, type KnnBlockMessage } from './messages.ts';
-import { blockCosts, computeBlock, mergeBlocks, planBlocks, resolveSimilarityOptions, type Block, type KnnData, type KnnKind, type Neighbours, type SimilarityBlock, type SimilarityOptions } from './similarity.ts';
+import {
+  blockCosts,
+  computeBlock,
+  mergeBlocks,
+  planBlocks,
+  resolveSimilarityOptions,
+  type Block,
+  type KnnData,
+  type KnnKind,
+  type Neighbours,
+  type SimilarityBlock,
+  type SimilarityOptions,
+} from './similarity.ts';
 
 /** The plan every rank and the collector use: `blocks` ranges of about equal cost (fewer when there are fewer rows). */
 export function knnPlan(data: KnnData, kind: KnnKind, blocks: number): Block[] {
@@ -87,7 +99,9 @@ export async function runKnnWorker(o: KnnWorkerOptions): Promise<KnnWorkerResult
     const ack = await sendKnnBlock(o.nc, { ...sb, job: o.job, rank: o.rank, index: block.index, blocks: plan.length, numRows, computeMs }, o.timeoutMs);
     const sendMs = performance.now() - t0 - computeMs;
     rows += block.to - block.from;
-    o.log?.(`rank ${o.rank}: block ${block.index} (rows ${block.from}…${block.to - 1}) in ${(computeMs / 1000).toFixed(2)} s, sent in ${(sendMs / 1000).toFixed(2)} s; ${i + 1}/${mine.length} of mine, ${ack.received}/${ack.total} at the aggregator`);
+    o.log?.(
+      `rank ${o.rank}: block ${block.index} (rows ${block.from}…${block.to - 1}) in ${(computeMs / 1000).toFixed(2)} s, sent in ${(sendMs / 1000).toFixed(2)} s; ${i + 1}/${mine.length} of mine, ${ack.received}/${ack.total} at the aggregator`,
+    );
     o.onBlock?.({ rank: o.rank, block, done: i + 1, mine: mine.length, computeMs, sendMs, ack });
   }
   return { blocks: mine.length, rows, seconds: (performance.now() - started) / 1000 };
@@ -135,7 +149,9 @@ export function collectKnnBlocks(nc: NatsConnection, job: string, plan: readonly
   const finish = (): void => {
     const n = mergeBlocks([...have.values()], numRows);
     merged = neighboursCodec.encode({ job, ...n });
-    o.log?.(`all ${plan.length} similarity blocks in after ${((performance.now() - started) / 1000).toFixed(1)} s: ${n.neighbors.length} neighbour entries over ${numRows} rows; serving ${knnSubjects.neighbours(job)}`);
+    o.log?.(
+      `all ${plan.length} similarity blocks in after ${((performance.now() - started) / 1000).toFixed(1)} s: ${n.neighbors.length} neighbour entries over ${numRows} rows; serving ${knnSubjects.neighbours(job)}`,
+    );
     resolve(n);
   };
   const foreign = (why: string): never => {

@@ -182,7 +182,15 @@ export interface KnnAggregatorFlags {
 }
 
 /** The aggregator's flags for a kNN job, checked before connecting; bad ones are FlagErrors (usage, exit 2). */
-export function knnAggregatorFlags(v: { readonly job?: string; readonly strategy?: string; readonly 'ps-shard'?: string; readonly 'ps-shards'?: string; readonly 'world-size'?: string; readonly seed?: string; readonly hyper?: readonly string[] }): KnnAggregatorFlags {
+export function knnAggregatorFlags(v: {
+  readonly job?: string;
+  readonly strategy?: string;
+  readonly 'ps-shard'?: string;
+  readonly 'ps-shards'?: string;
+  readonly 'world-size'?: string;
+  readonly seed?: string;
+  readonly hyper?: readonly string[];
+}): KnnAggregatorFlags {
   const strategy = v.strategy ?? 'ps';
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   if (intFlag('ps-shard', v['ps-shard'], 0) !== 0 || intFlag('ps-shards', v['ps-shards'], 1, 1) !== 1) {
@@ -225,9 +233,21 @@ export async function serveKnnAggregator(
   const t0 = performance.now();
   const data = await loadKnnData(o.data, hyper);
   const plan = knnPlan(data, s.options.kind, s.blocks);
-  log(`job ${job}: ${s.options.kind}-based kNN (${s.options.similarity}, k ${s.options.k}, kMax ${s.options.kMax}) over ${data.numUsers} users × ${data.numItems} items; ${plan.length} cost-balanced blocks planned in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(
+    `job ${job}: ${s.options.kind}-based kNN (${s.options.similarity}, k ${s.options.k}, kMax ${s.options.kMax}) over ${data.numUsers} users × ${data.numItems} items; ${plan.length} cost-balanced blocks planned in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const collector = collectKnnBlocks(nc, job, plan, { kMax: s.options.kMax, log });
-  const config: KnnJobConfig = { job, strategy: flags.strategy, worldSize: flags.worldSize, model: KNN_MODEL, hyper, optimizer: { name: 'sgd', lr: 0 }, psShards: 1, staleness: 'none', seed: flags.seed };
+  const config: KnnJobConfig = {
+    job,
+    strategy: flags.strategy,
+    worldSize: flags.worldSize,
+    model: KNN_MODEL,
+    hyper,
+    optimizer: { name: 'sgd', lr: 0 },
+    psShards: 1,
+    staleness: 'none',
+    seed: flags.seed,
+  };
   const configSub = o.serveConfig(config);
   log(`job ${job}: config owner and similarity-block collector ready; waiting for ${flags.worldSize} trainer rank(s)`);
   return {
@@ -262,7 +282,8 @@ export async function runKnnTrainer(nc: NatsConnection, o: KnnTrainerOptions): P
   const log = o.log ?? (() => undefined);
   const { job } = o.config;
   for (const r of o.ranks) {
-    if (!Number.isInteger(r) || r < 0 || r >= o.worldSize) throw new KnnError(`rank ${r} is not below the world size ${o.worldSize}: start the aggregator with --world-size N (the launcher passes --trainers) or give the trainers --world-size`);
+    if (!Number.isInteger(r) || r < 0 || r >= o.worldSize)
+      throw new KnnError(`rank ${r} is not below the world size ${o.worldSize}: start the aggregator with --world-size N (the launcher passes --trainers) or give the trainers --world-size`);
   }
   const s = knnSettings(o.config.hyper);
   const t0 = performance.now();
@@ -270,7 +291,9 @@ export async function runKnnTrainer(nc: NatsConnection, o: KnnTrainerOptions): P
   log(`job ${job}: kNN training data (${data.byUser.cols.length} ratings) ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const headers = monitoringHeaders(job);
   const report = (rank: number, step: number, examples: number, examplesPerSec: number, extra: { done?: true; timing?: { computeMs: number; serdeMs: number; waitMs: number } }): void => {
-    publishLarge(nc, subjects.loss, lossReportCodec.encode({ job, rank, step, epoch: 0, loss: 0, examples, examplesPerSec, strategy: o.strategy, backend: 'js', ts: Date.now(), ...extra }), { headers });
+    publishLarge(nc, subjects.loss, lossReportCodec.encode({ job, rank, step, epoch: 0, loss: 0, examples, examplesPerSec, strategy: o.strategy, backend: 'js', ts: Date.now(), ...extra }), {
+      headers,
+    });
   };
   for (const rank of o.ranks) {
     const res = await runKnnWorker({
@@ -338,7 +361,9 @@ export function serveKnnEvaluator(
     const neighbours = await fetchNeighbours(nc, job, { waitMs });
     const t0 = performance.now();
     const m = knnMetrics(new KnnModel(data, s.options, neighbours), test);
-    log(`${s.options.kind}-kNN rmse ${m.rmse.toFixed(4)} (k ${s.options.k}), mae ${m.mae.toFixed(4)}; global mean ${m['globalMean.rmse'].toFixed(4)}; ${test.length} test ratings in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    log(
+      `${s.options.kind}-kNN rmse ${m.rmse.toFixed(4)} (k ${s.options.k}), mae ${m.mae.toFixed(4)}; global mean ${m['globalMean.rmse'].toFixed(4)}; ${test.length} test ratings in ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+    );
     return m;
   };
   const evaluate = async (final: boolean, waitMs = 600_000): Promise<EvalReport> => {

@@ -13,16 +13,7 @@
 import type { Ratings } from '@actorflow/data';
 import { csrGet } from './csr.ts';
 import { KnnError } from './errors.ts';
-import {
-  computeBlock,
-  mergeBlocks,
-  planBlocks,
-  prepareKnn,
-  resolveSimilarityOptions,
-  type KnnData,
-  type Neighbours,
-  type SimilarityOptions,
-} from './similarity.ts';
+import { computeBlock, mergeBlocks, planBlocks, prepareKnn, resolveSimilarityOptions, type KnnData, type Neighbours, type SimilarityOptions } from './similarity.ts';
 
 export type Normalize = 'none' | 'mean' | 'zscore';
 
@@ -108,7 +99,10 @@ export class KnnModel {
 
   #fallback(u: number, i: number): number {
     const d = this.data;
-    const [first, second] = this.kind === 'item' ? [this.#knownItem(i) ? d.itemMean[i] : Number.NaN, this.#knownUser(u) ? d.userMean[u] : Number.NaN] : [this.#knownUser(u) ? d.userMean[u] : Number.NaN, this.#knownItem(i) ? d.itemMean[i] : Number.NaN];
+    const [first, second] =
+      this.kind === 'item'
+        ? [this.#knownItem(i) ? d.itemMean[i] : Number.NaN, this.#knownUser(u) ? d.userMean[u] : Number.NaN]
+        : [this.#knownUser(u) ? d.userMean[u] : Number.NaN, this.#knownItem(i) ? d.itemMean[i] : Number.NaN];
     return first === first ? first : second === second ? second : d.globalMean;
   }
 

@@ -26,7 +26,11 @@ import {
 } from '../mod.ts';
 
 /** The error a promise rejects with (undefined when it resolves). */
-const caught = async (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const caught = async (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 const s = syntheticRatings('tiny', 3);
 const { train } = randomSplit(s.ratings, { fraction: 0.1, seed: 1 });
@@ -93,9 +97,7 @@ t.test('over NATS: 2 workers + collector equal the single-process fit', async (t
       t.ok(early instanceof RemoteError && early.code === KNN_NOT_READY && /0 of 6 similarity blocks/.test(early.message), 'not ready before the blocks');
       const waiting = fetchNeighbours(w1, job, { waitMs: 30_000, pollMs: 20 });
       const progress: number[] = [];
-      const results = await Promise.all(
-        [w0, w1].map((nc, rank) => runKnnWorker({ nc, job, rank, worldSize: 2, data, options, blocks: 6, onBlock: (p) => progress.push(p.block.index) })),
-      );
+      const results = await Promise.all([w0, w1].map((nc, rank) => runKnnWorker({ nc, job, rank, worldSize: 2, data, options, blocks: 6, onBlock: (p) => progress.push(p.block.index) })));
       t.same(
         results.map((r) => r.blocks),
         [3, 3],
@@ -138,7 +140,8 @@ t.test('over NATS: 2 workers + collector equal the single-process fit', async (t
       computeMs: 0,
       ...over,
     });
-    const refused = (re: RegExp) => (err: unknown) => err instanceof KnnError && /the aggregator refused block/.test(err.message) && re.test(err.message) && /disagree on the data or the hyper-parameters/.test(err.message);
+    const refused = (re: RegExp) => (err: unknown) =>
+      err instanceof KnnError && /the aggregator refused block/.test(err.message) && re.test(err.message) && /disagree on the data or the hyper-parameters/.test(err.message);
     t.ok(refused(/block 2 \[\d+, \d+\) of 4 over 80 rows from rank 0 is not in this plan \(4 blocks over 80 rows, block 2 is/)(await caught(sendKnnBlock(w0, block(1, { index: 2 })))));
     t.ok(refused(/not in this plan/)(await caught(sendKnnBlock(w0, block(1, { blocks: 5 })))));
     t.ok(refused(/computed with kMax 5, not 20/)(await caught(sendKnnBlock(w0, { ...block(0), ...computeBlock(data, { ...options, kMax: 5 }, plan[0]) }))));
@@ -153,7 +156,14 @@ t.test('over NATS: 2 workers + collector equal the single-process fit', async (t
   });
 
   await t.test('a plan that does not tile its rows is refused at once', async (t) => {
-    t.throws(() => collectKnnBlocks(agg, 'gaps', [{ index: 0, from: 0, to: 2 }, { index: 1, from: 3, to: 5 }]), /block 1 of the plan is .*must tile its rows/);
+    t.throws(
+      () =>
+        collectKnnBlocks(agg, 'gaps', [
+          { index: 0, from: 0, to: 2 },
+          { index: 1, from: 3, to: 5 },
+        ]),
+      /block 1 of the plan is .*must tile its rows/,
+    );
   });
 
   await t.test('more ranks than blocks: the extra rank has nothing to do', async (t) => {

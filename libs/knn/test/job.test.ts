@@ -29,7 +29,11 @@ import {
   type KnnJobConfig,
 } from '../mod.ts';
 
-const caught = async (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const caught = async (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 const s = syntheticRatings('tiny', 5);
 const { train, test } = randomSplit(s.ratings, { fraction: 0.1, seed: 2 });
@@ -79,7 +83,10 @@ t.test('user rows back to ratings', async (t) => {
   t.ok(Number.isNaN(knnMetrics(m, { user: new Int32Array(0), item: new Int32Array(0), rating: new Float32Array(0), length: 0 })['globalMean.rmse']), 'empty test set');
   const r = ratingsFromRows(groupRows(train, 'user'));
   t.equal(r.length, train.length);
-  t.same(KnnModel.fit(r, { kind: 'item', similarity: 'cosine' }, { numUsers: s.numUsers, numItems: s.numItems }).neighbours, KnnModel.fit(train, { kind: 'item', similarity: 'cosine' }, { numUsers: s.numUsers, numItems: s.numItems }).neighbours);
+  t.same(
+    KnnModel.fit(r, { kind: 'item', similarity: 'cosine' }, { numUsers: s.numUsers, numItems: s.numItems }).neighbours,
+    KnnModel.fit(train, { kind: 'item', similarity: 'cosine' }, { numUsers: s.numUsers, numItems: s.numItems }).neighbours,
+  );
   t.throws(() => ratingsFromRows({ user: Int32Array.of(0), offsets: Int32Array.of(0, 3), items: Int32Array.of(1), values: Float32Array.of(1) }), /user rows are malformed/);
 });
 

@@ -1,18 +1,6 @@
 import t from 'tap';
 import { randomSplit, syntheticRatings, type Ratings } from '@actorflow/data';
-import {
-  KnnError,
-  KnnModel,
-  blockCosts,
-  buildCsr,
-  computeBlock,
-  csrGet,
-  mergeBlocks,
-  pairSimilarity,
-  planBlocks,
-  prepareKnn,
-  type SimilarityOptions,
-} from '../mod.ts';
+import { KnnError, KnnModel, blockCosts, buildCsr, computeBlock, csrGet, mergeBlocks, pairSimilarity, planBlocks, prepareKnn, type SimilarityOptions } from '../mod.ts';
 
 const near = (got: number, want: number, eps = 1e-5): boolean => Math.abs(got - want) < eps;
 

@@ -32,9 +32,7 @@ export function sampleNegatives(user: number, heldOut: number, seen: Int32Array 
   banned.add(heldOut);
   const available = numItems - banned.size;
   if (available < count) {
-    throw new MetricsError(
-      `sampleNegatives: user ${user} has only ${available} unseen items but ${count} negatives were asked for; lower the count or drop users who have seen nearly everything`,
-    );
+    throw new MetricsError(`sampleNegatives: user ${user} has only ${available} unseen items but ${count} negatives were asked for; lower the count or drop users who have seen nearly everything`);
   }
   const rng = new Rng(deriveSeed(o.seed, 'negatives', user));
   const out = new Int32Array(count);

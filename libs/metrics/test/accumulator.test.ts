@@ -38,7 +38,10 @@ t.test('RankingAccumulator by hand', async (t) => {
   t.equal(m.mrr, 0.75); // (1/2 + 1) / 2
   t.equal(m['coverage@1'], 2 / 6); // items 1 (A) and 5 (B) at position 0
   t.equal(m['coverage@3'], 5 / 6); // A {1,2,3} ∪ B {5,4,3}
-  t.same(Object.keys(m).sort(), ['arhr@1', 'arhr@3', 'coverage@1', 'coverage@3', 'hr@1', 'hr@3', 'map@1', 'map@3', 'mrr', 'ndcg@1', 'ndcg@3', 'precision@1', 'precision@3', 'recall@1', 'recall@3'].sort());
+  t.same(
+    Object.keys(m).sort(),
+    ['arhr@1', 'arhr@3', 'coverage@1', 'coverage@3', 'hr@1', 'hr@3', 'map@1', 'map@3', 'mrr', 'ndcg@1', 'ndcg@3', 'precision@1', 'precision@3', 'recall@1', 'recall@3'].sort(),
+  );
 });
 
 t.test('MRR looks beyond the largest K; default ks', async (t) => {

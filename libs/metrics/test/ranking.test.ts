@@ -1,18 +1,5 @@
 import t from 'tap';
-import {
-  MetricsError,
-  averagePrecisionAt,
-  catalogueCoverage,
-  hitRateAt,
-  hitsAt,
-  ndcgAt,
-  precisionAt,
-  rankOf,
-  recallAt,
-  reciprocalRankAt,
-  relevantCount,
-  topK,
-} from '../mod.ts';
+import { MetricsError, averagePrecisionAt, catalogueCoverage, hitRateAt, hitsAt, ndcgAt, precisionAt, rankOf, recallAt, reciprocalRankAt, relevantCount, topK } from '../mod.ts';
 
 const near = (got: number, want: number, eps = 1e-9): boolean => Math.abs(got - want) < eps;
 
@@ -38,7 +25,10 @@ t.test('topK agrees with a full sort on tie-heavy random rows', async (t) => {
     const ex = new Int32Array(Math.floor(rnd() * 5)).map(() => Math.floor(rnd() * n));
     const k = 1 + Math.floor(rnd() * 12);
     const exSet = new Set(ex);
-    const ref = [...Array(n).keys()].filter((i) => !exSet.has(i)).sort((a, b) => s[b] - s[a] || a - b).slice(0, k);
+    const ref = [...Array(n).keys()]
+      .filter((i) => !exSet.has(i))
+      .sort((a, b) => s[b] - s[a] || a - b)
+      .slice(0, k);
     if (JSON.stringify(Array.from(topK(s, k, ex))) !== JSON.stringify(ref)) {
       t.fail(`trial ${trial}: ${Array.from(topK(s, k, ex))} vs ${ref}`);
       return;

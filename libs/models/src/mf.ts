@@ -98,8 +98,7 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
       const mu = tf.scalar(x.mu[0]);
       const r = tf.tensor1d(batch.rating);
       // Tensors in the order [P, Q, bu, bi, mu].
-      const f = (...t: ReturnType<typeof tf.tensor>[]) =>
-        tf.mean(tf.square(tf.sub(tf.add(tf.add(tf.add(t[4], t[2]), t[3]), tf.sum(tf.mul(t[0], t[1]), 1)), r))) as ReturnType<typeof tf.scalar>;
+      const f = (...t: ReturnType<typeof tf.tensor>[]) => tf.mean(tf.square(tf.sub(tf.add(tf.add(tf.add(t[4], t[2]), t[3]), tf.sum(tf.mul(t[0], t[1]), 1)), r))) as ReturnType<typeof tf.scalar>;
       const { value, grads } = tf.valueAndGrads(f)([P, Q, bu, bi, mu]);
       return [value, ...grads];
     });
@@ -164,5 +163,6 @@ registerModel({
   description: 'biased matrix factorisation (SVD): μ + b_u + b_i + p_u·q_i, MSE',
   defaults: { numUsers: 0, numItems: 0, dim: 16, initStd: 0.1, globalMean: 0 },
   recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 }, batchSize: 1024, epochs: 10 },
-  create: (h) => new BiasedMF({ numUsers: num(h, 'numUsers'), numItems: num(h, 'numItems'), dim: num(h, 'dim'), initStd: num(h, 'initStd'), globalMean: num(h, 'globalMean') }) as TrainableModel<unknown>,
+  create: (h) =>
+    new BiasedMF({ numUsers: num(h, 'numUsers'), numItems: num(h, 'numItems'), dim: num(h, 'dim'), initStd: num(h, 'initStd'), globalMean: num(h, 'globalMean') }) as TrainableModel<unknown>,
 });

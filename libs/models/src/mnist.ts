@@ -75,7 +75,14 @@ export class MnistCnn implements TrainableModel<ImageBatch> {
 
   #params(p: GatheredParams): Float32Array[] {
     const { filters, dense } = this.#o;
-    const sizes: [string, number][] = [['conv.w', 9 * filters], ['conv.b', filters], ['fc1.w', this.#flat * dense], ['fc1.b', dense], ['fc2.w', dense * CLASSES], ['fc2.b', CLASSES]];
+    const sizes: [string, number][] = [
+      ['conv.w', 9 * filters],
+      ['conv.b', filters],
+      ['fc1.w', this.#flat * dense],
+      ['fc1.b', dense],
+      ['fc2.w', dense * CLASSES],
+      ['fc2.b', CLASSES],
+    ];
     return sizes.map(([name, size]) => needDense(this.name, p, name, size));
   }
 
@@ -118,13 +125,15 @@ export class MnistCnn implements TrainableModel<ImageBatch> {
     const P = MnistCnn.patches(batch.pixels, n);
     const onehot = new Float32Array(n * CLASSES);
     for (let i = 0; i < n; i++) onehot[i * CLASSES + batch.label[i]] = 1;
-    const out = lossAndGrads(readTidy(tf, () => {
-      const logits = this.#logits(tf, n, tf.tensor2d(P, [n * MnistCnn.CONV_OUT * MnistCnn.CONV_OUT, 9]));
-      const y = tf.tensor2d(onehot, [n, CLASSES]);
-      const f = (...t: Tensor[]): Tensor => tf.div(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(logits(...t))))), tf.scalar(n));
-      const { value, grads } = tf.valueAndGrads(f)(w.map((v) => tf.tensor1d(v)));
-      return [value, ...grads];
-    }));
+    const out = lossAndGrads(
+      readTidy(tf, () => {
+        const logits = this.#logits(tf, n, tf.tensor2d(P, [n * MnistCnn.CONV_OUT * MnistCnn.CONV_OUT, 9]));
+        const y = tf.tensor2d(onehot, [n, CLASSES]);
+        const f = (...t: Tensor[]): Tensor => tf.div(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(logits(...t))))), tf.scalar(n));
+        const { value, grads } = tf.valueAndGrads(f)(w.map((v) => tf.tensor1d(v)));
+        return [value, ...grads];
+      }),
+    );
     const names = ['conv.w', 'conv.b', 'fc1.w', 'fc1.b', 'fc2.w', 'fc2.b'];
     return { loss: out.loss, count: n, sparse: {}, dense: Object.fromEntries(names.map((k, i) => [k, out.g[i]])) };
   }
@@ -194,17 +203,19 @@ export class MnistAutoencoder implements TrainableModel<ImageBatch> {
     const n = imageCount(this.name, batch, false);
     if (n === 0) throw new ModelError('mnist-ae: empty batch');
     const w = this.#params(params);
-    const out = lossAndGrads(readTidy(tf, () => {
-      const x = tf.tensor2d(batch.pixels, [n, PIXELS]);
-      const logits = this.#logits(tf, x);
-      // BCE from logits, stable form: max(z, 0) − z·x + log(1 + e^−|z|).
-      const f = (...t: Tensor[]): Tensor => {
-        const z = logits(...t);
-        return tf.mean(tf.add(tf.sub(tf.relu(z), tf.mul(z, x)), tf.log1p(tf.exp(tf.neg(tf.abs(z))))));
-      };
-      const { value, grads } = tf.valueAndGrads(f)(w.map((v) => tf.tensor1d(v)));
-      return [value, ...grads];
-    }));
+    const out = lossAndGrads(
+      readTidy(tf, () => {
+        const x = tf.tensor2d(batch.pixels, [n, PIXELS]);
+        const logits = this.#logits(tf, x);
+        // BCE from logits, stable form: max(z, 0) − z·x + log(1 + e^−|z|).
+        const f = (...t: Tensor[]): Tensor => {
+          const z = logits(...t);
+          return tf.mean(tf.add(tf.sub(tf.relu(z), tf.mul(z, x)), tf.log1p(tf.exp(tf.neg(tf.abs(z))))));
+        };
+        const { value, grads } = tf.valueAndGrads(f)(w.map((v) => tf.tensor1d(v)));
+        return [value, ...grads];
+      }),
+    );
     return { loss: out.loss, count: n, sparse: {}, dense: { 'enc.w': out.g[0], 'enc.b': out.g[1], 'dec.w': out.g[2], 'dec.b': out.g[3] } };
   }
 

@@ -17,7 +17,11 @@ type Tensor2D = ReturnType<Tf['tensor2d']>;
 export function parseLayers(model: string, spec: string | number | boolean | undefined): number[] {
   const text = typeof spec === 'number' ? String(spec) : spec;
   if (typeof text !== 'string') throw new ModelError(`${model}: layers must be a string like "64,32", got ${String(spec)}`);
-  const sizes = text.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  const sizes = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
   if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new ModelError(`${model}: layers must be positive integers separated by commas, like "64,32"; got "${text}"`);
   return sizes;
 }
@@ -145,13 +149,15 @@ export class Ncf implements TrainableModel<RatingsBatch> {
   computeGradients(tf: Tf, batch: RatingsBatch, params: GatheredParams): StepResult {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('ncf: empty batch');
-    const out = lossAndGrads(readTidy(tf, () => {
-      const inputs = this.#tensors(tf, batch, params);
-      const r = tf.tensor1d(batch.rating);
-      const f = (...t: Tensor[]) => tf.mean(tf.square(tf.sub(this.#forward(tf, t), r))) as ReturnType<Tf['scalar']>;
-      const { value, grads } = tf.valueAndGrads(f)(inputs);
-      return [value, ...grads];
-    }));
+    const out = lossAndGrads(
+      readTidy(tf, () => {
+        const inputs = this.#tensors(tf, batch, params);
+        const r = tf.tensor1d(batch.rating);
+        const f = (...t: Tensor[]) => tf.mean(tf.square(tf.sub(this.#forward(tf, t), r))) as ReturnType<Tf['scalar']>;
+        const { value, grads } = tf.valueAndGrads(f)(inputs);
+        return [value, ...grads];
+      }),
+    );
     const d = this.#o.dim;
     const names = this.denseSpecs().map((s) => s.name);
     return {

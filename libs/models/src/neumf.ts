@@ -12,7 +12,19 @@
 import { readTidy, type Tf } from '@actorflow/engine';
 import { dedupeSparseGradient } from '@actorflow/embeddings';
 import { Rng, deriveSeed, type InteractionsBatch } from '@actorflow/data';
-import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type RatingsWithHistory, type StepContext, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
+import {
+  ModelError,
+  perExample,
+  uniqueSorted,
+  type DenseSpec,
+  type GatheredParams,
+  type RatingsWithHistory,
+  type StepContext,
+  type StepResult,
+  type TableSpec,
+  type TrainableModel,
+  lossAndGrads,
+} from './model.ts';
 import { registerModel } from './registry.ts';
 import { denseOf, mlpForward, mlpSpecs, mlpTensors, needTable, numberHyper, parseLayers } from './ncf.ts';
 
@@ -141,14 +153,16 @@ export class NeuMf implements TrainableModel<RatingsWithHistory> {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('neumf: empty batch');
     const pr = this.pairs(batch, ctx);
-    const out = lossAndGrads(readTidy(tf, () => {
-      const inputs = this.#tensors(tf, pr.user, pr.item, params);
-      const y = tf.tensor1d(pr.label);
-      // Mean binary cross-entropy over positives and negatives, on logits (numerically stable).
-      const f = (...t: Tensor[]) => tf.losses.sigmoidCrossEntropy(y, this.#forward(tf, t)) as ReturnType<Tf['scalar']>;
-      const { value, grads } = tf.valueAndGrads(f)(inputs);
-      return [value, ...grads];
-    }));
+    const out = lossAndGrads(
+      readTidy(tf, () => {
+        const inputs = this.#tensors(tf, pr.user, pr.item, params);
+        const y = tf.tensor1d(pr.label);
+        // Mean binary cross-entropy over positives and negatives, on logits (numerically stable).
+        const f = (...t: Tensor[]) => tf.losses.sigmoidCrossEntropy(y, this.#forward(tf, t)) as ReturnType<Tf['scalar']>;
+        const { value, grads } = tf.valueAndGrads(f)(inputs);
+        return [value, ...grads];
+      }),
+    );
     const { dim, mlpDim } = this.#o;
     const names = this.denseSpecs().map((s) => s.name);
     return {

@@ -41,7 +41,15 @@ export function hyperStr<T extends string>(model: string, h: Hyper, k: string, a
 /** A comma-separated list of layer sizes ("600,200"); a number is a one-element list; "" is empty. */
 export function hyperSizes(model: string, h: Hyper, k: string): number[] {
   const v = h[k];
-  const parts = typeof v === 'number' ? [String(v)] : typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
+  const parts =
+    typeof v === 'number'
+      ? [String(v)]
+      : typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        : undefined;
   if (parts === undefined) throw new ModelError(`${model}: hyper-parameter '${k}' must be layer sizes like "600,200", got ${String(v)}`);
   return parts.map((p) => {
     const n = Number(p);
@@ -165,7 +173,11 @@ export function dropoutScales(offsets: Int32Array, rowIds: Int32Array, p: number
  * bagBackward: weights = value × scale, and dropped entries (scale 0) are left out entirely, so a
  * row used only by dropped entries gets no gradient (a lazy optimizer then leaves it alone).
  */
-export function keptBags(b: { offsets: Int32Array; items: Int32Array; values: Float32Array }, scales: Float32Array | undefined, valueScale?: Float32Array): { offsets: Int32Array; ids: Int32Array; weights: Float32Array } {
+export function keptBags(
+  b: { offsets: Int32Array; items: Int32Array; values: Float32Array },
+  scales: Float32Array | undefined,
+  valueScale?: Float32Array,
+): { offsets: Int32Array; ids: Int32Array; weights: Float32Array } {
   const n = b.offsets.length - 1;
   const rowScale = (k: number): number => (valueScale === undefined ? 1 : valueScale[k]);
   if (scales === undefined) {

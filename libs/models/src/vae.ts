@@ -15,7 +15,23 @@ import { Rng, deriveSeed, type InteractionsBatch } from '@actorflow/data';
 import { bagBackward, bagForward } from '@actorflow/embeddings';
 import { ModelError, uniqueSorted, type DenseSpec, type GatheredParams, type StepContext, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
-import { ACTIVATIONS, DEFAULT_CTX, activate, checkInteractions, checkRate, dropoutScales, glorot, hyperInt, hyperNum, hyperSizes, hyperStr, keptBags, needDense, needTable, type Activation } from './nn.ts';
+import {
+  ACTIVATIONS,
+  DEFAULT_CTX,
+  activate,
+  checkInteractions,
+  checkRate,
+  dropoutScales,
+  glorot,
+  hyperInt,
+  hyperNum,
+  hyperSizes,
+  hyperStr,
+  keptBags,
+  needDense,
+  needTable,
+  type Activation,
+} from './nn.ts';
 
 type Tensor = ReturnType<Tf['tensor']>;
 
@@ -160,17 +176,19 @@ export class MultVAE implements TrainableModel<InteractionsBatch> {
     }
     const beta = variational ? this.beta(ctx.step) : 0;
     const dense = this.#dense(params);
-    const out = lossAndGrads(readTidy(tf, () => {
-      const net = this.#net(tf, n, eps === undefined ? undefined : tf.tensor2d(eps, [n, latent]));
-      const xt = tf.tensor2d(x, [n, numItems]);
-      const f = (...t: Tensor[]): Tensor => {
-        const { logits, kl } = net(t);
-        const nll = tf.div(tf.neg(tf.sum(tf.mul(xt, tf.logSoftmax(logits)))), tf.scalar(n));
-        return tf.add(nll, tf.mul(tf.scalar(beta), kl));
-      };
-      const { value, grads } = tf.valueAndGrads(f)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))]);
-      return [value, ...grads];
-    }));
+    const out = lossAndGrads(
+      readTidy(tf, () => {
+        const net = this.#net(tf, n, eps === undefined ? undefined : tf.tensor2d(eps, [n, latent]));
+        const xt = tf.tensor2d(x, [n, numItems]);
+        const f = (...t: Tensor[]): Tensor => {
+          const { logits, kl } = net(t);
+          const nll = tf.div(tf.neg(tf.sum(tf.mul(xt, tf.logSoftmax(logits)))), tf.scalar(n));
+          return tf.add(nll, tf.mul(tf.scalar(beta), kl));
+        };
+        const { value, grads } = tf.valueAndGrads(f)([tf.tensor1d(X1), ...dense.map((d) => tf.tensor1d(d))]);
+        return [value, ...grads];
+      }),
+    );
     const denseGrads: Record<string, Float32Array> = { 'enc0.b': out.g[1] };
     this.#layers.forEach((l, i) => {
       denseGrads[`${l.name}.w`] = out.g[2 + 2 * i];

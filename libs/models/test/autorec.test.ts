@@ -39,7 +39,11 @@ for (const backend of ['cpu', 'wasm']) {
       const ctx = { seed: 5, epoch: 1, step: 0 };
       const res = model.computeGradients(tf, batch, p, ctx);
       t.equal(res.count, 2);
-      for (const g of Object.values(res.sparse)) t.ok(g.rows.every((r, i) => i === 0 || r > g.rows[i - 1]), 'rows sorted and unique');
+      for (const g of Object.values(res.sparse))
+        t.ok(
+          g.rows.every((r, i) => i === 0 || r > g.rows[i - 1]),
+          'rows sorted and unique',
+        );
       checkGradients(t, p, res, (q) => model.computeGradients(tf, batch, q, ctx).loss, { tol: 3e-3 });
     }
   });
@@ -87,7 +91,10 @@ t.test('denoising noise depends on (seed, epoch, row) only: one batch of 2 = two
   t.ok(Math.abs((parts[0].loss + parts[1].loss) / 2 - both.loss - denseL2Loss) < 1e-5, 'loss');
   for (const [name, g] of Object.entries(both.dense)) {
     const avg = g.map((_, i) => (parts[0].dense[name][i] + parts[1].dense[name][i]) / 2);
-    t.ok(avg.every((v, i) => Math.abs(v - g[i]) < 1e-6), `dense ${name}`);
+    t.ok(
+      avg.every((v, i) => Math.abs(v - g[i]) < 1e-6),
+      `dense ${name}`,
+    );
   }
   for (const [name, g] of Object.entries(both.sparse)) {
     const dim = g.values.length / g.rows.length;
@@ -100,8 +107,15 @@ t.test('denoising noise depends on (seed, epoch, row) only: one batch of 2 = two
         sum.set(r, acc);
       });
     }
-    t.same([...sum.keys()].sort((a, b) => a - b), [...g.rows], `${name} rows`);
-    t.ok([...g.rows].every((r, i) => (sum.get(r) ?? []).every((v, d) => Math.abs(v - g.values[i * dim + d]) < 1e-6)), `sparse ${name}`);
+    t.same(
+      [...sum.keys()].sort((a, b) => a - b),
+      [...g.rows],
+      `${name} rows`,
+    );
+    t.ok(
+      [...g.rows].every((r, i) => (sum.get(r) ?? []).every((v, d) => Math.abs(v - g.values[i * dim + d]) < 1e-6)),
+      `sparse ${name}`,
+    );
   }
 });
 
@@ -112,7 +126,10 @@ t.test('user-based scoreItems; registry and bad input', async (t) => {
   t.equal(m.rowsAre, 'users');
   t.equal(m.input, 'interactions');
   t.equal(m.task, 'rating');
-  t.same(m.denseSpecs().map((s) => s.name), ['enc.b', 'h1.w', 'h1.b']);
+  t.same(
+    m.denseSpecs().map((s) => s.name),
+    ['enc.b', 'h1.w', 'h1.b'],
+  );
   const rows = m.rowsForScoring(batch);
   t.equal(rows['dec.w'].length, 4);
   const scores = m.scoreItems(tf, batch, gathered(m, rows));

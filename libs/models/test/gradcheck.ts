@@ -45,14 +45,22 @@ export function checkGradients(t: Test, p: GatheredParams, res: StepResult, loss
         const gi = g.rows.indexOf(row);
         if (gi >= 0) analytic = g.values[gi * dim + (k % dim)];
       }
-      compare(`${name}[row ${row}, ${k % dim}]`, numericAt((q, d) => ((q.tables[name].values as Float32Array)[k] += d)), analytic);
+      compare(
+        `${name}[row ${row}, ${k % dim}]`,
+        numericAt((q, d) => ((q.tables[name].values as Float32Array)[k] += d)),
+        analytic,
+      );
     }
   }
   for (const [name, v] of Object.entries(p.dense)) {
     const g = res.dense[name];
     const stride = Math.max(1, Math.floor(v.length / maxPer));
     for (let k = 0; k < v.length; k += stride) {
-      compare(`${name}[${k}]`, numericAt((q, d) => ((q.dense[name] as Float32Array)[k] += d)), g === undefined ? 0 : g[k]);
+      compare(
+        `${name}[${k}]`,
+        numericAt((q, d) => ((q.dense[name] as Float32Array)[k] += d)),
+        g === undefined ? 0 : g[k],
+      );
     }
   }
   t.ok(worst < tol, `${checked} partial derivatives match finite differences (worst relative error ${worst.toExponential(2)}${worstAt ? ` at ${worstAt}` : ''})`);

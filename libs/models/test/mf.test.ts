@@ -77,7 +77,10 @@ t.test('mf: scoreItems equals predict on every (user, item) pair', async (t) => 
   const p = params();
   const scores = model.scoreItems(tf, history, p);
   const direct = model.predict(tf, { user: new Int32Array([0, 0, 2, 2]), item: new Int32Array([0, 1, 0, 1]), rating: new Float32Array(4) }, p);
-  t.ok(scores.every((s, k) => Math.abs(s - direct[k]) < 1e-5), `${[...scores]} vs ${[...direct]}`);
+  t.ok(
+    scores.every((s, k) => Math.abs(s - direct[k]) < 1e-5),
+    `${[...scores]} vs ${[...direct]}`,
+  );
   t.equal(model.scoreItems(tf, { user: new Int32Array(0), offsets: new Int32Array([0]), items: new Int32Array(0), values: new Float32Array(0) }, p).length, 0);
 });
 
@@ -86,13 +89,22 @@ t.test('mf: the fused kernel equals the TF.js autodiff reference on a random bat
   const d = 8;
   const model = new BiasedMF({ numUsers: 20, numItems: 30, dim: d, initStd: 0.1, globalMean: 3.5 });
   let s = 7;
-  const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const n = 200;
-  const b = { user: Int32Array.from({ length: n }, () => Math.floor(rnd() * 20)), item: Int32Array.from({ length: n }, () => Math.floor(rnd() * 30)), rating: Float32Array.from({ length: n }, () => 1 + Math.floor(rnd() * 5)) };
+  const b = {
+    user: Int32Array.from({ length: n }, () => Math.floor(rnd() * 20)),
+    item: Int32Array.from({ length: n }, () => Math.floor(rnd() * 30)),
+    rating: Float32Array.from({ length: n }, () => 1 + Math.floor(rnd() * 5)),
+  };
   const rows = model.rowsFor(b);
   const vals = (r: Int32Array, dim: number): Float32Array => Float32Array.from({ length: r.length * dim }, () => (rnd() - 0.5) * 0.6);
   const p: GatheredParams = {
-    tables: { user: { rows: rows.user, values: vals(rows.user, d) }, item: { rows: rows.item, values: vals(rows.item, d) }, userBias: { rows: rows.userBias, values: vals(rows.userBias, 1) }, itemBias: { rows: rows.itemBias, values: vals(rows.itemBias, 1) } },
+    tables: {
+      user: { rows: rows.user, values: vals(rows.user, d) },
+      item: { rows: rows.item, values: vals(rows.item, d) },
+      userBias: { rows: rows.userBias, values: vals(rows.userBias, 1) },
+      itemBias: { rows: rows.itemBias, values: vals(rows.itemBias, 1) },
+    },
     dense: { mean: new Float32Array([3.5]) },
   };
   const fused = model.computeGradients(tf, b, p);

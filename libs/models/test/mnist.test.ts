@@ -60,12 +60,25 @@ t.test('registry and bad input', async (t) => {
   const cnn = createModel('mnist-cnn');
   t.equal(cnn.input, 'images');
   t.equal(cnn.task, 'classification');
-  t.same(cnn.denseSpecs().map((s) => [s.name, s.size]), [['conv.w', 288], ['conv.b', 32], ['fc1.w', 5408 * 64], ['fc1.b', 64], ['fc2.w', 640], ['fc2.b', 10]]);
+  t.same(
+    cnn.denseSpecs().map((s) => [s.name, s.size]),
+    [
+      ['conv.w', 288],
+      ['conv.b', 32],
+      ['fc1.w', 5408 * 64],
+      ['fc1.b', 64],
+      ['fc2.w', 640],
+      ['fc2.b', 10],
+    ],
+  );
   t.same(cnn.tableSpecs(), []);
   t.same(cnn.rowsFor(batch), {});
   const ae = createModel('mnist-ae');
   t.equal(ae.task, 'reconstruction');
-  t.same(ae.denseSpecs().map((s) => s.size), [784 * 32, 32, 32 * 784, 784]);
+  t.same(
+    ae.denseSpecs().map((s) => s.size),
+    [784 * 32, 32, 32 * 784, 784],
+  );
   t.same(ae.rowsFor(batch), {});
   t.throws(() => createModel('mnist-cnn', { filters: 0 }), /filters/);
   t.throws(() => new MnistCnn({ filters: 2, dense: 1.5 }), /dense must be a positive integer/);

@@ -24,7 +24,15 @@ t.test('ncf: specs, gradients match finite differences, loss is the MSE of predi
   const { tf } = await selectBackend({ backend: 'cpu' });
   t.same(
     model.denseSpecs().map((s) => [s.name, s.size]),
-    [['ncf.mlp0.w', 30], ['ncf.mlp0.b', 5], ['ncf.mlp1.w', 20], ['ncf.mlp1.b', 4], ['ncf.out.w', 4], ['ncf.out.b', 1], ['mean', 1]],
+    [
+      ['ncf.mlp0.w', 30],
+      ['ncf.mlp0.b', 5],
+      ['ncf.mlp1.w', 20],
+      ['ncf.mlp1.b', 4],
+      ['ncf.out.w', 4],
+      ['ncf.out.b', 1],
+      ['mean', 1],
+    ],
   );
   t.same(model.denseSpecs()[0].init, { kind: 'uniform', scale: Math.sqrt(6 / 11) }, 'Glorot uniform');
   const p = params();
@@ -43,7 +51,14 @@ t.test('ncf: registry, hyper-parameters and errors', async (t) => {
   const { tf } = await selectBackend({ backend: 'cpu' });
   t.ok(listModels().some((m) => m.name === 'ncf'));
   const m = createModel('ncf', { numUsers: 4, numItems: 5, layers: '8, 4' });
-  t.same(m.denseSpecs().map((s) => s.size).slice(0, 4), [32 * 8, 8, 8 * 4, 4], 'default dim 16 → input 32');
+  t.same(
+    m
+      .denseSpecs()
+      .map((s) => s.size)
+      .slice(0, 4),
+    [32 * 8, 8, 8 * 4, 4],
+    'default dim 16 → input 32',
+  );
   t.equal(m.task, 'rating');
   t.same(parseLayers('x', 7), [7]);
   t.throws(() => parseLayers('x', '64,,0'), /positive integers/);

@@ -42,7 +42,10 @@ t.test('neumf: negatives are deterministic per example, avoid the history, and d
   t.ok(epochs.size > 1, 'other epochs draw other negatives');
   const { history: _h, ...bare } = batch;
   const noHist = model.pairs(bare, ctx);
-  t.ok([...noHist.item].every((j, k) => noHist.label[k] === 1 || j !== noHist.item[k - (k % 3)]), 'without history only the positive is excluded');
+  t.ok(
+    [...noHist.item].every((j, k) => noHist.label[k] === 1 || j !== noHist.item[k - (k % 3)]),
+    'without history only the positive is excluded',
+  );
   const full: RatingsWithHistory = { ...batch, history: { ...batch.history!, offsets: new Int32Array([0, 6, 6]), items: new Int32Array([0, 1, 2, 3, 4, 5]) } };
   t.same([...model.pairs(full, ctx).label.subarray(0, 1)], [1], 'a user with every item gets no negatives');
   t.equal(model.pairs(full, ctx).item.length, 1 + 1 + 3, 'user 2 (empty history row here) still gets them');
@@ -65,8 +68,16 @@ t.test('neumf: gradients match finite differences; loss is BCE of predict; score
   const scores = model.scoreItems(tf, batch.history!, p);
   t.equal(scores.length, 2 * numItems);
   const direct = model.predict(tf, { user: new Int32Array(numItems).fill(2), item: Int32Array.from({ length: numItems }, (_, i) => i), rating: new Float32Array(numItems) }, p);
-  t.ok(direct.every((z, i) => Math.abs(z - scores[numItems + i]) < 1e-5), 'row k of scoreItems is user k against every item');
-  t.same(model.rowsForScoring(batch.history!), { gmfUser: new Int32Array([0, 2]), mlpUser: new Int32Array([0, 2]), gmfItem: Int32Array.from({ length: numItems }, (_, i) => i), mlpItem: Int32Array.from({ length: numItems }, (_, i) => i) });
+  t.ok(
+    direct.every((z, i) => Math.abs(z - scores[numItems + i]) < 1e-5),
+    'row k of scoreItems is user k against every item',
+  );
+  t.same(model.rowsForScoring(batch.history!), {
+    gmfUser: new Int32Array([0, 2]),
+    mlpUser: new Int32Array([0, 2]),
+    gmfItem: Int32Array.from({ length: numItems }, (_, i) => i),
+    mlpItem: Int32Array.from({ length: numItems }, (_, i) => i),
+  });
   t.equal(model.scoreItems(tf, { user: new Int32Array(0), offsets: new Int32Array([0]), items: new Int32Array(0), values: new Float32Array(0) }, p).length, 0);
   t.equal(model.predict(tf, { user: new Int32Array(0), item: new Int32Array(0), rating: new Float32Array(0) }, p).length, 0);
   const dflt = model.computeGradients(tf, batch, p);
@@ -78,7 +89,11 @@ t.test('neumf: registry and errors', async (t) => {
   const m = createModel('neumf', { numUsers: 2, numItems: 3 });
   t.equal(m.task, 'ranking');
   t.equal(m.needsHistory, true);
-  t.same(m.denseSpecs().map((s) => s.size), [64 * 64, 64, 64 * 32, 32, 32 * 16, 16, 16 + 16, 1], 'defaults: mlpDim 32 (input 64), layers 64,32,16, GMF dim 16');
+  t.same(
+    m.denseSpecs().map((s) => s.size),
+    [64 * 64, 64, 64 * 32, 32, 32 * 16, 16, 16 + 16, 1],
+    'defaults: mlpDim 32 (input 64), layers 64,32,16, GMF dim 16',
+  );
   t.throws(() => new NeuMf({ numUsers: 0, numItems: 1, dim: 1, mlpDim: 1, layers: [1], negatives: 1, initStd: 0.01 }), /numUsers/);
   t.throws(() => new NeuMf({ numUsers: 1, numItems: 1, dim: 1, mlpDim: 0, layers: [1], negatives: 1, initStd: 0.01 }), /mlpDim/);
   t.throws(() => new NeuMf({ numUsers: 1, numItems: 1, dim: 1, mlpDim: 1, layers: [1], negatives: -1, initStd: 0.01 }), /negatives/);

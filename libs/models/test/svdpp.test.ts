@@ -22,7 +22,7 @@ function params(): GatheredParams {
 
 t.test('svdpp: rows, the formula by hand, gradients by finite differences', async (t) => {
   const { tf } = await selectBackend({ backend: 'cpu' });
-  t.same(model.rowsFor(batch).implicit, new Int32Array([0, 1, 3]), 'implicit rows are the histories\' items');
+  t.same(model.rowsFor(batch).implicit, new Int32Array([0, 1, 3]), "implicit rows are the histories' items");
   const p = params();
   const row = (name: string, id: number): Float32Array => {
     const tb = p.tables[name];

@@ -87,7 +87,10 @@ t.test('noise per (seed, epoch, user): a batch of 3 = its halves, count-weighted
   const w = [1 / 3, 2 / 3];
   t.ok(Math.abs(parts[0].loss * w[0] + parts[1].loss * w[1] - whole.loss) < 1e-5, 'loss');
   for (const [name, g] of Object.entries(whole.dense)) {
-    t.ok(g.every((v, i) => Math.abs(parts[0].dense[name][i] * w[0] + parts[1].dense[name][i] * w[1] - v) < 1e-5), `dense ${name}`);
+    t.ok(
+      g.every((v, i) => Math.abs(parts[0].dense[name][i] * w[0] + parts[1].dense[name][i] * w[1] - v) < 1e-5),
+      `dense ${name}`,
+    );
   }
   const g = whole.sparse['enc0.w'];
   const dim = 4;
@@ -113,11 +116,28 @@ t.test('registry and bad input', async (t) => {
   t.equal(vae.name, 'multvae');
   t.equal(vae.task, 'ranking');
   t.equal(vae.input, 'interactions');
-  t.same(vae.tableSpecs().map((s) => [s.name, s.rows, s.dim]), [['enc0.w', 50, 600]]);
-  t.same(vae.denseSpecs().map((s) => [s.name, s.size]), [['enc0.b', 600], ['enc1.w', 600 * 400], ['enc1.b', 400], ['dec0.w', 200 * 600], ['dec0.b', 600], ['dec1.w', 600 * 50], ['dec1.b', 50]]);
+  t.same(
+    vae.tableSpecs().map((s) => [s.name, s.rows, s.dim]),
+    [['enc0.w', 50, 600]],
+  );
+  t.same(
+    vae.denseSpecs().map((s) => [s.name, s.size]),
+    [
+      ['enc0.b', 600],
+      ['enc1.w', 600 * 400],
+      ['enc1.b', 400],
+      ['dec0.w', 200 * 600],
+      ['dec0.b', 600],
+      ['dec1.w', 600 * 50],
+      ['dec1.b', 50],
+    ],
+  );
   const dae = createModel('multdae', { numItems: 50, hidden: '20,10', latent: 5 }) as MultVAE;
   t.equal(dae.name, 'multdae');
-  t.same(dae.denseSpecs().map((s) => s.name), ['enc0.b', 'enc1.w', 'enc1.b', 'enc2.w', 'enc2.b', 'dec0.w', 'dec0.b', 'dec1.w', 'dec1.b', 'dec2.w', 'dec2.b']);
+  t.same(
+    dae.denseSpecs().map((s) => s.name),
+    ['enc0.b', 'enc1.w', 'enc1.b', 'enc2.w', 'enc2.b', 'dec0.w', 'dec0.b', 'dec1.w', 'dec1.b', 'dec2.w', 'dec2.b'],
+  );
   t.throws(() => createModel('multdae', { numItems: 5, annealCap: 0.1 }), /no hyper-parameter 'annealCap'/);
   t.throws(() => createModel('multvae', { numItems: 0 }), /numItems > 0/);
   t.throws(() => createModel('multvae', { numItems: 5, dropout: 1.5 }), /dropout must be in/);

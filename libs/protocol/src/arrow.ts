@@ -1,22 +1,7 @@
 // Arrow IPC (stream format) for the three batch schemas. Columns go in and out as typed arrays
 // (no per-element JS loops), and decoding checks the schema so a batch of the wrong kind or
 // garbage bytes become a DecodeError instead of NaNs downstream.
-import {
-  Field,
-  FixedSizeList,
-  Float32,
-  Int32,
-  List,
-  RecordBatch,
-  Schema,
-  Struct,
-  Table,
-  makeData,
-  tableFromIPC,
-  tableToIPC,
-  type Data,
-  type DataType,
-} from 'apache-arrow';
+import { Field, FixedSizeList, Float32, Int32, List, RecordBatch, Schema, Struct, Table, makeData, tableFromIPC, tableToIPC, type Data, type DataType } from 'apache-arrow';
 import { crc32 } from 'node:zlib';
 import { DecodeError, ProtocolError } from './errors.ts';
 
@@ -72,19 +57,11 @@ export interface ImageBatch {
 const int32 = (): Int32 => new Int32();
 const float32 = (): Float32 => new Float32();
 
-export const ratingsSchema = new Schema([
-  new Field('user', int32(), false),
-  new Field('item', int32(), false),
-  new Field('rating', float32(), false),
-]);
+export const ratingsSchema = new Schema([new Field('user', int32(), false), new Field('item', int32(), false), new Field('rating', float32(), false)]);
 
 const itemsType = new List(new Field('item', int32(), false));
 const valuesType = new List(new Field('value', float32(), false));
-export const interactionsSchema = new Schema([
-  new Field('user', int32(), false),
-  new Field('items', itemsType, false),
-  new Field('values', valuesType, false),
-]);
+export const interactionsSchema = new Schema([new Field('user', int32(), false), new Field('items', itemsType, false), new Field('values', valuesType, false)]);
 
 const pixelsType = new FixedSizeList(IMAGE_PIXELS, new Field('pixel', float32(), false));
 export const imagesSchema = new Schema([new Field('pixels', pixelsType, false), new Field('label', int32(), false)]);
@@ -119,13 +96,8 @@ export function encodeInteractionsBatch(b: InteractionsBatch): Uint8Array {
   for (let i = 0; i < n; i++) {
     if (b.offsets[i + 1] < b.offsets[i]) throw new ProtocolError(`InteractionsBatch: offsets decrease at row ${i}`);
   }
-  const list = (type: List, child: Data): Data =>
-    makeData({ type, length: n, nullCount: 0, valueOffsets: b.offsets, child } as never);
-  return encodeBatch(interactionsSchema, n, [
-    primitive(int32(), b.user),
-    list(itemsType, primitive(int32(), b.items)),
-    list(valuesType, primitive(float32(), b.values)),
-  ]);
+  const list = (type: List, child: Data): Data => makeData({ type, length: n, nullCount: 0, valueOffsets: b.offsets, child } as never);
+  return encodeBatch(interactionsSchema, n, [primitive(int32(), b.user), list(itemsType, primitive(int32(), b.items)), list(valuesType, primitive(float32(), b.values))]);
 }
 
 export function encodeImageBatch(b: ImageBatch): Uint8Array {
@@ -166,12 +138,7 @@ function concat<T extends Int32Array | Float32Array>(Ctor: { new (n: number): T 
   return out;
 }
 
-function primitiveColumn<T extends Int32Array | Float32Array>(
-  kind: string,
-  table: Table,
-  name: string,
-  Ctor: { new (n: number): T },
-): T {
+function primitiveColumn<T extends Int32Array | Float32Array>(kind: string, table: Table, name: string, Ctor: { new (n: number): T }): T {
   const vec = table.getChild(name);
   if (vec === null) throw new DecodeError(kind, `missing column ${name}`);
   const parts = vec.data.map((d) => {
@@ -192,12 +159,7 @@ export function decodeRatingsBatch(bytes: Uint8Array): RatingsBatch {
   };
 }
 
-function listColumn<T extends Int32Array | Float32Array>(
-  kind: string,
-  table: Table,
-  name: string,
-  Ctor: { new (n: number): T },
-): { offsets: Int32Array; values: T } {
+function listColumn<T extends Int32Array | Float32Array>(kind: string, table: Table, name: string, Ctor: { new (n: number): T }): { offsets: Int32Array; values: T } {
   const vec = table.getChild(name);
   if (vec === null) throw new DecodeError(kind, `missing column ${name}`);
   const offsetParts: Int32Array[] = [];

@@ -8,9 +8,7 @@ const TOKEN = /^[A-Za-z0-9_-]+$/;
 export function validateToken(value: string | number, what = 'subject token'): string {
   const s = String(value);
   if (!TOKEN.test(s)) {
-    throw new ProtocolError(
-      `${what} '${s}' is not usable in a NATS subject: use letters, digits, '-' or '_' (no dots, spaces, '*' or '>')`,
-    );
+    throw new ProtocolError(`${what} '${s}' is not usable in a NATS subject: use letters, digits, '-' or '_' (no dots, spaces, '*' or '>')`);
   }
   return s;
 }

@@ -1,16 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import {
-  DecodeError,
-  IMAGE_PIXELS,
-  ProtocolError,
-  decodeImageBatch,
-  decodeInteractionsBatch,
-  decodeRatingsBatch,
-  encodeImageBatch,
-  encodeInteractionsBatch,
-  encodeRatingsBatch,
-} from '../mod.ts';
+import { DecodeError, IMAGE_PIXELS, ProtocolError, decodeImageBatch, decodeInteractionsBatch, decodeRatingsBatch, encodeImageBatch, encodeInteractionsBatch, encodeRatingsBatch } from '../mod.ts';
 
 t.test('ratings round-trip (random, incl. empty)', async (t) => {
   fc.assert(

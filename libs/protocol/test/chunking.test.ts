@@ -11,7 +11,7 @@ t.test('split, encode, decode, reassemble in any order', async (t) => {
       const chunks = splitIntoChunks(payload, max).map((c) => encodeChunk(c));
       for (const c of chunks) if (c.length > max + CHUNK_OVERHEAD_BYTES) return false;
       // deterministic shuffle
-      const order = chunks.map((_, i) => i).sort((a, b) => ((a * 2654435761 + seed) >>> 0) % 97 - ((b * 2654435761 + seed) >>> 0) % 97);
+      const order = chunks.map((_, i) => i).sort((a, b) => (((a * 2654435761 + seed) >>> 0) % 97) - (((b * 2654435761 + seed) >>> 0) % 97));
       const asm = new ChunkAssembler();
       let whole: Uint8Array | undefined;
       for (const i of order) {

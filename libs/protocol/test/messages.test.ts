@@ -86,7 +86,7 @@ t.test('property: gradient messages with random tensors round-trip exactly', asy
         const back = gradientCodec.decode(gradientCodec.encode(msg));
         // Compare bit patterns so NaN and -0 count too.
         const bits = (a: Float32Array): number[] => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
-        return bits(back.dense.w).join() === bits(dense).join() && back.sparse.t.rows.join() === rows.join() && back.loss === loss /* msgpack writes -0 as integer 0 */;
+        return bits(back.dense.w).join() === bits(dense).join() && back.sparse.t.rows.join() === rows.join() && back.loss === loss; /* msgpack writes -0 as integer 0 */
       },
     ),
   );

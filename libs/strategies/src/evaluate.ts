@@ -22,7 +22,7 @@ const DEFAULT_EVAL_KS = [10, 20, 50];
 
 /** A ratings batch with its users' training histories attached (for models that set `needsHistory`). */
 export function withHistory(batch: RatingsBatch, history: InteractionsBatch | undefined): RatingsBatch {
-  if (history === undefined) throw new ModelError('this model needs the users\' training histories, but none were given (ask the data shards with history: true)');
+  if (history === undefined) throw new ModelError("this model needs the users' training histories, but none were given (ask the data shards with history: true)");
   return { ...batch, history: rowsForIds(history, uniqueSorted(batch.user)) };
 }
 
@@ -71,7 +71,10 @@ function evaluateRowRatings(engine: Engine, model: TrainableModel<unknown>, para
   const acc = new RegressionAccumulator();
   const testRows = groupRows(test, byItem ? 'item' : 'user');
   for (let s = 0; s < testRows.user.length; s += batchSize) {
-    const query = takeRows(testRows, Int32Array.from({ length: Math.min(batchSize, testRows.user.length - s) }, (_, k) => s + k));
+    const query = takeRows(
+      testRows,
+      Int32Array.from({ length: Math.min(batchSize, testRows.user.length - s) }, (_, k) => s + k),
+    );
     const hist = rowsForIds(rows, query.user);
     acc.add(clipToRange(model.predictPairs(engine.tf, hist, query, gather(params, model.rowsForPairs(hist, query))), data.ratingRange), query.values);
     onProgress?.(s + query.user.length, testRows.user.length);
@@ -92,7 +95,15 @@ export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, 
     const ids = users.subarray(s, Math.min(users.length, s + chunk));
     const hist = rowsForIds(history, ids);
     const scores = model.scoreItems(engine.tf, hist, gather(params, model.rowsForScoring(hist)));
-    scoreChunk(acc, (k) => scores.subarray(k * data.numItems, (k + 1) * data.numItems), hist, takeRows(testRows, Int32Array.from({ length: ids.length }, (_, k) => s + k)));
+    scoreChunk(
+      acc,
+      (k) => scores.subarray(k * data.numItems, (k + 1) * data.numItems),
+      hist,
+      takeRows(
+        testRows,
+        Int32Array.from({ length: ids.length }, (_, k) => s + k),
+      ),
+    );
     onProgress?.(s + ids.length, users.length);
   }
   return acc.result().metrics;
@@ -101,11 +112,7 @@ export function evaluateRanking(engine: Engine, model: TrainableModel<unknown>, 
 /** Row k of `hist` and `test` is one user: scores over all items, training items excluded, test items relevant. */
 function scoreChunk(acc: RankingAccumulator, scores: (k: number) => Float32Array, hist: InteractionsBatch, test: InteractionsBatch): void {
   for (let k = 0; k < hist.user.length; k++) {
-    acc.add(
-      scores(k),
-      hist.items.subarray(hist.offsets[k], hist.offsets[k + 1]),
-      test.items.subarray(test.offsets[k], test.offsets[k + 1]),
-    );
+    acc.add(scores(k), hist.items.subarray(hist.offsets[k], hist.offsets[k + 1]), test.items.subarray(test.offsets[k], test.offsets[k + 1]));
   }
 }
 

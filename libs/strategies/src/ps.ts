@@ -7,17 +7,7 @@ import { HandlerError, requestLarge, serveLarge, type NatsConnection, type Serve
 import { hash32 } from '@actorflow/data';
 import type { OptimizerConfig } from '@actorflow/embeddings';
 import type { GatheredParams, StepResult, TrainableModel } from '@actorflow/models';
-import {
-  gradientCodec,
-  pullReplyCodec,
-  pullRequestCodec,
-  pushReplyCodec,
-  snapshotCodec,
-  subjects,
-  type PulledTable,
-  type PushReply,
-  type Snapshot,
-} from '@actorflow/protocol';
+import { gradientCodec, pullReplyCodec, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PulledTable, type PushReply, type Snapshot } from '@actorflow/protocol';
 import { applyStep, createOptimizer, initParams, type ParamStore } from './params.ts';
 import { firstNonFinite } from './guards.ts';
 
@@ -150,7 +140,16 @@ export class ParameterShard {
     const rejectedTotal = Object.values(this.#rejected).reduce((a, b) => a + b, 0);
     const bySender: Record<string, { accepted: number; rejected: Partial<Record<PushRejectReason, number>> }> = {};
     for (const [rank, s] of this.#senders) bySender[String(rank)] = { accepted: s.accepted, rejected: { ...s.rejected } };
-    return { shard: this.shard, version: this.#version, pushes: this.#pushes, dropped: this.#dropped, rejected: rejectedTotal, rejectedByReason: { ...this.#rejected }, bySender, noReply: this.#noReply };
+    return {
+      shard: this.shard,
+      version: this.#version,
+      pushes: this.#pushes,
+      dropped: this.#dropped,
+      rejected: rejectedTotal,
+      rejectedByReason: { ...this.#rejected },
+      bySender,
+      noReply: this.#noReply,
+    };
   }
 
   #checkOwned(table: string, rows: Int32Array): void {
@@ -430,7 +429,7 @@ export class PsClient {
       const byShard = new Map<number, number[]>();
       g.rows.forEach((r, i) => {
         const k = ownerOfRow(name, r, this.#shards);
-        (byShard.get(k) ?? byShard.set(k, []).get(k) as number[]).push(i);
+        (byShard.get(k) ?? (byShard.set(k, []).get(k) as number[])).push(i);
       });
       for (const [k, idx] of byShard) {
         const rows = Int32Array.from(idx, (i) => g.rows[i]);

@@ -3,7 +3,6 @@ import { selectBackend } from '@actorflow/engine';
 import { createModel } from '@actorflow/models';
 import { clipToRange, evaluateModel, initParams } from '../mod.ts';
 
-
 t.test('clipToRange: a clipped copy; no range, the predictions themselves', async (t) => {
   const p = Float32Array.of(0.2, 3, 5.49, Number.NEGATIVE_INFINITY);
   t.same(Array.from(clipToRange(p, [1, 5])), [1, 3, 5, 1]);
@@ -11,7 +10,7 @@ t.test('clipToRange: a clipped copy; no range, the predictions themselves', asyn
   t.equal(clipToRange(p, undefined), p);
 });
 
-t.test('evaluateModel clips rating predictions to the data\'s range', async (t) => {
+t.test("evaluateModel clips rating predictions to the data's range", async (t) => {
   const engine = await selectBackend({ backend: 'cpu' });
   // An MF whose global mean is far above the scale: every prediction is ≈ 9 on a 1–5 scale.
   const model = createModel('mf', { numUsers: 3, numItems: 3, globalMean: 9, dim: 2, initStd: 0.001 });

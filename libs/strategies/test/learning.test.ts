@@ -34,7 +34,10 @@ t.test('Mult-VAE and Mult-DAE beat popularity on implicit clicks', async (t) => 
   const pop = popularityRanking(held);
   const engine = await selectBackend({ backend: 'wasm' });
   // The DAE overfits this small set after a few epochs; the VAE's KL term keeps it going longer.
-  for (const [name, epochs] of [['multvae', 15], ['multdae', 3]] as const) {
+  for (const [name, epochs] of [
+    ['multvae', 15],
+    ['multdae', 3],
+  ] as const) {
     const model = createModel(name, { numItems: clicks.numItems, hidden: '200', latent: 50, ...(name === 'multvae' ? { totalAnnealSteps: 2000 } : {}) });
     const r = trainLocal({ engine, model, train: exampleSet('user-rows', { ratings: train }), batchSize: 100, epochs, seed: 5, optimizer: { name: 'adam', lr: 0.003 } });
     const m = evaluateModel(engine, model, r.params, held);

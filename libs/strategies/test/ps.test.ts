@@ -31,7 +31,11 @@ t.test('ps with one trainer equals single-process training, for 1 and 2 paramete
       t.same(merged.tables[name].data, local.params.tables[name].data, `K=${K}: table ${name} equals the single-process result bit for bit`);
     }
     t.same(merged.dense.mean, local.params.dense.mean);
-    t.equal(shards.reduce((s, p) => s + p.stats.pushes, 0), r.steps * K, 'every shard got every push');
+    t.equal(
+      shards.reduce((s, p) => s + p.stats.pushes, 0),
+      r.steps * K,
+      'every shard got every push',
+    );
     feed.stop();
     for (const s of subs) s.unsubscribe();
     await nc.close();

@@ -14,7 +14,16 @@ t.test('MF on synthetic low-rank data reaches within 5 % of the noise-floor RMSE
   for (const r of train.rating) mean += r;
   mean /= train.length;
   const engine = await selectBackend({ backend: 'wasm' });
-  const r = trainLocal({ engine, model: new BiasedMF({ numUsers: 400, numItems: 300, dim: 3, initStd: 0.1, globalMean: mean }), train, test, batchSize: 512, epochs: 8, seed: 3, optimizer: { name: 'adam', lr: 0.01, l2: 1e-4 } });
+  const r = trainLocal({
+    engine,
+    model: new BiasedMF({ numUsers: 400, numItems: 300, dim: 3, initStd: 0.1, globalMean: mean }),
+    train,
+    test,
+    batchSize: 512,
+    epochs: 8,
+    seed: 3,
+    optimizer: { name: 'adam', lr: 0.01, l2: 1e-4 },
+  });
   const rmse = r.metrics?.rmse ?? Number.NaN;
   const floor = data.truth.floorRmse;
   t.ok(rmse <= 1.05 * floor, `test RMSE ${rmse.toFixed(4)} vs noise floor ${floor.toFixed(4)} (ratio ${(rmse / floor).toFixed(4)} ≤ 1.05)`);

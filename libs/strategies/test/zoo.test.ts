@@ -30,7 +30,9 @@ t.test('the zoo under mirrored and ps equals single-process training', async (t)
     const ncs = await Promise.all([0, 1].map(() => connect({ servers: [server.url] })));
     const groups = await Promise.all([0, 1].map((rank) => ProcessGroup.init({ nc: ncs[rank], job, worldSize: 2, rank, timeoutMs: 30_000 })));
     const mirrored = await Promise.all(
-      [0, 1].map((rank) => runMirroredTrainer({ pg: groups[rank], engine, model: make(), data: new DataClient(ncs[rank], { job, shards: 1 }).distributed(rank, 2, feedKind), optimizer: c.optimizer, seed: SEED })),
+      [0, 1].map((rank) =>
+        runMirroredTrainer({ pg: groups[rank], engine, model: make(), data: new DataClient(ncs[rank], { job, shards: 1 }).distributed(rank, 2, feedKind), optimizer: c.optimizer, seed: SEED }),
+      ),
     );
     t.equal(mirrored[0].steps, local2B.steps, `${label}: mirrored ran ${local2B.steps} steps like the single process`);
     const dm = maxDiff(mirrored[0].params, local2B.params);

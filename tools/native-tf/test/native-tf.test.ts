@@ -128,7 +128,11 @@ t.test('unpacking a wheel: libraries and headers, reused once complete; a pre-2.
   t.notOk(existsSync(join(d, 'out', 'tensorflow/python/other.py')), 'only what the addon needs');
   await extractWheel(good, join(d, 'out'), { log: (l) => lines.push(l) });
   t.match(lines[lines.length - 1], /^reusing/);
-  const old = wheel(d, 'tensorflow_cpu-2.9.1-cp310-cp310-manylinux_2_17_x86_64.whl', { 'tensorflow/libtensorflow_framework.so.2': 'fw', 'tensorflow/python/_pywrap_tensorflow_internal.so': 'x', ...HEADERS });
+  const old = wheel(d, 'tensorflow_cpu-2.9.1-cp310-cp310-manylinux_2_17_x86_64.whl', {
+    'tensorflow/libtensorflow_framework.so.2': 'fw',
+    'tensorflow/python/_pywrap_tensorflow_internal.so': 'x',
+    ...HEADERS,
+  });
   await t.rejects(extractWheel(old, join(d, 'old')), { name: 'WheelLayoutError', message: /lacks libtensorflow_cc\.so\.2 .*before 2\.12/ });
   await t.rejects(extractWheel(join(d, 'tensorflow_cpu-1.0.0-x.whl'), join(d, 'x')), WheelNotFoundError);
   writeFileSync(join(d, 'tensorflow_cpu-3.0.0-broken.whl'), 'not a zip');
@@ -184,7 +188,21 @@ t.test('node headers and node-gyp are found locally, never downloaded', async (t
 t.test('a failing node-gyp is a NativeBuildError with the log', async (t) => {
   // Inside the repository so that @mapbox/node-pre-gyp resolves, as for the real package.
   const pkgDir = tmp(t, here);
-  writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: 'fake', version: '1.0.0', main: 'index.js', binary: { host: 'https://example.invalid/', remote_path: './napi-v{napi_build_version}/{version}/', module_name: 'tfjs_binding', module_path: './lib/napi-v{napi_build_version}', napi_versions: [3, 8] } }));
+  writeFileSync(
+    join(pkgDir, 'package.json'),
+    JSON.stringify({
+      name: 'fake',
+      version: '1.0.0',
+      main: 'index.js',
+      binary: {
+        host: 'https://example.invalid/',
+        remote_path: './napi-v{napi_build_version}/{version}/',
+        module_name: 'tfjs_binding',
+        module_path: './lib/napi-v{napi_build_version}',
+        napi_versions: [3, 8],
+      },
+    }),
+  );
   t.match(addonPath(pkgDir), { file: /lib\/napi-v\d+\/tfjs_binding\.node$/ });
   const gyp = join(pkgDir, 'gyp.js');
   writeFileSync(gyp, "console.log('  CXX(target) x.o'); console.error('x.cc:1: error: boom'); console.error('gyp ERR! build error'); process.exit(1);");
@@ -213,7 +231,11 @@ t.test('the whole route up to the symbol check, on a wheel of stand-in libraries
   t.equal(res.addon, undefined);
   t.match(lines.join('\n'), /all \d+ TF_\/TFE_ functions the addon calls are exported/);
 
-  const partial = sharedLib(d, 'partial', required.filter((s) => s !== 'TFE_NewOp' && s !== 'TF_SessionRun'));
+  const partial = sharedLib(
+    d,
+    'partial',
+    required.filter((s) => s !== 'TFE_NewOp' && s !== 'TF_SessionRun'),
+  );
   const bad = wheel(d, 'tensorflow_cpu-9.9.8-cp311-cp311-manylinux_2_17_x86_64.whl', { 'tensorflow/libtensorflow_cc.so.2': partial, 'tensorflow/libtensorflow_framework.so.2': fw, ...HEADERS });
   const err = (await buildNativeTf({ wheel: bad, checkOnly: true, cacheDir: join(d, 'cache'), root }).catch((e: unknown) => e)) as MissingSymbolsError;
   t.ok(err instanceof MissingSymbolsError);
