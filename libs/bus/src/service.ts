@@ -10,7 +10,7 @@ export const ACTOR_SERVICE_NAME = 'actorflow';
 const VERSION = '0.1.0';
 
 // @nats-io/services (3.0.0-25, the newest this registry has) is typed against its own nested
-// @nats-io/nats-core 3.0.0-50; the wire protocol is the same, so our 3.4 connection serves it.
+// @nats-io/nats-core 3.0.0-50; the wire protocol is the same, so our 3.3 connection serves it.
 type SvcConnection = ConstructorParameters<typeof Svcm>[0];
 type SvcRequestOptions = NonNullable<Parameters<Svcm['client']>[0]>;
 const svcm = (nc: NatsConnection): Svcm => new Svcm(nc as unknown as SvcConnection);
