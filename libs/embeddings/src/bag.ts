@@ -9,6 +9,7 @@
 //   mean   Σ w_j e_j / Σ w_j
 //   sqrtn  Σ w_j e_j / sqrt(Σ w_j²)      (unweighted: |N|^-½ Σ e_j — SVD++'s implicit term)
 import { EmbeddingError, type SparseGradient } from './table.ts';
+import { sortedIndexOf } from './interactions.ts';
 
 export type BagMode = 'sum' | 'mean' | 'sqrtn';
 
@@ -52,15 +53,9 @@ function scaleOf(mode: BagMode, bags: Bags, b: number): number {
 }
 
 function positionOf(rows: Int32Array, id: number): number {
-  let lo = 0;
-  let hi = rows.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (rows[mid] < id) lo = mid + 1;
-    else hi = mid;
-  }
-  if (rows.length === 0 || rows[lo] !== id) throw new EmbeddingError(`embedding bag: row ${id} was not gathered`);
-  return lo;
+  const at = sortedIndexOf(rows, id);
+  if (at < 0) throw new EmbeddingError(`embedding bag: row ${id} was not gathered`);
+  return at;
 }
 
 /** Combined rows of every bag: (offsets.length − 1) × dim. Accumulates in float64, rounds once. */

@@ -4,7 +4,7 @@
 import { readTidy, type Tf } from '@actorflow/engine';
 import { biasedDotMse, biasedDotPredict, dedupeSparseGradient, type BiasedDotInputs } from '@actorflow/embeddings';
 import type { InteractionsBatch, RatingsBatch } from '@actorflow/data';
-import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
+import { ModelError, needTable, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 
 export interface MfOptions {
@@ -49,13 +49,8 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
 
   #inputs(batch: RatingsBatch, p: GatheredParams): { P: Float32Array; Q: Float32Array; bu: Float32Array; bi: Float32Array; mu: Float32Array } {
     const d = this.#o.dim;
-    const need = (name: string): { rows: Int32Array; values: Float32Array } => {
-      const t = p.tables[name];
-      if (t === undefined) throw new ModelError(`mf: table '${name}' was not gathered`);
-      return t;
-    };
-    const mu = p.dense.mean;
-    if (mu === undefined || mu.length !== 1) throw new ModelError(`mf: dense 'mean' must be one value`);
+    const need = (name: string): { rows: Int32Array; values: Float32Array } => needTable('mf', p, name);
+    const mu = meanOf(p);
     return {
       P: perExample(batch.user, need('user'), d, 'user'),
       Q: perExample(batch.item, need('item'), d, 'item'),
@@ -66,13 +61,8 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
   }
 
   #kernelInputs(batch: RatingsBatch, p: GatheredParams): BiasedDotInputs {
-    const need = (name: string): { rows: Int32Array; values: Float32Array } => {
-      const t = p.tables[name];
-      if (t === undefined) throw new ModelError(`mf: table '${name}' was not gathered`);
-      return t;
-    };
-    const mu = p.dense.mean;
-    if (mu === undefined || mu.length !== 1) throw new ModelError(`mf: dense 'mean' must be one value`);
+    const need = (name: string): { rows: Int32Array; values: Float32Array } => needTable('mf', p, name);
+    const mu = meanOf(p);
     return { user: batch.user, item: batch.item, dim: this.#o.dim, users: need('user'), items: need('item'), userBias: need('userBias'), itemBias: need('itemBias'), mean: mu[0] };
   }
 
@@ -150,6 +140,12 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
     }
     return out;
   }
+}
+
+function meanOf(p: GatheredParams): Float32Array {
+  const mu = p.dense.mean;
+  if (mu === undefined || mu.length !== 1) throw new ModelError(`mf: dense 'mean' must be one value`);
+  return mu;
 }
 
 function num(h: Hyper, k: string): number {

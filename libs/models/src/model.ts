@@ -3,7 +3,7 @@
 // and turns (batch, gathered rows, dense tensors) into a loss and gradients with TF.js. So the
 // same model runs under every strategy: local, parameter server, mirrored.
 import type { Tf } from '@actorflow/engine';
-import type { Initializer, SparseGradient } from '@actorflow/embeddings';
+import { sortedIndexOf, type Initializer, type SparseGradient } from '@actorflow/embeddings';
 import type { ExampleKind, InteractionsBatch } from '@actorflow/data';
 
 /**
@@ -118,6 +118,13 @@ export class ModelError extends Error {
   }
 }
 
+/** A gathered table the model needs; a clear error naming the model when it was not gathered. */
+export function needTable(model: string, p: GatheredParams, name: string): { rows: Int32Array; values: Float32Array } {
+  const t = p.tables[name];
+  if (t === undefined) throw new ModelError(`${model}: table '${name}' was not gathered`);
+  return t;
+}
+
 /** `[loss, ...gradients]` as read back by `readTidy` → the loss as a number and the gradients. */
 export function lossAndGrads(read: readonly Float32Array[]): { loss: number; g: Float32Array[] } {
   const [loss, ...g] = read;
@@ -142,16 +149,9 @@ export function perExample(ids: Int32Array, gathered: { rows: Int32Array; values
   const out = new Float32Array(ids.length * dim);
   const { rows, values } = gathered;
   for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    let lo = 0;
-    let hi = rows.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (rows[mid] < id) lo = mid + 1;
-      else hi = mid;
-    }
-    if (rows[lo] !== id) throw new ModelError(`${what} row ${id} was not gathered for this batch`);
-    out.set(values.subarray(lo * dim, (lo + 1) * dim), i * dim);
+    const at = sortedIndexOf(rows, ids[i]);
+    if (at < 0) throw new ModelError(`${what} row ${ids[i]} was not gathered for this batch`);
+    out.set(values.subarray(at * dim, (at + 1) * dim), i * dim);
   }
   return out;
 }

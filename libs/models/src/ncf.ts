@@ -7,7 +7,7 @@
 import { readTidy, type Tf } from '@actorflow/engine';
 import { dedupeSparseGradient } from '@actorflow/embeddings';
 import type { RatingsBatch } from '@actorflow/data';
-import { ModelError, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
+import { ModelError, needTable, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 
 type Tensor = ReturnType<Tf['tensor']>;
@@ -71,11 +71,8 @@ export function numberHyper(model: string, h: Hyper, k: string): number {
   return v;
 }
 
-export function needTable(model: string, p: GatheredParams, name: string): { rows: Int32Array; values: Float32Array } {
-  const t = p.tables[name];
-  if (t === undefined) throw new ModelError(`${model}: table '${name}' was not gathered`);
-  return t;
-}
+// needTable lives in model.ts; re-exported here for the models that import it from ncf.ts.
+export { needTable };
 
 export interface NcfOptions {
   readonly numUsers: number;

@@ -7,7 +7,7 @@
 // over sparse rows is a bag computed on typed arrays; its output becomes a TF.js input tensor, and
 // the gradient TF.js returns for that tensor goes back into the touched rows with bagBackward.
 import type { Tf } from '@actorflow/engine';
-import type { Initializer, SparseGradient } from '@actorflow/embeddings';
+import { sortedIndexOf, type Initializer, type SparseGradient } from '@actorflow/embeddings';
 import type { InteractionsBatch } from '@actorflow/data';
 import { ModelError, type GatheredParams, type StepContext } from './model.ts';
 import type { Hyper } from './registry.ts';
@@ -112,16 +112,9 @@ export function needDense(model: string, p: GatheredParams, name: string, size: 
 export function positions(ids: Int32Array, rows: Int32Array, what: string): Int32Array {
   const out = new Int32Array(ids.length);
   for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    let lo = 0;
-    let hi = rows.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (rows[mid] < id) lo = mid + 1;
-      else hi = mid;
-    }
-    if (rows.length === 0 || rows[lo] !== id) throw new ModelError(`${what} row ${id} was not gathered for this batch`);
-    out[i] = lo;
+    const at = sortedIndexOf(rows, ids[i]);
+    if (at < 0) throw new ModelError(`${what} row ${ids[i]} was not gathered for this batch`);
+    out[i] = at;
   }
   return out;
 }
