@@ -33,7 +33,8 @@ const cases: ZooCase[] = [
   { model: 'neumf', hyper: { dim: 8, layers: '16,8' }, dataset: 'synthetic:tiny', epochs: 4, batch: 64, lr: 0.01, tol: [0.005, 0.05] },
   { model: 'autorec', hyper: { hidden: 16 }, dataset: 'synthetic:tiny', epochs: 6, batch: 8, lr: 0.01, tol: [0.005, 0.03] },
   { model: 'multvae', hyper: { hidden: '32', latent: 8 }, dataset: 'synthetic:tiny', epochs: 6, batch: 8, lr: 0.01, tol: [0.005, 0.05] },
-  { model: 'mnist-cnn', hyper: { filters: 4, dense: 16 }, dataset: 'mnist:bundled', epochs: 1, batch: 64, lr: 0.003, tol: [0.005, 0.03] },
+  // ps: one asynchronous epoch of the CNN lands 0.00–0.031 from the single process between runs (two trainers prefetching, stale pulls vary with load).
+  { model: 'mnist-cnn', hyper: { filters: 4, dense: 16 }, dataset: 'mnist:bundled', epochs: 1, batch: 64, lr: 0.003, tol: [0.005, 0.05] },
   { model: 'svdpp', hyper: { dim: 8 }, dataset: 'synthetic:tiny', epochs: 10, batch: 64, lr: 0.003, tol: [0.005, 0.01] },
   { model: 'ncf', hyper: { dim: 8, layers: '16' }, dataset: 'synthetic:tiny', epochs: 10, batch: 64, lr: 0.003, tol: [0.005, 0.01] },
   { model: 'multdae', hyper: { hidden: '32', latent: 8 }, dataset: 'synthetic:tiny', epochs: 6, batch: 8, lr: 0.01, tol: [0.005, 0.05] },
