@@ -144,6 +144,12 @@ export interface GradientMessage {
   readonly dense: Readonly<Record<string, Float32Array>>;
   /** Per table, deduplicated rows and their gradient rows. */
   readonly sparse: Readonly<Record<string, SparseRows>>;
+  /**
+   * Idempotency key (e.g. `<rank>:<incarnation>:<seq>`): a shard that already applied a push with
+   * this id answers a retry with the same reply and applies nothing, so a push retried after a lost
+   * reply (broker restart, timeout) is applied at most once.
+   */
+  readonly pushId?: string;
 }
 
 export const gradientCodec = defineMsgpackKind<GradientMessage>('GradientMessage', (o, c) => ({
@@ -155,7 +161,16 @@ export const gradientCodec = defineMsgpackKind<GradientMessage>('GradientMessage
   loss: c.num(o, 'loss'),
   dense: denseMap(c, o.dense, 'dense'),
   sparse: c.record(o.sparse, 'sparse', (x, p) => sparseRows(c, x, p)),
+  ...optionalId(c, o, 'pushId'),
 }));
+
+/** An optional idempotency key: a non-empty string of at most 128 characters. */
+function optionalId(c: Check, o: Obj, key: 'pushId' | 'requestId'): { pushId?: string } | { requestId?: string } {
+  const id = c.optStr(o, key);
+  if (id === undefined) return {};
+  if (id.length === 0 || id.length > 128) c.fail(`${key} must be 1…128 characters, got ${id.length}`);
+  return { [key]: id };
+}
 
 export interface PullRequest {
   readonly job: string;
@@ -226,6 +241,12 @@ export interface BatchRequest {
   readonly kind?: BatchKind;
   /** Ratings batches: also send the training histories of the batch's users (SVD++, NeuMF). */
   readonly history?: boolean;
+  /**
+   * Shared mode: idempotency key (e.g. `<client>:<seq>`). A shard answers a retried request with
+   * the batch it handed out for this id the first time, so a reply lost in a broker outage costs
+   * no batch and a retry takes none twice.
+   */
+  readonly requestId?: string;
 }
 
 export type BatchKind = 'ratings' | 'user-rows' | 'item-rows' | 'images';
@@ -242,6 +263,7 @@ export const batchRequestCodec = defineMsgpackKind<BatchRequest>('BatchRequest',
     ...(o.step === undefined || o.step === null ? {} : { step: c.int(o, 'step') }),
     ...(kind !== undefined ? { kind: kind as BatchKind } : {}),
     ...(history !== undefined ? { history } : {}),
+    ...optionalId(c, o, 'requestId'),
   };
 });
 
@@ -289,11 +311,21 @@ export interface Heartbeat {
   readonly role: string;
   readonly rank?: number;
   readonly ts: number;
+  /** The actor's name in its job (e.g. `trainer-0`): who the launcher declares dead when it goes silent. */
+  readonly actor?: string;
+  readonly pid?: number;
 }
 
 export const heartbeatCodec = defineMsgpackKind<Heartbeat>('Heartbeat', (o, c) => {
-  const base = { job: c.str(o, 'job'), role: c.str(o, 'role'), ts: c.num(o, 'ts') };
-  return o.rank === undefined || o.rank === null ? base : { ...base, rank: c.int(o, 'rank') };
+  const actor = c.optStr(o, 'actor');
+  return {
+    job: c.str(o, 'job'),
+    role: c.str(o, 'role'),
+    ts: c.num(o, 'ts'),
+    ...(o.rank === undefined || o.rank === null ? {} : { rank: c.int(o, 'rank') }),
+    ...(actor !== undefined ? { actor } : {}),
+    ...(o.pid === undefined || o.pid === null ? {} : { pid: c.int(o, 'pid') }),
+  };
 });
 
 export interface StopMessage {

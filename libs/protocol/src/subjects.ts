@@ -26,6 +26,12 @@ export const subjects = {
   psPull: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.pull`,
   psPush: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push`,
   psSnapshot: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.snapshot`,
+  /** A parameter shard's full state for a checkpoint: parameters, optimizer state, version. */
+  psState: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.state`,
+  /** A data shard's cursor state for a checkpoint (shared-mode epoch and position per kind). */
+  dataState: (job: string, shard: number): string => `${validateToken(job, 'job id')}.data.${validateToken(shard)}.state`,
+  /** Liveness: every actor publishes a Heartbeat here every few seconds (`<job>.hb.<actor name>`). */
+  heartbeat: (job: string, actor: string): string => `${validateToken(job, 'job id')}.hb.${validateToken(actor, 'actor name')}`,
   ctl: (job: string, kind: ControlKind): string => `${validateToken(job, 'job id')}.ctl.${kind}`,
   evalNow: (job: string): string => `${validateToken(job, 'job id')}.eval.now`,
   /** Collective traffic of a process group: `<job>.coll.<group>.<tokens…>`. */
