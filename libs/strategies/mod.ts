@@ -3,7 +3,6 @@ export { trainLocal, evaluate, type LocalOptions, type LocalResult, type StepRep
 export { initParams, gather, applyStep, createOptimizer, type ParamStore } from './src/params.ts';
 export {
   ParameterShard,
-  PsClient,
   servePsShard,
   mergeSnapshots,
   ownerOfRow,
@@ -16,6 +15,7 @@ export {
   type ParameterShardOptions,
   type StalenessPolicy,
 } from './src/ps.ts';
+export { PsClient } from './src/ps-client.ts';
 export { DivergenceError, assertFiniteStep, firstNonFinite, nonFiniteParam } from './src/guards.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
 export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep, type FedExamples } from './src/mirrored.ts';

@@ -2,7 +2,7 @@
 // loss reports (and the benchmark) can say where a step's time goes.
 import type { Engine } from '@actorflow/engine';
 import type { TrainableModel } from '@actorflow/models';
-import type { PsClient } from './ps.ts';
+import type { PsClient } from './ps-client.ts';
 import { assertFiniteStep } from './guards.ts';
 import { prefetch } from './prefetch.ts';
 
