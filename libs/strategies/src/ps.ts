@@ -3,10 +3,10 @@
 // needs from their owners, compute, and push gradient slices back with the version they pulled;
 // each shard applies pushes as they come (no barrier) with the same optimizer code as the local
 // reference, so one trainer and one shard reproduce single-process training exactly.
-import { HandlerError, requestLarge, serveLarge, type NatsConnection, type ServeLargeOptions, type Subscription } from '@actorflow/bus';
+import { HandlerError, serveLarge, type NatsConnection, type ServeLargeOptions, type Subscription } from '@actorflow/bus';
 import { hash32 } from '@actorflow/data';
 import type { OptimizerConfig } from '@actorflow/embeddings';
-import type { GatheredParams, StepResult, TrainableModel } from '@actorflow/models';
+import type { StepResult, TrainableModel } from '@actorflow/models';
 import { gradientCodec, pullReplyCodec, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PulledTable, type PushReply, type Snapshot } from '@actorflow/protocol';
 import { applyStep, createOptimizer, initParams, type ParamStore } from './params.ts';
 import { firstNonFinite } from './guards.ts';
