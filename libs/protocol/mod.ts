@@ -56,3 +56,4 @@ export {
   type InteractionsBatch,
   type ImageBatch,
 } from './src/arrow.ts';
+export { collectiveUpCodec, collectiveDownCodec, collectiveP2pCodec, type CollectiveUp, type CollectiveDown, type CollectiveP2p, type RingPhase } from './src/collective.ts';
