@@ -1,5 +1,15 @@
 // Public API of @actorflow/bus: connecting to NATS, large-message transport, heartbeats, and a real nats-server harness.
-export { BusError, BusTimeoutError, NatsServerNotInstalledError, NatsServerStartError, RemoteError } from './src/errors.ts';
+export {
+  BusError,
+  BusTimeoutError,
+  NatsServerNotInstalledError,
+  NatsServerStartError,
+  RemoteError,
+  NoRespondersBusError,
+  ConnectionLostError,
+  ConnectionClosedError,
+  RetryDeadlineError,
+} from './src/errors.ts';
 export { NatsServer, type NatsServerOptions } from './src/server.ts';
 export { busOptionsFrom, busFlagsHelp, busFlagOptions, toConnectionOptions, DEFAULT_SERVER, type BusOptions } from './src/options.ts';
 export { connect, type NatsConnection } from './src/connect.ts';
@@ -9,6 +19,7 @@ export {
   requestLarge,
   serveLarge,
   maxMessageBytes,
+  translateNatsError,
   HandlerError,
   RequestTooLargeError,
   DEFAULT_MAX_REQUEST_BYTES,
@@ -17,6 +28,19 @@ export {
   type RequestLargeOptions,
   type ServeLargeOptions,
 } from './src/large.ts';
+export {
+  requestWithRetry,
+  retrying,
+  isRetryable,
+  retryDeadlineMs,
+  DEFAULT_BACKOFF,
+  DEFAULT_RETRY_DEADLINE_MS,
+  type Backoff,
+  type RetryOptions,
+  type RetryingOptions,
+  type RequestWithRetryOptions,
+  type Attempt,
+} from './src/retry.ts';
 export { connectActor, exitOnSignals, actorLog, runActor, intFlag, numberFlag, FlagError, type ActorConnection } from './src/actor.ts';
 export { startHeartbeat, LivenessTracker, type HeartbeatHandle } from './src/heartbeat.ts';
 export { registerActorService, listActorServices, actorServiceStats, ACTOR_SERVICE_NAME, type ActorService, type ActorServiceOptions, type ActorStats } from './src/service.ts';

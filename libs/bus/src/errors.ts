@@ -46,3 +46,50 @@ export class RemoteError extends BusError {
     this.name = 'RemoteError';
   }
 }
+
+/** Nobody subscribes to the subject (yet, or any more: the serving actor may be restarting). */
+export class NoRespondersBusError extends BusError {
+  constructor(readonly subject: string) {
+    super(`no service is listening on ${subject} (no responders)`);
+    this.name = 'NoRespondersBusError';
+  }
+}
+
+/** The connection to NATS dropped (or came back) while a request was in flight: its reply may be lost. */
+export class ConnectionLostError extends BusError {
+  constructor(
+    readonly subject: string,
+    readonly event: 'disconnect' | 'reconnect',
+  ) {
+    super(`${subject}: the NATS connection ${event === 'disconnect' ? 'dropped' : 'was re-established'} while the request was in flight; its reply may have been lost`);
+    this.name = 'ConnectionLostError';
+  }
+}
+
+/** The NATS connection is closed for good (closed by its owner, or reconnecting gave up): nothing can be retried on it. */
+export class ConnectionClosedError extends BusError {
+  constructor(
+    readonly subject: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${subject}: the NATS connection is closed (closed by this process, or reconnecting gave up); a request on it cannot succeed — reconnect, or check --nats-no-reconnect`, options);
+    this.name = 'ConnectionClosedError';
+  }
+}
+
+/** A request retried until its deadline without an answer. */
+export class RetryDeadlineError extends BusError {
+  constructor(
+    readonly subject: string,
+    readonly attempts: number,
+    readonly elapsedMs: number,
+    readonly lastError: Error,
+  ) {
+    super(
+      `${subject}: no answer after ${attempts} attempt(s) over ${(elapsedMs / 1000).toFixed(1)} s (the retry deadline; raise it with ACTORFLOW_RETRY_DEADLINE_S); ` +
+        `last error: ${lastError.message}. Is the serving actor running, and the NATS server reachable?`,
+      { cause: lastError },
+    );
+    this.name = 'RetryDeadlineError';
+  }
+}

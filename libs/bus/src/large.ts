@@ -5,9 +5,9 @@
 // Requests to a queue group need care: chunks published to a queue subject would be spread over
 // the group's members. So a large request first asks (with a tiny `Af-Upload` request) which
 // member takes it; that member answers with a private upload subject, and the chunks go there.
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { createInbox, errors as natsErrors, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { CHUNK_OVERHEAD_BYTES, ChunkAssembler, ChunkError, decodeChunk, encodeChunk, splitIntoChunks } from '@actorflow/protocol';
-import { BusError, BusTimeoutError, RemoteError } from './errors.ts';
+import { BusError, BusTimeoutError, ConnectionClosedError, NoRespondersBusError, RemoteError } from './errors.ts';
 
 const CHUNKED = 'Af-Chunked';
 const UPLOAD = 'Af-Upload';
@@ -15,8 +15,28 @@ const ERROR_CODE = 'Af-Error';
 /** Room left in each message for NATS headers. */
 const HEADER_ROOM = 512;
 
+/** Last max_payload seen per connection: `nc.info` is unset while reconnecting. */
+const knownMaxPayload = new WeakMap<NatsConnection, number>();
+
 export function maxMessageBytes(nc: NatsConnection): number {
-  return nc.info?.max_payload ?? 1024 * 1024;
+  const now = nc.info?.max_payload;
+  if (now !== undefined) {
+    knownMaxPayload.set(nc, now);
+    return now;
+  }
+  return knownMaxPayload.get(nc) ?? 1024 * 1024;
+}
+
+/**
+ * A nats.js error translated to ours: no responders, timeout, closed connection (typed errors of
+ * @nats-io/nats-core 3.x; a RequestError carries the reason as its cause). Others pass through.
+ */
+export function translateNatsError(err: unknown, subject: string, timeoutMs: number): Error {
+  if (err instanceof BusError) return err;
+  if (err instanceof natsErrors.NoRespondersError || (err instanceof natsErrors.RequestError && err.isNoResponders())) return new NoRespondersBusError(subject);
+  if (err instanceof natsErrors.TimeoutError || (err instanceof natsErrors.RequestError && err.cause instanceof natsErrors.TimeoutError)) return new BusTimeoutError(subject, timeoutMs);
+  if (err instanceof natsErrors.ClosedConnectionError || err instanceof natsErrors.DrainingConnectionError) return new ConnectionClosedError(subject, { cause: err });
+  return err instanceof Error ? err : new BusError(`${subject}: ${String(err)}`);
 }
 
 function chunkBytes(nc: NatsConnection): number {
@@ -106,59 +126,79 @@ export function subscribeLarge(nc: NatsConnection, subject: string, handler: (pa
 export interface RequestLargeOptions {
   readonly timeoutMs?: number;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Aborts the request: it rejects with the signal's reason (an Error), or a BusError. */
+  readonly signal?: AbortSignal;
 }
 
-/** Request/reply where request and reply may each exceed max_payload. */
+function abortReason(signal: AbortSignal, subject: string): Error {
+  return signal.reason instanceof Error ? signal.reason : new BusError(`${subject}: request aborted`);
+}
+
+/**
+ * Request/reply where request and reply may each exceed max_payload. One attempt: see
+ * requestWithRetry (retry.ts) for retries across broker restarts. Rejects with BusTimeoutError,
+ * NoRespondersBusError, RemoteError (the handler's answer), ConnectionClosedError, or the abort reason.
+ */
 export async function requestLarge(nc: NatsConnection, subject: string, payload: Uint8Array, opts: RequestLargeOptions = {}): Promise<Uint8Array> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const signal = opts.signal;
+  if (signal?.aborted === true) throw abortReason(signal, subject);
+  if (nc.isClosed()) throw new ConnectionClosedError(subject);
   const inbox = createInbox();
   let settle: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
   const result = new Promise<Uint8Array>((resolve, reject) => {
     settle = { resolve, reject };
   });
+  // Settled early by an error thrown below; never left unhandled.
+  result.catch(() => undefined);
   const timer = setTimeout(() => settle?.reject(new BusTimeoutError(subject, timeoutMs)), timeoutMs);
-  const sub = subscribeLarge(
-    nc,
-    inbox,
-    (data, msg) => {
-      // A 503 status on the inbox means nobody listens on the subject.
-      if (msg.headers?.code === 503) {
-        settle?.reject(new BusError(`no service is listening on ${subject} (no responders)`));
-        return;
-      }
-      const code = msg.headers?.get(ERROR_CODE);
-      if (code !== undefined && code !== '') settle?.reject(new RemoteError(subject, code, new TextDecoder().decode(data)));
-      else settle?.resolve(data);
-    },
-    { onError: (err) => settle?.reject(err) },
-  );
+  const onAbort = (): void => settle?.reject(abortReason(signal as AbortSignal, subject));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let sub: Subscription | undefined;
   try {
+    sub = subscribeLarge(
+      nc,
+      inbox,
+      (data, msg) => {
+        // A 503 status on the inbox means nobody listens on the subject.
+        if (msg.headers?.code === 503) {
+          settle?.reject(new NoRespondersBusError(subject));
+          return;
+        }
+        const code = msg.headers?.get(ERROR_CODE);
+        if (code !== undefined && code !== '') settle?.reject(new RemoteError(subject, code, new TextDecoder().decode(data)));
+        else settle?.resolve(data);
+      },
+      { onError: (err) => settle?.reject(err) },
+    );
     if (payload.length + HEADER_ROOM <= maxMessageBytes(nc)) {
       const headers = toHeaders(opts.headers);
       nc.publish(subject, payload, { reply: inbox, ...(headers !== undefined ? { headers } : {}) });
     } else {
-      let upload: Msg;
-      try {
-        upload = await nc.request(subject, new Uint8Array(0), {
-          timeout: timeoutMs,
-          headers: toHeaders(opts.headers, { [UPLOAD]: String(payload.length) }),
-        });
-      } catch (err) {
-        const msg = (err as Error).message;
-        throw /no responders|503/i.test(msg)
-          ? new BusError(`no service is listening on ${subject} (no responders)`)
-          : /timeout/i.test(msg)
-            ? new BusTimeoutError(subject, timeoutMs)
-            : new BusError(`${subject}: upload handshake failed: ${msg}`, { cause: err });
-      }
+      const handshake = nc.request(subject, new Uint8Array(0), {
+        timeout: timeoutMs,
+        headers: toHeaders(opts.headers, { [UPLOAD]: String(payload.length) }),
+      });
+      // An abort or timeout of the whole request also ends the handshake wait.
+      const upload = await Promise.race([
+        handshake.catch((err: unknown) => {
+          throw translateNatsError(err, subject, timeoutMs);
+        }),
+        result.then(() => {
+          throw new BusError(`${subject}: a reply arrived before the upload handshake`);
+        }),
+      ]);
       const code = upload.headers?.get(ERROR_CODE);
       if (code !== undefined && code !== '') throw new RemoteError(subject, code, new TextDecoder().decode(upload.data));
       publishLarge(nc, new TextDecoder().decode(upload.data), payload, { reply: inbox, ...(opts.headers !== undefined ? { headers: opts.headers } : {}) });
     }
     return await result;
+  } catch (err) {
+    throw translateNatsError(err, subject, timeoutMs);
   } finally {
     clearTimeout(timer);
-    sub.unsubscribe();
+    signal?.removeEventListener('abort', onAbort);
+    sub?.unsubscribe();
   }
 }
 
