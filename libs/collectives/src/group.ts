@@ -4,10 +4,25 @@
 // contributions of a collective, and sends everyone the same answer — so every rank sees the
 // same bytes, and reductions happen in rank order (reproducible bit for bit).
 //
-// Subjects: <job>.coll.<group>.up (to rank 0) and <job>.coll.<group>.down (from rank 0), payloads
-// msgpack (typed arrays binary), chunked over max_payload by @actorflow/bus.
+// Faults (broker restarts, lost messages). Every message is idempotent: a contribution is keyed by
+// (rank, seq) and rank 0 keeps the first one. A rank whose collective has no result yet resends its
+// contribution when its connection reconnects and every `resendMs`; rank 0 answers a contribution to
+// a collective it already finished by re-sending that result to the asking rank alone (it keeps the
+// results until every rank has acknowledged them, at most KEEP_RESULTS). The ring's point-to-point
+// chunks are acknowledged by their receiver and resent until they are. No wait is unbounded: a
+// collective fails with CollectiveTimeoutError naming the silent ranks after `timeoutMs` without
+// progress (a new contribution reaching rank 0; a reconnect restarts the clock once).
+//
+// Generations: a group re-formed after a rank died (the launcher restarts every rank with
+// generation + 1) lives on subjects of its own, and every message carries worldSize and
+// generation, so a new group never receives — or acts on — the old one's traffic.
+//
+// Subjects: <job>.coll.<group>[.g<generation>].up (to rank 0), .down (from rank 0 to all), .down.<r>
+// (from rank 0 to rank r), .p2p.<r> (ring neighbours to rank r). Payloads are the validating codecs
+// of @actorflow/protocol (collective.ts), chunked over max_payload by @actorflow/bus; a malformed or
+// foreign message is counted (stats()) and ignored, logged at most once per LOG_EVERY_MS.
 import { publishLarge, subscribeLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { decodeMsg, encodeMsg, subjects } from '@actorflow/protocol';
+import { collectiveDownCodec, collectiveP2pCodec, collectiveUpCodec, decodeMsg, encodeMsg, subjects, type CollectiveDown, type RingPhase } from '@actorflow/protocol';
 
 export class CollectiveError extends Error {
   constructor(message: string) {
@@ -36,192 +51,494 @@ export class RendezvousError extends CollectiveError {
   }
 }
 
-interface UpMsg {
-  readonly kind: 'hello' | 'data';
-  readonly rank: number;
-  readonly seq: number;
-  readonly worldSize: number;
-  readonly data?: Uint8Array;
-}
-
-interface DownMsg {
-  readonly kind: 'welcome' | 'result' | 'error';
-  readonly seq: number;
-  readonly parts?: Uint8Array[];
-  readonly error?: string;
-  readonly missing?: number[];
-  readonly op?: string;
-}
-
 export interface GroupOptions {
   readonly nc: NatsConnection;
   readonly job: string;
   readonly worldSize: number;
   readonly rank: number;
-  /** Per collective (and for the rendezvous); default 30 s. */
+  /** Per collective (and for the rendezvous), without progress; default 30 s. */
   readonly timeoutMs?: number;
   readonly name?: string;
+  /**
+   * Incarnation of the group (an integer ≥ 0): a group re-formed after a fault (every rank restarted
+   * from a checkpoint, maybe fewer of them) uses generation + 1 and never sees the old group's
+   * messages. Default: none (the subjects of a group without generations).
+   */
+  readonly generation?: number;
+  /** How often a contribution without a result (or a ring chunk not acknowledged) is resent; default min(5 s, timeoutMs / 3). */
+  readonly resendMs?: number;
+  /** Where ignored messages are reported, at most once per 10 s; default stderr. */
+  readonly log?: (line: string) => void;
 }
 
-type Waiter = { resolve: (m: DownMsg) => void };
+/** Counters of what a group ignored or repeated (for tests and diagnostics). */
+export interface GroupStats {
+  /** Messages that failed validation. */
+  readonly malformed: number;
+  /** Messages of another world size or generation, from the wrong neighbour, or too far ahead. */
+  readonly foreign: number;
+  /** Repeated contributions, results or chunks (resends), ignored or answered from the cache. */
+  readonly duplicates: number;
+  /** Messages this rank sent again (no result or acknowledgement in time, or a reconnect). */
+  readonly resent: number;
+  /** Reconnects of the connection seen by this group. */
+  readonly reconnects: number;
+}
 
 /** A started collective (the async form): `await work.wait()` for its result. */
 export interface Work<T> {
   wait(): Promise<T>;
 }
 
+type Outcome = Extract<CollectiveDown, { kind: 'result' | 'error' }>;
+
+interface Waiter {
+  settle(m: Outcome): void;
+  /** Rank 0 says it has these contributions (others' view of progress). */
+  progress(have: readonly number[]): void;
+}
+
+interface Resend {
+  readonly subject: string;
+  readonly bytes: Uint8Array;
+  sentAt: number;
+  expires: number;
+}
+
+/** Results rank 0 keeps for ranks that may ask again (fewer once every rank acknowledged them). */
+const KEEP_RESULTS = 8;
+/** Contributions and chunks this far ahead of a rank's own sequence are refused. */
+const MAX_AHEAD = 64;
+const LOG_EVERY_MS = 10_000;
+const HELLO_EVERY_MS = 100;
+
 export class ProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
+  readonly generation: number | undefined;
   readonly #nc: NatsConnection;
   readonly #up: string;
   readonly #down: string;
+  readonly #p2pPrefix: string;
   readonly #timeoutMs: number;
+  readonly #resendMs: number;
   readonly #job: string;
   readonly #name: string;
+  readonly #log: (line: string) => void;
   readonly #subs: Subscription[] = [];
   #seq = 0;
-  // rank 0: contributions by seq; everyone: results by seq.
-  readonly #contrib = new Map<number, Map<number, Uint8Array>>();
-  readonly #results = new Map<number, DownMsg>();
+  /** Every collective of this rank up to #ack has finished; #finished holds the ones above it. */
+  #ack = 0;
+  readonly #finished = new Set<number>();
   readonly #waiters = new Map<number, Waiter>();
+  readonly #early = new Map<number, Outcome>();
+  /** Re-arms every running timer (on a reconnect). */
+  readonly #rearm = new Set<() => void>();
+  /** Our contributions without a result (ranks ≠ 0) and ring chunks without an acknowledgement. */
+  readonly #pendingUp = new Map<number, Resend>();
+  readonly #unacked = new Map<string, Resend>();
+  // rank 0: contributions by seq, finished outcomes by seq, each rank's acknowledged seq.
+  readonly #contrib = new Map<number, Map<number, Uint8Array>>();
+  readonly #done = new Map<number, Outcome>();
+  readonly #acked: number[];
   readonly #hellos = new Set<number>();
-  // Ring traffic: point-to-point messages from the previous rank, by "seq:phase:step".
+  #lastHelloAt = 0;
+  #welcomed = false;
+  #rendezvousError: string | undefined;
+  // Ring traffic: chunks from the previous rank, by "seq:phase:step".
   readonly #p2p = new Map<string, Float32Array>();
   readonly #p2pWaiters = new Map<string, (v: Float32Array) => void>();
-  readonly #p2pPrefix: string;
-  #welcomed = false;
+  readonly #consumed = new Map<string, number>();
+  #ticker: NodeJS.Timeout | undefined;
+  #status: AsyncIterable<unknown> | undefined;
+  #destroyed = false;
+  readonly #stats = { malformed: 0, foreign: 0, duplicates: 0, resent: 0, reconnects: 0 };
+  #loggedAt = -Infinity;
+  #unlogged = 0;
 
   private constructor(o: GroupOptions) {
     this.#nc = o.nc;
     this.rank = o.rank;
     this.worldSize = o.worldSize;
+    this.generation = o.generation;
     const group = o.name ?? 'world';
     this.#job = o.job;
     this.#name = group;
-    this.#up = subjects.collective(o.job, group, 'up');
-    this.#down = subjects.collective(o.job, group, 'down');
+    const gen = o.generation === undefined ? [] : [`g${o.generation}`];
+    this.#up = subjects.collective(o.job, group, ...gen, 'up');
+    this.#down = subjects.collective(o.job, group, ...gen, 'down');
+    this.#p2pPrefix = subjects.collective(o.job, group, ...gen, 'p2p');
     this.#timeoutMs = o.timeoutMs ?? 30_000;
-    this.#p2pPrefix = subjects.collective(o.job, group, 'p2p');
+    this.#resendMs = o.resendMs ?? Math.max(20, Math.min(5000, Math.floor(this.#timeoutMs / 3)));
+    this.#log = o.log ?? ((line) => console.error(line));
+    this.#acked = new Array<number>(o.worldSize).fill(0);
   }
 
   /** Rendezvous: resolves when all worldSize ranks are present; times out naming the missing ones. */
   static async init(o: GroupOptions): Promise<ProcessGroup> {
     if (!Number.isInteger(o.worldSize) || o.worldSize < 1) throw new RendezvousError(`world size must be a positive integer, got ${o.worldSize}`);
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new RendezvousError(`rank must be 0…${o.worldSize - 1}, got ${o.rank}`);
+    if (o.generation !== undefined && (!Number.isInteger(o.generation) || o.generation < 0)) throw new RendezvousError(`generation must be an integer >= 0, got ${o.generation}`);
+    if (o.resendMs !== undefined && !(o.resendMs > 0)) throw new RendezvousError(`resendMs must be positive, got ${o.resendMs}`);
     const g = new ProcessGroup(o);
-    g.#subs.push(subscribeLarge(g.#nc, g.#down, (b) => g.#onDown(decodeMsg(b) as DownMsg)));
-    if (g.rank === 0) g.#subs.push(subscribeLarge(g.#nc, g.#up, (b) => g.#onUp(decodeMsg(b) as UpMsg)));
-    g.#subs.push(
-      subscribeLarge(g.#nc, `${g.#p2pPrefix}.${g.rank}`, (b) => {
-        const m = decodeMsg(b) as { key: string; data: Float32Array };
-        const w = g.#p2pWaiters.get(m.key);
-        if (w !== undefined) {
-          g.#p2pWaiters.delete(m.key);
-          w(m.data);
-        } else g.#p2p.set(m.key, m.data);
-      }),
-    );
-    await g.#nc.flush();
-    await g.#rendezvous();
+    const onError = (err: Error): void => g.#warn(`transport: ${err.message}`);
+    if (g.rank === 0) g.#subs.push(subscribeLarge(g.#nc, g.#up, (b) => g.#onUp(b), { onError }));
+    else {
+      g.#subs.push(subscribeLarge(g.#nc, g.#down, (b) => g.#onDown(b), { onError }));
+      g.#subs.push(subscribeLarge(g.#nc, `${g.#down}.${g.rank}`, (b) => g.#onDown(b), { onError }));
+    }
+    g.#subs.push(subscribeLarge(g.#nc, `${g.#p2pPrefix}.${g.rank}`, (b) => g.#onP2p(b), { onError }));
+    g.#watchConnection();
+    const tick = Math.max(10, Math.floor(g.#resendMs / 4));
+    g.#ticker = setInterval(() => g.#resendDue(), tick);
+    g.#ticker.unref();
+    try {
+      await g.#nc.flush();
+      await g.#rendezvous();
+    } catch (err) {
+      g.destroy();
+      throw err;
+    }
     return g;
   }
 
-  async #rendezvous(): Promise<void> {
-    const deadline = Date.now() + this.#timeoutMs;
-    if (this.rank === 0) {
-      this.#hellos.add(0);
-      while (this.#hellos.size < this.worldSize) {
-        if (Date.now() > deadline) {
-          const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !this.#hellos.has(r));
-          throw new CollectiveTimeoutError(missing, 'rendezvous', 0, this.#timeoutMs);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      publishLarge(this.#nc, this.#down, encodeMsg({ kind: 'welcome', seq: 0 } satisfies DownMsg));
-      return;
-    }
-    // Announce until rank 0 answers: it may start after us.
-    while (!this.#welcomed) {
-      if (Date.now() > deadline) throw new CollectiveTimeoutError([0], 'rendezvous', 0, this.#timeoutMs);
-      publishLarge(this.#nc, this.#up, encodeMsg({ kind: 'hello', rank: this.rank, seq: 0, worldSize: this.worldSize } satisfies UpMsg));
-      await new Promise((r) => setTimeout(r, 100));
+  /** What this rank ignored or repeated so far. */
+  stats(): GroupStats {
+    return { ...this.#stats };
+  }
+
+  get #stamp(): { worldSize: number; generation?: number } {
+    return this.generation === undefined ? { worldSize: this.worldSize } : { worldSize: this.worldSize, generation: this.generation };
+  }
+
+  #isOurs(m: { worldSize: number; generation?: number }): boolean {
+    return m.worldSize === this.worldSize && m.generation === this.generation;
+  }
+
+  #warn(what: string): void {
+    this.#unlogged++;
+    const now = Date.now();
+    if (now - this.#loggedAt < LOG_EVERY_MS) return;
+    const s = this.#stats;
+    this.#log(
+      `[collectives] ${this.#job}/${this.#name}${this.generation === undefined ? '' : ` gen ${this.generation}`} rank ${this.rank}: ${what}` +
+        ` (${this.#unlogged} event(s) since the last report; so far ${s.malformed} malformed, ${s.foreign} foreign, ${s.duplicates} duplicate(s), ${s.resent} resent)`,
+    );
+    this.#loggedAt = now;
+    this.#unlogged = 0;
+  }
+
+  #publish(subject: string, bytes: Uint8Array): void {
+    try {
+      publishLarge(this.#nc, subject, bytes);
+    } catch (err) {
+      // A closed or failing connection: the resend (or the timeout) takes over.
+      this.#warn(`could not publish on ${subject}: ${(err as Error).message}`);
     }
   }
 
-  #onUp(m: UpMsg): void {
+  #watchConnection(): void {
+    const status = this.#nc.status();
+    this.#status = status;
+    void (async () => {
+      try {
+        for await (const s of status) if (s.type === 'reconnect') this.#onReconnect();
+      } catch {
+        /* the connection closed */
+      }
+    })();
+  }
+
+  #onReconnect(): void {
+    if (this.#destroyed) return;
+    this.#stats.reconnects++;
+    // Whatever was in flight may be lost: send again now, and give every wait a fresh clock.
+    const now = Date.now();
+    for (const r of [...this.#pendingUp.values(), ...this.#unacked.values()]) {
+      r.expires = now + this.#timeoutMs;
+      this.#resend(r, now);
+    }
+    for (const f of this.#rearm) f();
+    this.#lastHelloAt = now;
+  }
+
+  #resend(r: Resend, now: number): void {
+    r.sentAt = now;
+    this.#stats.resent++;
+    this.#publish(r.subject, r.bytes);
+  }
+
+  #resendDue(): void {
+    const now = Date.now();
+    for (const r of this.#pendingUp.values()) if (now - r.sentAt >= this.#resendMs) this.#resend(r, now);
+    for (const [key, r] of this.#unacked) {
+      if (now > r.expires) this.#unacked.delete(key);
+      else if (now - r.sentAt >= this.#resendMs) this.#resend(r, now);
+    }
+  }
+
+  async #rendezvous(): Promise<void> {
+    let deadline = Date.now() + this.#timeoutMs;
+    const rearm = (): void => {
+      deadline = Date.now() + this.#timeoutMs;
+    };
+    this.#rearm.add(rearm);
+    try {
+      if (this.rank === 0) {
+        this.#hellos.add(0);
+        while (this.#hellos.size < this.worldSize) {
+          // Progress (a new hello) restarts the clock.
+          if (Date.now() > Math.max(deadline, this.#lastHelloAt + this.#timeoutMs)) {
+            const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !this.#hellos.has(r));
+            throw new CollectiveTimeoutError(missing, 'rendezvous', 0, this.#timeoutMs);
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        this.#welcomed = true;
+        if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
+        return;
+      }
+      // Announce until rank 0 answers: it may start after us, and a hello or welcome may be lost.
+      const hello = collectiveUpCodec.encode({ kind: 'hello', rank: this.rank, seq: 0, ...this.#stamp });
+      while (!this.#welcomed) {
+        if (this.#rendezvousError !== undefined) throw new RendezvousError(`rank ${this.rank}: rank 0 refused the rendezvous: ${this.#rendezvousError}`);
+        if (this.#destroyed) throw new RendezvousError(`rank ${this.rank}: the group was destroyed during the rendezvous`);
+        if (Date.now() > deadline) throw new CollectiveTimeoutError([0], 'rendezvous', 0, this.#timeoutMs);
+        this.#publish(this.#up, hello);
+        await new Promise((r) => setTimeout(r, HELLO_EVERY_MS));
+      }
+    } finally {
+      this.#rearm.delete(rearm);
+    }
+  }
+
+  // --- rank 0 -------------------------------------------------------------------------------
+
+  #onUp(bytes: Uint8Array): void {
+    let m;
+    try {
+      m = collectiveUpCodec.decode(bytes);
+    } catch (err) {
+      this.#stats.malformed++;
+      this.#warn(`ignored a malformed message on ${this.#up}: ${(err as Error).message}`);
+      return;
+    }
+    if (m.generation !== this.generation) {
+      this.#stats.foreign++;
+      this.#warn(`ignored a message of generation ${m.generation ?? 'none'} from rank ${m.rank}`);
+      return;
+    }
     if (m.worldSize !== this.worldSize) {
-      this.#broadcastError(m.seq, `rank ${m.rank} expects world size ${m.worldSize}, rank 0 has ${this.worldSize}`, [m.rank], m.kind);
+      this.#stats.foreign++;
+      // Told to that rank alone, in its own world size (so nobody else acts on it).
+      const error = `rank ${m.rank} expects world size ${m.worldSize}, rank 0 has ${this.worldSize}: start every rank with the same --world-size`;
+      this.#warn(error);
+      this.#publish(
+        `${this.#down}.${m.rank}`,
+        collectiveDownCodec.encode({
+          kind: 'error',
+          seq: m.seq,
+          error,
+          op: m.kind === 'hello' ? 'rendezvous' : 'collective',
+          worldSize: m.worldSize,
+          ...(m.generation !== undefined ? { generation: m.generation } : {}),
+        }),
+      );
       return;
     }
     if (m.kind === 'hello') {
-      this.#hellos.add(m.rank);
-      // A late hello after the welcome (a restarted rank) gets the welcome again.
-      if (this.#hellos.size >= this.worldSize) publishLarge(this.#nc, this.#down, encodeMsg({ kind: 'welcome', seq: 0 } satisfies DownMsg));
+      if (!this.#hellos.has(m.rank)) {
+        this.#hellos.add(m.rank);
+        this.#lastHelloAt = Date.now();
+      } else this.#stats.duplicates++;
+      // A hello after the welcome (a lost welcome): the welcome again, to that rank.
+      if (this.#welcomed) this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
       return;
     }
-    this.#addContribution(m.seq, m.rank, m.data ?? new Uint8Array(0));
+    if (m.rank === 0) {
+      this.#stats.foreign++;
+      this.#warn(`ignored a contribution claiming to come from rank 0 (seq ${m.seq})`);
+      return;
+    }
+    this.#acked[m.rank] = Math.max(this.#acked[m.rank], m.ack);
+    this.#forgetAcknowledged();
+    const done = this.#done.get(m.seq);
+    if (done !== undefined) {
+      this.#stats.duplicates++;
+      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode(done));
+      return;
+    }
+    if (this.#isFinished(m.seq)) {
+      this.#stats.duplicates++;
+      const error = `rank ${m.rank} contributed to #${m.seq}, which rank 0 finished long ago (a restarted rank rejoining a running group? re-form the group with a new generation)`;
+      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'error', seq: m.seq, error, ...this.#stamp }));
+      return;
+    }
+    if (m.seq > this.#seq + MAX_AHEAD) {
+      this.#stats.foreign++;
+      this.#warn(`ignored rank ${m.rank}'s contribution to #${m.seq}, more than ${MAX_AHEAD} ahead of rank 0 (#${this.#seq})`);
+      return;
+    }
+    this.#addContribution(m.seq, m.rank, m.data);
   }
 
   #addContribution(seq: number, rank: number, data: Uint8Array): void {
     let c = this.#contrib.get(seq);
     if (c === undefined) this.#contrib.set(seq, (c = new Map()));
-    c.set(rank, data);
-    if (c.size === this.worldSize) {
-      this.#contrib.delete(seq);
-      const parts = Array.from({ length: this.worldSize }, (_, r) => c.get(r) as Uint8Array);
-      publishLarge(this.#nc, this.#down, encodeMsg({ kind: 'result', seq, parts } satisfies DownMsg));
-    }
-  }
-
-  #broadcastError(seq: number, error: string, missing: number[], op: string): void {
-    publishLarge(this.#nc, this.#down, encodeMsg({ kind: 'error', seq, error, missing, op } satisfies DownMsg));
-  }
-
-  #onDown(m: DownMsg): void {
-    if (m.kind === 'welcome') {
-      this.#welcomed = true;
+    if (c.has(rank)) {
+      // A resend: the first contribution stands; tell the rank where the collective is.
+      this.#stats.duplicates++;
+      this.#publish(`${this.#down}.${rank}`, collectiveDownCodec.encode({ kind: 'progress', seq, have: [...c.keys()].sort((a, b) => a - b), ...this.#stamp }));
       return;
     }
+    c.set(rank, data);
+    if (c.size === this.worldSize) {
+      const parts = Array.from({ length: this.worldSize }, (_, r) => c.get(r) as Uint8Array);
+      this.#conclude({ kind: 'result', seq, parts, ...this.#stamp });
+      return;
+    }
+    this.#waiters.get(seq)?.progress([...c.keys()]);
+    if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'progress', seq, have: [...c.keys()].sort((a, b) => a - b), ...this.#stamp }));
+  }
+
+  /** Rank 0: the outcome of `seq` for everyone, kept for ranks that may ask again. */
+  #conclude(m: Outcome): void {
+    this.#contrib.delete(m.seq);
+    this.#done.set(m.seq, m);
+    this.#forgetAcknowledged();
+    if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode(m));
+    this.#deliver(m);
+  }
+
+  #forgetAcknowledged(): void {
+    let all = Infinity;
+    for (let r = 1; r < this.worldSize; r++) all = Math.min(all, this.#acked[r]);
+    for (const seq of this.#done.keys()) if (seq <= all || this.#done.size > KEEP_RESULTS) this.#done.delete(seq);
+  }
+
+  // --- every rank ---------------------------------------------------------------------------
+
+  #isFinished(seq: number): boolean {
+    return seq <= this.#ack || this.#finished.has(seq);
+  }
+
+  #markFinished(seq: number): void {
+    this.#finished.add(seq);
+    while (this.#finished.has(this.#ack + 1)) this.#finished.delete(++this.#ack);
+    for (const [key, s] of this.#consumed) if (s <= this.#ack) this.#consumed.delete(key);
+    for (const s of this.#early.keys()) if (this.#isFinished(s)) this.#early.delete(s);
+  }
+
+  #onDown(bytes: Uint8Array): void {
+    let m;
+    try {
+      m = collectiveDownCodec.decode(bytes);
+    } catch (err) {
+      this.#stats.malformed++;
+      this.#warn(`ignored a malformed message from rank 0: ${(err as Error).message}`);
+      return;
+    }
+    if (!this.#isOurs(m)) {
+      this.#stats.foreign++;
+      this.#warn(`ignored a ${m.kind} for world size ${m.worldSize}, generation ${m.generation ?? 'none'} (ours: ${this.worldSize}, ${this.generation ?? 'none'})`);
+      return;
+    }
+    switch (m.kind) {
+      case 'welcome':
+        if (this.#welcomed) this.#stats.duplicates++;
+        this.#welcomed = true;
+        return;
+      case 'progress':
+        this.#waiters.get(m.seq)?.progress(m.have);
+        return;
+      default:
+        if (m.seq === 0) {
+          if (m.kind === 'error' && !this.#welcomed) this.#rendezvousError = m.error;
+          return;
+        }
+        this.#deliver(m);
+    }
+  }
+
+  #deliver(m: Outcome): void {
     const w = this.#waiters.get(m.seq);
     if (w !== undefined) {
-      this.#waiters.delete(m.seq);
-      w.resolve(m);
-    } else this.#results.set(m.seq, m);
+      w.settle(m);
+      return;
+    }
+    if (this.#isFinished(m.seq) || this.#early.has(m.seq)) this.#stats.duplicates++;
+    else if (m.seq > this.#seq + MAX_AHEAD) this.#stats.foreign++;
+    // Settled before this rank got there (e.g. rank 0 declared it failed): kept for when it does.
+    else this.#early.set(m.seq, m);
+  }
+
+  /** Waits for the outcome of collective `seq`, failing after timeoutMs without progress. */
+  #await(seq: number, op: string): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      const early = this.#early.get(seq);
+      if (early !== undefined) {
+        this.#early.delete(seq);
+        resolve(early);
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      let have: readonly number[] | undefined;
+      const finish = (m: Outcome): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(seq);
+        this.#rearm.delete(arm);
+        this.#pendingUp.delete(seq);
+        resolve(m);
+      };
+      const expire = (): void => {
+        if (this.rank === 0) {
+          const c = this.#contrib.get(seq);
+          const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => c?.has(r) !== true);
+          this.#conclude({ kind: 'error', seq, error: 'timeout', missing, op, ...this.#stamp });
+        } else {
+          // Rank 0 told us whom it has; without a word from it, rank 0 is the silent one.
+          const missing = have === undefined ? [0] : Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !have?.includes(r));
+          finish({ kind: 'error', seq, error: 'timeout', missing: missing.length > 0 ? missing : [0], op, ...this.#stamp });
+        }
+      };
+      const arm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(expire, this.#timeoutMs);
+      };
+      this.#waiters.set(seq, {
+        settle: finish,
+        progress: (h) => {
+          if (have !== undefined && h.length <= have.length) return;
+          have = [...h];
+          arm();
+        },
+      });
+      this.#rearm.add(arm);
+      arm();
+    });
   }
 
   /** Every rank's bytes, in rank order, on every rank (the building block of the others). */
   async allGather(data: Uint8Array, op = 'allGather'): Promise<Uint8Array[]> {
+    if (this.#destroyed) throw new CollectiveError(`${op}: the group was destroyed`);
     const seq = ++this.#seq;
-    const result = new Promise<DownMsg>((resolve) => {
-      const early = this.#results.get(seq);
-      if (early !== undefined) {
-        this.#results.delete(seq);
-        resolve(early);
-      } else this.#waiters.set(seq, { resolve });
-    });
-    if (this.rank === 0) this.#addContribution(seq, 0, data);
-    else publishLarge(this.#nc, this.#up, encodeMsg({ kind: 'data', rank: this.rank, seq, worldSize: this.worldSize, data } satisfies UpMsg));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<DownMsg>((resolve) => {
-      timer = setTimeout(() => {
-        if (this.rank === 0) {
-          const have = this.#contrib.get(seq);
-          const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => have?.has(r) !== true);
-          this.#contrib.delete(seq);
-          this.#broadcastError(seq, 'timeout', missing, op);
-          resolve({ kind: 'error', seq, error: 'timeout', missing, op });
-        } else resolve({ kind: 'error', seq, error: 'timeout', missing: [0], op });
-      }, this.#timeoutMs);
-    });
-    const m = await Promise.race([result, timeout]);
-    clearTimeout(timer);
-    this.#waiters.delete(seq);
+    const result = this.#await(seq, op);
+    if (this.rank === 0) {
+      // A copy: the caller may reuse its buffer, and the result is kept for resends.
+      this.#addContribution(seq, 0, data.slice());
+    } else {
+      const bytes = collectiveUpCodec.encode({ kind: 'data', rank: this.rank, seq, ack: this.#ack, data, ...this.#stamp });
+      const r: Resend = { subject: this.#up, bytes, sentAt: Date.now(), expires: Infinity };
+      this.#pendingUp.set(seq, r);
+      this.#publish(r.subject, r.bytes);
+    }
+    const m = await result;
+    this.#markFinished(seq);
     if (m.kind === 'error') {
       if (m.error === 'timeout') throw new CollectiveTimeoutError(m.missing ?? [], m.op ?? op, seq, this.#timeoutMs);
-      throw new CollectiveError(`${m.op ?? op} #${seq}: ${m.error ?? 'failed'}`);
+      throw new CollectiveError(`${m.op ?? op} #${seq}: ${m.error}`);
     }
-    return m.parts ?? [];
+    return m.parts;
   }
 
   /** Sum over ranks, added in rank order (so every run and every rank get the same bits). */
@@ -240,48 +557,108 @@ export class ProcessGroup {
    * Ring all-reduce (reduce-scatter, then all-gather, between neighbours): each rank sends and
    * receives 2·(W−1)/W of the tensor instead of rank 0 handling all of it. Deterministic run to
    * run (chunk c is summed starting from rank c+1, around the ring), but not in rank order, so
-   * its bits may differ from the star's in the last place.
+   * its bits may differ from the star's in the last place. Each chunk is acknowledged by its
+   * receiver and resent (on a reconnect, and every resendMs) until it is.
    */
   async allReduceRing(tensor: Float32Array): Promise<Float32Array> {
+    if (this.#destroyed) throw new CollectiveError('allReduceRing: the group was destroyed');
     const seq = ++this.#seq;
     const W = this.worldSize;
     const buf = tensor.slice();
-    if (W === 1) return buf;
-    const size = Math.floor(buf.length / W);
-    const bounds = (c: number): [number, number] => [c * size, c === W - 1 ? buf.length : (c + 1) * size];
-    const next = (this.rank + 1) % W;
-    const prev = (this.rank - 1 + W) % W;
-    const mod = (x: number): number => ((x % W) + W) % W;
-    for (const phase of ['rs', 'ag'] as const) {
-      for (let step = 0; step < W - 1; step++) {
-        const sendChunk = phase === 'rs' ? mod(this.rank - step) : mod(this.rank + 1 - step);
-        const recvChunk = phase === 'rs' ? mod(this.rank - step - 1) : mod(this.rank - step);
-        const [a, b] = bounds(sendChunk);
-        publishLarge(this.#nc, `${this.#p2pPrefix}.${next}`, encodeMsg({ key: `${seq}:${phase}:${step}`, data: buf.slice(a, b) }));
-        const got = await this.#receive(`${seq}:${phase}:${step}`, prev, seq);
-        const [c, d] = bounds(recvChunk);
-        if (got.length !== d - c) throw new CollectiveError(`allReduceRing #${seq}: rank ${prev} sent ${got.length} values for a chunk of ${d - c} (tensors of different lengths?)`);
-        for (let i = 0; i < got.length; i++) buf[c + i] = phase === 'rs' ? Math.fround(got[i] + buf[c + i]) : got[i];
+    try {
+      if (W === 1) return buf;
+      const size = Math.floor(buf.length / W);
+      const bounds = (c: number): [number, number] => [c * size, c === W - 1 ? buf.length : (c + 1) * size];
+      const next = (this.rank + 1) % W;
+      const prev = (this.rank - 1 + W) % W;
+      const mod = (x: number): number => ((x % W) + W) % W;
+      for (const phase of ['rs', 'ag'] as const) {
+        for (let step = 0; step < W - 1; step++) {
+          const sendChunk = phase === 'rs' ? mod(this.rank - step) : mod(this.rank + 1 - step);
+          const recvChunk = phase === 'rs' ? mod(this.rank - step - 1) : mod(this.rank - step);
+          const [a, b] = bounds(sendChunk);
+          const bytes = collectiveP2pCodec.encode({ kind: 'chunk', from: this.rank, seq, phase, step, data: buf.slice(a, b), ...this.#stamp });
+          const r: Resend = { subject: `${this.#p2pPrefix}.${next}`, bytes, sentAt: Date.now(), expires: Date.now() + this.#timeoutMs };
+          this.#unacked.set(ringKey(seq, phase, step), r);
+          this.#publish(r.subject, r.bytes);
+          const got = await this.#receive(seq, phase, step, prev);
+          const [c, d] = bounds(recvChunk);
+          if (got.length !== d - c) throw new CollectiveError(`allReduceRing #${seq}: rank ${prev} sent ${got.length} values for a chunk of ${d - c} (tensors of different lengths?)`);
+          for (let i = 0; i < got.length; i++) buf[c + i] = phase === 'rs' ? Math.fround(got[i] + buf[c + i]) : got[i];
+        }
       }
+      return buf;
+    } finally {
+      this.#markFinished(seq);
     }
-    return buf;
   }
 
-  #receive(key: string, from: number, seq: number): Promise<Float32Array> {
+  #onP2p(bytes: Uint8Array): void {
+    let m;
+    try {
+      m = collectiveP2pCodec.decode(bytes);
+    } catch (err) {
+      this.#stats.malformed++;
+      this.#warn(`ignored a malformed ring message: ${(err as Error).message}`);
+      return;
+    }
+    const W = this.worldSize;
+    const expected = m.kind === 'chunk' ? (this.rank - 1 + W) % W : (this.rank + 1) % W;
+    if (!this.#isOurs(m) || m.from !== expected || m.from === this.rank) {
+      this.#stats.foreign++;
+      this.#warn(`ignored a ring ${m.kind} from rank ${m.from} (world size ${m.worldSize}, generation ${m.generation ?? 'none'}; expected rank ${expected})`);
+      return;
+    }
+    const key = ringKey(m.seq, m.phase, m.step);
+    if (m.kind === 'ack') {
+      if (!this.#unacked.delete(key)) this.#stats.duplicates++;
+      return;
+    }
+    // Acknowledge every copy (the first acknowledgement may be the one that got lost).
+    this.#publish(`${this.#p2pPrefix}.${m.from}`, collectiveP2pCodec.encode({ kind: 'ack', from: this.rank, seq: m.seq, phase: m.phase, step: m.step, ...this.#stamp }));
+    if (this.#isFinished(m.seq) || this.#consumed.has(key) || this.#p2p.has(key)) {
+      this.#stats.duplicates++;
+      return;
+    }
+    if (m.seq > this.#seq + MAX_AHEAD) {
+      this.#stats.foreign++;
+      return;
+    }
+    const w = this.#p2pWaiters.get(key);
+    if (w !== undefined) {
+      this.#consumed.set(key, m.seq);
+      w(m.data);
+    } else this.#p2p.set(key, m.data);
+  }
+
+  #receive(seq: number, phase: RingPhase, step: number, from: number): Promise<Float32Array> {
+    const key = ringKey(seq, phase, step);
     const early = this.#p2p.get(key);
     if (early !== undefined) {
       this.#p2p.delete(key);
+      this.#consumed.set(key, seq);
       return Promise.resolve(early);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#p2pWaiters.delete(key);
-        reject(new CollectiveTimeoutError([from], 'allReduceRing', seq, this.#timeoutMs));
-      }, this.#timeoutMs);
-      this.#p2pWaiters.set(key, (v) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
         clearTimeout(timer);
+        this.#p2pWaiters.delete(key);
+        this.#rearm.delete(arm);
+      };
+      const arm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          done();
+          reject(new CollectiveTimeoutError([from], 'allReduceRing', seq, this.#timeoutMs));
+        }, this.#timeoutMs);
+      };
+      this.#p2pWaiters.set(key, (v) => {
+        done();
         resolve(v);
       });
+      this.#rearm.add(arm);
+      arm();
     });
   }
 
@@ -330,7 +707,7 @@ export class ProcessGroup {
   /**
    * A sub-group of some ranks of this group, with its own subjects; members are renumbered
    * 0…k-1 in the order given (as torch.distributed.new_group). Every member must call it with the
-   * same ranks; non-members get undefined.
+   * same ranks; non-members get undefined. It shares this group's generation.
    */
   async newGroup(ranks: readonly number[], name?: string): Promise<ProcessGroup | undefined> {
     if (new Set(ranks).size !== ranks.length || ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= this.worldSize)) {
@@ -338,7 +715,17 @@ export class ProcessGroup {
     }
     const index = ranks.indexOf(this.rank);
     if (index === -1) return undefined;
-    return ProcessGroup.init({ nc: this.#nc, job: this.#job, worldSize: ranks.length, rank: index, timeoutMs: this.#timeoutMs, name: name ?? `${this.#name}-${ranks.join('-')}` });
+    return ProcessGroup.init({
+      nc: this.#nc,
+      job: this.#job,
+      worldSize: ranks.length,
+      rank: index,
+      timeoutMs: this.#timeoutMs,
+      resendMs: this.#resendMs,
+      log: this.#log,
+      name: name ?? `${this.#name}-${ranks.join('-')}`,
+      ...(this.generation !== undefined ? { generation: this.generation } : {}),
+    });
   }
 
   /** The asynchronous form of any collective: start it now, wait for it later. */
@@ -348,7 +735,19 @@ export class ProcessGroup {
     return { wait: () => p };
   }
 
+  /** Leaves the group: unsubscribes, stops resending, and fails the collectives still waiting. */
   destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
     for (const s of this.#subs) s.unsubscribe();
+    clearInterval(this.#ticker);
+    (this.#status as { stop?: () => void } | undefined)?.stop?.();
+    for (const [seq, w] of [...this.#waiters]) w.settle({ kind: 'error', seq, error: 'the group was destroyed', ...this.#stamp });
+    this.#pendingUp.clear();
+    this.#unacked.clear();
   }
+}
+
+function ringKey(seq: number, phase: RingPhase, step: number): string {
+  return `${seq}:${phase}:${step}`;
 }
