@@ -43,5 +43,5 @@ export {
 } from './src/retry.ts';
 export { connectActor, exitOnSignals, actorLog, runActor, intFlag, numberFlag, FlagError, type ActorConnection } from './src/actor.ts';
 export { startHeartbeat, LivenessTracker, type HeartbeatHandle } from './src/heartbeat.ts';
-export { registerActorService, listActorServices, actorServiceStats, ACTOR_SERVICE_NAME, type ActorService, type ActorServiceOptions, type ActorStats } from './src/service.ts';
+export { registerActorService, actorName, listActorServices, actorServiceStats, ACTOR_SERVICE_NAME, type ActorService, type ActorServiceOptions, type ActorStats } from './src/service.ts';
 export type { Msg, Subscription } from '@nats-io/nats-core';

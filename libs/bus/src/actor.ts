@@ -81,8 +81,27 @@ export function intFlag(name: string, raw: string | undefined, fallback: number,
   return numberFlag(name, raw, fallback, { min, integer: true });
 }
 
+/**
+ * Under a launcher (ACTORFLOW_SUPERVISED=1, stdin a pipe from it): exit when that pipe closes — the
+ * launcher is gone, even if it was killed with -9 — so no actor outlives its job as an orphan.
+ */
+function exitWithSupervisor(name: string): void {
+  if (process.env.ACTORFLOW_SUPERVISED !== '1') return;
+  const stdin = process.stdin as NodeJS.ReadStream & { unref?: () => void };
+  const gone = (): void => {
+    process.stderr.write(`[${name}] the launcher is gone (its pipe closed): exiting\n`);
+    process.exit(1);
+  };
+  stdin.on('end', gone);
+  stdin.on('close', gone);
+  stdin.on('error', gone);
+  stdin.resume();
+  stdin.unref?.(); // the pipe alone never keeps the actor alive
+}
+
 /** Runs an actor's main: usage errors exit 2, other failures exit 1, both with one clear line. */
 export async function runActor(name: string, usage: string, main: () => Promise<void>): Promise<void> {
+  exitWithSupervisor(name);
   try {
     await main();
   } catch (err) {

@@ -23,6 +23,12 @@ export interface NatsServerOptions {
   /** Binary path; default $NATS_SERVER_BIN, else nats-server on PATH (or /usr/sbin). */
   readonly binary?: string;
   readonly readyTimeoutMs?: number;
+  /**
+   * Kill the server when this process dies, even by SIGKILL (default false): a tiny watchdog shell
+   * reads a pipe from us and kills the server when the pipe closes — so a launcher killed with -9
+   * leaves no nats-server behind.
+   */
+  readonly dieWithParent?: boolean;
 }
 
 const running = new Set<NatsServer>();
@@ -67,6 +73,8 @@ export class NatsServer {
   readonly #child: ChildProcess;
   readonly #dir: string;
   #stopped: Promise<void> | undefined;
+  /** Resolves when the server process exits, for whatever reason (crash, kill, stop). */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   private constructor(child: ChildProcess, port: number, host: string, dir: string) {
     this.#child = child;
@@ -74,6 +82,15 @@ export class NatsServer {
     this.pid = child.pid ?? -1;
     this.url = `nats://${host}:${port}`;
     this.#dir = dir;
+    this.exited = new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+      else child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+  }
+
+  /** True until the server process exited. */
+  get running(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
@@ -119,6 +136,13 @@ export class NatsServer {
             const server = new NatsServer(child, port, host, dir);
             running.add(server);
             installExitHook();
+            if (opts.dieWithParent === true && child.pid !== undefined) {
+              // `read` returns when our end of the pipe closes (we exited, however); then the server goes.
+              const watchdog = spawn('sh', ['-c', `read _ignored; kill -9 ${child.pid} 2>/dev/null`], { stdio: ['pipe', 'ignore', 'ignore'], detached: false });
+              watchdog.unref();
+              (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+              void server.exited.then(() => watchdog.kill('SIGKILL'));
+            }
             return server;
           }
         } catch {

@@ -4,6 +4,8 @@
 // which also answers requests on `actorflow.status.<job>.<role>.<id>` with the same JSON.
 import { NoRespondersError, type NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceInfo, type ServiceStats } from '@nats-io/services';
+import { heartbeatCodec, subjects } from '@actorflow/protocol';
+import { startHeartbeat } from './heartbeat.ts';
 
 /** The service name every actor registers under (so `$SRV.INFO.actorflow` lists them all). */
 export const ACTOR_SERVICE_NAME = 'actorflow';
@@ -25,6 +27,18 @@ export interface ActorServiceOptions {
   readonly description?: string;
   /** Extra live numbers (pushes, versions, batches served, evals …), read at every STATS/status request. */
   readonly stats?: () => Readonly<Record<string, number | string | boolean>>;
+  /**
+   * This actor's name in its job, the token of its heartbeat subject `<job>.hb.<actor>` (default:
+   * $ACTORFLOW_ACTOR, which the launcher sets, else `<role>-<rank>`).
+   */
+  readonly actor?: string;
+  /** Heartbeat period (default $ACTORFLOW_HEARTBEAT_MS, else 2000 ms; 0 = no heartbeat). */
+  readonly heartbeatMs?: number;
+}
+
+/** The heartbeat subject token of an actor: `<role>-<rank>` with anything but letters, digits, '-' and '_' replaced. */
+export function actorName(role: string, rank?: number | string): string {
+  return token(rank === undefined ? role : `${role}-${String(rank)}`);
 }
 
 export interface ActorStats {
@@ -87,12 +101,22 @@ export async function registerActorService(nc: NatsConnection, o: ActorServiceOp
       if (err === null) m.respond(JSON.stringify(snapshot()));
     },
   });
+  // Liveness: a heartbeat every few seconds; the launcher declares an actor dead when it goes silent
+  // (a SIGSTOPped or wedged process stops beating; its timers do not run).
+  const actor = token(o.actor ?? (process.env.ACTORFLOW_ACTOR !== undefined && process.env.ACTORFLOW_ACTOR !== '' ? process.env.ACTORFLOW_ACTOR : actorName(o.role, o.rank)));
+  const heartbeatMs = o.heartbeatMs ?? (Number(process.env.ACTORFLOW_HEARTBEAT_MS ?? '') || 2000);
+  const numericRank = typeof o.rank === 'number' ? { rank: o.rank } : {};
+  const beat =
+    heartbeatMs > 0
+      ? startHeartbeat(nc, subjects.heartbeat(o.job, actor), () => heartbeatCodec.encode({ job: o.job, role: o.role, actor, pid: process.pid, ts: Date.now(), ...numericRank }), heartbeatMs)
+      : undefined;
   await nc.flush(); // the server has our subscriptions: discovery from any connection sees us from now on
   return {
     service,
     statusSubject,
     snapshot,
     stop: async () => {
+      beat?.stop();
       if (!service.isStopped) await service.stop();
     },
   };

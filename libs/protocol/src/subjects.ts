@@ -13,7 +13,9 @@ export function validateToken(value: string | number, what = 'subject token'): s
   return s;
 }
 
-export type ControlKind = 'join' | 'heartbeat' | 'stop' | 'snapshot' | 'config' | 'checkpoint';
+// checkpoint: mirrored rank 0 sends its TrainerState here; snapshot: the latest as a Snapshot (evaluator,
+// launcher); state: the latest TrainerState itself (restarted ranks resume from it; the launcher saves it).
+export type ControlKind = 'join' | 'heartbeat' | 'stop' | 'snapshot' | 'config' | 'checkpoint' | 'state';
 
 export const subjects = {
   /** Contract: every trainer's loss reports, all jobs. */
