@@ -15,7 +15,7 @@ export {
   type ParameterShardOptions,
   type StalenessPolicy,
 } from './src/ps.ts';
-export { PsClient } from './src/ps-client.ts';
+export { PsClient, type PsClientOptions, type PsClientCounters } from './src/ps-client.ts';
 export { DivergenceError, assertFiniteStep, firstNonFinite, nonFiniteParam } from './src/guards.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
 export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep, type FedExamples } from './src/mirrored.ts';

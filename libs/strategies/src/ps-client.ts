@@ -1,9 +1,39 @@
 // Trainer side of the parameter server: routes pulls and pushes to the shards that own the rows
 // (ownerOfRow / ownerOfDense in ps.ts), in parallel.
-import { requestLarge, type NatsConnection } from '@actorflow/bus';
+//
+// Every request rides out a broker restart or a restarting shard (requestWithRetry, until the
+// retry deadline): pulls, stats and snapshots are idempotent; a push carries a pushId
+// `<rank>:<incarnation>:<seq>` reused by its retries, so a shard applies it at most once. A shard
+// restarted from a checkpoint is behind the version this trainer pulled: the push it refuses
+// (BAD_VERSION) is counted as dropped, and the next pull catches up.
+import { randomBytes } from 'node:crypto';
+import { RemoteError, requestWithRetry, type NatsConnection, type RetryOptions } from '@actorflow/bus';
 import type { GatheredParams, StepResult } from '@actorflow/models';
 import { gradientCodec, pullReplyCodec, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PushReply, type Snapshot } from '@actorflow/protocol';
 import { ownerOfDense, ownerOfRow, psStatsSubject, type ShardStats } from './ps.ts';
+
+export interface PsClientOptions {
+  readonly job: string;
+  readonly shards: number;
+  /** This trainer's rank (pull requests and pushIds name it). */
+  readonly rank?: number;
+  /** Bound on one attempt of a request (default 30 s; snapshots get 4×). */
+  readonly timeoutMs?: number;
+  /** Retry deadline and backoff (default: requestWithRetry's, the job-level ACTORFLOW_RETRY_DEADLINE_S or 120 s). */
+  readonly retry?: Omit<RetryOptions, 'attemptTimeoutMs' | 'onRetry'>;
+  /** Told about retries and pushes dropped after a shard restart (at most one line per shard and kind per 5 s). */
+  readonly log?: (line: string) => void;
+}
+
+/** What the client saw go wrong and rode out. */
+export interface PsClientCounters {
+  /** Attempts retried (timeouts, no responders, connection drops), all requests. */
+  readonly retries: number;
+  /** Pushes a shard refused with BAD_VERSION (it restarted from an older checkpoint), per shard. */
+  readonly droppedPushes: readonly number[];
+}
+
+const LOG_INTERVAL_MS = 5000;
 
 /** Trainer side: routes pulls and pushes to the owning shards, in parallel. */
 export class PsClient {
@@ -11,6 +41,14 @@ export class PsClient {
   readonly #job: string;
   readonly #shards: number;
   readonly #timeoutMs: number;
+  readonly #retry: Omit<RetryOptions, 'attemptTimeoutMs' | 'onRetry'>;
+  readonly #log: ((line: string) => void) | undefined;
+  readonly #loggedAt = new Map<string, number>();
+  /** Tells this process's pushes apart from those of an earlier run of the same rank. */
+  readonly #incarnation = randomBytes(6).toString('hex');
+  #pushSeq = 0;
+  #retries = 0;
+  readonly #dropped: number[];
   #versions: number[];
   #serdeMs = 0;
 
@@ -23,13 +61,39 @@ export class PsClient {
 
   readonly #rank: number;
 
-  constructor(nc: NatsConnection, o: { job: string; shards: number; rank?: number; timeoutMs?: number }) {
+  constructor(nc: NatsConnection, o: PsClientOptions) {
     this.#nc = nc;
     this.#rank = o.rank ?? 0;
     this.#job = o.job;
     this.#shards = o.shards;
     this.#timeoutMs = o.timeoutMs ?? 30_000;
+    this.#retry = o.retry ?? {};
+    this.#log = o.log;
     this.#versions = new Array<number>(o.shards).fill(0);
+    this.#dropped = new Array<number>(o.shards).fill(0);
+  }
+
+  get counters(): PsClientCounters {
+    return { retries: this.#retries, droppedPushes: [...this.#dropped] };
+  }
+
+  #logLimited(key: string, line: string): void {
+    if (this.#log === undefined) return;
+    const now = Date.now();
+    if (now - (this.#loggedAt.get(key) ?? -Infinity) < LOG_INTERVAL_MS) return;
+    this.#loggedAt.set(key, now);
+    this.#log(line);
+  }
+
+  #request(subject: string, payload: Uint8Array, shard: number, attemptTimeoutMs = this.#timeoutMs): Promise<Uint8Array> {
+    return requestWithRetry(this.#nc, subject, payload, {
+      ...this.#retry,
+      attemptTimeoutMs,
+      onRetry: (attempt, err) => {
+        this.#retries++;
+        this.#logLimited(`retry:${shard}`, `parameter shard ${shard}: retrying ${subject} (attempt ${attempt} failed: ${err.message})`);
+      },
+    });
   }
 
   #split(tables: Readonly<Record<string, Int32Array>>): Record<string, Int32Array>[] {
@@ -46,7 +110,7 @@ export class PsClient {
     const t0 = performance.now();
     const requests = parts.map((part, k) => pullRequestCodec.encode({ job: this.#job, rank: this.#rank, tables: part, dense: dense.filter((n) => ownerOfDense(n, this.#shards) === k) }));
     this.#serdeMs += performance.now() - t0;
-    const raw = await Promise.all(requests.map((req, k) => requestLarge(this.#nc, subjects.psPull(this.#job, k), req, { timeoutMs: this.#timeoutMs })));
+    const raw = await Promise.all(requests.map((req, k) => this.#request(subjects.psPull(this.#job, k), req, k)));
     const t1 = performance.now();
     const replies = raw.map((b) => pullReplyCodec.decode(b));
     this.#serdeMs += performance.now() - t1;
@@ -70,8 +134,13 @@ export class PsClient {
     return { tables: outTables, dense: outDense };
   }
 
-  /** Pushes each shard its slice of the gradient, with the version pulled from that shard. */
+  /**
+   * Pushes each shard its slice of the gradient, with the version pulled from that shard and one
+   * pushId for all its retries. A shard that refuses it with BAD_VERSION (restarted from an older
+   * checkpoint) answers `{ accepted: false, reason: 'BAD_VERSION' }` here (version: the one pulled).
+   */
   async push(step: number, result: StepResult, rank: number): Promise<PushReply[]> {
+    const pushId = `${rank}:${this.#incarnation}:${this.#pushSeq++}`;
     const sparseParts = Array.from({ length: this.#shards }, () => ({}) as Record<string, { rows: Int32Array; values: Float32Array }>);
     for (const [name, g] of Object.entries(result.sparse)) {
       const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
@@ -90,28 +159,39 @@ export class PsClient {
     const t0 = performance.now();
     const msgs = sparseParts.map((sparse, k) => {
       const dense = Object.fromEntries(Object.entries(result.dense).filter(([n]) => ownerOfDense(n, this.#shards) === k));
-      return gradientCodec.encode({ job: this.#job, rank, step, paramVersion: this.#versions[k], count: result.count, loss: result.loss, dense, sparse });
+      return gradientCodec.encode({ job: this.#job, rank, step, paramVersion: this.#versions[k], count: result.count, loss: result.loss, dense, sparse, pushId });
     });
     this.#serdeMs += performance.now() - t0;
-    const raw = await Promise.all(msgs.map((msg, k) => requestLarge(this.#nc, subjects.psPush(this.#job, k), msg, { timeoutMs: this.#timeoutMs })));
-    return raw.map((b) => pushReplyCodec.decode(b));
+    const raw = await Promise.all(
+      msgs.map((msg, k) =>
+        this.#request(subjects.psPush(this.#job, k), msg, k).catch((err: unknown) => {
+          if (!(err instanceof RemoteError && err.code === 'BAD_VERSION')) throw err;
+          this.#dropped[k]++;
+          this.#logLimited(
+            `dropped:${k}`,
+            `parameter shard ${k} refused a push pulled at version ${this.#versions[k]} (BAD_VERSION: it restarted from an older checkpoint); ${this.#dropped[k]} push(es) dropped so far, the next pull catches up`,
+          );
+          return undefined;
+        }),
+      ),
+    );
+    const t1 = performance.now();
+    const replies = raw.map((b, k): PushReply => (b === undefined ? { version: this.#versions[k], staleness: 0, accepted: false, reason: 'BAD_VERSION' } : pushReplyCodec.decode(b)));
+    this.#serdeMs += performance.now() - t1;
+    return replies;
   }
 
   /** Every shard's counters (applied, dropped, rejected by reason and sender). */
   async stats(): Promise<ShardStats[]> {
     return Promise.all(
-      Array.from({ length: this.#shards }, (_, k) =>
-        requestLarge(this.#nc, psStatsSubject(this.#job, k), new Uint8Array(0), { timeoutMs: this.#timeoutMs }).then((b) => JSON.parse(new TextDecoder().decode(b)) as ShardStats),
-      ),
+      Array.from({ length: this.#shards }, (_, k) => this.#request(psStatsSubject(this.#job, k), new Uint8Array(0), k).then((b) => JSON.parse(new TextDecoder().decode(b)) as ShardStats)),
     );
   }
 
   /** Every shard's snapshot merged into one set of tables (for evaluation and checkpoints). */
   async snapshot(): Promise<Snapshot[]> {
     return Promise.all(
-      Array.from({ length: this.#shards }, (_, k) =>
-        requestLarge(this.#nc, subjects.psSnapshot(this.#job, k), new Uint8Array(0), { timeoutMs: this.#timeoutMs * 4 }).then((b) => snapshotCodec.decode(b)),
-      ),
+      Array.from({ length: this.#shards }, (_, k) => this.#request(subjects.psSnapshot(this.#job, k), new Uint8Array(0), k, this.#timeoutMs * 4).then((b) => snapshotCodec.decode(b))),
     );
   }
 }
