@@ -67,11 +67,15 @@ export function takeBatch(r: Ratings, indices: Int32Array): RatingsBatch {
   const user = new Int32Array(n);
   const item = new Int32Array(n);
   const rating = new Float32Array(n);
+  // Columns in locals: the loop stays free of property loads whatever shape `r` has.
+  const U = r.user;
+  const I = r.item;
+  const R = r.rating;
   for (let k = 0; k < n; k++) {
     const i = indices[k];
-    user[k] = r.user[i];
-    item[k] = r.item[i];
-    rating[k] = r.rating[i];
+    user[k] = U[i];
+    item[k] = I[i];
+    rating[k] = R[i];
   }
   return { user, item, rating };
 }

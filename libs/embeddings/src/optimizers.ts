@@ -17,6 +17,16 @@
 //            ε inside the root as in the TF kernel, Keras 3 and tf.train.rmsprop)              lr 0.001
 // Default learning rates are Keras's.
 import { EmbeddingError, type EmbeddingTable } from './table.ts';
+import { arenaOf, type Arena } from './wasm/kernels.ts';
+
+let useWasm = true;
+/** Step counts up to this have their Adam bias corrections memoised (2 × 512 KiB at most). */
+const MEMO_STEPS = 1 << 16;
+
+/** Chooses lazy Adam's row loop: WebAssembly SIMD (default, where available) or JavaScript; bit-identical. */
+export function setWasmOptimizer(on: boolean): void {
+  useWasm = on;
+}
 
 export type OptimizerName = 'sgd' | 'adagrad' | 'adam' | 'rmsprop';
 
@@ -53,6 +63,8 @@ interface Slot {
   readonly v: Float32Array;
   /** Per-row update counts (lazy Adam bias correction). */
   readonly steps: Int32Array;
+  /** The table's arena when m and v live in it (then Adam's row loop runs in WebAssembly). */
+  readonly arena?: Arena;
 }
 
 export class RowOptimizer {
@@ -85,12 +97,22 @@ export class RowOptimizer {
     }
   }
 
-  #slot(name: string, size: number, rows: number): Slot {
+  #slot(name: string, size: number, rows: number, data?: Float32Array): Slot {
     let s = this.#slots.get(name);
+    // A table in an arena that no optimizer uses yet: its moments move into the arena (once).
+    const arena = data === undefined ? undefined : arenaOf(data);
+    const bind = arena !== undefined && arena.owner === undefined && arena.m.length === size && (s === undefined || (s.arena === undefined && s.m.length === size && s.steps.length === rows));
     if (s === undefined) {
-      const v = new Float32Array(size);
+      const v = bind ? arena.v : new Float32Array(size);
       if (this.config.name === 'adagrad') v.fill(this.config.initialAccumulator);
-      s = { m: new Float32Array(size), v, steps: new Int32Array(rows) };
+      s = bind ? { m: arena.m, v, steps: new Int32Array(rows), arena } : { m: new Float32Array(size), v, steps: new Int32Array(rows) };
+      if (bind) arena.owner = s;
+      this.#slots.set(name, s);
+    } else if (bind) {
+      arena.m.set(s.m);
+      arena.v.set(s.v);
+      s = { m: arena.m, v: arena.v, steps: s.steps, arena };
+      arena.owner = s;
       this.#slots.set(name, s);
     }
     return s;
@@ -103,9 +125,27 @@ export class RowOptimizer {
   applyRows(table: EmbeddingTable, rows: Int32Array, grads: Float32Array, lrScale = 1): void {
     const dim = table.dim;
     if (grads.length !== rows.length * dim) throw new EmbeddingError(`table ${table.name}: ${grads.length} gradient values for ${rows.length} rows × dim ${dim}`);
-    const slot = this.#slot(table.name, table.data.length, table.rows);
+    const slot = this.#slot(table.name, table.data.length, table.rows, table.data);
     if (this.config.dense) {
       this.#applyAllRows(table, slot, rows, grads, lrScale);
+      return;
+    }
+    if (useWasm && this.config.name === 'adam' && slot.arena !== undefined && arenaOf(table.data) === slot.arena && rows.length <= table.rows) {
+      this.#adamWasm(table, slot, slot.arena, rows, grads, lrScale);
+      return;
+    }
+    if (this.config.name === 'adam') {
+      // The same updates as #update, with the per-step constants hoisted out of the row loop.
+      const { l2, beta1, beta2, epsilon } = this.config;
+      const lr = this.config.lr * lrScale;
+      const { m, v, steps } = slot;
+      const w = table.data;
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        if (r < 0 || r >= table.rows) throw new EmbeddingError(`table ${table.name}: row ${r} is out of range 0…${table.rows - 1}`);
+        const t = ++steps[r];
+        adamRow(w, m, v, r * dim, grads, i * dim, dim, lr, l2, beta1, beta2, epsilon, this.#correction1(t), this.#correction2(t));
+      }
       return;
     }
     for (let i = 0; i < rows.length; i++) {
@@ -113,6 +153,56 @@ export class RowOptimizer {
       if (r < 0 || r >= table.rows) throw new EmbeddingError(`table ${table.name}: row ${r} is out of range 0…${table.rows - 1}`);
       this.#update(table.data, slot, r, r * dim, grads, i * dim, dim, lrScale);
     }
+  }
+
+  /** Adam's bias corrections 1 − β^t, memoised per step count (the same Math.pow values, computed once). */
+  #c1 = new Float64Array(0);
+  #c2 = new Float64Array(0);
+
+  #grow(t: number): void {
+    const n = Math.min(MEMO_STEPS, Math.max(t + 1, 2 * this.#c1.length, 1024));
+    const c1 = new Float64Array(n);
+    const c2 = new Float64Array(n);
+    for (let k = 1; k < n; k++) {
+      c1[k] = 1 - Math.pow(this.config.beta1, k);
+      c2[k] = 1 - Math.pow(this.config.beta2, k);
+    }
+    this.#c1 = c1;
+    this.#c2 = c2;
+  }
+
+  #correction1(t: number): number {
+    if (t < this.#c1.length) return this.#c1[t];
+    if (t >= MEMO_STEPS) return 1 - Math.pow(this.config.beta1, t);
+    this.#grow(t);
+    return this.#c1[t];
+  }
+
+  #correction2(t: number): number {
+    if (t < this.#c2.length) return this.#c2[t];
+    if (t >= MEMO_STEPS) return 1 - Math.pow(this.config.beta2, t);
+    this.#grow(t);
+    return this.#c2[t];
+  }
+
+  /** Lazy Adam in WebAssembly SIMD on the table's arena (bit-identical to adamRow, rows in the same order). */
+  #adamWasm(table: EmbeddingTable, slot: Slot, arena: Arena, rows: Int32Array, grads: Float32Array, lrScale: number): void {
+    const { l2, beta1, beta2, epsilon } = this.config;
+    const c = arena.corrections;
+    const steps = slot.steps;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (r < 0 || r >= table.rows) throw new EmbeddingError(`table ${table.name}: row ${r} is out of range 0…${table.rows - 1}`);
+    }
+    for (let i = 0; i < rows.length; i++) {
+      const t = ++steps[rows[i]];
+      c[2 * i] = this.#correction1(t);
+      c[2 * i + 1] = this.#correction2(t);
+    }
+    arena.rowIds.set(rows);
+    arena.grads.set(grads);
+    const o = arena.offsets;
+    arena.kernels.adam(o.rowIds, rows.length, table.dim, o.data, o.m, o.v, o.grads, o.corrections, this.config.lr * lrScale, l2, beta1, beta2, 1 - beta1, 1 - beta2, epsilon);
   }
 
   /** Dense Adam: every row moves, rows without a gradient with gradient 0 (plus l2·w), in row order. */
@@ -168,7 +258,7 @@ export class RowOptimizer {
       }
     } else {
       const t = ++s.steps[row];
-      adamRow(w, s.m, s.v, off, g, goff, n, lr, l2, beta1, beta2, epsilon, 1 - Math.pow(beta1, t), 1 - Math.pow(beta2, t));
+      adamRow(w, s.m, s.v, off, g, goff, n, lr, l2, beta1, beta2, epsilon, this.#correction1(t), this.#correction2(t));
     }
   }
 

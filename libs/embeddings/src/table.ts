@@ -2,6 +2,7 @@
 // its batch needs, and optimizers update only those rows. (TF.js has no sparse gradients; the
 // gradient of tf.gather is dense over the whole table — measured unusably slow.)
 import { Rng, deriveSeed } from '@actorflow/data';
+import { allocTableData } from './wasm/kernels.ts';
 
 export class EmbeddingError extends Error {
   constructor(message: string) {
@@ -50,7 +51,9 @@ export function createTable(name: string, rows: number, dim: number, init: Initi
   if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(dim) || dim < 1) {
     throw new EmbeddingError(`table ${name}: rows must be >= 0 and dim >= 1 (integers), got ${rows} × ${dim}`);
   }
-  const data = new Float32Array(rows * dim);
+  // Large tables live in a WebAssembly arena (with room for their optimizer state), so the
+  // row-wise optimizer kernel updates them in place; see wasm/kernels.ts.
+  const data = allocTableData(rows, dim);
   for (let r = 0; r < rows; r++) initRow(init, seed, name, r, data.subarray(r * dim, (r + 1) * dim));
   return { name, rows, dim, data };
 }
