@@ -1,0 +1,2 @@
+// Internals shared with sibling packages (not a stable API).
+export * from './mod.ts';
