@@ -1,5 +1,9 @@
-// How trainers and the evaluator read data shards.
-import { requestLarge, type NatsConnection } from '@actorflow/bus';
+// How trainers and the evaluator read data shards. Every request rides out a broker restart or a
+// restarting data shard (requestWithRetry, until the retry deadline): info, test sets and
+// distributed-mode batches are stateless on the server; a shared-mode `next` carries a requestId
+// `<client>:<seq>` reused by its retries, so a shard hands out no batch twice and loses none.
+import { randomBytes } from 'node:crypto';
+import { requestWithRetry, type NatsConnection, type RetryOptions } from '@actorflow/bus';
 import type { AnyBatch, ExampleKind, HeldOut, ImageBatch, InteractionsBatch, Ratings, RatingsBatch } from '@actorflow/data';
 import type { ModelShape } from './dataset.ts';
 import { batchReplyCodec, batchRequestCodec, decodeImageBatch, decodeInteractionsBatch, decodeRatingsBatch, subjects, type BatchReply } from '@actorflow/protocol';
@@ -28,36 +32,85 @@ function fed(kind: ExampleKind, reply: BatchReply): AnyBatch {
   return reply.history !== undefined ? { ...(batch as RatingsBatch), history: decodeInteractionsBatch(reply.history) } : batch;
 }
 
+export interface DataClientOptions {
+  readonly job: string;
+  readonly shards: number;
+  /** Bound on one attempt of a request (default 30 s; test sets get 4×). */
+  readonly timeoutMs?: number;
+  /** Retry deadline and backoff (default: requestWithRetry's, the job-level ACTORFLOW_RETRY_DEADLINE_S or 120 s). */
+  readonly retry?: Omit<RetryOptions, 'attemptTimeoutMs' | 'onRetry'>;
+  /** Told about retries (at most one line per subject per 5 s). */
+  readonly log?: (line: string) => void;
+}
+
+/** Where a distributed feed starts: global step `step` (as served, counting every shard's) of `epoch`. */
+export interface FeedPosition {
+  readonly epoch: number;
+  readonly step: number;
+}
+
+const LOG_INTERVAL_MS = 5000;
+
 export class DataClient {
   readonly #nc: NatsConnection;
   readonly #job: string;
   readonly #shards: number;
   readonly #timeoutMs: number;
+  readonly #retryOpts: Omit<RetryOptions, 'attemptTimeoutMs' | 'onRetry'>;
+  readonly #log: ((line: string) => void) | undefined;
+  readonly #loggedAt = new Map<string, number>();
+  /** Names this client's shared-mode requests (requestId = `<id>:<seq>`). */
+  readonly #id = randomBytes(6).toString('hex');
+  #seq = 0;
+  #retries = 0;
 
-  constructor(nc: NatsConnection, o: { job: string; shards: number; timeoutMs?: number }) {
+  constructor(nc: NatsConnection, o: DataClientOptions) {
     this.#nc = nc;
     this.#job = o.job;
     this.#shards = o.shards;
     this.#timeoutMs = o.timeoutMs ?? 30_000;
+    this.#retryOpts = o.retry ?? {};
+    this.#log = o.log;
+  }
+
+  /** Attempts retried so far (timeouts, no responders, connection drops). */
+  get retries(): number {
+    return this.#retries;
+  }
+
+  #request(subject: string, payload: Uint8Array, attemptTimeoutMs = this.#timeoutMs): Promise<Uint8Array> {
+    return requestWithRetry(this.#nc, subject, payload, {
+      ...this.#retryOpts,
+      attemptTimeoutMs,
+      onRetry: (attempt, err) => {
+        this.#retries++;
+        if (this.#log === undefined) return;
+        const now = Date.now();
+        if (now - (this.#loggedAt.get(subject) ?? -Infinity) < LOG_INTERVAL_MS) return;
+        this.#loggedAt.set(subject, now);
+        this.#log(`data: retrying ${subject} (attempt ${attempt} failed: ${err.message})`);
+      },
+    });
   }
 
   async info(): Promise<DatasetInfo> {
-    const reply = await requestLarge(this.#nc, subjects.dataInfo(this.#job), new Uint8Array(0), { timeoutMs: this.#timeoutMs });
+    const reply = await this.#request(subjects.dataInfo(this.#job), new Uint8Array(0));
     return JSON.parse(new TextDecoder().decode(reply)) as DatasetInfo;
   }
 
-  /** Waits until some data shard answers (the shards may still be loading), telling `onWait` each retry. */
+  /**
+   * Waits until some data shard answers (the shards may still be loading), telling `onWait` each
+   * retry (every 500 ms); after `timeoutMs` a RetryDeadlineError naming the last error.
+   */
   async waitForInfo(timeoutMs: number, onWait: (attempt: number) => void = () => undefined): Promise<DatasetInfo> {
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.info();
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        onWait(attempt);
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    const subject = subjects.dataInfo(this.#job);
+    const reply = await requestWithRetry(this.#nc, subject, new Uint8Array(0), {
+      deadlineMs: timeoutMs,
+      attemptTimeoutMs: this.#timeoutMs,
+      backoff: { initialMs: 500, maxMs: 500, factor: 1, jitter: 0 },
+      onRetry: (attempt) => onWait(attempt),
+    });
+    return JSON.parse(new TextDecoder().decode(reply)) as DatasetInfo;
   }
 
   /**
@@ -72,8 +125,7 @@ export class DataClient {
       const k = turn % live.length;
       const shard = live[k];
       const reply = batchReplyCodec.decode(
-        await requestLarge(
-          this.#nc,
+        await this.#request(
           subjects.dataNext(this.#job, shard),
           batchRequestCodec.encode({
             job: this.#job,
@@ -82,8 +134,9 @@ export class DataClient {
             epoch: 0,
             kind: what.kind,
             ...(what.history === true ? { history: true } : {}),
+            // The same id for every retry of this request (the bytes are encoded once).
+            requestId: `${this.#id}:${this.#seq++}`,
           }) /* shared mode: who asks does not matter */,
-          { timeoutMs: this.#timeoutMs },
         ),
       );
       if (reply.endOfData) {
@@ -100,18 +153,26 @@ export class DataClient {
    * Global step t of an epoch is served by shard t mod K (its step ⌊t/K⌋), so the shards take
    * turns; the epoch ends, for every rank alike, at the first step a shard has no batch for (shards
    * split rows by hash, so they are within a batch of each other). With one shard the order is
-   * exactly a single process's. Stateless on the server: (rank, worldSize, epoch, step) names it.
+   * exactly a single process's. Stateless on the server: (rank, worldSize, epoch, step) names it,
+   * so retries are harmless. `start` resumes at global step `start.step` of epoch `start.epoch`
+   * (the t above: the first batch yielded is the one served at that step; mirrored resume).
    */
-  async *distributed<B extends AnyBatch = RatingsBatch>(rank: number, worldSize: number, what: FeedKind = { kind: 'ratings' }): AsyncGenerator<FedBatch<B>> {
-    for (let epoch = 0; ; epoch++) {
-      for (let t = 0; ; t++) {
+  async *distributed<B extends AnyBatch = RatingsBatch>(
+    rank: number,
+    worldSize: number,
+    what: FeedKind = { kind: 'ratings' },
+    start: FeedPosition = { epoch: 0, step: 0 },
+  ): AsyncGenerator<FedBatch<B>> {
+    if (!Number.isSafeInteger(start.epoch) || start.epoch < 0 || !Number.isSafeInteger(start.step) || start.step < 0) {
+      throw new RangeError(`distributed feed: start must be non-negative integers, got epoch ${start.epoch}, step ${start.step}`);
+    }
+    for (let epoch = start.epoch; ; epoch++) {
+      for (let t = epoch === start.epoch ? start.step : 0; ; t++) {
         const shard = t % this.#shards;
         const reply = batchReplyCodec.decode(
-          await requestLarge(
-            this.#nc,
+          await this.#request(
             subjects.dataNext(this.#job, shard),
             batchRequestCodec.encode({ job: this.#job, rank, worldSize, epoch, step: Math.floor(t / this.#shards), kind: what.kind, ...(what.history === true ? { history: true } : {}) }),
-            { timeoutMs: this.#timeoutMs },
           ),
         );
         if (reply.endOfData && reply.arrow.length === 0) return;
@@ -122,7 +183,7 @@ export class DataClient {
   }
 
   async #test(kind: string): Promise<Uint8Array> {
-    return requestLarge(this.#nc, subjects.dataTest(this.#job), new TextEncoder().encode(JSON.stringify({ kind })), { timeoutMs: this.#timeoutMs * 4 });
+    return this.#request(subjects.dataTest(this.#job), new TextEncoder().encode(JSON.stringify({ kind })), this.#timeoutMs * 4);
   }
 
   async testSet(): Promise<Ratings> {

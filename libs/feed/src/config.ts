@@ -1,6 +1,6 @@
 // The job configuration the aggregator owns and every other actor asks for on <job>.ctl.config
 // (see docs/DESIGN.md): model and hyper-parameters, optimizer, strategy options.
-import { requestLarge, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { RetryDeadlineError, requestWithRetry, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { subjects } from '@actorflow/protocol';
 
 export interface JobConfig {
@@ -22,17 +22,34 @@ export function serveJobConfig(nc: NatsConnection, config: JobConfig): Subscript
   return serveLarge(nc, subjects.ctl(config.job, 'config'), () => bytes, { queue: 'config' });
 }
 
-/** Asks the aggregator for the job configuration, retrying until it answers or `timeoutMs` passes. */
+/** No aggregator answered with the job configuration in time. */
+export class JobConfigUnavailableError extends Error {
+  constructor(
+    readonly job: string,
+    readonly timeoutMs: number,
+    cause: Error,
+  ) {
+    super(`no aggregator answered for job '${job}' within ${timeoutMs / 1000} s (${cause.message}); start one with \`npx nx serve aggregator -- --job ${job}\``, { cause });
+    this.name = 'JobConfigUnavailableError';
+  }
+}
+
+/**
+ * Asks the aggregator for the job configuration, retrying (every 500 ms, 2 s per attempt, across
+ * broker restarts: see requestWithRetry) until it answers or `timeoutMs` passes; then a
+ * JobConfigUnavailableError. `onWait` is told each retry.
+ */
 export async function fetchJobConfig(nc: NatsConnection, job: string, timeoutMs: number, onWait: (attempt: number) => void = () => undefined): Promise<JobConfig> {
-  const deadline = Date.now() + timeoutMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return JSON.parse(new TextDecoder().decode(await requestLarge(nc, subjects.ctl(job, 'config'), new Uint8Array(0), { timeoutMs: 2000 }))) as JobConfig;
-    } catch (err) {
-      if (Date.now() > deadline)
-        throw new Error(`no aggregator answered for job '${job}' within ${timeoutMs / 1000} s (${(err as Error).message}); start one with \`npx nx serve aggregator -- --job ${job}\``, { cause: err });
-      onWait(attempt);
-      await new Promise((r) => setTimeout(r, 500));
-    }
+  try {
+    const reply = await requestWithRetry(nc, subjects.ctl(job, 'config'), new Uint8Array(0), {
+      deadlineMs: timeoutMs,
+      attemptTimeoutMs: 2000,
+      backoff: { initialMs: 500, maxMs: 500, factor: 1, jitter: 0 },
+      onRetry: (attempt) => onWait(attempt),
+    });
+    return JSON.parse(new TextDecoder().decode(reply)) as JobConfig;
+  } catch (err) {
+    if (err instanceof RetryDeadlineError) throw new JobConfigUnavailableError(job, timeoutMs, err.lastError);
+    throw err;
   }
 }
