@@ -142,7 +142,7 @@ export class ProcessGroup {
   readonly #done = new Map<number, Outcome>();
   readonly #acked: number[];
   readonly #hellos = new Set<number>();
-  #lastHelloAt = 0;
+  #progressAt = 0;
   #welcomed = false;
   #rendezvousError: string | undefined;
   // Ring traffic: chunks from the previous rank, by "seq:phase:step".
@@ -259,7 +259,7 @@ export class ProcessGroup {
       this.#resend(r, now);
     }
     for (const f of this.#rearm) f();
-    this.#lastHelloAt = now;
+    this.#progressAt = now;
   }
 
   #resend(r: Resend, now: number): void {
@@ -278,37 +278,29 @@ export class ProcessGroup {
   }
 
   async #rendezvous(): Promise<void> {
-    let deadline = Date.now() + this.#timeoutMs;
-    const rearm = (): void => {
-      deadline = Date.now() + this.#timeoutMs;
-    };
-    this.#rearm.add(rearm);
-    try {
-      if (this.rank === 0) {
-        this.#hellos.add(0);
-        while (this.#hellos.size < this.worldSize) {
-          // Progress (a new hello) restarts the clock.
-          if (Date.now() > Math.max(deadline, this.#lastHelloAt + this.#timeoutMs)) {
-            const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !this.#hellos.has(r));
-            throw new CollectiveTimeoutError(missing, 'rendezvous', 0, this.#timeoutMs);
-          }
-          await new Promise((r) => setTimeout(r, 20));
+    const startedAt = Date.now();
+    // Progress (a new hello at rank 0) and reconnects restart the clock.
+    const expired = (): boolean => Date.now() > Math.max(startedAt, this.#progressAt) + this.#timeoutMs;
+    if (this.rank === 0) {
+      this.#hellos.add(0);
+      while (this.#hellos.size < this.worldSize) {
+        if (expired()) {
+          const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !this.#hellos.has(r));
+          throw new CollectiveTimeoutError(missing, 'rendezvous', 0, this.#timeoutMs);
         }
-        this.#welcomed = true;
-        if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
-        return;
+        await new Promise((r) => setTimeout(r, 20));
       }
-      // Announce until rank 0 answers: it may start after us, and a hello or welcome may be lost.
-      const hello = collectiveUpCodec.encode({ kind: 'hello', rank: this.rank, seq: 0, ...this.#stamp });
-      while (!this.#welcomed) {
-        if (this.#rendezvousError !== undefined) throw new RendezvousError(`rank ${this.rank}: rank 0 refused the rendezvous: ${this.#rendezvousError}`);
-        if (this.#destroyed) throw new RendezvousError(`rank ${this.rank}: the group was destroyed during the rendezvous`);
-        if (Date.now() > deadline) throw new CollectiveTimeoutError([0], 'rendezvous', 0, this.#timeoutMs);
-        this.#publish(this.#up, hello);
-        await new Promise((r) => setTimeout(r, HELLO_EVERY_MS));
-      }
-    } finally {
-      this.#rearm.delete(rearm);
+      this.#welcomed = true;
+      if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
+      return;
+    }
+    // Announce until rank 0 answers: it may start after us, and a hello or welcome may be lost.
+    const hello = collectiveUpCodec.encode({ kind: 'hello', rank: this.rank, seq: 0, ...this.#stamp });
+    while (!this.#welcomed) {
+      if (this.#rendezvousError !== undefined) throw new RendezvousError(`rank ${this.rank}: rank 0 refused the rendezvous: ${this.#rendezvousError}`);
+      if (expired()) throw new CollectiveTimeoutError([0], 'rendezvous', 0, this.#timeoutMs);
+      this.#publish(this.#up, hello);
+      await new Promise((r) => setTimeout(r, HELLO_EVERY_MS));
     }
   }
 
@@ -349,7 +341,7 @@ export class ProcessGroup {
     if (m.kind === 'hello') {
       if (!this.#hellos.has(m.rank)) {
         this.#hellos.add(m.rank);
-        this.#lastHelloAt = Date.now();
+        this.#progressAt = Date.now();
       } else this.#stats.duplicates++;
       // A hello after the welcome (a lost welcome): the welcome again, to that rank.
       if (this.#welcomed) this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
@@ -472,6 +464,11 @@ export class ProcessGroup {
     else this.#early.set(m.seq, m);
   }
 
+  #assertUsable(op: string): void {
+    if (this.#destroyed) throw new CollectiveError(`${op}: the group was destroyed`);
+    if (this.#nc.isClosed()) throw new CollectiveError(`${op}: the NATS connection of rank ${this.rank} is closed (create the group on an open connection)`);
+  }
+
   /** Waits for the outcome of collective `seq`, failing after timeoutMs without progress. */
   #await(seq: number, op: string): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
@@ -520,7 +517,7 @@ export class ProcessGroup {
 
   /** Every rank's bytes, in rank order, on every rank (the building block of the others). */
   async allGather(data: Uint8Array, op = 'allGather'): Promise<Uint8Array[]> {
-    if (this.#destroyed) throw new CollectiveError(`${op}: the group was destroyed`);
+    this.#assertUsable(op);
     const seq = ++this.#seq;
     const result = this.#await(seq, op);
     if (this.rank === 0) {
@@ -561,7 +558,7 @@ export class ProcessGroup {
    * receiver and resent (on a reconnect, and every resendMs) until it is.
    */
   async allReduceRing(tensor: Float32Array): Promise<Float32Array> {
-    if (this.#destroyed) throw new CollectiveError('allReduceRing: the group was destroyed');
+    this.#assertUsable('allReduceRing');
     const seq = ++this.#seq;
     const W = this.worldSize;
     const buf = tensor.slice();
