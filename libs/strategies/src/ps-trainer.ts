@@ -11,6 +11,7 @@ export interface TrainerStep {
   readonly epoch: number;
   readonly loss: number;
   readonly examples: number;
+  /** Every shard applied the push (false: dropped by staleness, or by a shard restarted from an older checkpoint). */
   readonly accepted: boolean;
   readonly timing: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number };
 }
@@ -24,8 +25,9 @@ export async function runPsTrainer(o: {
   readonly rank: number;
   readonly data: AsyncIterable<{ readonly epoch: number; readonly batch: unknown }>;
   readonly onStep?: (s: TrainerStep) => void;
-}): Promise<{ steps: number; examples: number }> {
+}): Promise<{ steps: number; examples: number; droppedPushes: number }> {
   const dense = o.model.denseSpecs().map((d) => d.name);
+  const droppedBefore = o.client.counters.droppedPushes.reduce((a, b) => a + b, 0);
   let step = 0;
   let examples = 0;
   // The next batch is requested while this step computes (src/prefetch.ts).
@@ -45,5 +47,7 @@ export async function runPsTrainer(o: {
     const serdeMs = o.client.takeSerdeMs();
     o.onStep?.({ step, epoch, loss: result.loss, examples: result.count, accepted: replies.every((r) => r.accepted), timing: { computeMs: t2 - t1, serdeMs, waitMs: t1 - t0 + (t3 - t2) - serdeMs } });
   }
-  return { steps: step, examples };
+  // Pushes a shard refused after restarting from an older checkpoint (BAD_VERSION): work lost to the fault.
+  const droppedPushes = o.client.counters.droppedPushes.reduce((a, b) => a + b, 0) - droppedBefore;
+  return { steps: step, examples, droppedPushes };
 }
