@@ -6,12 +6,13 @@
 //
 // Faults (broker restarts, lost messages). Every message is idempotent: a contribution is keyed by
 // (rank, seq) and rank 0 keeps the first one. A rank whose collective has no result yet resends its
-// contribution when its connection reconnects and every `resendMs`; rank 0 answers a contribution to
+// contribution when its connection reconnects and every `resendMs` (once rank 0 has confirmed it
+// holds the contribution, through a `progress` message, only a small `ask`); rank 0 answers a contribution to
 // a collective it already finished by re-sending that result to the asking rank alone (it keeps the
 // results until every rank has acknowledged them, at most KEEP_RESULTS). The ring's point-to-point
 // chunks are acknowledged by their receiver and resent until they are. No wait is unbounded: a
 // collective fails with CollectiveTimeoutError naming the silent ranks after `timeoutMs` without
-// progress (a new contribution reaching rank 0; a reconnect restarts the clock once).
+// progress (a new contribution reaching rank 0; each reconnect restarts the clock too).
 //
 // Generations: a group re-formed after a rank died (the launcher restarts every rank with
 // generation + 1) lives on subjects of its own, and every message carries worldSize and
@@ -103,6 +104,9 @@ interface Resend {
   readonly bytes: Uint8Array;
   sentAt: number;
   expires: number;
+  /** Sent instead of `bytes` once rank 0 confirmed it has them (a contribution can be MBs). */
+  readonly ask?: Uint8Array;
+  confirmed?: boolean;
 }
 
 /** Results rank 0 keeps for ranks that may ask again (fewer once every rank acknowledged them). */
@@ -265,7 +269,7 @@ export class ProcessGroup {
   #resend(r: Resend, now: number): void {
     r.sentAt = now;
     this.#stats.resent++;
-    this.#publish(r.subject, r.bytes);
+    this.#publish(r.subject, r.confirmed === true && r.ask !== undefined ? r.ask : r.bytes);
   }
 
   #resendDue(): void {
@@ -371,6 +375,13 @@ export class ProcessGroup {
       this.#warn(`ignored rank ${m.rank}'s contribution to #${m.seq}, more than ${MAX_AHEAD} ahead of rank 0 (#${this.#seq})`);
       return;
     }
+    if (m.kind === 'ask') {
+      // Where the collective stands; a rank not listed sends its contribution again.
+      this.#stats.duplicates++;
+      const have = [...(this.#contrib.get(m.seq)?.keys() ?? [])].sort((a, b) => a - b);
+      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'progress', seq: m.seq, have, ...this.#stamp }));
+      return;
+    }
     this.#addContribution(m.seq, m.rank, m.data);
   }
 
@@ -440,9 +451,12 @@ export class ProcessGroup {
         if (this.#welcomed) this.#stats.duplicates++;
         this.#welcomed = true;
         return;
-      case 'progress':
+      case 'progress': {
+        const mine = this.#pendingUp.get(m.seq);
+        if (mine !== undefined) mine.confirmed = m.have.includes(this.rank);
         this.#waiters.get(m.seq)?.progress(m.have);
         return;
+      }
       default:
         if (m.seq === 0) {
           if (m.kind === 'error' && !this.#welcomed) this.#rendezvousError = m.error;
@@ -525,7 +539,8 @@ export class ProcessGroup {
       this.#addContribution(seq, 0, data.slice());
     } else {
       const bytes = collectiveUpCodec.encode({ kind: 'data', rank: this.rank, seq, ack: this.#ack, data, ...this.#stamp });
-      const r: Resend = { subject: this.#up, bytes, sentAt: Date.now(), expires: Infinity };
+      const ask = collectiveUpCodec.encode({ kind: 'ask', rank: this.rank, seq, ack: this.#ack, ...this.#stamp });
+      const r: Resend = { subject: this.#up, bytes, ask, sentAt: Date.now(), expires: Infinity };
       this.#pendingUp.set(seq, r);
       this.#publish(r.subject, r.bytes);
     }

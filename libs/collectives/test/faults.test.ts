@@ -260,3 +260,25 @@ t.test('rendezvous refuses a rank of another world size; a restarted rank cannot
   await t.rejects(group(nc, { job: 'size', worldSize: 2, rank: 1, resendMs: 0 }), /resendMs must be positive/);
   for (const p of [...g, again]) p.destroy();
 });
+
+t.test('a contribution rank 0 confirmed is not resent in full while a slow rank keeps the collective waiting', async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const [nc, spy] = await connections(server.url, 2);
+  t.teardown(() => Promise.all([nc.close(), spy.close()]));
+  const sizes: number[] = [];
+  const sub = spy.subscribe('slow.coll.world.up', { callback: (_e, m) => void sizes.push(m.data.length) });
+  await spy.flush();
+  const g = await Promise.all([0, 1, 2].map((rank) => group(nc, { job: 'slow', worldSize: 3, rank, timeoutMs: 10_000, resendMs: 100 })));
+  sizes.length = 0;
+  const big = new Uint8Array(200_000).fill(7);
+  const fast = [g[0], g[1]].map((p) => p.allGather(p.rank === 1 ? big : new Uint8Array(1)));
+  // Rank 2 contributes once rank 1 has asked (not resent) a few times.
+  while (g[1].stats().resent < 3) await new Promise((r) => setTimeout(r, 50));
+  const all = await Promise.all([...fast, g[2].allGather(new Uint8Array(2))]);
+  t.equal(all[2][1].length, 200_000);
+  t.equal(sizes.filter((n) => n > 100_000).length, 1, 'the 200 kB contribution travelled once');
+  t.ok(sizes.filter((n) => n < 200).length >= 3, 'the resends were small asks');
+  sub.unsubscribe();
+  for (const p of g) p.destroy();
+});

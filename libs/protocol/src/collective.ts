@@ -11,7 +11,10 @@ interface GroupStamp {
   readonly generation?: number;
 }
 
-/** A rank announcing itself (seq 0) or contributing to collective `seq` (≥ 1). */
+/**
+ * A rank announcing itself (seq 0), contributing to collective `seq` (≥ 1), or asking about a
+ * contribution rank 0 already confirmed (`ask`: rank 0 answers with the result, or the progress).
+ */
 export type CollectiveUp =
   | (GroupStamp & { readonly kind: 'hello'; readonly rank: number; readonly seq: 0 })
   | (GroupStamp & {
@@ -21,7 +24,8 @@ export type CollectiveUp =
       /** Every collective of this rank up to and including `ack` has finished (rank 0 may forget their results). */
       readonly ack: number;
       readonly data: Uint8Array;
-    });
+    })
+  | (GroupStamp & { readonly kind: 'ask'; readonly rank: number; readonly seq: number; readonly ack: number });
 
 export type CollectiveDown =
   | (GroupStamp & { readonly kind: 'welcome'; readonly seq: 0 })
@@ -64,10 +68,11 @@ export const collectiveUpCodec: Codec<CollectiveUp> = defineMsgpackKind<Collecti
     if (o.seq !== 0) c.fail(`a hello has seq 0, got ${String(o.seq)}`);
     return { kind: 'hello', rank, seq: 0, ...s };
   }
-  if (o.kind !== 'data') c.fail(`field 'kind' must be 'hello' or 'data', got ${String(o.kind)}`);
+  if (o.kind !== 'data' && o.kind !== 'ask') c.fail(`field 'kind' must be 'hello', 'data' or 'ask', got ${String(o.kind)}`);
   const seq = c.int(o, 'seq', 1);
   const ack = c.int(o, 'ack');
   if (ack >= seq) c.fail(`field 'ack' (${ack}) must be below seq (${seq})`);
+  if (o.kind === 'ask') return { kind: 'ask', rank, seq, ack, ...s };
   return { kind: 'data', rank, seq, ack, data: c.u8(o.data, 'data'), ...s };
 });
 

@@ -8,6 +8,7 @@ const ups: CollectiveUp[] = [
   { kind: 'hello', rank: 0, seq: 0, worldSize: 1, generation: 4 },
   { kind: 'data', rank: 1, seq: 7, ack: 6, worldSize: 2, generation: 0, data: new Uint8Array([1, 2, 3]) },
   { kind: 'data', rank: 1, seq: 1, ack: 0, worldSize: 2, data: new Uint8Array(0) },
+  { kind: 'ask', rank: 1, seq: 4, ack: 2, worldSize: 2, generation: 1 },
 ];
 const downs: CollectiveDown[] = [
   { kind: 'welcome', seq: 0, worldSize: 3, generation: 2 },
@@ -37,6 +38,7 @@ t.test('malformed messages are refused with a DecodeError naming the field', asy
     [collectiveUpCodec, { kind: 'data', rank: 0, seq: 3, ack: 3, worldSize: 2, data: new Uint8Array(0) }, /'ack'/],
     [collectiveUpCodec, { kind: 'data', rank: 0, seq: 3, ack: 1, worldSize: 2, data: [1, 2] }, /data must be a Uint8Array/],
     [collectiveUpCodec, { kind: 'hello', rank: 0, seq: 1, worldSize: 2 }, /hello has seq 0/],
+    [collectiveUpCodec, { kind: 'ask', rank: 1, seq: 2, ack: 2, worldSize: 2 }, /'ack'/],
     [collectiveUpCodec, { kind: 'nope', rank: 0, seq: 1, worldSize: 2 }, /'kind'/],
     [collectiveUpCodec, { kind: 'hello', rank: 0, seq: 0, worldSize: 0 }, /'worldSize'/],
     [collectiveUpCodec, { kind: 'hello', rank: 0, seq: 0, worldSize: 2, generation: -1 }, /'generation'/],
