@@ -8,7 +8,8 @@
 // Connection-aware: one watcher per connection follows nc.status(). When the connection drops,
 // every attempt in flight on it is abandoned (its reply may be lost with the old socket) and the
 // next attempt waits for the reconnect, then goes at once — so a 3 s outage costs about 3 s, not
-// an attempt timeout. Attempts in flight when the connection comes back are re-sent too.
+// an attempt timeout. Attempts in flight when the connection comes back are re-sent too: nats.js
+// v3 discards what was published while disconnected (the outbound buffer is reset at each dial).
 import { errors as natsErrors, type NatsConnection } from '@nats-io/nats-core';
 import { ChunkError } from '@actorflow/protocol';
 import { BusError, BusTimeoutError, ConnectionClosedError, ConnectionLostError, NoRespondersBusError, RemoteError, RetryDeadlineError } from './errors.ts';
@@ -97,6 +98,8 @@ class ConnectionWatch {
 
   constructor(nc: NatsConnection) {
     this.closed = nc.isClosed();
+    // nats.js clears the server info while it reconnects.
+    this.connected = !this.closed && nc.info !== undefined;
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') {
@@ -120,7 +123,6 @@ class ConnectionWatch {
   }
 
   #closed(): void {
-    if (this.closed && this.inflight.size === 0) return;
     this.closed = true;
     this.#abandon((what) => new ConnectionClosedError(what));
     this.#wake();
