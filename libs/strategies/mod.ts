@@ -10,6 +10,8 @@ export {
   parseStaleness,
   psStatsSubject,
   PushRejected,
+  ShardStateError,
+  PUSH_ID_MEMORY,
   type PushRejectReason,
   type ShardStats,
   type ParameterShardOptions,

@@ -7,7 +7,22 @@ import { HandlerError, serveLarge, type NatsConnection, type ServeLargeOptions, 
 import { hash32 } from '@actorflow/data';
 import type { OptimizerConfig } from '@actorflow/embeddings';
 import type { StepResult, TrainableModel } from '@actorflow/models';
-import { gradientCodec, pullReplyCodec, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PulledTable, type PushReply, type Snapshot } from '@actorflow/protocol';
+import {
+  gradientCodec,
+  pullReplyCodec,
+  pullRequestCodec,
+  pushReplyCodec,
+  shardStateCodec,
+  snapshotCodec,
+  subjects,
+  SHARD_STATE_FORMAT,
+  type OptimizerSlotState,
+  type OwnedTableState,
+  type PulledTable,
+  type PushReply,
+  type ShardState,
+  type Snapshot,
+} from '@actorflow/protocol';
 import { applyStep, createOptimizer, initParams, type ParamStore } from './params.ts';
 import { firstNonFinite } from './guards.ts';
 
@@ -52,6 +67,26 @@ export interface ParameterShardOptions {
   readonly logIntervalMs?: number;
   /** Clock for the log rate limit (tests). */
   readonly now?: () => number;
+  /** A state from exportState() (a checkpoint part) to start from instead of the initial parameters; see restoreState. */
+  readonly restore?: Uint8Array;
+}
+
+/** Push ids (and their replies) a shard remembers to answer retried pushes without applying them twice. */
+export const PUSH_ID_MEMORY = 1024;
+
+/** A shard state that cannot be restored into this shard (another shard, model or optimizer); nothing was changed. */
+export class ShardStateError extends Error {
+  constructor(
+    readonly shard: number,
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `parameter shard ${shard}: cannot restore the checkpointed state: ${detail}; restore each shard from its own part of a checkpoint of the same job (same model, optimizer and shard count)`,
+      options,
+    );
+    this.name = 'ShardStateError';
+  }
 }
 
 /** Why a push was rejected; also the error code the pusher receives. */
@@ -85,6 +120,8 @@ export interface ShardStats {
   readonly bySender: Readonly<Record<string, { readonly accepted: number; readonly rejected: Partial<Record<PushRejectReason, number>> }>>;
   /** Requests that arrived without a reply subject. */
   readonly noReply: number;
+  /** Pushes whose pushId was already applied (answered with the first reply, nothing applied). */
+  readonly duplicates: number;
 }
 
 /** Subject of a shard's stats (JSON ShardStats). */
@@ -107,6 +144,11 @@ export class ParameterShard {
   readonly #senders = new Map<number, { accepted: number; rejected: Partial<Record<PushRejectReason, number>> }>();
   readonly #logged = new Map<string, { at: number; since: number }>();
   #noReply = 0;
+  #duplicates = 0;
+  /** Replies of the last PUSH_ID_MEMORY pushes that carried an id, oldest first. */
+  readonly #replies = new Map<string, PushReply>();
+  /** Rows of each table this shard owns, ascending (computed once). */
+  readonly #owned = new Map<string, Int32Array>();
   readonly #log: (line: string) => void;
   readonly #logIntervalMs: number;
   readonly #now: () => number;
@@ -121,6 +163,7 @@ export class ParameterShard {
     this.#log = o.log ?? ((line) => console.error(`[ps ${o.shard}/${o.of}] ${line}`));
     this.#logIntervalMs = o.logIntervalMs ?? 5000;
     this.#now = o.now ?? Date.now;
+    if (o.restore !== undefined) this.restoreState(o.restore);
   }
 
   /** Bytes of all parameters (every table and dense tensor of the model). */
@@ -149,6 +192,7 @@ export class ParameterShard {
       rejectedByReason: { ...this.#rejected },
       bySender,
       noReply: this.#noReply,
+      duplicates: this.#duplicates,
     };
   }
 
@@ -203,8 +247,27 @@ export class ParameterShard {
    * names, owners, row ranges, duplicate rows, shapes, finite values, version ≤ current), and a
    * bad push is rejected with a PushRejected (counted by reason and by sender, logged at a
    * bounded rate) before any byte of the parameters changes.
+   *
+   * `pushId` makes the push idempotent: a push with an id seen among the last PUSH_ID_MEMORY is
+   * answered with the reply it got the first time and applies nothing (counted as a duplicate).
    */
-  push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank = 0): PushReply {
+  push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank = 0, pushId?: string): PushReply {
+    if (pushId !== undefined) {
+      const seen = this.#replies.get(pushId);
+      if (seen !== undefined) {
+        this.#duplicates++;
+        return seen;
+      }
+    }
+    const reply = this.#push(g, paramVersion, rank);
+    if (pushId !== undefined) {
+      this.#replies.set(pushId, reply);
+      if (this.#replies.size > PUSH_ID_MEMORY) this.#replies.delete(this.#replies.keys().next().value as string);
+    }
+    return reply;
+  }
+
+  #push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank: number): PushReply {
     try {
       this.#validatePush(g, paramVersion, rank);
     } catch (err) {
@@ -306,21 +369,148 @@ export class ParameterShard {
     this.#logged.set('NO_REPLY', l);
   }
 
+  /** The rows of `table` this shard owns, ascending. */
+  ownedRows(table: string): Int32Array {
+    let rows = this.#owned.get(table);
+    if (rows === undefined) {
+      const t = this.params.tables[table];
+      const out: number[] = [];
+      for (let r = 0; r < t.rows; r++) if (ownerOfRow(table, r, this.of) === this.shard) out.push(r);
+      rows = Int32Array.from(out);
+      this.#owned.set(table, rows);
+    }
+    return rows;
+  }
+
   /** The rows and dense tensors this shard owns. */
   snapshot(job: string, step: number): Snapshot {
     const tables: Record<string, PulledTable> = {};
-    for (const [name, t] of Object.entries(this.params.tables)) {
-      const rows: number[] = [];
-      for (let r = 0; r < t.rows; r++) if (ownerOfRow(name, r, this.of) === this.shard) rows.push(r);
-      tables[name] = this.pull({ [name]: Int32Array.from(rows) }, []).tables[name];
-    }
+    for (const name of Object.keys(this.params.tables)) tables[name] = this.pull({ [name]: this.ownedRows(name) }, []).tables[name];
     const dense: Record<string, Float32Array> = {};
     for (const name of Object.keys(this.params.dense)) if (ownerOfDense(name, this.of) === this.shard) dense[name] = this.params.dense[name].slice();
     return { job, step, version: this.#version, tables, dense };
   }
+
+  /**
+   * Everything a restarted shard needs to continue exactly where this one is: the owned rows and
+   * dense tensors, their optimizer state (moments and per-row update counts), the version, the
+   * push counters and the SSP clocks — a ShardState (shardStateCodec), copied, so training may go on.
+   */
+  exportState(): Uint8Array {
+    const tables: Record<string, OwnedTableState> = {};
+    for (const [name, t] of Object.entries(this.params.tables)) {
+      const owned = this.ownedRows(name);
+      tables[name] = { rows: t.rows, dim: t.dim, owned, values: this.pull({ [name]: owned }, []).tables[name].values };
+    }
+    const dense: Record<string, Float32Array> = {};
+    for (const name of Object.keys(this.params.dense)) if (ownerOfDense(name, this.of) === this.shard) dense[name] = this.params.dense[name].slice();
+    const slots: Record<string, OptimizerSlotState> = {};
+    for (const [name, s] of Object.entries(this.#optimizer.state())) {
+      if (name.startsWith('dense:')) {
+        if (Object.hasOwn(dense, name.slice('dense:'.length))) slots[name] = { m: s.m.slice(), v: s.v.slice(), steps: s.steps.slice() };
+        continue;
+      }
+      const t = this.params.tables[name];
+      if (t === undefined) continue;
+      const owned = tables[name].owned;
+      const dim = t.dim;
+      const m = new Float32Array(owned.length * dim);
+      const v = new Float32Array(owned.length * dim);
+      const steps = new Int32Array(owned.length);
+      for (let i = 0; i < owned.length; i++) {
+        const r = owned[i];
+        m.set(s.m.subarray(r * dim, (r + 1) * dim), i * dim);
+        v.set(s.v.subarray(r * dim, (r + 1) * dim), i * dim);
+        steps[i] = s.steps[r];
+      }
+      slots[name] = { m, v, steps };
+    }
+    const clocks: Record<string, number> = {};
+    for (const [rank, c] of this.#clocks) clocks[String(rank)] = c.clock;
+    const state: ShardState = {
+      format: SHARD_STATE_FORMAT,
+      shard: this.shard,
+      of: this.of,
+      optimizer: this.#optimizer.config.name,
+      version: this.#version,
+      pushes: this.#pushes,
+      dropped: this.#dropped,
+      tables,
+      dense,
+      slots,
+      clocks,
+    };
+    return shardStateCodec.encode(state);
+  }
+
+  /**
+   * Loads a state from exportState() (a checkpoint part) into this shard. Everything is checked
+   * first — shard index and count, optimizer, table names and shapes, owned rows, dense tensors —
+   * and a mismatch throws a ShardStateError naming it before anything changes. Continuing from
+   * the restored state is bit-identical to never having stopped.
+   */
+  restoreState(bytes: Uint8Array): void {
+    let st: ShardState;
+    try {
+      st = shardStateCodec.decode(bytes);
+    } catch (err) {
+      throw new ShardStateError(this.shard, (err as Error).message, { cause: err });
+    }
+    const fail = (detail: string): never => {
+      throw new ShardStateError(this.shard, detail);
+    };
+    if (st.shard !== this.shard || st.of !== this.of) fail(`the state is of shard ${st.shard} of ${st.of}, this is shard ${this.shard} of ${this.of}`);
+    if (st.optimizer !== this.#optimizer.config.name) fail(`the state's optimizer is ${st.optimizer}, this shard's is ${this.#optimizer.config.name}`);
+    const names = (o: object): string => Object.keys(o).sort().join(', ');
+    if (names(st.tables) !== names(this.params.tables)) fail(`the state has tables [${names(st.tables)}], the model [${names(this.params.tables)}]`);
+    for (const [name, s] of Object.entries(st.tables)) {
+      const t = this.params.tables[name];
+      if (s.rows !== t.rows || s.dim !== t.dim) fail(`table ${name} is ${s.rows} × ${s.dim} in the state, ${t.rows} × ${t.dim} in the model`);
+      const owned = this.ownedRows(name);
+      if (s.owned.length !== owned.length || s.owned.some((r, i) => r !== owned[i])) fail(`table ${name}: the state holds ${s.owned.length} rows, not the ${owned.length} this shard owns`);
+    }
+    const ownedDense = Object.keys(this.params.dense).filter((n) => ownerOfDense(n, this.of) === this.shard);
+    if (names(st.dense) !== [...ownedDense].sort().join(', ')) fail(`the state has dense tensors [${names(st.dense)}], this shard owns [${[...ownedDense].sort().join(', ')}]`);
+    for (const [name, v] of Object.entries(st.dense))
+      if (v.length !== this.params.dense[name].length) fail(`dense ${name} has ${v.length} values in the state, ${this.params.dense[name].length} in the model`);
+    // Checked: now apply. Optimizer slots are whole-parameter sized; rows this shard does not own keep their initial state.
+    const slots: Record<string, { m: Float32Array; v: Float32Array; steps: Int32Array }> = {};
+    for (const [name, s] of Object.entries(st.slots)) {
+      if (name.startsWith('dense:')) {
+        slots[name] = { m: s.m.slice(), v: s.v.slice(), steps: s.steps.slice() };
+        continue;
+      }
+      const t = this.params.tables[name];
+      const owned = st.tables[name].owned;
+      const dim = t.dim;
+      const m = new Float32Array(t.data.length);
+      const v = new Float32Array(t.data.length);
+      if (this.#optimizer.config.name === 'adagrad') v.fill(this.#optimizer.config.initialAccumulator);
+      const steps = new Int32Array(t.rows);
+      for (let i = 0; i < owned.length; i++) {
+        const r = owned[i];
+        m.set(s.m.subarray(i * dim, (i + 1) * dim), r * dim);
+        v.set(s.v.subarray(i * dim, (i + 1) * dim), r * dim);
+        steps[r] = s.steps[i];
+      }
+      slots[name] = { m, v, steps };
+    }
+    for (const [name, s] of Object.entries(st.tables)) {
+      const t = this.params.tables[name];
+      for (let i = 0; i < s.owned.length; i++) t.data.set(s.values.subarray(i * t.dim, (i + 1) * t.dim), s.owned[i] * t.dim);
+    }
+    for (const [name, v] of Object.entries(st.dense)) this.params.dense[name].set(v);
+    this.#optimizer.loadState(slots);
+    this.#version = st.version;
+    this.#pushes = st.pushes;
+    this.#dropped = st.dropped;
+    this.#clocks.clear();
+    const now = Date.now();
+    for (const [rank, clock] of Object.entries(st.clocks)) this.#clocks.set(Number(rank), { clock, seen: now });
+  }
 }
 
-/** Serves a shard on `<job>.ps.<shard>.pull|push|snapshot|stats`. */
+/** Serves a shard on `<job>.ps.<shard>.pull|push|snapshot|state|stats`. */
 export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard, opts: Pick<ServeLargeOptions, 'maxRequestBytes'> = {}): Subscription[] {
   // A push carries at most every owned row's gradient (values and row ids): bound requests by the model's size.
   const maxRequestBytes = opts.maxRequestBytes ?? Math.max(8 * 1024 * 1024, 3 * ps.paramBytes);
@@ -347,11 +537,12 @@ export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard
           ps.countMalformed((err as Error).message);
           throw new HandlerError('MALFORMED', (err as Error).message);
         }
-        return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank));
+        return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank, g.pushId));
       },
       common(subjects.psPush(job, ps.shard)),
     ),
     serveLarge(nc, subjects.psSnapshot(job, ps.shard), () => snapshotCodec.encode(ps.snapshot(job, ps.version)), common(subjects.psSnapshot(job, ps.shard))),
+    serveLarge(nc, subjects.psState(job, ps.shard), () => ps.exportState(), common(subjects.psState(job, ps.shard))),
     serveLarge(nc, psStatsSubject(job, ps.shard), () => new TextEncoder().encode(JSON.stringify(ps.stats)), common(psStatsSubject(job, ps.shard))),
   ];
 }
