@@ -5,6 +5,7 @@
 //   actorflow job, 1 trainer  the launcher (nats-server, data shard, parameter shard, trainer,
 //                             evaluator as processes); its metrics.json trainSeconds/examplesPerSecond
 //   PyTorch                   tools/bench/torch_mf.py on Debian's python3-torch, 1 thread
+//   plain JS reference        tools/bench/mf_ref.ts, mf_ref.c line for line in scalar JavaScript
 //   C limit                   tools/bench/mf_ref.c, gcc -O3 -march=native, the same lazy Adam loop
 // MF on the seed experiment's shape: ~670 users × 9k items × 100k ratings, random 80/20 split, dim
 // 100, Adam 0.01, l2 0.00028, batch 5001, 100 epochs.
@@ -101,7 +102,7 @@ const common = ['--users', `${s.numUsers}`, '--items', `${s.numItems}`, '--dim',
 const engines: Engine[] = [
   {
     name: 'actorflow, single process',
-    what: 'trainLocal: fused MF kernel + lazy row-wise Adam, plain JS (no TF.js op per step)',
+    what: 'trainLocal: fused MF kernel + lazy row-wise Adam in WebAssembly SIMD (f64x2, bit-identical to the JS loops; no TF.js op per step)',
     run: () => {
       const { out, wall } = timed(join(root, 'node_modules/.bin/tsx'), [join(here, 'vs-torch-mf.ts'), '--train', trainCsv, '--test', testCsv, ...common]);
       const j = lastJson(out);
@@ -113,6 +114,26 @@ const engines: Engine[] = [
     what: `torch ${torch} (Debian python3-torch, BLAS ${blas}), 1 thread, nn.Embedding + dense Adam(weight_decay=l2)`,
     run: () => {
       const { out, wall } = timed(String(v.python), [join(here, 'torch_mf.py'), '--train', trainCsv, '--test', testCsv, ...common, '--threads', '1']);
+      const j = lastJson(out);
+      return { trainSeconds: j.trainSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
+    },
+  },
+  {
+    name: 'plain JS reference',
+    what: 'tools/bench/mf_ref.ts: mf_ref.c line for line in scalar JavaScript (whole-table Float32Arrays, lazy row-wise Adam)',
+    run: () => {
+      const { out, wall } = timed(join(root, 'node_modules/.bin/tsx'), [
+        join(here, 'mf_ref.ts'),
+        trainCsv,
+        testCsv,
+        `${s.numUsers}`,
+        `${s.numItems}`,
+        `${hp.dim}`,
+        `${epochs}`,
+        `${hp.batch}`,
+        `${hp.lr}`,
+        `${hp.l2}`,
+      ]);
       const j = lastJson(out);
       return { trainSeconds: j.trainSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
     },

@@ -17,7 +17,9 @@
     (local $e i32) (local $k i32) (local $po i32) (local $qo i32) (local $gpo i32) (local $gqo i32)
     (local $dot f64) (local $err f64) (local $g f64) (local $sq f64) (local $gMu f64)
     (local $ub i32) (local $ib i32) (local $g2 v128) (local $p2 v128) (local $q2 v128) (local $pairs i32) (local $a i32)
+    (local $quads i32) (local $sa v128) (local $sb v128)
     (local.set $pairs (i32.and (local.get $d) (i32.const -2)))
+    (local.set $quads (i32.and (local.get $d) (i32.const -4)))
     (block $done
       (loop $ex
         (br_if $done (i32.ge_u (local.get $e) (local.get $n)))
@@ -28,18 +30,34 @@
         (local.set $a (i32.shl (i32.mul (i32.load (i32.add (local.get $pi) (i32.shl (local.get $e) (i32.const 2)))) (local.get $d)) (i32.const 2)))
         (local.set $qo (i32.add (local.get $Q) (local.get $a)))
         (local.set $gqo (i32.add (local.get $gQ) (local.get $a)))
-        ;; dot, sequential in float64 (the JS order)
-        (local.set $dot (f64.const 0))
+        ;; dot in float64 with four partial sums s_j = Σ_{k ≡ j mod 4} (lanes of $sa = s0 s1, $sb = s2 s3),
+        ;; dot = (s0 + s1) + (s2 + s3), then the last d mod 4 products in order (the JS loop's order)
+        (local.set $sa (v128.const i64x2 0 0))
+        (local.set $sb (v128.const i64x2 0 0))
         (local.set $k (i32.const 0))
         (block $dd
           (loop $dl
-            (br_if $dd (i32.ge_u (local.get $k) (local.get $d)))
+            (br_if $dd (i32.ge_u (local.get $k) (local.get $quads)))
+            (local.set $a (i32.shl (local.get $k) (i32.const 2)))
+            (local.set $sa (f64x2.add (local.get $sa)
+              (f64x2.mul (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $po) (local.get $a))))
+                         (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $qo) (local.get $a)))))))
+            (local.set $sb (f64x2.add (local.get $sb)
+              (f64x2.mul (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (i32.add (local.get $po) (local.get $a))))
+                         (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (i32.add (local.get $qo) (local.get $a)))))))
+            (local.set $k (i32.add (local.get $k) (i32.const 4)))
+            (br $dl)))
+        (local.set $dot (f64.add (f64.add (f64x2.extract_lane 0 (local.get $sa)) (f64x2.extract_lane 1 (local.get $sa)))
+                                 (f64.add (f64x2.extract_lane 0 (local.get $sb)) (f64x2.extract_lane 1 (local.get $sb)))))
+        (block $td
+          (loop $tl
+            (br_if $td (i32.ge_u (local.get $k) (local.get $d)))
             (local.set $a (i32.shl (local.get $k) (i32.const 2)))
             (local.set $dot (f64.add (local.get $dot)
               (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $po) (local.get $a))))
                        (f64.promote_f32 (f32.load (i32.add (local.get $qo) (local.get $a)))))))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
-            (br $dl)))
+            (br $tl)))
         (local.set $ub (i32.shl (i32.load (i32.add (local.get $bu) (i32.shl (local.get $e) (i32.const 2)))) (i32.const 2)))
         (local.set $ib (i32.shl (i32.load (i32.add (local.get $bi) (i32.shl (local.get $e) (i32.const 2)))) (i32.const 2)))
         (local.set $err
