@@ -152,6 +152,7 @@ export class ProcessGroup {
   // Ring traffic: chunks from the previous rank, by "seq:phase:step".
   readonly #p2p = new Map<string, Float32Array>();
   readonly #p2pWaiters = new Map<string, (v: Float32Array) => void>();
+  readonly #p2pAborts = new Set<(err: Error) => void>();
   readonly #consumed = new Map<string, number>();
   #ticker: NodeJS.Timeout | undefined;
   #status: AsyncIterable<unknown> | undefined;
@@ -657,6 +658,11 @@ export class ProcessGroup {
         clearTimeout(timer);
         this.#p2pWaiters.delete(key);
         this.#rearm.delete(arm);
+        this.#p2pAborts.delete(abort);
+      };
+      const abort = (err: Error): void => {
+        done();
+        reject(err);
       };
       const arm = (): void => {
         clearTimeout(timer);
@@ -670,6 +676,7 @@ export class ProcessGroup {
         resolve(v);
       });
       this.#rearm.add(arm);
+      this.#p2pAborts.add(abort);
       arm();
     });
   }
@@ -755,6 +762,7 @@ export class ProcessGroup {
     clearInterval(this.#ticker);
     (this.#status as { stop?: () => void } | undefined)?.stop?.();
     for (const [seq, w] of [...this.#waiters]) w.settle({ kind: 'error', seq, error: 'the group was destroyed', ...this.#stamp });
+    for (const abort of [...this.#p2pAborts]) abort(new CollectiveError('allReduceRing: the group was destroyed while waiting for a neighbour'));
     this.#pendingUp.clear();
     this.#unacked.clear();
   }

@@ -218,8 +218,10 @@ t.test('timeouts name the silent rank; a broker that never returns ends every wa
   );
   // destroy() ends a wait too, and a closed connection fails fast.
   const pending = g[1].allGather(new Uint8Array([3]));
+  const pendingRing = g[1].allReduceRing(new Float32Array(4));
   g[1].destroy();
   await t.rejects(pending, CollectiveError);
+  await t.rejects(pendingRing, /destroyed while waiting for a neighbour/);
   await t.rejects(g[1].allGather(new Uint8Array(1)), /destroyed/);
   await t.rejects(g[1].allReduceRing(new Float32Array(1)), /destroyed/);
   await ncs[2].close();
