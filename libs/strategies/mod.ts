@@ -20,5 +20,5 @@ export {
 export { PsClient, type PsClientOptions, type PsClientCounters } from './src/ps-client.ts';
 export { DivergenceError, assertFiniteStep, firstNonFinite, nonFiniteParam } from './src/guards.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
-export { runMirroredTrainer, broadcastParams, storeToSnapshot, type MirroredStep, type FedExamples } from './src/mirrored.ts';
+export { runMirroredTrainer, broadcastParams, storeToSnapshot, loadTrainerState, TrainerStateError, type MirroredStep, type FedExamples } from './src/mirrored.ts';
 export { evaluateModel, clipToRange, withColdStart, evaluateRanking, popularityRanking, withHistory, headlineMetric, type EvalData, type EvalProgress, type Metrics } from './src/evaluate.ts';

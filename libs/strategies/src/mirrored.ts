@@ -9,9 +9,9 @@
 import type { ProcessGroup } from '@actorflow/collectives';
 import type { Engine } from '@actorflow/engine';
 import { batchLength, type AnyBatch } from '@actorflow/data';
-import { addSparse, type OptimizerConfig, type SparseGradient } from '@actorflow/embeddings';
+import { addSparse, type OptimizerConfig, type RowOptimizer, type SparseGradient } from '@actorflow/embeddings';
 import type { TrainableModel } from '@actorflow/models';
-import { decodeMsg, encodeMsg } from '@actorflow/protocol';
+import { TRAINER_STATE_FORMAT, decodeMsg, encodeMsg, type OptimizerSlotState, type TableData, type TrainerState } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
 import { assertFiniteStep } from './guards.ts';
 import { prefetch } from './prefetch.ts';
@@ -38,6 +38,44 @@ export interface MirroredStep {
   readonly timing: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number };
 }
 
+/** A TrainerState that does not fit this model or optimizer; the trainer did not start. */
+export class TrainerStateError extends Error {
+  constructor(
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`cannot resume the mirrored trainer: ${detail}; resume from a checkpoint of the same job (same model, hyper-parameters and optimizer), or start afresh`, options);
+    this.name = 'TrainerStateError';
+  }
+}
+
+/** Copies a TrainerState's parameters and optimizer state into a fresh replica and optimizer, after checking every shape. */
+export function loadTrainerState(params: ParamStore, optimizer: RowOptimizer, state: TrainerState): void {
+  const names = (o: object): string => Object.keys(o).sort().join(', ');
+  if (names(state.params.tables) !== names(params.tables)) throw new TrainerStateError(`the state has tables [${names(state.params.tables)}], the model [${names(params.tables)}]`);
+  if (names(state.params.dense) !== names(params.dense)) throw new TrainerStateError(`the state has dense tensors [${names(state.params.dense)}], the model [${names(params.dense)}]`);
+  for (const [name, t] of Object.entries(state.params.tables)) {
+    const mine = params.tables[name];
+    if (t.rows !== mine.rows || t.dim !== mine.dim || t.data.length !== mine.data.length)
+      throw new TrainerStateError(`table ${name} is ${t.rows} × ${t.dim} in the state, ${mine.rows} × ${mine.dim} in the model`);
+  }
+  for (const [name, v] of Object.entries(state.params.dense)) {
+    if (v.length !== params.dense[name].length) throw new TrainerStateError(`dense ${name} has ${v.length} values in the state, ${params.dense[name].length} in the model`);
+  }
+  const slots: Record<string, { m: Float32Array; v: Float32Array; steps: Int32Array }> = {};
+  for (const [name, s] of Object.entries(state.optimizer)) {
+    const size = name.startsWith('dense:') ? params.dense[name.slice('dense:'.length)]?.length : params.tables[name]?.data.length;
+    const rows = name.startsWith('dense:') ? 1 : params.tables[name]?.rows;
+    if (size === undefined || s.m.length !== size || s.v.length !== size || s.steps.length !== rows) {
+      throw new TrainerStateError(`optimizer state '${name}' (${s.m.length} moments, ${s.steps.length} step counts) does not fit a parameter of the model`);
+    }
+    slots[name] = { m: s.m.slice(), v: s.v.slice(), steps: s.steps.slice() };
+  }
+  for (const [name, t] of Object.entries(state.params.tables)) params.tables[name].data.set(t.data);
+  for (const [name, v] of Object.entries(state.params.dense)) params.dense[name].set(v);
+  optimizer.loadState(slots);
+}
+
 function scaled(v: Float32Array, s: number): Float32Array {
   return v.map((x) => Math.fround(x * s));
 }
@@ -61,16 +99,33 @@ export async function runMirroredTrainer(o: {
   /** star (default): everything through rank 0, summed in rank order; ring: dense gradients by ring all-reduce. */
   readonly allreduce?: 'star' | 'ring';
   readonly onStep?: (s: MirroredStep) => void;
-  /** Called after each step with the updated replica (e.g. to checkpoint every k steps). */
-  readonly onParams?: (step: number, params: ParamStore) => Promise<void> | undefined;
-}): Promise<{ params: ParamStore; steps: number }> {
+  /**
+   * Called after each step with the updated replica (e.g. to checkpoint every k steps) and a
+   * builder of this step's TrainerState (a copy: call it before the callback's promise settles).
+   */
+  readonly onParams?: (step: number, params: ParamStore, state: () => TrainerState) => Promise<void> | undefined;
+  /**
+   * Continue from a TrainerState (the same bytes on every rank): its parameters and optimizer
+   * state are loaded on every rank (no broadcast), and steps count on from `resume.step`. The
+   * caller starts `data` at (resume.epoch, resume.stepInEpoch) — the next global step's batch.
+   */
+  readonly resume?: TrainerState;
+  /** Recorded in the TrainerState (default: the resumed state's job, else ''). */
+  readonly job?: string;
+}): Promise<{ params: ParamStore; steps: number; state: () => TrainerState }> {
   const params = initParams(o.model, o.seed);
-  await broadcastParams(o.pg, params);
   const optimizer = createOptimizer(o.optimizer);
+  if (o.resume !== undefined) loadTrainerState(params, optimizer, o.resume);
+  else await broadcastParams(o.pg, params);
+  const job = o.job ?? o.resume?.job ?? '';
   // The next batch is requested while this step computes and all-reduces (src/prefetch.ts).
   const it = prefetch(o.data)[Symbol.asyncIterator]();
   let exhausted = false;
-  let step = 0;
+  let step = o.resume?.step ?? 0;
+  // Where in the data the steps are: each item of `data` is one global step; a new epoch value starts the count again.
+  let epoch = o.resume?.epoch ?? 0;
+  let stepInEpoch = o.resume?.stepInEpoch ?? 0;
+  const state = (): TrainerState => trainerState(job, o.pg.worldSize, step, epoch, stepInEpoch, params, optimizer);
   const denseSpecs = [...o.model.denseSpecs()].sort((a, b) => a.name.localeCompare(b.name));
   const denseSize = denseSpecs.reduce((s, d) => s + d.size, 0);
   for (;;) {
@@ -79,11 +134,15 @@ export async function runMirroredTrainer(o: {
     if (!exhausted) {
       const next = await it.next();
       if (next.done === true) exhausted = true;
-      else if (batchLength(next.value.batch) > 0) {
+      else if (next.value.epoch !== epoch) {
+        epoch = next.value.epoch;
+        stepInEpoch = 0;
+      }
+      if (next.done !== true && batchLength(next.value.batch) > 0) {
         // (An empty batch: this rank's slice of a short last batch is empty; it sits this step out.)
-        const { batch, epoch } = next.value;
+        const { batch } = next.value;
         // ctx.step is the global step, the same on every rank and in the single-process reference.
-        const ctx = { seed: o.seed, epoch, step };
+        const ctx = { seed: o.seed, epoch: next.value.epoch, step };
         const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch, ctx)), ctx);
         assertFiniteStep(r, { step, rank: o.pg.rank });
         // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
@@ -144,6 +203,7 @@ export async function runMirroredTrainer(o: {
     for (const k of Object.keys(sparse)) sparse[k] = { rows: sparse[k].rows, values: scaled(sparse[k].values, inv) };
     applyStep(params, optimizer, { dense, sparse });
     step++;
+    stepInEpoch++;
     const t4 = performance.now();
     o.onStep?.({
       step,
@@ -152,9 +212,19 @@ export async function runMirroredTrainer(o: {
       localExamples: mine.count,
       timing: { computeMs: t1 - t0 + (t4 - t3), serdeMs: t2 - t1, waitMs: t3 - t2 },
     });
-    await o.onParams?.(step, params);
+    await o.onParams?.(step, params, state);
   }
-  return { params, steps: step };
+  return { params, steps: step, state };
+}
+
+/** This replica's TrainerState (copies of the parameters and of the optimizer state). */
+function trainerState(job: string, worldSize: number, step: number, epoch: number, stepInEpoch: number, params: ParamStore, optimizer: RowOptimizer): TrainerState {
+  const tables: Record<string, TableData> = {};
+  for (const [name, t] of Object.entries(params.tables)) tables[name] = { rows: t.rows, dim: t.dim, data: t.data.slice() };
+  const dense = Object.fromEntries(Object.entries(params.dense).map(([k, v]) => [k, v.slice()]));
+  const slots: Record<string, OptimizerSlotState> = {};
+  for (const [name, s] of Object.entries(optimizer.state())) slots[name] = { m: s.m.slice(), v: s.v.slice(), steps: s.steps.slice() };
+  return { format: TRAINER_STATE_FORMAT, job, worldSize, step, epoch, stepInEpoch, params: { tables, dense }, optimizer: slots };
 }
 
 /** A full replica as a snapshot message (every row of every table). */
