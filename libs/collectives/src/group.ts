@@ -265,6 +265,13 @@ export class ProcessGroup {
     }
     for (const f of this.#rearm) f();
     this.#progressAt = now;
+    if (this.rank !== 0 || this.worldSize === 1) return;
+    // Rank 0 may have reconnected after the others, whose resends were then lost: results they
+    // may lack go out again, and every rank a pending collective still misses is asked to resend.
+    for (const m of this.#done.values()) this.#publish(this.#down, collectiveDownCodec.encode(m));
+    for (const [seq, c] of this.#contrib) {
+      this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'progress', seq, have: [...c.keys()].sort((a, b) => a - b), resend: true, ...this.#stamp }));
+    }
   }
 
   #resend(r: Resend, now: number): void {
@@ -454,7 +461,10 @@ export class ProcessGroup {
         return;
       case 'progress': {
         const mine = this.#pendingUp.get(m.seq);
-        if (mine !== undefined) mine.confirmed = m.have.includes(this.rank);
+        if (mine !== undefined) {
+          mine.confirmed = m.have.includes(this.rank);
+          if (m.resend === true && !mine.confirmed) this.#resend(mine, Date.now());
+        }
         this.#waiters.get(m.seq)?.progress(m.have);
         return;
       }

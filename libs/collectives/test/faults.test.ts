@@ -284,3 +284,26 @@ t.test('a contribution rank 0 confirmed is not resent in full while a slow rank 
   sub.unsubscribe();
   for (const p of g) p.destroy();
 });
+
+t.test("rank 0's resend request (sent when it reconnects) makes a waiting rank send its contribution again at once", async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const [nc, spy] = await connections(server.url, 2);
+  t.teardown(() => Promise.all([nc.close(), spy.close()]));
+  // Periodic resends far beyond the test: only the request can cause one.
+  const g = await Promise.all([0, 1].map((rank) => group(nc, { job: 'nudge', worldSize: 2, rank, timeoutMs: 60_000, resendMs: 60_000 })));
+  const waiting = g[1].allGather(new Uint8Array([5]));
+  const before = g[1].stats().resent;
+  spy.publish('nudge.coll.world.down', collectiveDownCodec.encode({ kind: 'progress', seq: 1, have: [0], resend: true, worldSize: 2 }));
+  // A request listing the rank itself changes nothing.
+  spy.publish('nudge.coll.world.down', collectiveDownCodec.encode({ kind: 'progress', seq: 1, have: [0, 1], resend: true, worldSize: 2 }));
+  await spy.flush();
+  for (let k = 0; k < 100 && g[1].stats().resent === before; k++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(g[1].stats().resent, before + 1, 'resent once, on request');
+  const [, r1] = await Promise.all([g[0].allGather(new Uint8Array([4])), waiting]);
+  t.same(
+    r1.map((b) => [...b]),
+    [[4], [5]],
+  );
+  for (const p of g) p.destroy();
+});

@@ -30,8 +30,11 @@ export type CollectiveUp =
 export type CollectiveDown =
   | (GroupStamp & { readonly kind: 'welcome'; readonly seq: 0 })
   | (GroupStamp & { readonly kind: 'result'; readonly seq: number; readonly parts: Uint8Array[] })
-  /** Rank 0 has these ranks' contributions to `seq` (it is alive, and these are the ones it waits for). */
-  | (GroupStamp & { readonly kind: 'progress'; readonly seq: number; readonly have: number[] })
+  /**
+   * Rank 0 has these ranks' contributions to `seq` (it is alive, and these are the ones it waits
+   * for); with `resend`, the others should send theirs again now (rank 0 just reconnected).
+   */
+  | (GroupStamp & { readonly kind: 'progress'; readonly seq: number; readonly have: number[]; readonly resend?: boolean })
   | (GroupStamp & { readonly kind: 'error'; readonly seq: number; readonly error: string; readonly op?: string; readonly missing?: number[] });
 
 export type RingPhase = 'rs' | 'ag';
@@ -88,8 +91,10 @@ export const collectiveDownCodec: Codec<CollectiveDown> = defineMsgpackKind<Coll
       const parts = (o.parts as unknown[]).map((p, i) => c.u8(p, `parts[${i}]`));
       return { kind: 'result', seq, parts, ...s };
     }
-    case 'progress':
-      return { kind: 'progress', seq: c.int(o, 'seq', 1), have: rankList(o, c, 'have', s.worldSize), ...s };
+    case 'progress': {
+      const resend = c.optBool(o, 'resend');
+      return { kind: 'progress', seq: c.int(o, 'seq', 1), have: rankList(o, c, 'have', s.worldSize), ...(resend !== undefined ? { resend } : {}), ...s };
+    }
     case 'error': {
       const op = c.optStr(o, 'op');
       const missing = o.missing === undefined || o.missing === null ? undefined : rankList(o, c, 'missing', s.worldSize);

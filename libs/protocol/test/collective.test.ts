@@ -14,6 +14,7 @@ const downs: CollectiveDown[] = [
   { kind: 'welcome', seq: 0, worldSize: 3, generation: 2 },
   { kind: 'result', seq: 3, worldSize: 2, parts: [new Uint8Array([1]), new Uint8Array(0)] },
   { kind: 'progress', seq: 3, worldSize: 3, have: [0, 2] },
+  { kind: 'progress', seq: 3, worldSize: 3, have: [], resend: true },
   { kind: 'error', seq: 5, worldSize: 3, error: 'timeout', op: 'barrier', missing: [1] },
   { kind: 'error', seq: 0, worldSize: 3, generation: 1, error: 'world size mismatch' },
 ];
@@ -45,6 +46,7 @@ t.test('malformed messages are refused with a DecodeError naming the field', asy
     [collectiveDownCodec, { kind: 'result', seq: 1, worldSize: 2, parts: [new Uint8Array(0)] }, /array of 2 byte strings/],
     [collectiveDownCodec, { kind: 'result', seq: 1, worldSize: 2, parts: [new Uint8Array(0), new Float32Array(1)] }, /parts\[1\] must be a Uint8Array/],
     [collectiveDownCodec, { kind: 'progress', seq: 1, worldSize: 2, have: [0, 2] }, /'have'/],
+    [collectiveDownCodec, { kind: 'progress', seq: 1, worldSize: 2, have: [0], resend: 1 }, /'resend' must be a boolean/],
     [collectiveDownCodec, { kind: 'error', seq: 1, worldSize: 2, error: 'x', missing: [5] }, /'missing'/],
     [collectiveDownCodec, { kind: 'error', seq: 1, worldSize: 2 }, /'error' must be a string/],
     [collectiveDownCodec, { kind: 'welcome', seq: 2, worldSize: 2 }, /welcome has seq 0/],
