@@ -300,6 +300,8 @@ t.test("rank 0's resend request (sent when it reconnects) makes a waiting rank s
   await spy.flush();
   for (let k = 0; k < 100 && g[1].stats().resent === before; k++) await new Promise((r) => setTimeout(r, 20));
   t.equal(g[1].stats().resent, before + 1, 'resent once, on request');
+  for (let k = 0; k < 100 && g[0].stats().duplicates === 0; k++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(g[0].stats().duplicates, 1, 'rank 0 kept the first copy');
   const [, r1] = await Promise.all([g[0].allGather(new Uint8Array([4])), waiting]);
   t.same(
     r1.map((b) => [...b]),
