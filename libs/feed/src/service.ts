@@ -6,6 +6,7 @@
 //   <job>.data.test          (queue group) the test split, Arrow (chunked when large); the request
 //                            names what: {"kind": "ratings"|"user-rows"|"item-rows"|"images"}, or the
 //                            training rows by user ("history") or by item ("item-history")
+//   <job>.data.<shard>.state the shard's cursor state for a checkpoint (DataShardState, JSON)
 // A request names the kind of examples it wants (the model's input: rating rows, one row per user
 // or per item, images); the shard builds each kind's partition once, on first use.
 import { HandlerError, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
@@ -58,12 +59,59 @@ export interface DataShardOptions {
   readonly epochs: number;
   readonly seed: number;
   readonly log?: (line: string) => void;
+  /** Continue the shared-mode cursors of a checkpoint (exportState() of an earlier incarnation of this shard). */
+  readonly restore?: DataShardState;
+}
+
+export const DATA_SHARD_STATE_FORMAT = 1;
+/** Shared-mode replies remembered per request id, to answer a retried request with the same batch. */
+export const REQUEST_ID_MEMORY = 64;
+
+/** A shared-mode cursor: the epoch, the batches of it handed out, whether every epoch is done. */
+export interface SharedCursor {
+  readonly epoch: number;
+  readonly index: number;
+  readonly done: boolean;
+}
+
+/**
+ * A data shard's state for a checkpoint (JSON): per example kind its shared-mode cursor, the
+ * batches served, and what the cursor means (batch size, seed, epochs). The epoch order is a
+ * function of (seed, shard, epoch), so the cursor is all the RNG state there is; distributed mode
+ * is stateless (the request names epoch and step).
+ */
+export interface DataShardState {
+  readonly format: number;
+  readonly shard: number;
+  readonly of: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly epochs: number;
+  readonly served: number;
+  readonly kinds: Readonly<Partial<Record<ExampleKind, SharedCursor>>>;
+}
+
+/** A DataShardState that does not fit this shard (another shard, batch size, seed or dataset); the shard did not start. */
+export class DataShardStateError extends Error {
+  constructor(
+    readonly shard: number,
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `data shard ${shard}: cannot restore the checkpointed cursor state: ${detail}; restore each data shard from its own part of a checkpoint of the same job (same dataset, batch size, seed and shard count)`,
+      options,
+    );
+    this.name = 'DataShardStateError';
+  }
 }
 
 export interface DataShardService {
   /** This shard's rating rows (empty for image datasets). */
   readonly partition: Ratings;
   stats(): { served: number; epoch: number; done: boolean };
+  /** The shared-mode cursors and counters, for a checkpoint (also served on `<job>.data.<shard>.state`). */
+  exportState(): DataShardState;
   stop(): void;
 }
 
@@ -80,6 +128,7 @@ export function encodeBatch(kind: ExampleKind, b: AnyBatch): Uint8Array {
 }
 
 const enc = new TextEncoder();
+const KINDS: readonly ExampleKind[] = ['ratings', 'user-rows', 'item-rows', 'images'];
 
 /** One kind of examples of this shard's partition, with its shared-mode cursor. */
 class KindState {
@@ -99,6 +148,46 @@ class KindState {
     this.cursor = this.shared.batches(0);
     this.done = exampleCount(set) === 0 || o.epochs === 0;
   }
+
+  /** Moves the shared cursor to (epoch, index): the epoch's order is deterministic, so skip `index` batches of it. */
+  restore(c: SharedCursor): void {
+    this.epoch = c.epoch;
+    this.index = c.index;
+    this.done = this.done || c.done;
+    if (this.done) return;
+    this.cursor = this.shared.batches(c.epoch);
+    for (let i = 0; i < c.index; i++) this.cursor.next();
+  }
+}
+
+/** Checks a DataShardState's shape and its fit to this shard's options (not yet the example counts). */
+function checkState(st: unknown, o: DataShardOptions): DataShardState {
+  const fail = (detail: string): never => {
+    throw new DataShardStateError(o.shard, detail);
+  };
+  if (typeof st !== 'object' || st === null || Array.isArray(st)) return fail('the state is not an object');
+  const s = st as Record<string, unknown>;
+  const int = (v: unknown, what: string): number => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : fail(`${what} must be a non-negative integer, got ${JSON.stringify(v)}`));
+  if (s.format !== DATA_SHARD_STATE_FORMAT) fail(`format ${JSON.stringify(s.format)} is not supported (this build reads format ${DATA_SHARD_STATE_FORMAT})`);
+  const want = { shard: o.shard, of: o.of, batchSize: o.batchSize, seed: o.seed, epochs: o.epochs };
+  for (const [k, v] of Object.entries(want)) {
+    if (k === 'seed' ? s[k] !== v : int(s[k], k) !== v) fail(`the state's ${k} is ${JSON.stringify(s[k])}, this shard's is ${v}`);
+  }
+  const served = int(s.served, 'served');
+  if (typeof s.kinds !== 'object' || s.kinds === null || Array.isArray(s.kinds)) return fail('kinds is not an object');
+  const kinds: Partial<Record<ExampleKind, SharedCursor>> = {};
+  for (const [kind, c] of Object.entries(s.kinds as Record<string, unknown>)) {
+    if (!KINDS.includes(kind as ExampleKind)) fail(`unknown example kind '${kind}' (kinds: ${KINDS.join(', ')})`);
+    if (typeof c !== 'object' || c === null) fail(`kinds.${kind} is not an object`);
+    const cur = c as Record<string, unknown>;
+    const epoch = int(cur.epoch, `kinds.${kind}.epoch`);
+    const index = int(cur.index, `kinds.${kind}.index`);
+    if (typeof cur.done !== 'boolean') fail(`kinds.${kind}.done must be a boolean`);
+    const done = cur.done as boolean;
+    if (epoch > o.epochs || (epoch === o.epochs && !done)) fail(`kinds.${kind}.epoch ${epoch} is past the job's ${o.epochs} epoch(s)`);
+    kinds[kind as ExampleKind] = { epoch, index, done };
+  }
+  return { format: DATA_SHARD_STATE_FORMAT, shard: o.shard, of: o.of, batchSize: o.batchSize, seed: o.seed, epochs: o.epochs, served, kinds };
 }
 
 export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataShardService {
@@ -122,6 +211,34 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
   // With a strong split the held-out users' fold-in items are their histories too.
   const history = (): InteractionsBatch => (historyRows ??= groupRows(historyRatings(ds), 'user'));
   let served = 0;
+  if (o.restore !== undefined) {
+    const restore = checkState(o.restore, o);
+    for (const [kind, c] of Object.entries(restore.kinds) as [ExampleKind, SharedCursor][]) {
+      let st: KindState;
+      try {
+        st = state(kind);
+      } catch (err) {
+        throw new DataShardStateError(o.shard, `the state has a cursor for '${kind}', but this dataset has no such examples (${(err as Error).message})`, { cause: err });
+      }
+      const batches = st.shared.globalBatchCount();
+      if (c.index > batches) throw new DataShardStateError(o.shard, `the '${kind}' cursor is at batch ${c.index} of epoch ${c.epoch}, but an epoch here has ${batches} batches`);
+      st.restore(c);
+      log(`shard ${o.shard}: ${kind} cursor restored at epoch ${c.epoch + 1}, batch ${c.index}${c.done ? ' (all epochs done)' : ''}`);
+    }
+    served = restore.served;
+  }
+  // Shared mode: replies by request id (oldest first), so a retried request gets the same batch.
+  const answered = new Map<string, Uint8Array>();
+  const exportState = (): DataShardState => ({
+    format: DATA_SHARD_STATE_FORMAT,
+    shard: o.shard,
+    of: o.of,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    epochs: o.epochs,
+    served,
+    kinds: Object.fromEntries([...kinds].map(([k, st]) => [k, { epoch: st.epoch, index: st.index, done: st.done }])),
+  });
   const info: DatasetInfo = {
     kind: ds.images !== undefined ? 'images' : 'ratings',
     numUsers: ds.numUsers,
@@ -187,29 +304,40 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
         const idx = epochBatches.batches[req.step] ?? new Int32Array(0);
         return reply(kind, withHistory, req.epoch, req.step, takeExamples(st.set, idx));
       }
-      // Shared mode: the next batch of the current epoch, whoever asks.
-      for (;;) {
-        if (st.done) return batchReplyCodec.encode({ epoch: st.epoch, index: st.index, endOfEpoch: true, endOfData: true, arrow: empty });
-        const next = st.cursor.next();
-        if (!next.done) return reply(kind, withHistory, st.epoch, st.index++, takeExamples(st.set, next.value));
-        st.epoch++;
-        st.index = 0;
-        if (st.epoch >= o.epochs) {
-          st.done = true;
-          log(`shard ${o.shard}: all ${o.epochs} epoch(s) of ${kind} served (${served} batches)`);
-        } else {
-          log(`shard ${o.shard}: epoch ${st.epoch + 1}/${o.epochs}`);
-          st.cursor = st.shared.batches(st.epoch);
-        }
-      }
+      // Shared mode: the next batch of the current epoch, whoever asks; a request id already answered gets that answer again.
+      if (req.requestId === undefined) return sharedNext(st, kind, withHistory);
+      const seen = answered.get(req.requestId);
+      if (seen !== undefined) return seen;
+      const bytes = sharedNext(st, kind, withHistory);
+      answered.set(req.requestId, bytes);
+      if (answered.size > REQUEST_ID_MEMORY) answered.delete(answered.keys().next().value as string);
+      return bytes;
     }),
+    serveLarge(nc, subjects.dataState(o.job, o.shard), () => enc.encode(JSON.stringify(exportState()))),
   ];
+  function sharedNext(st: KindState, kind: ExampleKind, withHistory: boolean): Uint8Array {
+    for (;;) {
+      if (st.done) return batchReplyCodec.encode({ epoch: st.epoch, index: st.index, endOfEpoch: true, endOfData: true, arrow: empty });
+      const next = st.cursor.next();
+      if (!next.done) return reply(kind, withHistory, st.epoch, st.index++, takeExamples(st.set, next.value));
+      st.epoch++;
+      st.index = 0;
+      if (st.epoch >= o.epochs) {
+        st.done = true;
+        log(`shard ${o.shard}: all ${o.epochs} epoch(s) of ${kind} served (${served} batches)`);
+      } else {
+        log(`shard ${o.shard}: epoch ${st.epoch + 1}/${o.epochs}`);
+        st.cursor = st.shared.batches(st.epoch);
+      }
+    }
+  }
   return {
     partition: ratingsPartition,
     stats: () => {
       const st = [...kinds.values()][0];
       return { served, epoch: st?.epoch ?? 0, done: st?.done ?? false };
     },
+    exportState,
     stop: () => {
       for (const s of subs) s.unsubscribe();
     },
