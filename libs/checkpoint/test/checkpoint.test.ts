@@ -1,8 +1,8 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import {
   CHECKPOINT_FORMAT,
   CheckpointError,
@@ -18,6 +18,7 @@ import {
   validatePartName,
   writeCheckpoint,
   writePartAtomic,
+  type ManifestPart,
 } from '../mod.ts';
 
 async function tempRoot(t: { teardown: (fn: () => unknown) => void }): Promise<string> {
@@ -163,24 +164,19 @@ t.test('rewriting a step never leaves a complete checkpoint of mixed parts', asy
   t.same(ck?.read('a'), bytes(3));
 });
 
-t.test('parts written by several processes in parallel become a checkpoint only with the manifest', async (t) => {
+t.test('parts written by several writers in parallel become a checkpoint only with the manifest', async (t) => {
   const root = await tempRoot(t);
   await writeCheckpoint(root, 100, { 'ps-0': bytes(0), 'ps-1': bytes(1), 'ps-2': bytes(2) });
   const dir = checkpointDir(root, 200);
-  // Three real processes each write their shard's part of step 200 at the same time.
-  const script = `import { writePartAtomic } from ${JSON.stringify(new URL('../mod.ts', import.meta.url).href)};
-const k = Number(process.argv[2]);
-const part = await writePartAtomic(process.argv[1], 'ps-' + k, new Uint8Array(100000 + k).fill(k + 1));
-process.stdout.write(JSON.stringify(part));`;
-  const run = (k: number): Promise<string> =>
+  // Three writers (worker threads, each with its own event loop and file handles) write their shard's part of step 200 at once.
+  const run = (k: number): Promise<ManifestPart> =>
     new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir, String(k)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.on('error', reject);
-      p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`writer ${k} exited with ${code}`))));
+      const w = new Worker(new URL('./fixtures/write-part.ts', import.meta.url), { workerData: { dir, k } });
+      w.once('message', (m: ManifestPart) => resolve(m));
+      w.once('error', reject);
+      w.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`writer ${k} exited with ${code}`))));
     });
-  const parts = (await Promise.all([0, 1, 2].map(run))).map((s) => JSON.parse(s) as { name: string; bytes: number; sha256: string });
+  const parts = await Promise.all([0, 1, 2].map(run));
   t.same(
     parts.map((p) => p.bytes),
     [100000, 100001, 100002],
