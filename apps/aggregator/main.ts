@@ -3,12 +3,13 @@
 // ps trainers, and keeps the latest snapshot mirrored rank 0 sends (<job>.ctl.checkpoint in,
 // <job>.ctl.snapshot out) — so `nx serve aggregator` with no flags serves either strategy.
 // With no NATS_URL and nothing on the default address, it starts a local nats-server.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, HandlerError, intFlag, numberFlag, registerActorService, runActor, serveLarge } from '@actorflow/bus';
-import { snapshotCodec, subjects } from '@actorflow/protocol';
+import { snapshotCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel, listModels, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
-import { ParameterShard, parseStaleness, servePsShard } from '@actorflow/strategies';
+import { ParameterShard, parseStaleness, servePsShard, storeToSnapshot } from '@actorflow/strategies';
 import { KNN_DEFAULTS, KNN_LAUNCH, KNN_MODEL, knnAggregatorFlags, serveKnnAggregator } from '@actorflow/knn';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
@@ -27,6 +28,8 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --staleness POLICY      none (default), scale, drop:N, bound:N (SSP)
   --seed N                initialisation seed (default 42)
   --world-size N          ranks of a mirrored job (default 1; trainers may override)
+  --restore-shard FILE    ps: start this parameter shard from a checkpoint part (parameters, optimizer state, version)
+  --restore-trainer FILE  mirrored: start with this replica state (a checkpoint's trainer.bin) for the ranks to resume from
 ${busFlagsHelp}`;
 
 await runActor('aggregator', usage, async () => {
@@ -50,6 +53,8 @@ await runActor('aggregator', usage, async () => {
       staleness: { type: 'string' },
       seed: { type: 'string' },
       'world-size': { type: 'string' },
+      'restore-shard': { type: 'string' },
+      'restore-trainer': { type: 'string' },
       help: { type: 'boolean' },
       ...busFlagOptions,
     },
@@ -144,6 +149,10 @@ await runActor('aggregator', usage, async () => {
     throw new FlagError((err as Error).message);
   }
   const ps = new ParameterShard({ model, shard, of: psShards, seed, optimizer: config.optimizer, staleness: parseStaleness(staleness), log });
+  if (v['restore-shard'] !== undefined) {
+    ps.restoreState(readRestoreFile('restore-shard', v['restore-shard']));
+    log(`parameter shard ${shard}/${psShards} restored from ${v['restore-shard']} (version ${ps.version})`);
+  }
   const subs = servePsShard(conn.nc, job, ps);
   live.stats = () => {
     const st = ps.stats;
@@ -153,18 +162,42 @@ await runActor('aggregator', usage, async () => {
   // Every shard answers config requests (queue group): they all hold the same configuration.
   subs.push(serveJobConfig(conn.nc, config));
   if (shard === 0) {
-    // Mirrored: rank 0 checkpoints here; the evaluator and the launcher read the latest.
-    let latest: Uint8Array | undefined;
+    // Mirrored: rank 0 sends its replica with optimizer state and data position (a TrainerState)
+    // here; restarted ranks resume from it (<job>.ctl.state), the launcher saves it as the
+    // checkpoint's trainer.bin, the evaluator scores it (<job>.ctl.snapshot, parameters only).
+    let latest: { bytes: Uint8Array; step: number; snapshot: () => Uint8Array } | undefined;
+    const keep = (bytes: Uint8Array): number => {
+      const state = trainerStateCodec.decode(bytes); // validated whole before it replaces anything
+      if (state.job !== job) throw new HandlerError('WRONG_JOB', `a replica of job ${state.job} sent to job ${job}`);
+      if (latest !== undefined && state.step < latest.step) throw new HandlerError('STALE', `replica of step ${state.step} is older than the stored step ${latest.step}`);
+      let snap: Uint8Array | undefined;
+      const params = { tables: Object.fromEntries(Object.entries(state.params.tables).map(([name, t]) => [name, { name, ...t }])), dense: { ...state.params.dense } };
+      latest = { bytes, step: state.step, snapshot: () => (snap ??= snapshotCodec.encode(storeToSnapshot(job, state.step, params))) };
+      return state.step;
+    };
+    if (v['restore-trainer'] !== undefined) log(`mirrored replica of step ${keep(readRestoreFile('restore-trainer', v['restore-trainer']))} restored from ${v['restore-trainer']}`);
     subs.push(
       serveLarge(conn.nc, subjects.ctl(job, 'checkpoint'), (payload) => {
-        const snap = snapshotCodec.decode(payload);
-        latest = payload;
-        log(`mirrored snapshot of step ${snap.step} stored`);
+        let step: number;
+        try {
+          step = keep(payload);
+        } catch (err) {
+          if (err instanceof HandlerError) throw err;
+          throw new HandlerError('MALFORMED', `not a trainer state: ${(err as Error).message}`);
+        }
+        log(`mirrored replica of step ${step} stored`);
         return new Uint8Array(0);
       }),
       serveLarge(conn.nc, subjects.ctl(job, 'snapshot'), () => {
         if (latest === undefined) throw new HandlerError('NO_SNAPSHOT', 'no mirrored snapshot yet');
-        return latest;
+        return latest.snapshot();
+      }),
+      serveLarge(conn.nc, subjects.ctl(job, 'state'), (payload) => {
+        if (latest === undefined) throw new HandlerError('NO_STATE', 'no mirrored replica stored yet');
+        // {"after": step}: only a newer replica is worth its bytes (the launcher polls).
+        const after = payload.length > 0 ? (JSON.parse(new TextDecoder().decode(payload)) as { after?: unknown }).after : undefined;
+        if (typeof after === 'number' && latest.step <= after) throw new HandlerError('NOT_NEWER', `the stored replica (step ${latest.step}) is not newer than step ${after}`);
+        return latest.bytes;
       }),
     );
   }
@@ -210,4 +243,13 @@ function parseHyper(entry: ModelEntry, pairs: readonly string[]): Record<string,
     } else out[key] = raw;
   }
   return out;
+}
+
+/** A checkpoint part named by a --restore-* flag; a missing file is a flag error naming it. */
+function readRestoreFile(flag: string, path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (err) {
+    throw new FlagError(`--${flag} ${path}: ${(err as Error).message}`);
+  }
 }

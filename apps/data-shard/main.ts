@@ -1,7 +1,8 @@
 // npx nx serve data-shard -- --shard 0 --of 2 --dataset synthetic:small [--job local] …
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
-import { loadJobDataset, parseDataOptions, serveDataShard } from '@actorflow/feed';
+import { loadJobDataset, parseDataOptions, serveDataShard, type DataShardState } from '@actorflow/feed';
 
 const usage = `Usage: npx nx serve data-shard -- [options]
   --job ID            job id (default local)
@@ -14,6 +15,7 @@ const usage = `Usage: npx nx serve data-shard -- [options]
   --rating-range LO,HI          every rating must lie in LO…HI
   --min-user-ratings N, --min-item-ratings N   k-core filter before the split
   --implicit-threshold T        ratings ≥ T become 1, the others are dropped
+  --restore-state FILE          continue the shared-mode cursor saved in a checkpoint (data-<shard>.json)
 ${busFlagsHelp}`;
 
 await runActor('data-shard', usage, async () => {
@@ -31,6 +33,7 @@ await runActor('data-shard', usage, async () => {
       'min-user-ratings': { type: 'string' },
       'min-item-ratings': { type: 'string' },
       'implicit-threshold': { type: 'string' },
+      'restore-state': { type: 'string' },
       help: { type: 'boolean' },
       ...busFlagOptions,
     },
@@ -47,10 +50,19 @@ await runActor('data-shard', usage, async () => {
   const epochs = intFlag('epochs', v.epochs, 10, 1);
   const batchSize = intFlag('batch-size', v['batch-size'], 1024, 1);
   const log = actorLog(`data-shard ${shard}/${of}`);
+  let restore: DataShardState | undefined;
+  if (v['restore-state'] !== undefined) {
+    try {
+      restore = JSON.parse(readFileSync(v['restore-state'], 'utf8')) as DataShardState; // validated by serveDataShard
+    } catch (err) {
+      throw new FlagError(`--restore-state ${v['restore-state']}: ${(err as Error).message}`);
+    }
+  }
   const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed, ...parseDataOptions(v) }, log);
   const conn = await connectActor(v, { name: `data-shard-${shard}`, log });
   await registerActorService(conn.nc, { role: 'data-shard', job, rank: `${shard}/${of}` });
-  const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log });
+  const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log, ...(restore !== undefined ? { restore } : {}) });
+  if (restore !== undefined) log(`cursor restored from ${v['restore-state']}`);
   log(
     dataset.images !== undefined
       ? `job ${job}: serving partition ${shard}/${of} of ${dataset.images.train.n} training images, ${epochs} epoch(s)`

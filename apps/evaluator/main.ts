@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { RemoteError, actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, requestLarge, registerActorService, runActor, serveLarge } from '@actorflow/bus';
+import { RemoteError, actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, requestWithRetry, registerActorService, runActor, serveLarge } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient, fetchJobConfig } from '@actorflow/feed';
 import { createModel } from '@actorflow/models';
@@ -72,7 +72,7 @@ await runActor('evaluator', usage, async () => {
   // Mirrored: the replica rank 0 last checkpointed to the aggregator; ps: every parameter shard's rows.
   const snapshots = async (): Promise<Snapshot[]> => {
     try {
-      return [snapshotCodec.decode(await requestLarge(conn.nc, subjects.ctl(job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))];
+      return [snapshotCodec.decode(await requestWithRetry(conn.nc, subjects.ctl(job, 'snapshot'), new Uint8Array(0), { attemptTimeoutMs: 60_000 }))];
     } catch (err) {
       if (!(err instanceof RemoteError && err.code === 'NO_SNAPSHOT') || config.strategy === 'mirrored') throw err;
       return ps.snapshot();

@@ -2,7 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JobFlagError, jobUsage, parseJobFlags } from './src/flags.ts';
-import { launchJob } from './src/launch.ts';
+import { JobInterruptedError, launchJob } from './src/launch.ts';
 import { formatMetrics } from './src/progress.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,8 +23,21 @@ if (plan === 'help') {
   process.exit(0);
 }
 
+// SIGINT/SIGTERM: a last checkpoint, every actor stopped (SIGTERM, then SIGKILL), exit 130/143.
+const interrupt = new AbortController();
+const EXIT_CODES: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupt.signal.aborted) {
+      console.error(`job: second ${sig}: exiting now`);
+      process.exit(EXIT_CODES[sig]);
+    }
+    interrupt.abort(sig);
+  });
+}
+
 try {
-  const result = await launchJob(plan, root, log);
+  const result = await launchJob(plan, root, log, { signal: interrupt.signal });
   log(
     `\ndone in ${result.seconds.toFixed(1)} s: ${formatMetrics(result.metrics)}` +
       (result.noiseFloorRmse !== undefined ? ` (noise floor RMSE of the synthetic data: ${result.noiseFloorRmse.toFixed(4)})` : ''),
@@ -32,6 +45,11 @@ try {
   log(`metrics, model and logs in ${result.out}`);
   console.log(JSON.stringify({ metrics: result.metrics, noiseFloorRmse: result.noiseFloorRmse, out: result.out }));
 } catch (err) {
-  console.error(`job failed: ${(err as Error).message}`);
-  process.exitCode = 1;
+  if (err instanceof JobInterruptedError) {
+    console.error(`job stopped: ${err.message}; resume with: npx nx run job -- --resume ${resolve(root, plan.out)}`);
+    process.exitCode = EXIT_CODES[err.signal] ?? 1;
+  } else {
+    console.error(`job failed: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
 }

@@ -8,9 +8,9 @@ import { DataClient, fetchJobConfig } from '@actorflow/feed';
 import { createModel, exampleKindOf } from '@actorflow/models';
 import { lossReportCodec, monitoringHeaders, subjects } from '@actorflow/protocol';
 import { ProcessGroup } from '@actorflow/collectives';
-import { PsClient, runMirroredTrainer, runPsTrainer, storeToSnapshot } from '@actorflow/strategies';
-import { requestLarge } from '@actorflow/bus';
-import { snapshotCodec } from '@actorflow/protocol';
+import { PsClient, runMirroredTrainer, runPsTrainer } from '@actorflow/strategies';
+import { RemoteError, requestWithRetry, retryAttemptMs, numberFlag, type NatsConnection } from '@actorflow/bus';
+import { trainerStateCodec, type TrainerState } from '@actorflow/protocol';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { KNN_MODEL, runKnnTrainer } from '@actorflow/knn';
 
@@ -22,7 +22,11 @@ const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [opt
   --world-size N         mirrored: ranks in the group (default: $WORLD_SIZE, else the aggregator's --world-size)
                          ($LOCAL_RANK, when set, is shown in the log lines)
   --collective-timeout S mirrored: seconds a rank may stay silent before the step fails naming it (default 60)
-  --snapshot-every K     mirrored: rank 0 checkpoints to the aggregator every K steps (default 100, and at the end)
+  --snapshot-every K     mirrored: rank 0 sends its replica (with optimizer state) to the aggregator every K steps
+                         (default 100, and at the end); restarted ranks resume from it
+  --snapshot-seconds S   mirrored: … and at least every S seconds
+  --generation G         mirrored: the group's incarnation (the launcher counts re-formations; default 0)
+  --first-step N         ps: number this trainer's steps from N (a restarted trainer continues its count)
   --data-shards K        data shards (default: as the data shards report)
   --backend NAME         tensorflow|wasm|cpu (default: best available)
   --loss-every K         publish train.loss every K steps (default 1)
@@ -44,6 +48,9 @@ await runActor('trainer', usage, async () => {
       'collective-timeout': { type: 'string' },
       ranks: { type: 'string' },
       'snapshot-every': { type: 'string' },
+      'snapshot-seconds': { type: 'string' },
+      generation: { type: 'string' },
+      'first-step': { type: 'string' },
       help: { type: 'boolean' },
       ...busFlagOptions,
     },
@@ -85,8 +92,9 @@ await runActor('trainer', usage, async () => {
   const model = createModel(config.model, config.hyper);
   // What the data shards must serve this model: its kind of examples, and users' histories if it needs them.
   const feedKind = { kind: exampleKindOf(model), ...(model.needsHistory === true ? { history: true } : {}) };
-  const client = new PsClient(conn.nc, { job, shards: config.psShards, rank });
-  const feed = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], info.shards, 1) });
+  const timeoutMs = retryAttemptMs();
+  const client = new PsClient(conn.nc, { job, shards: config.psShards, rank, timeoutMs, log });
+  const feed = new DataClient(conn.nc, { job, shards: intFlag('data-shards', v['data-shards'], info.shards, 1), timeoutMs, log });
   const hdrs = natsHeaders();
   for (const [k, val] of Object.entries(monitoringHeaders(job))) hdrs.set(k, val);
   const started = performance.now();
@@ -119,19 +127,27 @@ await runActor('trainer', usage, async () => {
     const worldSize = intFlag('world-size', worldSizeFlag, config.worldSize, 1);
     const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
     for (const r of ranks) if (r >= worldSize) throw new FlagError(`rank ${r} is not below --world-size ${worldSize}`);
-    const timeoutMs = intFlag('collective-timeout', v['collective-timeout'], 60, 1) * 1000;
+    const collectiveTimeoutMs = intFlag('collective-timeout', v['collective-timeout'], 60, 1) * 1000;
     const snapshotEvery = intFlag('snapshot-every', v['snapshot-every'], 100, 1);
-    log(`job ${job}: mirrored rank(s) ${ranks.join(',')} of ${worldSize}, ${config.model} on ${engine.name}; waiting for the group …`);
+    const snapshotSeconds = numberFlag('snapshot-seconds', v['snapshot-seconds'], 0, { min: 0 });
+    const generation = intFlag('generation', v.generation, 0);
+    // The last replica rank 0 sent, if any: every rank resumes from the same bytes (docs/RELIABILITY.md).
+    const resumeBytes = await fetchTrainerState(conn.nc, job);
+    const resume = resumeBytes !== undefined ? trainerStateCodec.decode(resumeBytes) : undefined;
+    if (resume !== undefined) log(`resuming from the replica of step ${resume.step} (epoch ${resume.epoch + 1}, step ${resume.stepInEpoch} of it)`);
+    log(`job ${job}: mirrored rank(s) ${ranks.join(',')} of ${worldSize}${generation > 0 ? `, generation ${generation}` : ''}, ${config.model} on ${engine.name}; waiting for the group …`);
     await Promise.all(
       ranks.map(async (r) => {
-        const pg = await ProcessGroup.init({ nc: conn.nc, job, worldSize, rank: r, timeoutMs });
+        const pg = await ProcessGroup.init({ nc: conn.nc, job, worldSize, rank: r, timeoutMs: collectiveTimeoutMs, generation });
         const rlog = actorLog(`trainer ${r}`);
-        const batches = feed.distributed(r, worldSize, feedKind);
+        const batches = feed.distributed(r, worldSize, feedKind, resume !== undefined ? { epoch: resume.epoch, step: resume.stepInEpoch } : undefined);
         let seen = 0;
         let last = 0;
         let lastLoss = Number.NaN;
-        const checkpoint = async (step: number, params: Parameters<typeof storeToSnapshot>[2]): Promise<void> => {
-          await requestLarge(conn.nc, subjects.ctl(job, 'checkpoint'), snapshotCodec.encode(storeToSnapshot(job, step, params)), { timeoutMs: 60_000 });
+        let lastSent = performance.now();
+        const checkpoint = async (state: () => TrainerState): Promise<void> => {
+          lastSent = performance.now();
+          await requestWithRetry(conn.nc, subjects.ctl(job, 'checkpoint'), trainerStateCodec.encode(state()), { attemptTimeoutMs: 60_000 });
         };
         const res = await runMirroredTrainer({
           pg,
@@ -172,9 +188,15 @@ await runActor('trainer', usage, async () => {
               rlog(`step ${s.step}, loss ${s.loss.toFixed(4)}, ${Math.round(seen / ((now - started) / 1000))} ex/s over the group`);
             }
           },
-          ...(r === 0 ? { onParams: (step: number, params: Parameters<typeof storeToSnapshot>[2]) => (step % snapshotEvery === 0 ? checkpoint(step, params) : undefined) } : {}),
+          ...(resume !== undefined ? { resume } : {}),
+          ...(r === 0
+            ? {
+                onParams: (step: number, _params: unknown, state: () => TrainerState) =>
+                  step % snapshotEvery === 0 || (snapshotSeconds > 0 && performance.now() - lastSent >= snapshotSeconds * 1000) ? checkpoint(state) : undefined,
+              }
+            : {}),
         });
-        if (r === 0) await checkpoint(res.steps, res.params);
+        if (r === 0) await checkpoint(res.state);
         // The final report carries the last step's loss and the run's examples/s (not NaN / 0, which the monitor would call divergence).
         const secs = (performance.now() - started) / 1000;
         conn.nc.publish(
@@ -202,7 +224,8 @@ await runActor('trainer', usage, async () => {
     await conn.nc.drain();
     process.exit(0);
   }
-  log(`job ${job}: training ${config.model} with ps over ${config.psShards} shard(s) on ${engine.name}`);
+  const firstStep = intFlag('first-step', v['first-step'], 0);
+  log(`job ${job}: training ${config.model} with ps over ${config.psShards} shard(s) on ${engine.name}${firstStep > 0 ? ` (restarted: steps count on from ${firstStep})` : ''}`);
   const result = await runPsTrainer({
     engine,
     model,
@@ -216,7 +239,7 @@ await runActor('trainer', usage, async () => {
       examplesDone = examplesSeen;
       lastEpoch = s.epoch;
       lastLoss = s.loss;
-      if (s.step % lossEvery === 0) publish(s.step, s.epoch, s.loss, s.examples, false, s.timing);
+      if (s.step % lossEvery === 0) publish(firstStep + s.step, s.epoch, s.loss, s.examples, false, s.timing);
       const now = performance.now();
       if (now - lastLog > 2000) {
         lastLog = now;
@@ -224,9 +247,22 @@ await runActor('trainer', usage, async () => {
       }
     },
   });
-  publish(result.steps, lastEpoch, lastLoss, 0, true);
+  publish(firstStep + result.steps, lastEpoch, lastLoss, 0, true);
   await conn.nc.flush();
   log(`done: ${result.steps} steps, ${result.examples} examples in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   await conn.nc.drain();
   process.exit(0);
 });
+
+/**
+ * The replica the aggregator holds for this job (sent by rank 0 of this or an earlier group), or
+ * undefined when there is none yet (a fresh job). Retried while the aggregator is away (restarting).
+ */
+async function fetchTrainerState(nc: NatsConnection, job: string): Promise<Uint8Array | undefined> {
+  try {
+    return await requestWithRetry(nc, subjects.ctl(job, 'state'), new Uint8Array(0), { attemptTimeoutMs: 30_000 });
+  } catch (err) {
+    if (err instanceof RemoteError && err.code === 'NO_STATE') return undefined;
+    throw err;
+  }
+}

@@ -33,6 +33,7 @@ export {
   retrying,
   isRetryable,
   retryDeadlineMs,
+  retryAttemptMs,
   DEFAULT_BACKOFF,
   DEFAULT_RETRY_DEADLINE_MS,
   type Backoff,

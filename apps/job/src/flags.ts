@@ -1,6 +1,6 @@
 // Flags of the `job` launcher, parsed once into a typed plan. Unknown or malformed flags are
 // errors that name the flag, so a typo never silently runs a different job.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/data';
 import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
@@ -33,6 +33,18 @@ export interface JobPlan {
   readonly data: DataOptions;
   /** Start the monitor's web page for this job on a free port (--monitor). */
   readonly monitor?: boolean;
+  /** Fault tolerance (docs/RELIABILITY.md): restarts of each actor (mirrored: of the trainer group) before the job fails. */
+  readonly maxRestarts: number;
+  /** Mirrored: the group may shrink to this many ranks when a rank keeps failing (default: --trainers, no shrinking). */
+  readonly minTrainers: number;
+  /** An actor silent this long (no heartbeat) is declared dead. */
+  readonly heartbeatTimeoutS: number;
+  /** Checkpoint cadence: every `steps` global steps and/or every `seconds`. */
+  readonly checkpointEvery: { readonly steps?: number; readonly seconds?: number };
+  /** Complete checkpoints kept in <out>/checkpoints. */
+  readonly keepCheckpoints: number;
+  /** Set by --resume DIR: continue from DIR's newest complete checkpoint. */
+  readonly resume?: string;
 }
 
 export class JobFlagError extends Error {
@@ -80,6 +92,16 @@ and exits non-zero if any actor failed.
   --monitor                  also start the monitor's web page for this job on a free port (its URL is printed)
   --verbose                  echo every actor's output
   --help                     this text
+
+Fault tolerance (docs/RELIABILITY.md):
+  --checkpoint-every N|Ns    checkpoint every N global steps, or every N seconds with an 's' (default 30s),
+                             and at the end, into <out>/checkpoints/<step>/
+  --keep-checkpoints K       complete checkpoints to keep (default 3)
+  --max-restarts N           restarts of each crashed or stalled actor before the job fails (default 3);
+                             mirrored: re-formations of the trainer group
+  --min-trainers N           mirrored: when a rank keeps failing, go on with fewer ranks, down to N (default --trainers)
+  --heartbeat-timeout S      an actor silent for S seconds is declared dead and handled as a crash (default 30)
+  --resume DIR               continue the job in DIR (its plan.json) from its newest complete checkpoint
 `;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, allowZero = false): number {
@@ -123,6 +145,12 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         'min-user-ratings': { type: 'string' },
         'min-item-ratings': { type: 'string' },
         'implicit-threshold': { type: 'string' },
+        'checkpoint-every': { type: 'string' },
+        'keep-checkpoints': { type: 'string' },
+        'max-restarts': { type: 'string' },
+        'min-trainers': { type: 'string' },
+        'heartbeat-timeout': { type: 'string' },
+        resume: { type: 'string' },
         ...FIRST_CLASS_FLAGS,
       },
     });
@@ -131,6 +159,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   }
   const v = parsed.values;
   if (v.help === true) return 'help';
+  if (v.resume !== undefined) return resumePlan(v, env);
   const strategy = v.strategy ?? 'ps';
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new JobFlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   const allreduce = v.allreduce ?? 'star';
@@ -174,6 +203,10 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     throw new JobFlagError(`--min-user-ratings / --min-item-ratings do not apply to --split file: (they would drop ids the test file uses); filter the files beforehand`);
   }
   if (images && Object.keys(data).length > 0) throw new JobFlagError(`--rating-range, --min-*-ratings and --implicit-threshold are for rating datasets, not ${dataset}`);
+  const trainers = positiveInt('trainers', v.trainers, 2);
+  const minTrainers = positiveInt('min-trainers', v['min-trainers'], trainers);
+  if (minTrainers > trainers) throw new JobFlagError(`--min-trainers ${minTrainers} is above --trainers ${trainers}`);
+  if (v['min-trainers'] !== undefined && strategy !== 'mirrored') throw new JobFlagError(`--min-trainers is for --strategy mirrored (ps trainers come and go freely)`);
   return {
     job,
     strategy,
@@ -181,7 +214,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     dataset,
     split,
     seed: positiveInt('seed', v.seed, 42, true),
-    trainers: positiveInt('trainers', v.trainers, 2),
+    trainers,
     dataShards: positiveInt('data-shards', v['data-shards'], 2),
     psShards: positiveInt('ps-shards', v['ps-shards'], 2),
     epochs: positiveInt('epochs', v.epochs, entry.recommended?.epochs ?? 10),
@@ -197,8 +230,77 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     verbose: v.verbose === true,
     data,
     ...(v.monitor === true ? { monitor: true } : {}),
+    ...faultFlags(v),
+    minTrainers,
   };
 }
+
+type FaultValues = { 'checkpoint-every'?: string; 'keep-checkpoints'?: string; 'max-restarts'?: string; 'heartbeat-timeout'?: string };
+
+function faultFlags(v: FaultValues): Pick<JobPlan, 'maxRestarts' | 'heartbeatTimeoutS' | 'checkpointEvery' | 'keepCheckpoints'> {
+  return {
+    maxRestarts: positiveInt('max-restarts', v['max-restarts'], 3, true),
+    heartbeatTimeoutS: positiveInt('heartbeat-timeout', v['heartbeat-timeout'], 30),
+    checkpointEvery: parseCheckpointEvery(v['checkpoint-every'] ?? '30s'),
+    keepCheckpoints: positiveInt('keep-checkpoints', v['keep-checkpoints'], 3),
+  };
+}
+
+/** `200` (steps), `30s` (seconds), or both: `200,30s`. */
+export function parseCheckpointEvery(spec: string): { steps?: number; seconds?: number } {
+  const out: { steps?: number; seconds?: number } = {};
+  for (const part of spec.split(',').map((p) => p.trim())) {
+    const m = /^(\d+(?:\.\d+)?)(s?)$/.exec(part);
+    const n = m === null ? Number.NaN : Number(m[1]);
+    if (m === null || !(n > 0) || (m[2] === '' && !Number.isInteger(n))) {
+      throw new JobFlagError(`--checkpoint-every takes N (global steps), Ns (seconds) or both as 'N,Ms', got '${spec}'`);
+    }
+    if (m[2] === 's') out.seconds = n;
+    else out.steps = n;
+  }
+  return out;
+}
+
+/** Flags that may accompany --resume (how to run, not what to train). */
+const RESUME_FLAGS = new Set(['resume', 'verbose', 'monitor', 'nats-url', 'max-restarts', 'heartbeat-timeout', 'checkpoint-every', 'keep-checkpoints']);
+
+/** --resume DIR: the plan saved in DIR/plan.json, with the run-time flags given now. */
+function resumePlan(v: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): JobPlan {
+  const dir = resolveUserPath(String(v.resume), env);
+  const extra = Object.keys(v).filter((k) => v[k] !== undefined && !RESUME_FLAGS.has(k));
+  if (extra.length > 0)
+    throw new JobFlagError(
+      `--resume continues the job saved in ${dir} as it was planned; drop ${extra.map((k) => `--${k}`).join(', ')} (only ${[...RESUME_FLAGS].map((k) => `--${k}`).join(', ')} may change)`,
+    );
+  const file = `${dir}/plan.json`;
+  if (!existsSync(file)) throw new JobFlagError(`--resume ${dir}: no plan.json there (is it the --out folder of a job started by this launcher?)`);
+  let saved: JobPlan;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as JobPlan;
+  } catch (err) {
+    throw new JobFlagError(`--resume ${dir}: plan.json is not readable JSON (${(err as Error).message})`);
+  }
+  if (typeof saved.job !== 'string' || (saved.strategy !== 'ps' && saved.strategy !== 'mirrored') || typeof saved.model !== 'string') {
+    throw new JobFlagError(`--resume ${dir}: plan.json does not describe a job (job, strategy, model missing)`);
+  }
+  const fv = v as FaultValues;
+  return {
+    ...saved,
+    ...Object.fromEntries(Object.entries(faultFlags(fv)).filter(([k]) => fv[FAULT_FLAG_OF[k] ?? ''] !== undefined)),
+    out: dir,
+    resume: dir,
+    verbose: v.verbose === true,
+    ...(v.monitor === true ? { monitor: true } : {}),
+    natsUrl: typeof v['nats-url'] === 'string' ? v['nats-url'] : env.NATS_URL !== undefined && env.NATS_URL !== '' ? env.NATS_URL : undefined,
+  };
+}
+
+const FAULT_FLAG_OF: Readonly<Record<string, keyof FaultValues>> = {
+  maxRestarts: 'max-restarts',
+  heartbeatTimeoutS: 'heartbeat-timeout',
+  checkpointEvery: 'checkpoint-every',
+  keepCheckpoints: 'keep-checkpoints',
+};
 
 function checkFile(what: string, given: string, env: Readonly<Record<string, string | undefined>>): string {
   const path = resolveUserPath(given, env);
@@ -276,6 +378,12 @@ const KNOWN_FLAGS = [
   'min-user-ratings',
   'min-item-ratings',
   'implicit-threshold',
+  'checkpoint-every',
+  'keep-checkpoints',
+  'max-restarts',
+  'min-trainers',
+  'heartbeat-timeout',
+  'resume',
   ...Object.keys(FIRST_CLASS_FLAGS),
 ];
 

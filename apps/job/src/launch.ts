@@ -1,19 +1,26 @@
 // Runs one local job end to end: NATS, data shards, aggregator(s), evaluator, trainers; then the
 // final evaluation and checkpoint. The order matters: each actor asks the previous ones for its
 // configuration (see docs/DESIGN.md), so we wait for each layer to answer before starting the next.
+//
+// Faults (docs/RELIABILITY.md): the launcher is the job's agent, like torchrun's. It checkpoints
+// the job every --checkpoint-every (parameter shards with optimizer state and data cursors in ps;
+// rank 0's replica with optimizer state and data position in mirrored) into <out>/checkpoints,
+// restarts crashed or stalled actors (stalled = no heartbeat for --heartbeat-timeout) from the
+// newest checkpoint, re-forms a mirrored group, restarts the broker it owns, and stops everything
+// on SIGINT/SIGTERM after a last checkpoint.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NatsServer, connect, requestLarge, type NatsConnection } from '@actorflow/bus';
+import { NatsServer, RemoteError, connect, requestLarge, requestWithRetry, type NatsConnection } from '@actorflow/bus';
+import { latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { saveParams } from '@actorflow/embeddings';
-
 import { createModel, exampleKindOf } from '@actorflow/models';
-import { snapshotCodec, subjects } from '@actorflow/protocol';
+import { heartbeatCodec, snapshotCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
 import { PsClient, mergeSnapshots, nonFiniteParam, type ShardStats } from '@actorflow/strategies';
 import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
 import { dataOptionFlags, type JobConfig } from '@actorflow/feed';
 import type { JobPlan } from './flags.ts';
 import { Progress, type Throughput } from './progress.ts';
-import { Supervisor, type ActorSpec } from './supervisor.ts';
+import { ActorFailedError, Supervisor, type ActorExit, type ActorSpec, type ExitDecision } from './supervisor.ts';
 import { freePort, watchCommands } from './watch.ts';
 
 /** metrics.json: the final metrics, and (Partial<Throughput>) the training speed measured from the trainers' reports. */
@@ -26,12 +33,33 @@ export interface JobResult extends Partial<Throughput> {
   readonly seconds: number;
   readonly noiseFloorRmse?: number;
   readonly out: string;
+  /** What went wrong and was survived: restarts per actor, stalls, broker restarts, group re-formations. */
+  readonly faults?: FaultLog;
+}
+
+export interface FaultLog {
+  readonly restarts: Record<string, number>;
+  readonly stalls: string[];
+  readonly brokerRestarts: number;
+  readonly groupReformations: number;
+  readonly worldSize?: number;
+  readonly resumedFromStep?: number;
+  readonly checkpoints: number;
+  readonly evaluatorGaveUp?: boolean;
 }
 
 export class JobFailedError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'JobFailedError';
+  }
+}
+
+/** SIGINT/SIGTERM stopped the job (after a last checkpoint when one could be taken). */
+export class JobInterruptedError extends JobFailedError {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`);
+    this.name = 'JobInterruptedError';
   }
 }
 
@@ -46,7 +74,7 @@ async function waitForAnswer(nc: NatsConnection, subject: string, what: string, 
       const reply = await Promise.race([nc.request(subject, enc.encode(JSON.stringify(payload)), { timeout: 2000 }), failed]);
       return parseReply(reply.data);
     } catch (err) {
-      if (err instanceof Error && err.name === 'ActorFailedError') throw err;
+      if (err instanceof Error && (err.name === 'ActorFailedError' || err.name === 'JobInterruptedError')) throw err;
       lastError = (err as Error).message;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -63,27 +91,247 @@ function parseReply(data: Uint8Array): unknown {
   }
 }
 
-export async function launchJob(plan: JobPlan, root: string, log: (line: string) => void): Promise<JobResult> {
+export interface LaunchOptions {
+  /** Aborting it (SIGINT/SIGTERM in main.ts) stops the job after a last checkpoint. */
+  readonly signal?: AbortSignal;
+}
+
+export async function launchJob(plan: JobPlan, root: string, log: (line: string) => void, opts: LaunchOptions = {}): Promise<JobResult> {
   const started = Date.now();
   const out = resolve(root, plan.out);
   mkdirSync(out, { recursive: true });
+  const ckptRoot = resolve(out, 'checkpoints');
+  const restoreDir = resolve(out, 'restore');
+  if (plan.resume === undefined) writeFileSync(resolve(out, 'plan.json'), `${JSON.stringify({ ...plan, natsUrl: undefined }, null, 2)}\n`);
+  const knn = plan.model === KNN_MODEL; // no parameters: nothing to checkpoint
+  const mirrored = plan.strategy === 'mirrored';
+  let latest: Checkpoint | undefined = plan.resume !== undefined ? await latestCheckpoint(ckptRoot) : undefined;
+  const resumedFrom = latest?.step;
+  if (plan.resume !== undefined)
+    log(
+      latest !== undefined
+        ? `resuming job ${plan.job} from its checkpoint of step ${latest.step} (${latest.dir})`
+        : `no complete checkpoint in ${ckptRoot}: starting job ${plan.job} from the beginning`,
+    );
+  const faults = { restarts: {} as Record<string, number>, stalls: [] as string[], brokerRestarts: 0, groupReformations: 0, checkpoints: 0, evaluatorGaveUp: false };
+  let closing = false;
+
+  // --- the broker: ours (a nats-server on a free port, restarted on the same port if it dies) or the user's.
   let server: NatsServer | undefined;
   let natsUrl = plan.natsUrl;
   if (natsUrl === undefined) {
-    server = await NatsServer.start();
+    server = await NatsServer.start({ dieWithParent: true });
     natsUrl = server.url;
-    log(`nats-server started at ${natsUrl}`);
+    log(`nats-server started at ${natsUrl} (pid ${server.pid})`);
   } else {
     log(`using NATS at ${natsUrl}`);
   }
   for (const line of watchCommands(natsUrl, plan.job)) log(line);
   const nc = await connect({ servers: [natsUrl], name: `job-${plan.job}` });
+  const heartbeatGraceMs = plan.heartbeatTimeoutS * 1000;
+  const writeActors = (): void =>
+    writeFileSync(resolve(out, 'actors.json'), `${JSON.stringify({ broker: server !== undefined ? { url: natsUrl, pid: server.pid } : { url: natsUrl }, actors: sup.list() }, null, 2)}\n`);
+
+  // --- what each actor is started with; restarts add --restore-* files from the newest checkpoint.
+  const common = ['--job', plan.job];
+  const dataShards = plan.dataShards;
+  const aggregators = plan.strategy === 'ps' && !knn ? plan.psShards : 1;
+  let worldSize = plan.trainers;
+  let generation = 0;
+  const trainerGeneration = new Map<string, number>();
+  const restoreArg = (flag: string, part: string): string[] => {
+    if (latest === undefined || !latest.parts.includes(part)) return [];
+    mkdirSync(restoreDir, { recursive: true });
+    // A copy: pruning may remove the checkpoint directory while the actor starts.
+    const file = resolve(restoreDir, part);
+    writeFileSync(file, latest.read(part));
+    return [flag, file];
+  };
+  const dataShardSpec = (i: number): ActorSpec =>
+    actor(`data-shard-${i}`, 'data-shard', 'service', [
+      ...common,
+      ...['--shard', `${i}`, '--of', `${dataShards}`, '--dataset', plan.dataset, '--split', plan.split, '--seed', `${plan.seed}`],
+      ...['--epochs', `${plan.epochs}`, '--batch-size', `${plan.batchSize}`],
+      ...dataOptionFlags(plan.data),
+      // Mirrored reads are stateless (rank, epoch, step name a batch); ps shards resume their cursor.
+      ...(!mirrored ? restoreArg('--restore-state', `data-${i}.json`) : []),
+    ]);
+  const aggregatorSpec = (i: number): ActorSpec =>
+    actor(`aggregator-${i}`, 'aggregator', 'service', [
+      ...common,
+      ...['--strategy', plan.strategy, '--ps-shard', `${i}`, '--ps-shards', `${aggregators}`, '--world-size', `${worldSize}`],
+      ...['--data-shards', `${dataShards}`, '--model', plan.model, '--seed', `${plan.seed}`],
+      ...plan.modelFlags,
+      ...(mirrored ? (i === 0 ? restoreArg('--restore-trainer', 'trainer.bin') : []) : restoreArg('--restore-shard', `ps-${i}.bin`)),
+    ]);
+  const evaluatorSpec = (): ActorSpec =>
+    actor('evaluator', 'evaluator', 'service', [
+      ...common,
+      ...['--strategy', plan.strategy, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`, '--every', `${plan.evalEvery}`, '--out', out],
+    ]);
+  const snapshotSteps = plan.checkpointEvery.steps;
+  const snapshotSeconds = plan.checkpointEvery.seconds;
+  const trainerSpec = (r: number): ActorSpec => {
+    trainerGeneration.set(`trainer-${r}`, generation);
+    const firstStep = progress.rankSteps()[String(r)];
+    return actor(`trainer-${r}`, 'trainer', 'worker', [
+      ...common,
+      ...['--strategy', plan.strategy, '--rank', `${r}`, '--world-size', `${worldSize}`, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`],
+      ...['--allreduce', plan.allreduce],
+      ...(plan.backend !== undefined ? ['--backend', plan.backend] : []),
+      ...(mirrored
+        ? [
+            ...['--generation', `${generation}`, '--collective-timeout', `${Math.max(10, plan.heartbeatTimeoutS * 2)}`],
+            ...(snapshotSteps !== undefined ? ['--snapshot-every', `${snapshotSteps}`] : ['--snapshot-every', '1000000000']),
+            ...(snapshotSeconds !== undefined ? ['--snapshot-seconds', `${snapshotSeconds}`] : []),
+          ]
+        : firstStep !== undefined && firstStep > 0
+          ? ['--first-step', `${firstStep}`]
+          : []),
+    ]);
+  };
+
+  // --- restart policy (docs/RELIABILITY.md, "fault matrix").
+  let reforming: Promise<void> | undefined;
+  const onExit = async (exit: ActorExit): Promise<ExitDecision> => {
+    const how = exit.stalled ? 'stalled (no heartbeat) and was killed' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    if (exit.stalled) faults.stalls.push(exit.name);
+    const left = plan.maxRestarts - exit.restarts;
+    const count = (): void => {
+      faults.restarts[exit.name] = (faults.restarts[exit.name] ?? 0) + 1;
+    };
+    if (exit.name === 'evaluator' || exit.name === 'monitor') {
+      // A sidecar: its death never fails training.
+      if (left <= 0) {
+        if (exit.name === 'evaluator') faults.evaluatorGaveUp = true;
+        log(`warning: ${exit.name} ${how} and has used its ${plan.maxRestarts} restart(s); training goes on without it`);
+        return { action: 'ignore' };
+      }
+      count();
+      log(`warning: ${exit.name} ${how}; restarting it (${exit.restarts + 1}/${plan.maxRestarts}); training is not affected`);
+      return { action: 'restart', args: (exit.name === 'evaluator' ? evaluatorSpec() : exit.spec).args };
+    }
+    if (exit.name.startsWith('trainer-') && mirrored) {
+      if ((trainerGeneration.get(exit.name) ?? 0) < generation || reforming !== undefined) return { action: 'ignore' }; // part of a re-formation already under way
+      reforming = reformGroup(exit, how).finally(() => {
+        reforming = undefined;
+      });
+      await reforming;
+      return { action: 'ignore' };
+    }
+    if (left <= 0) return { action: 'fail', why: `${how}, and has used its ${plan.maxRestarts} restart(s) (--max-restarts)` };
+    count();
+    if (exit.name.startsWith('trainer-')) {
+      // ps trainers are stateless: a restarted one pulls fresh parameters and takes the next batches.
+      log(`${exit.name} ${how}; restarting it (${exit.restarts + 1}/${plan.maxRestarts}); it rejoins the parameter servers`);
+      return { action: 'restart', args: trainerSpec(Number(exit.name.slice('trainer-'.length))).args };
+    }
+    const from = latest !== undefined ? `from the checkpoint of step ${latest.step}` : 'from the start (no checkpoint yet)';
+    if (exit.name.startsWith('data-shard-')) {
+      log(`${exit.name} ${how}; restarting it ${mirrored ? '(its reads are stateless)' : `at its cursor ${from}`} (${exit.restarts + 1}/${plan.maxRestarts})`);
+      return { action: 'restart', args: dataShardSpec(Number(exit.name.slice('data-shard-'.length))).args };
+    }
+    if (exit.name.startsWith('aggregator-')) {
+      log(`${exit.name} ${how}; restarting it ${mirrored ? `with the replica ${from}` : `with its parameters and optimizer state ${from}`} (${exit.restarts + 1}/${plan.maxRestarts})`);
+      return { action: 'restart', args: aggregatorSpec(Number(exit.name.slice('aggregator-'.length))).args };
+    }
+    return { action: 'fail', why: how };
+  };
+
+  /** Mirrored: a rank died or stalled. Stop the group, then start it again (same size, or smaller) from the last replica. */
+  const reformGroup = async (exit: ActorExit, how: string): Promise<void> => {
+    const used = faults.groupReformations;
+    let next = worldSize;
+    if (used >= plan.maxRestarts) {
+      if (worldSize - 1 < plan.minTrainers) {
+        sup.fail(
+          new ActorFailedError(
+            exit.name,
+            exit.code,
+            exit.signal,
+            exit.lastLines,
+            `${how}; the group has been re-formed ${used} time(s) (--max-restarts ${plan.maxRestarts}) and cannot shrink below --min-trainers ${plan.minTrainers}`,
+          ),
+        );
+        return;
+      }
+      next = worldSize - 1;
+    }
+    faults.groupReformations++;
+    generation++;
+    const names = [...Array(worldSize).keys()].map((r) => `trainer-${r}`);
+    await Promise.all(names.map((n) => sup.kill(n)));
+    if (next < worldSize) for (let r = next; r < worldSize; r++) sup.retire(`trainer-${r}`);
+    progress.keepRanks(next);
+    const changed = next !== worldSize ? `; world size ${worldSize} → ${next} (global batch stays ${plan.batchSize * plan.trainers} examples: each rank takes a bigger slice)` : '';
+    worldSize = next;
+    log(`${exit.name} ${how}: re-forming the mirrored group (generation ${generation}, ${worldSize} rank(s)) from the last replica rank 0 checkpointed${changed}`);
+    for (let r = 0; r < worldSize; r++) {
+      faults.restarts[`trainer-${r}`] = (faults.restarts[`trainer-${r}`] ?? 0) + 1;
+      sup.start(trainerSpec(r));
+    }
+  };
+
   const sup = new Supervisor({
     root,
-    env: { NATS_URL: natsUrl },
+    env: { NATS_URL: natsUrl, ACTORFLOW_RETRY_DEADLINE_S: `${Math.max(120, plan.heartbeatTimeoutS * 4)}`, ACTORFLOW_ATTEMPT_TIMEOUT_S: '10' },
     logDir: resolve(out, 'logs'),
-    onLine: plan.verbose ? (actor, line) => log(`[${actor}] ${line}`) : undefined,
+    onLine: plan.verbose ? (name, line) => log(`[${name}] ${line}`) : undefined,
+    onExit,
+    heartbeatTimeoutMs: plan.heartbeatTimeoutS * 1000,
+    log,
+    onStart: () => writeActors(),
   });
+
+  // --- liveness: every actor's heartbeat; no verdicts while we cannot hear anyone (broker away).
+  const hbSub = nc.subscribe(`${plan.job}.hb.*`, {
+    callback: (_e, m) => {
+      try {
+        const hb = heartbeatCodec.decode(m.data);
+        if (hb.job === plan.job && hb.actor !== undefined) sup.seen(hb.actor);
+      } catch {
+        /* not a heartbeat: ignore */
+      }
+    },
+  });
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') sup.pauseLiveness(3_600_000);
+      else if (s.type === 'reconnect') sup.pauseLiveness(heartbeatGraceMs);
+    }
+  })().catch(() => undefined);
+  const watchBroker = async (): Promise<void> => {
+    while (server !== undefined && !closing) {
+      const ex = await server.exited;
+      if (closing) return;
+      const port = server.port;
+      faults.brokerRestarts++;
+      if (faults.brokerRestarts > plan.maxRestarts) {
+        sup.fail(new ActorFailedError('nats-server', ex.code, ex.signal, [], `died ${faults.brokerRestarts} times (--max-restarts ${plan.maxRestarts})`));
+        return;
+      }
+      sup.pauseLiveness(3_600_000);
+      log(`nats-server (pid ${server.pid}) died (${ex.signal ?? `code ${ex.code}`}): restarting it on port ${port} (${faults.brokerRestarts}/${plan.maxRestarts}); actors reconnect and retry`);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          server = await NatsServer.start({ port, dieWithParent: true });
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) {
+            sup.fail(new ActorFailedError('nats-server', ex.code, ex.signal, [], `could not be restarted on port ${port}: ${(err as Error).message}`));
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      sup.pauseLiveness(heartbeatGraceMs);
+      log(`nats-server is back at ${server.url} (pid ${server.pid})`);
+      writeActors();
+    }
+  };
+  void watchBroker();
+
   if (plan.monitor === true) {
     const port = await freePort();
     sup.start(actor('monitor', 'monitor', 'service', ['--job', plan.job, '--port', `${port}`, '--no-tty']));
@@ -92,120 +340,126 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   const progress = new Progress(plan, log);
   const failed = sup.failed();
   failed.catch(() => undefined); // observed below via races; avoid an unhandled rejection
+  const interrupted = new Promise<never>((_, reject) => {
+    const onAbort = (): void => reject(new JobInterruptedError(String(opts.signal?.reason ?? 'a signal')));
+    if (opts.signal?.aborted === true) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  interrupted.catch(() => undefined);
+  const stopped = Promise.race([failed, interrupted]);
+  stopped.catch(() => undefined);
   const lossSub = nc.subscribe(subjects.loss, { callback: (_e, m) => progress.onLoss(parseReply(m.data)) });
   const evalSub = nc.subscribe(subjects.eval, { callback: (_e, m) => progress.onEval(parseReply(m.data)) });
-  const common = ['--job', plan.job];
-  const dataShards = plan.dataShards;
-  try {
+  if (latest !== undefined && typeof latest.meta.trainerSteps === 'object' && latest.meta.trainerSteps !== null && !mirrored)
+    progress.setResumedSteps(latest.meta.trainerSteps as Record<string, number>);
+
+  // --- checkpoints: one at a time, on a timer; a round that cannot reach every part is skipped.
+  let lastCkptStep = latest?.step ?? -1;
+  let lastCkptAt = Date.now();
+  let ckptRunning: Promise<boolean> | undefined;
+  let lastSkipLog = 0;
+  const takeCheckpoint = (reason: string): Promise<boolean> => {
+    ckptRunning ??= (async () => {
+      try {
+        const parts: Record<string, Uint8Array> = {};
+        let step: number;
+        if (mirrored) {
+          let bytes: Uint8Array;
+          try {
+            bytes = await requestLarge(nc, subjects.ctl(plan.job, 'state'), enc.encode(JSON.stringify({ after: lastCkptStep })), { timeoutMs: 30_000 });
+          } catch (err) {
+            if (err instanceof RemoteError && (err.code === 'NO_STATE' || err.code === 'NOT_NEWER')) return false;
+            throw err;
+          }
+          step = trainerStateCodec.decode(bytes).step;
+          if (step <= lastCkptStep) return false;
+          parts['trainer.bin'] = bytes;
+        } else {
+          const [shardParts, dataParts] = await Promise.all([
+            Promise.all([...Array(aggregators).keys()].map((k) => requestLarge(nc, subjects.psState(plan.job, k), new Uint8Array(0), { timeoutMs: 60_000 }))),
+            Promise.all([...Array(dataShards).keys()].map((i) => requestLarge(nc, subjects.dataState(plan.job, i), new Uint8Array(0), { timeoutMs: 30_000 }))),
+          ]);
+          shardParts.forEach((b, k) => (parts[`ps-${k}.bin`] = b));
+          dataParts.forEach((b, i) => (parts[`data-${i}.json`] = b));
+          step = Math.max(lastCkptStep + 1, progress.stepsDone);
+        }
+        await writeCheckpoint(
+          ckptRoot,
+          step,
+          parts,
+          { job: plan.job, strategy: plan.strategy, model: plan.model, reason, trainerSteps: progress.rankSteps(), worldSize },
+          { keep: plan.keepCheckpoints },
+        );
+        lastCkptStep = step;
+        faults.checkpoints++;
+        latest = await latestCheckpoint(ckptRoot);
+        return true;
+      } catch (err) {
+        // (Expected while an actor restarts: said once per 30 s, not every round.)
+        if (!closing && Date.now() - lastSkipLog > 30_000) {
+          lastSkipLog = Date.now();
+          log(`checkpoint (${reason}) skipped: ${(err as Error).message}`);
+        }
+        return false;
+      } finally {
+        lastCkptAt = Date.now();
+        ckptRunning = undefined;
+      }
+    })();
+    return ckptRunning;
+  };
+  let training = false;
+  const ckptTimer = setInterval(() => {
+    if (!training || knn || ckptRunning !== undefined) return;
+    const { steps, seconds } = plan.checkpointEvery;
+    const dueBySteps = steps !== undefined && (mirrored ? true : progress.stepsDone - Math.max(0, lastCkptStep) >= steps);
+    const dueBySeconds = seconds !== undefined && Date.now() - lastCkptAt >= seconds * 1000;
+    // Mirrored: rank 0 decides the cadence (it sends its replica); we save each newer one we see.
+    if (dueBySteps || dueBySeconds || (mirrored && Date.now() - lastCkptAt >= 1000)) void takeCheckpoint('periodic');
+  }, 250);
+  ckptTimer.unref();
+
+  const resultOf = async (): Promise<JobResult> => {
     log(
       `job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
-        (plan.strategy === 'ps' && plan.model !== KNN_MODEL ? `, ${plan.psShards} parameter-server shard(s)` : '') +
-        `; logs in ${out}/logs`,
+        (plan.strategy === 'ps' && !knn ? `, ${plan.psShards} parameter-server shard(s)` : '') +
+        `; logs in ${out}/logs` +
+        (knn ? '' : `; checkpoints ${describeCadence(plan.checkpointEvery)} in ${ckptRoot}`),
     );
-    for (let i = 0; i < dataShards; i++) {
-      sup.start(
-        actor(`data-shard-${i}`, 'data-shard', 'service', [
-          ...common,
-          '--shard',
-          `${i}`,
-          '--of',
-          `${dataShards}`,
-          '--dataset',
-          plan.dataset,
-          '--split',
-          plan.split,
-          '--seed',
-          `${plan.seed}`,
-          '--epochs',
-          `${plan.epochs}`,
-          '--batch-size',
-          `${plan.batchSize}`,
-          ...dataOptionFlags(plan.data),
-        ]),
-      );
-    }
-    const info = (await waitForAnswer(nc, subjects.dataInfo(plan.job), 'the data shards', 600_000, failed)) as Record<string, unknown>;
+    for (let i = 0; i < dataShards; i++) sup.start(dataShardSpec(i));
+    const info = (await waitForAnswer(nc, subjects.dataInfo(plan.job), 'the data shards', 600_000, stopped)) as Record<string, unknown>;
     progress.setDataInfo(info);
     log(
       info.kind === 'images'
         ? `data: ${String(info.trainRows)} train / ${String(info.testRows)} test images`
         : `data: ${String(info.numUsers)} users, ${String(info.numItems)} items, ${String(info.trainRows)} train / ${String(info.testRows)} test ratings`,
     );
-
-    const knn = plan.model === KNN_MODEL; // no parameters: one aggregator collects the similarity blocks
-    const aggregators = plan.strategy === 'ps' && !knn ? plan.psShards : 1;
-    for (let i = 0; i < aggregators; i++) {
-      sup.start(
-        actor(`aggregator-${i}`, 'aggregator', 'service', [
-          ...common,
-          '--strategy',
-          plan.strategy,
-          '--ps-shard',
-          `${i}`,
-          '--ps-shards',
-          `${aggregators}`,
-          '--world-size',
-          `${plan.trainers}`,
-          '--data-shards',
-          `${dataShards}`,
-          '--model',
-          plan.model,
-          '--seed',
-          `${plan.seed}`,
-          ...plan.modelFlags,
-        ]),
-      );
-    }
-    const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, failed)) as JobConfig;
+    for (let i = 0; i < aggregators; i++) sup.start(aggregatorSpec(i));
+    const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, stopped)) as JobConfig;
     const model = knn ? undefined : createModel(config.model, config.hyper);
     // Progress counts steps over the model's examples: rating rows, users or items, or images.
     const kind = model === undefined ? undefined : exampleKindOf(model);
     if (kind === 'user-rows' || kind === 'item-rows') progress.setExamples(kind === 'user-rows' ? num(info.trainUsers) : num(info.trainItems));
     // kNN steps are similarity blocks: summed over the ranks in ps, the busiest rank's in mirrored.
     if (knn) progress.setTotalSteps(plan.strategy === 'ps' ? plannedBlocks(config.hyper) : Math.ceil(plannedBlocks(config.hyper) / plan.trainers));
-    sup.start(
-      actor('evaluator', 'evaluator', 'service', [
-        ...common,
-        '--strategy',
-        plan.strategy,
-        '--ps-shards',
-        `${aggregators}`,
-        '--data-shards',
-        `${dataShards}`,
-        '--every',
-        `${plan.evalEvery}`,
-        '--out',
-        out,
-      ]),
-    );
-
-    for (let r = 0; r < plan.trainers; r++) {
-      sup.start(
-        actor(`trainer-${r}`, 'trainer', 'worker', [
-          ...common,
-          '--strategy',
-          plan.strategy,
-          '--rank',
-          `${r}`,
-          '--world-size',
-          `${plan.trainers}`,
-          '--ps-shards',
-          `${aggregators}`,
-          '--data-shards',
-          `${dataShards}`,
-          '--allreduce',
-          plan.allreduce,
-          ...(plan.backend !== undefined ? ['--backend', plan.backend] : []),
-        ]),
-      );
-    }
-    await sup.waitForWorkers();
+    sup.start(evaluatorSpec());
+    training = true;
+    for (let r = 0; r < plan.trainers; r++) sup.start(trainerSpec(r));
+    await Promise.race([sup.waitForWorkers(), stopped]);
+    training = false;
     progress.finish();
+    if (!knn) {
+      await ckptRunning;
+      await takeCheckpoint('final');
+    }
     log('trainers finished; final evaluation…');
-    const evalReport = (await waitForAnswer(nc, subjects.evalNow(plan.job), 'the evaluator', 300_000, failed, { final: true })) as {
-      step?: number;
-      metrics?: Record<string, number>;
-    };
+    const evalReport = faults.evaluatorGaveUp
+      ? {}
+      : ((await waitForAnswer(nc, subjects.evalNow(plan.job), 'the evaluator', 300_000, stopped, { final: true })) as {
+          step?: number;
+          metrics?: Record<string, number>;
+        });
+    if (faults.evaluatorGaveUp) log('warning: no final evaluation (the evaluator failed more than --max-restarts times); the model is saved');
     // The trained model: every parameter shard's rows merged into one file, with its configuration
     // and the dataset it was trained on (so `recommend` can map ids and exclude seen items).
     let checkpoint: Record<string, string>;
@@ -213,10 +467,9 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       // kNN: the merged neighbour lists (model/neighbours.bin) instead of parameters.
       checkpoint = await saveKnnModel(nc, plan.job, resolve(out, 'model'), { ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data } });
     } else {
-      const snapshots =
-        plan.strategy === 'mirrored'
-          ? [snapshotCodec.decode(await requestLarge(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { timeoutMs: 60_000 }))]
-          : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
+      const snapshots = mirrored
+        ? [snapshotCodec.decode(await requestWithRetry(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { attemptTimeoutMs: 60_000 }))]
+        : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
       const params = mergeSnapshots(model, config.seed, snapshots);
       // Never save a corrupted model: a NaN/Inf anywhere means training went wrong.
       const bad = nonFiniteParam(params);
@@ -234,28 +487,56 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     let psShardStats: ShardStats[] | undefined;
     if (plan.strategy === 'ps' && model !== undefined) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards }).stats().catch(() => undefined);
     const throughput = progress.throughput();
+    const faultLog: FaultLog = {
+      ...faults,
+      ...(mirrored ? { worldSize } : {}),
+      ...(resumedFrom !== undefined ? { resumedFromStep: resumedFrom } : {}),
+    };
     const result: JobResult = {
       job: plan.job,
       strategy: plan.strategy,
       model: plan.model,
-      metrics: evalReport.metrics ?? {},
-      steps: evalReport.step ?? progress.maxStep,
+      metrics: (evalReport as { metrics?: Record<string, number> }).metrics ?? {},
+      steps: (evalReport as { step?: number }).step ?? progress.maxStep,
       seconds: (Date.now() - started) / 1000,
       ...(typeof info.noiseFloorRmse === 'number' ? { noiseFloorRmse: info.noiseFloorRmse } : {}),
       out,
       ...throughput,
+      faults: faultLog,
     };
-    writeFileSync(resolve(out, 'metrics.json'), `${JSON.stringify({ ...result, checkpoint, ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`);
+    writeFileSync(
+      resolve(out, 'metrics.json'),
+      `${JSON.stringify({ ...result, checkpoint, ...(latest !== undefined ? { lastCheckpoint: latest.dir } : {}), ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`,
+    );
     return result;
+  };
+
+  try {
+    return await resultOf();
   } catch (err) {
+    if (err instanceof JobInterruptedError && training && !knn) {
+      // A last checkpoint, if the actors still answer within a few seconds; then everything stops.
+      log(`${err.signal}: taking a last checkpoint, then stopping every actor …`);
+      training = false;
+      await Promise.race([(async () => (await ckptRunning, await takeCheckpoint('interrupted')))(), new Promise((r) => setTimeout(r, 10_000))]);
+    }
     throw err instanceof JobFailedError ? err : new JobFailedError((err as Error).message, { cause: err });
   } finally {
+    closing = true;
+    training = false;
+    clearInterval(ckptTimer);
     lossSub.unsubscribe();
     evalSub.unsubscribe();
+    hbSub.unsubscribe();
     await sup.stopAll();
+    writeActors();
     await nc.close();
     await server?.stop();
   }
+}
+
+function describeCadence(c: JobPlan['checkpointEvery']): string {
+  return [c.steps !== undefined ? `every ${c.steps} steps` : undefined, c.seconds !== undefined ? `every ${c.seconds} s` : undefined].filter((x) => x !== undefined).join(' and ');
 }
 
 function num(v: unknown): number | undefined {

@@ -54,6 +54,29 @@ export class Progress {
     return max;
   }
 
+  /** Steps done so far: summed over the trainers in ps (pushes), the furthest rank's in mirrored. */
+  get stepsDone(): number {
+    if (this.#plan.strategy !== 'ps') return this.maxStep;
+    let sum = 0;
+    for (const r of this.#ranks.values()) sum += r.step;
+    return sum;
+  }
+
+  /** The last step each rank reported (a restarted ps trainer continues its count from here). */
+  rankSteps(): Record<string, number> {
+    return Object.fromEntries([...this.#ranks.entries()].map(([rank, r]) => [String(rank), r.step]));
+  }
+
+  /** Forgets ranks (a mirrored group re-formed with fewer ranks). */
+  keepRanks(n: number): void {
+    for (const rank of [...this.#ranks.keys()]) if (rank >= n) this.#ranks.delete(rank);
+  }
+
+  /** Resumed job: the step total counts what is left to do as already done up to `steps`. */
+  setResumedSteps(byRank: Readonly<Record<string, number>>): void {
+    for (const [rank, step] of Object.entries(byRank)) this.#ranks.set(Number(rank), { step, epoch: 0, loss: Number.NaN, examplesPerSec: 0, done: false });
+  }
+
   setDataInfo(info: Record<string, unknown>): void {
     this.setExamples(num(info.trainRows));
   }

@@ -1,7 +1,9 @@
-// Starts the actors of a local job as child processes and watches them. A job fails as soon
-// as any actor fails: a worker (trainer) that exits non-zero, or a service (data shard,
-// aggregator, evaluator) that exits before it was asked to stop. Then everything is stopped,
-// so a failed job never leaves orphans behind.
+// Starts the actors of a local job as child processes and watches them, like torchrun's agent:
+// each child's exit goes to a restart policy (the launcher's: restart it, re-form its group, or
+// fail the job), and a child that stops sending heartbeats for `heartbeatTimeoutMs` is declared
+// dead (SIGKILL) and handled like a crash — a SIGSTOPped or wedged actor never hangs a job. When
+// the job ends or fails everything is stopped; children also exit by themselves when the launcher
+// dies (their stdin is a pipe from us: see exitWithSupervisor in libs/bus), so nothing is orphaned.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -10,11 +12,12 @@ import { createInterface } from 'node:readline';
 export type ActorRole = 'service' | 'worker';
 
 export interface ActorSpec {
-  /** Unique display name, e.g. `trainer-0`. */
+  /** Unique display name, e.g. `trainer-0`; also its heartbeat subject token. */
   readonly name: string;
   /** Path of the entry file to run with tsx, relative to the repository root. */
   readonly entry: string;
   readonly args: readonly string[];
+  /** service: runs until stopped (any exit is a failure); worker: done when it exits 0. */
   readonly role: ActorRole;
 }
 
@@ -24,20 +27,47 @@ export class ActorFailedError extends Error {
     readonly code: number | null,
     readonly signal: NodeJS.Signals | null,
     readonly lastLines: readonly string[],
+    readonly why?: string,
   ) {
-    const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
+    const how = why ?? (signal !== null ? `was killed by ${signal}` : `exited with code ${code}`);
     const tail = lastLines.length > 0 ? `\nits last output:\n  ${lastLines.join('\n  ')}` : '';
     super(`actor ${actor} ${how}${tail}`);
     this.name = 'ActorFailedError';
   }
 }
 
-interface RunningActor {
+/** How an actor ended, as the restart policy sees it. */
+export interface ActorExit {
+  readonly name: string;
   readonly spec: ActorSpec;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** Set when the supervisor killed it for going silent. */
+  readonly stalled: boolean;
+  /** Restarts of this actor so far (before this exit). */
+  readonly restarts: number;
+  readonly lastLines: readonly string[];
+}
+
+/** What to do about an actor that ended unexpectedly. */
+export type ExitDecision =
+  | { readonly action: 'fail'; readonly why?: string }
+  /** Start it again (with new arguments, e.g. --restore-state of the last checkpoint). */
+  | { readonly action: 'restart'; readonly args?: readonly string[] }
+  /** Nothing: the policy handled it itself (e.g. re-formed a group) or the actor is not needed. */
+  | { readonly action: 'ignore' };
+
+interface RunningActor {
+  spec: ActorSpec;
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly lastLines: string[];
   stopping: boolean;
+  stalled: boolean;
+  restarts: number;
+  lastBeat: number | undefined;
+  /** Exited 0 as a worker (done), or stopped on purpose. */
+  finished: boolean;
 }
 
 export interface SupervisorOptions {
@@ -45,10 +75,18 @@ export interface SupervisorOptions {
   readonly root: string;
   /** Extra environment for every child (e.g. NATS_URL). */
   readonly env: Readonly<Record<string, string>>;
-  /** Where each actor's full output goes (`<name>.log`); omitted: not kept. */
+  /** Where each actor's full output goes (`<name>.log`, appended across restarts); omitted: not kept. */
   readonly logDir?: string;
   /** Called with every output line of every actor (already prefixed); default: nothing. */
   readonly onLine?: (actor: string, line: string) => void;
+  /** Decides about unexpected exits; default: fail the job. */
+  readonly onExit?: (exit: ActorExit) => ExitDecision | Promise<ExitDecision>;
+  /** An actor silent this long after its first heartbeat is killed (default 30 s; 0 = never). */
+  readonly heartbeatTimeoutMs?: number;
+  /** Supervisor notes (restarts, stalls) go here. */
+  readonly log?: (line: string) => void;
+  /** Told about every (re)start, with the child's pid. */
+  readonly onStart?: (name: string, pid: number | undefined, restarts: number) => void;
 }
 
 const KEEP_LINES = 20;
@@ -58,20 +96,37 @@ export class Supervisor {
   readonly #opts: SupervisorOptions;
   #failure: ActorFailedError | undefined;
   readonly #failureListeners: ((err: ActorFailedError) => void)[] = [];
+  readonly #doneListeners: (() => void)[] = [];
+  readonly #watchdog: NodeJS.Timeout | undefined;
+  #livenessPausedUntil = 0;
+  #closing = false;
 
   constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     if (opts.logDir !== undefined) mkdirSync(opts.logDir, { recursive: true });
+    const timeout = opts.heartbeatTimeoutMs ?? 30_000;
+    if (timeout > 0) {
+      this.#watchdog = setInterval(() => this.#checkLiveness(timeout), Math.min(1000, Math.max(100, timeout / 10)));
+      this.#watchdog.unref();
+    }
   }
 
   start(spec: ActorSpec): void {
-    if (this.#actors.has(spec.name)) throw new Error(`actor ${spec.name} is already running`);
+    const prev = this.#actors.get(spec.name);
+    if (prev !== undefined && !this.#hasExited(prev)) throw new Error(`actor ${spec.name} is already running`);
+    this.#spawn(spec, prev?.restarts ?? 0);
+  }
+
+  #spawn(spec: ActorSpec, restarts: number): void {
     const child = spawn(process.execPath, ['--import', 'tsx', spec.entry, ...spec.args], {
       cwd: this.#opts.root,
-      env: { ...process.env, ...this.#opts.env, FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.#opts.env, FORCE_COLOR: '0', ACTORFLOW_ACTOR: spec.name, ACTORFLOW_SUPERVISED: '1' },
+      // stdin: a pipe the child watches; it closes when we die, however we die.
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const log: WriteStream | undefined = this.#opts.logDir !== undefined ? createWriteStream(join(this.#opts.logDir, `${spec.name}.log`)) : undefined;
+    child.stdin?.on('error', () => undefined);
+    const log: WriteStream | undefined = this.#opts.logDir !== undefined ? createWriteStream(join(this.#opts.logDir, `${spec.name}.log`), { flags: 'a' }) : undefined;
+    if (restarts > 0) log?.write(`---- restart ${restarts} ----\n`);
     const lastLines: string[] = [];
     const onLine = (line: string): void => {
       lastLines.push(line);
@@ -89,28 +144,126 @@ export class Supervisor {
       });
       child.on('exit', (code, signal) => resolve({ code, signal }));
     });
-    const actor: RunningActor = { spec, child, exited, lastLines, stopping: false };
+    const actor: RunningActor = { spec, child, exited, lastLines, stopping: false, stalled: false, restarts, lastBeat: undefined, finished: false };
     this.#actors.set(spec.name, actor);
-    void exited.then(({ code, signal }) => {
-      // Give the line readers a moment to drain, so the error shows the actor's last words.
-      setTimeout(() => log?.end(), 50);
-      const failed = spec.role === 'worker' ? code !== 0 : !actor.stopping;
-      if (failed) this.#fail(new ActorFailedError(spec.name, code, signal, lastLines));
+    this.#opts.onStart?.(spec.name, child.pid, restarts);
+    void exited.then(async ({ code, signal }) => {
+      // Give the line readers a moment to drain, so errors show the actor's last words.
+      await new Promise((r) => setTimeout(r, 50));
+      log?.end();
+      if (this.#actors.get(spec.name) !== actor) return; // replaced meanwhile
+      if (actor.stopping || this.#closing) {
+        actor.finished = true;
+        this.#checkDone();
+        return;
+      }
+      if (spec.role === 'worker' && code === 0) {
+        actor.finished = true;
+        this.#checkDone();
+        return;
+      }
+      const exit: ActorExit = { name: spec.name, spec: actor.spec, code, signal, stalled: actor.stalled, restarts: actor.restarts, lastLines: [...lastLines] };
+      let decision: ExitDecision;
+      try {
+        decision = this.#opts.onExit !== undefined ? await this.#opts.onExit(exit) : { action: 'fail' };
+      } catch (err) {
+        decision = { action: 'fail', why: `failed and its restart failed: ${(err as Error).message}` };
+      }
+      if (this.#closing || this.#actors.get(spec.name) !== actor) return;
+      if (decision.action === 'restart') {
+        this.#spawn({ ...actor.spec, args: decision.args ?? actor.spec.args }, actor.restarts + 1);
+      } else if (decision.action === 'ignore') {
+        actor.finished = true;
+        this.#checkDone();
+      } else {
+        this.#fail(new ActorFailedError(spec.name, code, signal, lastLines, decision.why ?? (actor.stalled ? 'stopped sending heartbeats and was killed' : undefined)));
+      }
     });
   }
 
-  /** Resolves when every worker has exited 0; rejects with the first actor failure. */
+  #hasExited(a: RunningActor): boolean {
+    return a.child.exitCode !== null || a.child.signalCode !== null;
+  }
+
+  /** A heartbeat from `name` (the launcher subscribes to `<job>.hb.*`). */
+  seen(name: string): void {
+    const a = this.#actors.get(name);
+    if (a !== undefined) a.lastBeat = Date.now();
+  }
+
+  /**
+   * No stall verdicts for the next `ms` (e.g. while the broker is away nobody's heartbeats arrive;
+   * after it is back, a grace period); every actor's silence is counted from then. Replaces an
+   * earlier pause.
+   */
+  pauseLiveness(ms: number): void {
+    this.#livenessPausedUntil = Date.now() + ms;
+  }
+
+  #checkLiveness(timeoutMs: number): void {
+    const now = Date.now();
+    if (now < this.#livenessPausedUntil) {
+      for (const a of this.#actors.values()) if (a.lastBeat !== undefined) a.lastBeat = Math.max(a.lastBeat, this.#livenessPausedUntil);
+      return;
+    }
+    for (const a of this.#actors.values()) {
+      if (a.lastBeat === undefined || a.stopping || a.stalled || this.#hasExited(a)) continue;
+      const silent = now - a.lastBeat;
+      if (silent > timeoutMs) {
+        a.stalled = true;
+        this.#opts.log?.(`${a.spec.name} (pid ${a.child.pid}) sent no heartbeat for ${(silent / 1000).toFixed(1)} s (stopped or stuck): killing it`);
+        a.child.kill('SIGKILL');
+      }
+    }
+  }
+
+  /** Kills an actor on purpose (its exit is not a failure); resolves when it is gone. */
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const a = this.#actors.get(name);
+    if (a === undefined || this.#hasExited(a)) return;
+    a.stopping = true;
+    a.child.kill(signal);
+    await a.exited;
+  }
+
+  /** Forgets a finished or killed actor (e.g. a rank removed when a group shrinks). */
+  retire(name: string): void {
+    const a = this.#actors.get(name);
+    if (a !== undefined && !this.#hasExited(a)) throw new Error(`actor ${name} is still running`);
+    this.#actors.delete(name);
+    this.#checkDone();
+  }
+
+  /** Restarts of `name` so far. */
+  restarts(name: string): number {
+    return this.#actors.get(name)?.restarts ?? 0;
+  }
+
+  /** Every actor with its pid and state (for out/<job>/actors.json and tests). */
+  list(): { name: string; pid: number | undefined; role: ActorRole; restarts: number; running: boolean }[] {
+    return [...this.#actors.values()].map((a) => ({ name: a.spec.name, pid: a.child.pid, role: a.spec.role, restarts: a.restarts, running: !this.#hasExited(a) }));
+  }
+
+  /** Resolves when every worker has exited 0 (restarted workers included); rejects with the first failure. */
   async waitForWorkers(): Promise<void> {
-    const workers = [...this.#actors.values()].filter((a) => a.spec.role === 'worker');
-    const failure = new Promise<never>((_, reject) => {
-      if (this.#failure !== undefined) reject(this.#failure);
+    await new Promise<void>((resolve, reject) => {
+      if (this.#failure !== undefined) {
+        reject(this.#failure);
+        return;
+      }
       this.#failureListeners.push(reject);
+      this.#doneListeners.push(resolve);
+      this.#checkDone();
     });
-    await Promise.race([Promise.all(workers.map((w) => w.exited)), failure]);
-    if (this.#failure !== undefined) throw this.#failure;
   }
 
-  /** A promise that rejects when any actor fails (for racing against other waits). */
+  #checkDone(): void {
+    const workers = [...this.#actors.values()].filter((a) => a.spec.role === 'worker');
+    if (workers.length === 0 || !workers.every((w) => w.finished)) return;
+    for (const l of this.#doneListeners.splice(0)) l();
+  }
+
+  /** A promise that rejects when the job fails (for racing against other waits). */
   failed(): Promise<never> {
     return new Promise<never>((_, reject) => {
       if (this.#failure !== undefined) reject(this.#failure);
@@ -118,9 +271,16 @@ export class Supervisor {
     });
   }
 
+  /** Fails the job from outside (e.g. a fault the launcher cannot recover from). */
+  fail(err: ActorFailedError): void {
+    this.#fail(err);
+  }
+
   /** Stops every actor still running: SIGTERM, then SIGKILL after `graceMs`. */
   async stopAll(graceMs = 5000): Promise<void> {
-    const running = [...this.#actors.values()].filter((a) => a.child.exitCode === null && a.child.signalCode === null);
+    this.#closing = true;
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    const running = [...this.#actors.values()].filter((a) => !this.#hasExited(a));
     for (const a of running) {
       a.stopping = true;
       a.child.kill('SIGTERM');
@@ -132,19 +292,6 @@ export class Supervisor {
         clearTimeout(timer);
       }),
     );
-  }
-
-  /** Marks services as expected to stop (e.g. after `<job>.ctl.stop` was sent) and waits for them. */
-  async awaitServicesStopped(timeoutMs: number): Promise<void> {
-    const services = [...this.#actors.values()].filter((a) => a.spec.role === 'service');
-    for (const s of services) s.stopping = true;
-    const all = Promise.all(services.map((s) => s.exited));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([all, timeout]);
-    clearTimeout(timer);
   }
 
   #fail(err: ActorFailedError): void {

@@ -85,3 +85,45 @@ t.test('supervisor: a worker that fails fails the job with its last output; stop
   await good.stopAll(2000);
   t.pass('workers done, services stopped without counting as failures');
 });
+
+t.test('supervisor: the restart policy restarts a crashed service with new args; a worker that stops beating is killed as stalled', async (t) => {
+  const dir = t.testdir({
+    // Crashes the first time (no --again), then serves until stopped.
+    'flaky.ts': 'if (!process.argv.includes("--again")) process.exit(7); setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0));',
+    'hang.ts': 'setInterval(() => {}, 1000);',
+  });
+  const exits: { name: string; code: number | null; stalled: boolean; restarts: number }[] = [];
+  const starts: string[] = [];
+  const sup = new Supervisor({
+    root: dir,
+    env: {},
+    heartbeatTimeoutMs: 300,
+    log: () => undefined,
+    onStart: (name, pid, restarts) => starts.push(`${name}:${restarts}:${typeof pid}`),
+    onExit: (e) => {
+      exits.push({ name: e.name, code: e.code, stalled: e.stalled, restarts: e.restarts });
+      if (e.name === 'flaky') return { action: 'restart', args: ['--again'] };
+      return { action: 'ignore' };
+    },
+  });
+  sup.start({ name: 'flaky', entry: 'flaky.ts', args: [], role: 'service' });
+  sup.start({ name: 'hang', entry: 'hang.ts', args: [], role: 'worker' });
+  while (!starts.includes('flaky:1:number')) await new Promise((r) => setTimeout(r, 50));
+  sup.seen('hang'); // one heartbeat, then silence: declared dead after 300 ms
+  await sup.waitForWorkers(); // 'ignore' marks the stalled worker finished
+  t.same(
+    exits.find((e) => e.name === 'flaky'),
+    { name: 'flaky', code: 7, stalled: false, restarts: 0 },
+  );
+  t.same(
+    exits.find((e) => e.name === 'hang'),
+    { name: 'hang', code: null, stalled: true, restarts: 0 },
+  );
+  t.equal(sup.restarts('flaky'), 1);
+  t.ok(
+    sup.list().some((a) => a.name === 'flaky' && a.running),
+    'the restarted service runs',
+  );
+  t.ok(starts.includes('flaky:1:number'), 'onStart told about the restart with its pid');
+  await sup.stopAll(2000);
+});

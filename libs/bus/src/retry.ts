@@ -31,6 +31,19 @@ export const DEFAULT_BACKOFF: Backoff = { initialMs: 100, maxMs: 2000, factor: 2
 /** Default deadline of one retried request: outages up to 30 s are survived with margin. */
 export const DEFAULT_RETRY_DEADLINE_MS = 120_000;
 
+/**
+ * One attempt's bound for idempotent data-path requests (pulls, pushes, batches): ACTORFLOW_ATTEMPT_TIMEOUT_S
+ * if set, else `fallbackMs`. The launcher sets it short (10 s): a request held by an actor that was
+ * then killed is retried after that, not after 30 s, and idempotency keys make the retry safe.
+ */
+export function retryAttemptMs(fallbackMs = 30_000, env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const raw = env.ACTORFLOW_ATTEMPT_TIMEOUT_S;
+  if (raw === undefined || raw.trim() === '') return fallbackMs;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0) throw new BusError(`ACTORFLOW_ATTEMPT_TIMEOUT_S must be a positive number of seconds, got '${raw}'`);
+  return s * 1000;
+}
+
 /** Longest wait for a reconnect before trying anyway (publishes are buffered while reconnecting). */
 const RECONNECT_POLL_MS = 5000;
 
