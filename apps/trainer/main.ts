@@ -150,6 +150,7 @@ await runActor('trainer', usage, async () => {
           await requestWithRetry(conn.nc, subjects.ctl(job, 'checkpoint'), trainerStateCodec.encode(state()), { attemptTimeoutMs: 60_000 });
         };
         const res = await runMirroredTrainer({
+          job,
           pg,
           engine,
           model,
