@@ -504,6 +504,8 @@ export class ParameterShard {
     this.#version = st.version;
     this.#pushes = st.pushes;
     this.#dropped = st.dropped;
+    // Pushes remembered since the state was taken are undone by the restore: their retries must apply again.
+    this.#replies.clear();
     this.#clocks.clear();
     const now = Date.now();
     for (const [rank, clock] of Object.entries(st.clocks)) this.#clocks.set(Number(rank), { clock, seen: now });

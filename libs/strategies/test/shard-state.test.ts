@@ -169,6 +169,13 @@ t.test('idempotent push: a known pushId returns the first reply and applies noth
   t.equal(shard.stats.pushes, pushes, 'a recent id is still known');
   shard.push(grad(3), shard.version, 0, 'r0:1');
   t.equal(shard.stats.pushes, pushes + 1, 'an id older than the memory applies again');
+  // A restore to an earlier state forgets the ids: the pushes they stood for were undone.
+  const saved = shard.exportState();
+  shard.push(grad(4), shard.version, 0, 'r0:after');
+  shard.restoreState(saved);
+  const version = shard.version;
+  shard.push(grad(4), shard.version, 0, 'r0:after');
+  t.equal(shard.version, version + 1, 'a push retried after a restore applies again');
 });
 
 t.test('servePsShard: state on <job>.ps.<k>.state, pushId through the wire', async (t) => {
