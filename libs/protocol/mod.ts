@@ -57,4 +57,14 @@ export {
   type ImageBatch,
 } from './src/arrow.ts';
 export { collectiveUpCodec, collectiveDownCodec, collectiveP2pCodec, type CollectiveUp, type CollectiveDown, type CollectiveP2p, type RingPhase } from './src/collective.ts';
-export { shardStateCodec, trainerStateCodec, SHARD_STATE_FORMAT, TRAINER_STATE_FORMAT, type ShardState, type TrainerState, type OwnedTableState, type OptimizerSlotState, type TableData } from './src/state.ts';
+export {
+  shardStateCodec,
+  trainerStateCodec,
+  SHARD_STATE_FORMAT,
+  TRAINER_STATE_FORMAT,
+  type ShardState,
+  type TrainerState,
+  type OwnedTableState,
+  type OptimizerSlotState,
+  type TableData,
+} from './src/state.ts';
