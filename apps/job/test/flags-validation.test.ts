@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
+import { JobFlagError, parseCheckpointEvery, parseJobFlags, type JobPlan } from '../src/flags.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'job-flags-'));
 writeFileSync(join(dir, 'u1.base'), '1\t10\t5\t100\n');
@@ -67,4 +67,33 @@ t.test('the launcher rejects a bad flag before starting anything, and leaves no 
   t.notMatch(r.stdout, /nats-server started/);
   t.notOk(readdirSync(dir).includes('o'), 'no out folder');
   t.notOk(existsSync(join(cwd, 'o')), 'nor in the app folder');
+});
+
+t.test('fault-tolerance flags: checkpoint cadence, restarts, min trainers, heartbeat timeout; --resume loads plan.json', async (t) => {
+  const plan = parseJobFlags([], env) as JobPlan;
+  t.same(plan.checkpointEvery, { seconds: 30 }, 'default: every 30 s');
+  t.equal(plan.maxRestarts, 3);
+  t.equal(plan.heartbeatTimeoutS, 30);
+  t.equal(plan.minTrainers, plan.trainers);
+  t.same(parseCheckpointEvery('200'), { steps: 200 });
+  t.same(parseCheckpointEvery('200,1.5s'), { steps: 200, seconds: 1.5 });
+  for (const bad of ['0', '-1s', 'x', '1.5', '10m']) t.throws(() => parseCheckpointEvery(bad), JobFlagError, bad);
+  t.throws(() => parseJobFlags(['--strategy', 'mirrored', '--trainers', '2', '--min-trainers', '3'], env), /--min-trainers 3 is above --trainers 2/);
+  t.throws(() => parseJobFlags(['--min-trainers', '1'], env), /--min-trainers is for --strategy mirrored/);
+  t.equal((parseJobFlags(['--max-restarts', '0'], env) as JobPlan).maxRestarts, 0, 'no restarts: the first fault fails the job');
+
+  const out = join(dir, 'resume-me');
+  mkdirSync(out, { recursive: true });
+  t.throws(() => parseJobFlags(['--resume', out], env), /no plan.json there/);
+  writeFileSync(join(out, 'plan.json'), JSON.stringify({ ...plan, job: 'saved-job', epochs: 7 }));
+  const resumed = parseJobFlags(['--resume', 'resume-me', '--max-restarts', '5', '--verbose'], env) as JobPlan;
+  t.equal(resumed.job, 'saved-job');
+  t.equal(resumed.epochs, 7, 'what to train comes from plan.json');
+  t.equal(resumed.maxRestarts, 5, 'run-time flags given now win');
+  t.equal(resumed.checkpointEvery.seconds, 30, 'run-time flags not given keep the saved value');
+  t.equal(resumed.resume, out);
+  t.equal(resumed.out, out);
+  t.throws(() => parseJobFlags(['--resume', out, '--epochs', '3'], env), /--resume continues the job .* drop --epochs/);
+  writeFileSync(join(out, 'plan.json'), '{ not json');
+  t.throws(() => parseJobFlags(['--resume', out], env), /plan.json is not readable JSON/);
 });
