@@ -92,6 +92,7 @@ const perm = Int32Array.from({ length: tr.n }, (_, k) => k);
 const touchedU = new Int32Array(Number(U));
 const touchedI = new Int32Array(Number(I));
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 for (let ep = 0; ep < epochs; ep++) {
   for (let k = tr.n - 1; k > 0; k--) {
     const j = Math.floor(rnd() * (k + 1));
@@ -144,6 +145,7 @@ for (let ep = 0; ep < epochs; ep++) {
   }
 }
 const trainSeconds = (performance.now() - t0) / 1000;
+const cpuSeconds = ((u) => (u.user + u.system) / 1e6)(process.cpuUsage(cpu0));
 let se = 0;
 for (let e = 0; e < te.n; e++) {
   const u = te.u[e];
@@ -153,4 +155,4 @@ for (let e = 0; e < te.n; e++) {
   const err = mu + bu.w[u] + bi.w[i] + dot - te.r[e];
   se += err * err;
 }
-console.log(JSON.stringify({ trainSeconds, testMse: se / te.n, ratings: tr.n * epochs }));
+console.log(JSON.stringify({ trainSeconds, cpuSeconds, testMse: se / te.n, ratings: tr.n * epochs }));

@@ -76,6 +76,8 @@ execFileSync('gcc', ['-O3', '-march=native', '-o', cBin, join(here, 'mf_ref.c'),
 
 interface Run {
   readonly trainSeconds: number;
+  /** Process CPU time (user + system) of the training loop; less sensitive to a loaded machine than wall time. */
+  readonly cpuSeconds?: number;
   readonly wallSeconds: number;
   readonly testMse: number;
   readonly ratings: number;
@@ -106,7 +108,7 @@ const engines: Engine[] = [
     run: () => {
       const { out, wall } = timed(join(root, 'node_modules/.bin/tsx'), [join(here, 'vs-torch-mf.ts'), '--train', trainCsv, '--test', testCsv, ...common]);
       const j = lastJson(out);
-      return { trainSeconds: j.trainSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
+      return { trainSeconds: j.trainSeconds, cpuSeconds: j.cpuSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
     },
   },
   {
@@ -115,7 +117,7 @@ const engines: Engine[] = [
     run: () => {
       const { out, wall } = timed(String(v.python), [join(here, 'torch_mf.py'), '--train', trainCsv, '--test', testCsv, ...common, '--threads', '1']);
       const j = lastJson(out);
-      return { trainSeconds: j.trainSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
+      return { trainSeconds: j.trainSeconds, cpuSeconds: j.cpuSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
     },
   },
   {
@@ -135,7 +137,7 @@ const engines: Engine[] = [
         `${hp.l2}`,
       ]);
       const j = lastJson(out);
-      return { trainSeconds: j.trainSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
+      return { trainSeconds: j.trainSeconds, cpuSeconds: j.cpuSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
     },
   },
   {
@@ -144,7 +146,7 @@ const engines: Engine[] = [
     run: () => {
       const { out, wall } = timed(cBin, [trainCsv, testCsv, `${s.numUsers}`, `${s.numItems}`, `${hp.dim}`, `${epochs}`, `${hp.batch}`, `${hp.lr}`, `${hp.l2}`]);
       const j = lastJson(out);
-      return { trainSeconds: j.trainSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
+      return { trainSeconds: j.trainSeconds, cpuSeconds: j.cpuSeconds, wallSeconds: wall, testMse: j.testMse, ratings: j.ratings };
     },
   },
 ];
@@ -197,7 +199,9 @@ for (let round = 0; round < rounds; round++) {
     try {
       const r = e.run();
       results.get(e.name)?.push(r);
-      console.error(`round ${round + 1}/${rounds} ${e.name}: train ${r.trainSeconds.toFixed(2)} s, process ${r.wallSeconds.toFixed(2)} s, test MSE ${r.testMse.toFixed(4)}`);
+      console.error(
+        `round ${round + 1}/${rounds} ${e.name}: train ${r.trainSeconds.toFixed(2)} s${r.cpuSeconds !== undefined ? ` (cpu ${r.cpuSeconds.toFixed(2)} s)` : ''}, process ${r.wallSeconds.toFixed(2)} s, test MSE ${r.testMse.toFixed(4)}`,
+      );
     } catch (err) {
       failures.set(e.name, (err as Error).message.split('\n').slice(0, 3).join(' '));
       console.error(`${e.name}: ${(err as Error).message}`);
@@ -207,16 +211,23 @@ for (let round = 0; round < rounds; round++) {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const torchRuns = results.get('PyTorch') ?? [];
 const torchRate = torchRuns.length > 0 ? median(torchRuns.map((r) => r.ratings / r.trainSeconds)) : Number.NaN;
-const rows = ['| engine | what runs | train s (median) | process s | ratings/s | × PyTorch | test MSE |', '|---|---|---|---|---|---|---|'];
+const cpuMedian = (rs: Run[]): number | undefined => {
+  const c = rs.map((r) => r.cpuSeconds).filter((x): x is number => x !== undefined);
+  return c.length === rs.length && c.length > 0 ? median(c) : undefined;
+};
+const torchCpu = cpuMedian(torchRuns);
+const rows = ['| engine | what runs | train s (median) | train CPU s (median) | process s | ratings/s | × PyTorch | × PyTorch by CPU s | test MSE |', '|---|---|---|---|---|---|---|---|---|'];
 for (const e of engines) {
   const rs = results.get(e.name) ?? [];
   if (rs.length === 0) {
-    rows.push(`| ${e.name} | ${e.what} | failed: ${failures.get(e.name) ?? 'no run'} | | | | |`);
+    rows.push(`| ${e.name} | ${e.what} | failed: ${failures.get(e.name) ?? 'no run'} | | | | | | |`);
     continue;
   }
   const rate = median(rs.map((r) => r.ratings / r.trainSeconds));
+  const cpu = cpuMedian(rs);
+  const byCpu = cpu !== undefined && torchCpu !== undefined ? `${(torchCpu / cpu).toFixed(2)}×` : '';
   rows.push(
-    `| ${e.name} | ${e.what} | ${median(rs.map((r) => r.trainSeconds)).toFixed(2)} | ${median(rs.map((r) => r.wallSeconds)).toFixed(2)} | ${Math.round(rate).toLocaleString('en-US')} | ${(rate / torchRate).toFixed(2)}× | ${median(rs.map((r) => r.testMse)).toFixed(4)} |`,
+    `| ${e.name} | ${e.what} | ${median(rs.map((r) => r.trainSeconds)).toFixed(2)} | ${cpu?.toFixed(2) ?? ''} | ${median(rs.map((r) => r.wallSeconds)).toFixed(2)} | ${Math.round(rate).toLocaleString('en-US')} | ${(rate / torchRate).toFixed(2)}× | ${byCpu} | ${median(rs.map((r) => r.testMse)).toFixed(4)} |`,
   );
 }
 console.log(rows.join('\n'));
@@ -224,7 +235,7 @@ if (v['no-report'] !== true) {
   appendSection('MF against PyTorch and C, seed-experiment shape', `npx nx run bench:vs-torch -- ${process.argv.slice(2).join(' ')}`.trim(), [
     ...rows,
     '',
-    `${s.ratings.length} synthetic ratings (low rank + noise, clipped to 0.5–5), ${s.numUsers} users × ${s.numItems} items, random 80/20 split (seed 42); dim ${hp.dim}, Adam lr ${hp.lr}, l2 ${hp.l2}, batch ${hp.batch}, ${epochs} epochs; ${rounds} interleaved rounds, medians. ratings/s = training ratings × epochs / train s (the job: metrics.json examplesPerSecond). PyTorch's Adam is dense (every row each step, weight_decay = l2), the classic recipe; actorflow's and C's are lazy (touched rows).`,
+    `${s.ratings.length} synthetic ratings (low rank + noise, clipped to 0.5–5), ${s.numUsers} users × ${s.numItems} items, random 80/20 split (seed 42); dim ${hp.dim}, Adam lr ${hp.lr}, l2 ${hp.l2}, batch ${hp.batch}, ${epochs} epochs; ${rounds} interleaved rounds, medians. CPU s: the training loop's process CPU time (user + system; the job: not measured) — on a loaded machine wall time also counts waiting for a core. ratings/s = training ratings × epochs / train s (the job: metrics.json examplesPerSecond). PyTorch's Adam is dense (every row each step, weight_decay = l2), the classic recipe; actorflow's and C's are lazy (touched rows).`,
   ]);
 }
 if (!existsSync(dir)) process.exit(1);
