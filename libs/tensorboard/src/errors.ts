@@ -1,0 +1,6 @@
+export class TensorBoardError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TensorBoardError';
+  }
+}
