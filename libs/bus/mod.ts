@@ -46,3 +46,22 @@ export { connectActor, exitOnSignals, actorLog, runActor, intFlag, numberFlag, F
 export { startHeartbeat, LivenessTracker, type HeartbeatHandle } from './src/heartbeat.ts';
 export { registerActorService, actorName, listActorServices, actorServiceStats, ACTOR_SERVICE_NAME, type ActorService, type ActorServiceOptions, type ActorStats } from './src/service.ts';
 export type { Msg, Subscription } from '@nats-io/nats-core';
+export {
+  ROLES,
+  rolePermissions,
+  roleUser,
+  roleOfApp,
+  generateRoleCredentials,
+  natsAuthUsers,
+  natsAuthConfig,
+  credentialsEnv,
+  printNatsConfig,
+  PermissionsConfigError,
+  RESPONSE_PERMISSION,
+  type Role,
+  type RoleCredentials,
+  type NatsPermissions,
+  type SubjectPermission,
+  type ResponsePermission,
+  type NatsAuthConfigOptions,
+} from './src/permissions.ts';

@@ -1,0 +1,256 @@
+// Per-role NATS permissions for one job (issue 13): one user per role — data-shard, trainer,
+// aggregator, evaluator, monitor, launcher — each allowed to publish and subscribe only where its
+// job needs. The subjects below were read off the code (every subscribe / serveLarge / publish /
+// request of the apps and libs); docs/SECURITY.md has the table and what it does not guarantee.
+//
+// Everything is scoped to ONE job id: a trainer of job A has no subject of job B. What every role
+// shares, and what NATS cannot scope by job, is `_INBOX.>`: replies (and the private upload
+// subjects of large requests, libs/bus/src/large.ts) go to `_INBOX.<random>`, so every requester
+// subscribes `_INBOX.>` and every large-request sender publishes there.
+import { randomBytes } from 'node:crypto';
+import { validateToken } from '@actorflow/protocol';
+import { BusError } from './errors.ts';
+import { ACTOR_SERVICE_NAME } from './service.ts';
+
+export const ROLES = ['data-shard', 'trainer', 'aggregator', 'evaluator', 'monitor', 'launcher'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface SubjectPermission {
+  readonly allow: readonly string[];
+}
+
+/**
+ * nats-server's `allow_responses`: publishing to the reply subject of a message this user
+ * received, at most `max` messages (chunked replies are several) within `expires`.
+ */
+export interface ResponsePermission {
+  readonly max: number;
+  /** A nats-server duration, e.g. "15m". */
+  readonly expires: string;
+}
+
+export interface NatsPermissions {
+  readonly publish: SubjectPermission;
+  readonly subscribe: SubjectPermission;
+  readonly allow_responses: ResponsePermission;
+}
+
+export interface RoleCredentials {
+  readonly user: string;
+  readonly pass: string;
+}
+
+/** Bad input to the permission helpers (a missing role, a user name nats-server cannot parse). */
+export class PermissionsConfigError extends BusError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PermissionsConfigError';
+  }
+}
+
+/**
+ * Replies may be chunked (one message per max_payload, libs/bus/src/large.ts): allow many per
+ * request. The expiry must outlast the slowest handler (a final evaluation, a large snapshot).
+ */
+export const RESPONSE_PERMISSION: ResponsePermission = { max: 1_000_000, expires: '30m' };
+
+/** Reply inboxes and the private upload subjects of large requests (all `_INBOX.<random>`). */
+const INBOX = '_INBOX.>';
+
+/** What registerActorService subscribes: `$SRV.PING|INFO|STATS`, by name, and by name and id. */
+const SERVICE_SUBSCRIBE = ['$SRV.PING', '$SRV.INFO', '$SRV.STATS', `$SRV.*.${ACTOR_SERVICE_NAME}`, `$SRV.*.${ACTOR_SERVICE_NAME}.*`];
+/** Discovery requests (listActorServices, actorServiceStats, `nats micro`). */
+const SERVICE_REQUEST = ['$SRV.PING', '$SRV.INFO', '$SRV.STATS', `$SRV.*.${ACTOR_SERVICE_NAME}`, `$SRV.*.${ACTOR_SERVICE_NAME}.*`];
+
+/** An actor's status endpoint `actorflow.status.<job>.<role>.<id>` (registerActorService). */
+function statusEndpoint(job: string, role: Role): string {
+  return `${ACTOR_SERVICE_NAME}.status.${job}.${role}.*`;
+}
+
+function perms(publish: readonly string[], subscribe: readonly string[]): NatsPermissions {
+  return { publish: { allow: [...new Set(publish)] }, subscribe: { allow: [...new Set(subscribe)] }, allow_responses: RESPONSE_PERMISSION };
+}
+
+/** The minimal publish / subscribe permissions of every role of job `job`. */
+export function rolePermissions(job: string): Record<Role, NatsPermissions> {
+  const j = validateToken(job, 'job id');
+  const hb = `${j}.hb.*`;
+  // Every actor heartbeats, is a NATS service (answers $SRV.* and its status endpoint) and gets replies.
+  const actorPub = [hb];
+  const actorSub = (role: Role): string[] => [...SERVICE_SUBSCRIBE, statusEndpoint(j, role), INBOX];
+  return {
+    // Serves batches, the data description, the test set and its cursor state; requests nothing.
+    'data-shard': perms(actorPub, [...actorSub('data-shard'), `${j}.data.info`, `${j}.data.test`, `${j}.data.*.next`, `${j}.data.*.state`]),
+    // Serves the parameter shards, the job config, the mirrored replica store and kNN collection;
+    // asks the data shards for the data description (and, for kNN, the training history on data.test).
+    aggregator: perms(
+      [...actorPub, `${j}.data.info`, `${j}.data.test`],
+      [
+        ...actorSub('aggregator'),
+        `${j}.ps.*.pull`,
+        `${j}.ps.*.push`,
+        `${j}.ps.*.snapshot`,
+        `${j}.ps.*.state`,
+        `${j}.ps.*.stats`,
+        `${j}.ctl.config`,
+        `${j}.ctl.checkpoint`,
+        `${j}.ctl.snapshot`,
+        `${j}.ctl.state`,
+        `${j}.knn.block`,
+        `${j}.knn.neighbours`,
+      ],
+    ),
+    // Requests config, data and parameters, pushes gradients, sends (rank 0) and fetches
+    // (restarted ranks) the mirrored replica, runs the collectives, reports train.loss. Large
+    // requests (pushes, replicas, kNN blocks) upload their chunks to the server's `_INBOX.<id>`.
+    trainer: perms(
+      [
+        ...actorPub,
+        'train.loss',
+        `${j}.ctl.config`,
+        `${j}.data.info`,
+        `${j}.data.test`,
+        `${j}.data.*.next`,
+        `${j}.ps.*.pull`,
+        `${j}.ps.*.push`,
+        `${j}.ctl.checkpoint`,
+        `${j}.ctl.state`,
+        `${j}.knn.block`,
+        `${j}.coll.>`,
+        INBOX,
+      ],
+      [...actorSub('trainer'), `${j}.coll.>`],
+    ),
+    // Fetches config, test set and parameters (ps snapshots, the mirrored snapshot, kNN lists),
+    // watches train.loss, reports train.eval, answers the launcher's final `<job>.eval.now`.
+    evaluator: perms(
+      [...actorPub, 'train.eval', `${j}.ctl.config`, `${j}.data.info`, `${j}.data.test`, `${j}.ctl.snapshot`, `${j}.ps.*.snapshot`, `${j}.knn.neighbours`],
+      [...actorSub('evaluator'), 'train.loss', `${j}.eval.now`],
+    ),
+    // Read-only: train.loss / train.eval of every job (public by contract) and service discovery.
+    monitor: perms([...actorPub, ...SERVICE_REQUEST, `${ACTOR_SERVICE_NAME}.status.${j}.>`], [...actorSub('monitor'), 'train.loss', 'train.eval']),
+    // The job itself: reads states (data info, config, checkpoints, final evaluation, kNN lists),
+    // watches heartbeats and reports, publishes nothing but these requests.
+    launcher: perms(
+      [
+        `${j}.data.info`,
+        `${j}.ctl.config`,
+        `${j}.eval.now`,
+        `${j}.ctl.snapshot`,
+        `${j}.ctl.state`,
+        `${j}.ps.*.state`,
+        `${j}.ps.*.snapshot`,
+        `${j}.ps.*.stats`,
+        `${j}.data.*.state`,
+        `${j}.knn.neighbours`,
+        ...SERVICE_REQUEST,
+        `${ACTOR_SERVICE_NAME}.status.${j}.>`,
+      ],
+      [hb, 'train.loss', 'train.eval', INBOX],
+    ),
+  };
+}
+
+/** The user name of a role in a job: `<job>-<role>`. */
+export function roleUser(job: string, role: Role): string {
+  return `${validateToken(job, 'job id')}-${role}`;
+}
+
+/** Fresh random credentials for every role of a job (192-bit base64url passwords, node:crypto). */
+export function generateRoleCredentials(job = 'job'): Record<Role, RoleCredentials> {
+  return Object.fromEntries(ROLES.map((role) => [role, { user: roleUser(job, role), pass: randomBytes(24).toString('base64url') }])) as Record<Role, RoleCredentials>;
+}
+
+/** A string in nats-server config syntax (double-quoted, escaped). */
+function q(s: string): string {
+  return JSON.stringify(s);
+}
+
+function list(subjects: readonly string[]): string {
+  return `[${subjects.map(q).join(', ')}]`;
+}
+
+const SAFE = /^[A-Za-z0-9_.@+=-]+$/;
+
+function checkCredentials(creds: Readonly<Record<Role, RoleCredentials>>): void {
+  const seen = new Set<string>();
+  for (const role of ROLES) {
+    const c = creds[role] as RoleCredentials | undefined;
+    if (c === undefined) throw new PermissionsConfigError(`no credentials for role ${role}: pass one {user, pass} per role (generateRoleCredentials() makes them)`);
+    if (!SAFE.test(c.user)) throw new PermissionsConfigError(`the ${role} user name '${c.user}' is not usable: use letters, digits and . _ - @ + =`);
+    // A password starting with `$2` would be read as a bcrypt hash by nats-server.
+    if (!SAFE.test(c.pass) || c.pass.startsWith('$2'))
+      throw new PermissionsConfigError(`the ${role} password is not usable in a nats-server config: use letters, digits and . _ - @ + = (generateRoleCredentials() makes safe ones)`);
+    if (seen.has(c.user)) throw new PermissionsConfigError(`user '${c.user}' is given to two roles: every role needs its own user`);
+    seen.add(c.user);
+  }
+}
+
+/** The `users = [...]` entries of one job (to combine several jobs in one authorization block). */
+export function natsAuthUsers(job: string, creds: Readonly<Record<Role, RoleCredentials>>): string {
+  checkCredentials(creds);
+  const all = rolePermissions(job);
+  return ROLES.map((role) => {
+    const p = all[role];
+    return [
+      `    # ${role} of job ${job}`,
+      `    { user: ${q(creds[role].user)}, password: ${q(creds[role].pass)}, permissions: {`,
+      `        publish: { allow: ${list(p.publish.allow)} }`,
+      `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
+      `        allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
+      `    } }`,
+    ].join('\n');
+  }).join('\n');
+}
+
+export interface NatsAuthConfigOptions {
+  /**
+   * Connections without credentials log in as the monitor user (`no_auth_user`), so "anyone can
+   * subscribe to train.loss" still holds on a permissioned server (default true). With false,
+   * anonymous connections are refused.
+   */
+  readonly anonymousMonitor?: boolean;
+}
+
+/**
+ * The nats-server configuration (2.9 syntax) of one job's users: an `authorization { users = [...] }`
+ * block, plus `no_auth_user` for anonymous read-only watchers. Pass it as NatsServer.start({ config }).
+ * It holds the passwords: never log it.
+ */
+export function natsAuthConfig(job: string, creds: Readonly<Record<Role, RoleCredentials>>, opts: NatsAuthConfigOptions = {}): string {
+  const users = natsAuthUsers(job, creds);
+  const lines = ['authorization {', '  users = [', users, '  ]', '}'];
+  if (opts.anonymousMonitor !== false) lines.push(`no_auth_user: ${q(creds.monitor.user)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The environment that gives a child process a role's credentials (read by busOptionsFrom). */
+export function credentialsEnv(role: Role, creds: Readonly<Record<Role, RoleCredentials>>): { NATS_USER: string; NATS_PASSWORD: string } {
+  const c = creds[role] as RoleCredentials | undefined;
+  if (c === undefined) throw new PermissionsConfigError(`no credentials for role ${role}`);
+  return { NATS_USER: c.user, NATS_PASSWORD: c.pass };
+}
+
+/** The role that runs each app (`apps/<app>`; the launcher is apps/job). */
+export function roleOfApp(app: string): Role {
+  const role = app === 'job' ? 'launcher' : app;
+  if (!(ROLES as readonly string[]).includes(role)) throw new PermissionsConfigError(`app '${app}' has no NATS role: expected one of ${ROLES.join(', ')} or job`);
+  return role as Role;
+}
+
+/**
+ * What `npx nx run job -- --print-nats-config` prints: a nats-server config for the job's users
+ * with fresh passwords, and, as comments, the environment each actor needs. It contains secrets:
+ * write it where only the cluster's operator reads it.
+ */
+export function printNatsConfig(job: string, creds: Readonly<Record<Role, RoleCredentials>> = generateRoleCredentials(job)): string {
+  const header = [
+    `# actorflow: per-role NATS users of job ${job} (docs/SECURITY.md). Generated ${new Date().toISOString()}.`,
+    '# Include this in the cluster\'s nats-server config (`include "actorflow-<job>.conf"`) and reload.',
+    "# It holds passwords: keep it readable by the operator only. Give each actor its role's credentials:",
+    ...ROLES.map((role) => `#   ${role.padEnd(10)} NATS_USER=${creds[role].user} NATS_PASSWORD=${creds[role].pass}`),
+    '# (or --nats-user / --nats-pass). Anonymous clients log in as the monitor (read-only train.loss / train.eval).',
+    '',
+  ];
+  return `${header.join('\n')}${natsAuthConfig(job, creds)}`;
+}
