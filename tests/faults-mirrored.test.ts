@@ -11,7 +11,7 @@ import { RunningJob, rmseOf, runJob, waitGone } from './fixtures/faults.ts';
 
 const base = (job: string): string[] => [
   ...['--job', job, '--strategy', 'mirrored', '--trainers', '2', '--data-shards', '2'],
-  ...['--epochs', '10', '--batch-size', '512', '--eval-every', '0', '--checkpoint-every', '1s'],
+  ...['--epochs', '6', '--batch-size', '512', '--eval-every', '0', '--checkpoint-every', '1s'],
 ];
 const dir = mkdtempSync(join(tmpdir(), 'faults-mirrored-'));
 
@@ -30,7 +30,7 @@ for (const victim of ['trainer-1', 'aggregator-0', 'data-shard-1', 'evaluator', 
     await job.waitForCheckpoint();
     process.kill(job.pidOf(victim), 'SIGKILL');
     const end = await job.done;
-    t.equal(end.code, 0, `the job finished:\n${end.output.split('\n').slice(-25).join('\n')}`);
+    t.equal(end.code, 0, 'the job finished', { diagnostic: end.code !== 0, output: end.output.split('\n').slice(-25) });
     const m = job.metrics();
     t.equal(rmseOf(m), clean, 'the same final RMSE as the uninterrupted run, to the last bit');
     if (victim === 'nats-server') t.equal(m.faults?.brokerRestarts, 1, 'the broker was restarted once');
@@ -55,8 +55,23 @@ t.test('mirrored: kill -9 of the launcher takes every actor with it; --resume re
   await job.done;
   t.same(await waitGone(pids, 15_000), [], 'no actor and no nats-server outlives a launcher killed with -9');
   const resumed = await runJob(['--resume', out], out);
-  t.equal(resumed.end.code, 0, resumed.end.output.split('\n').slice(-20).join('\n'));
+  t.equal(resumed.end.code, 0, 'the resumed job finished', { diagnostic: resumed.end.code !== 0, output: resumed.end.output.split('\n').slice(-25) });
   const m = resumed.job.metrics();
   t.ok((m.faults?.resumedFromStep ?? 0) > 0, `resumed from step ${m.faults?.resumedFromStep}`);
   t.equal(rmseOf(m), clean, 'the resumed job ends with exactly the uninterrupted RMSE');
+});
+
+t.test('mirrored: with its restarts used up, a group shrinks to --min-trainers and finishes', async (t) => {
+  const args = ['--job', 'mi-shrink', '--strategy', 'mirrored', '--trainers', '3', '--min-trainers', '2', '--max-restarts', '0', '--data-shards', '1'];
+  const job = new RunningJob([...args, '--epochs', '6', '--batch-size', '512', '--eval-every', '0', '--checkpoint-every', '1s'], join(dir, 'shrink'));
+  await job.waitForProgress(40);
+  await job.waitForCheckpoint();
+  process.kill(job.pidOf('trainer-2'), 'SIGKILL');
+  const end = await job.done;
+  t.equal(end.code, 0, 'the job finished', { diagnostic: end.code !== 0, output: end.output.split('\n').slice(-25) });
+  t.match(end.output, /world size 3 → 2, global batch 1536 → 1024 examples/, 'the change of world size and global batch is logged');
+  const m = job.metrics();
+  t.equal(m.faults?.worldSize, 2);
+  t.equal(m.faults?.groupReformations, 1);
+  t.ok(Math.abs(rmseOf(m) - clean) <= 0.02, `rmse ${rmseOf(m)} near the 2-rank clean run's ${clean} (a different global batch for part of the run)`);
 });

@@ -194,6 +194,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   // --- restart policy (docs/RELIABILITY.md, "fault matrix").
   let reforming: Promise<void> | undefined;
   const onExit = async (exit: ActorExit): Promise<ExitDecision> => {
+    if (closing || opts.signal?.aborted === true) return { action: 'ignore' }; // the job is stopping: no restarts
     const how = exit.stalled ? 'stalled (no heartbeat) and was killed' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     if (exit.stalled) faults.stalls.push(exit.name);
     const left = plan.maxRestarts - exit.restarts;
@@ -263,7 +264,10 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     await Promise.all(names.map((n) => sup.kill(n)));
     if (next < worldSize) for (let r = next; r < worldSize; r++) sup.retire(`trainer-${r}`);
     progress.keepRanks(next);
-    const changed = next !== worldSize ? `; world size ${worldSize} → ${next} (global batch stays ${plan.batchSize * plan.trainers} examples: each rank takes a bigger slice)` : '';
+    const changed =
+      next !== worldSize
+        ? `; world size ${worldSize} → ${next}, global batch ${plan.batchSize * worldSize} → ${plan.batchSize * next} examples (each rank keeps --batch-size ${plan.batchSize}; the ranks resume at the same example of the epoch)`
+        : '';
     worldSize = next;
     log(`${exit.name} ${how}: re-forming the mirrored group (generation ${generation}, ${worldSize} rank(s)) from the last replica rank 0 checkpointed${changed}`);
     for (let r = 0; r < worldSize; r++) {
@@ -485,7 +489,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     }
     // Per parameter shard: pushes applied, dropped, rejected by reason and by sender.
     let psShardStats: ShardStats[] | undefined;
-    if (plan.strategy === 'ps' && model !== undefined) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards }).stats().catch(() => undefined);
+    if (plan.strategy === 'ps' && model !== undefined) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards, retry: { deadlineMs: 10_000 } }).stats().catch(() => undefined);
     const throughput = progress.throughput();
     const faultLog: FaultLog = {
       ...faults,
@@ -497,7 +501,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       strategy: plan.strategy,
       model: plan.model,
       metrics: (evalReport as { metrics?: Record<string, number> }).metrics ?? {},
-      steps: (evalReport as { step?: number }).step ?? progress.maxStep,
+      steps: Math.max((evalReport as { step?: number }).step ?? 0, progress.maxStep),
       seconds: (Date.now() - started) / 1000,
       ...(typeof info.noiseFloorRmse === 'number' ? { noiseFloorRmse: info.noiseFloorRmse } : {}),
       out,

@@ -54,7 +54,9 @@ export function exitOnSignals(conn: ActorConnection, cleanup: () => void | Promi
       process.exit(0);
     }
   };
-  process.once('SIGINT', () => void stop());
+  // Under a launcher, Ctrl-C reaches the whole process group: the launcher handles it (a last
+  // checkpoint, then SIGTERM to every actor), so a supervised actor waits for its SIGTERM.
+  if (process.env.ACTORFLOW_SUPERVISED !== '1') process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
 }
 
@@ -97,6 +99,7 @@ function exitWithSupervisor(name: string): void {
   stdin.on('error', gone);
   stdin.resume();
   stdin.unref?.(); // the pipe alone never keeps the actor alive
+  process.on('SIGINT', () => undefined); // see exitOnSignals: the launcher decides
 }
 
 /** Runs an actor's main: usage errors exit 2, other failures exit 1, both with one clear line. */
