@@ -1,0 +1,95 @@
+// npx nx serve node [-- --name NAME --label zone=a --energy-efficient --blueprint FILE …]
+// The node agent, one per machine: advertises what the machine is (cores, memory, GPUs, TF.js
+// backends, a calibration measured now), and starts, stops and reports a job's actors on request.
+// The work is in @actorflow/cluster (NodeAgent); this file reads flags and wires it.
+import { hostname, networkInterfaces } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { actorLog, busFlagOptions, busFlagsHelp, busOptionsFrom, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
+import { calibrate, detectGpus, hostFacts, loadBlueprint, machineNameOf, measureLink, NodeAgent, DEFAULT_LEASE_MS } from '@actorflow/cluster';
+
+const usage = `Usage: npx nx serve node -- [options]
+  --name NAME            this node's name, a subject token (default: the host name)
+  --address ADDR         how others reach it (default: its first non-loopback IPv4 address)
+  --label KEY=VALUE      a label (repeatable), e.g. --label zone=a
+  --energy-efficient     advertise this machine as energy efficient
+  --blueprint FILE       take the name's labels, GPUs count and energy flag from a blueprint
+  --root DIR             actor entries are resolved inside it (default: this repository)
+  --backend NAME         TF.js backend for the calibration (default: the best that loads)
+  --lease-ms MS          stop a job's actors when its lease is silent this long (default ${DEFAULT_LEASE_MS})
+${busFlagsHelp}`;
+
+function firstAddress(): string {
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return hostname();
+}
+
+await runActor('node', usage, async () => {
+  const { values: v } = parseArgs({
+    options: {
+      name: { type: 'string' },
+      address: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      'energy-efficient': { type: 'boolean' },
+      blueprint: { type: 'string' },
+      root: { type: 'string' },
+      backend: { type: 'string' },
+      'lease-ms': { type: 'string' },
+      help: { type: 'boolean' },
+      ...busFlagOptions,
+    },
+  });
+  if (v.help === true) {
+    console.log(usage);
+    return;
+  }
+  const { label: labelList, ...flags } = v;
+  const name = v.name ?? machineNameOf(hostname());
+  if (!/^[-\w]+$/.test(name)) throw new FlagError(`--name '${name}' must be letters, digits, '-' or '_' (a NATS subject token)`);
+  const labels: Record<string, string> = {};
+  let energyEfficient = v['energy-efficient'] === true;
+  let address = v.address;
+  if (v.blueprint !== undefined) {
+    const m = loadBlueprint(v.blueprint).machines.find((x) => x.name === name);
+    if (m === undefined) throw new FlagError(`--blueprint ${v.blueprint} names no machine '${name}'; pass --name with one of its names`);
+    Object.assign(labels, m.labels ?? {});
+    energyEfficient ||= m.energyEfficient === true;
+    address ??= m.address;
+  }
+  for (const l of labelList ?? []) {
+    const eq = l.indexOf('=');
+    if (eq <= 0) throw new FlagError(`--label takes KEY=VALUE, got '${l}'`);
+    labels[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  const leaseMs = intFlag('lease-ms', v['lease-ms'], DEFAULT_LEASE_MS, 1);
+  const root = resolve(v.root ?? resolve(dirname(fileURLToPath(import.meta.url)), '../..'));
+  const log = actorLog(`node ${name}`);
+  const [cal, gpus] = await Promise.all([calibrate({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), detectGpus()]);
+  const conn = await connectActor(flags, { name: `node-${name}`, log });
+  const linkMBps = await measureLink(conn.nc);
+  const facts = hostFacts();
+  const servers = busOptionsFrom(flags, process.env).servers;
+  const agent = await NodeAgent.start(conn.nc, {
+    name,
+    address: address ?? firstAddress(),
+    cores: facts.cores,
+    cpuModel: facts.cpuModel,
+    memoryBytes: facts.memoryBytes,
+    freeMemory: () => hostFacts().freeMemoryBytes,
+    gpus,
+    backends: cal.backends,
+    labels,
+    energyEfficient,
+    calibration: { sparseExamplesPerSec: cal.sparseExamplesPerSec, matmulGflops: cal.matmulGflops, ...(linkMBps !== undefined ? { linkMBps } : {}), ms: cal.ms },
+    root,
+    childEnv: { NATS_URL: servers.join(',') },
+    leaseMs,
+    log,
+  });
+  log(
+    `serving cluster.node.${name}.* on ${conn.nc.getServer()}: ${facts.cores} cores, ${(facts.memoryBytes / 1024 ** 3).toFixed(1)} GiB, ${gpus.length} GPU(s), backends ${cal.backends.join('/')}, ` +
+      `${cal.sparseExamplesPerSec} sparse ex/s, ${cal.matmulGflops} GFLOP/s, link ${linkMBps ?? '?'} MB/s (calibrated in ${cal.ms} ms)`,
+  );
+  exitOnSignals(conn, () => agent.close());
+});

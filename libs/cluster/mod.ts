@@ -1,0 +1,54 @@
+// Public API of @actorflow/cluster: the machine blueprint, selection policies, the placement planner
+// (ShardingPlan) and its table, the node agent (on the bus), its client, calibration and messages.
+export { BlueprintError, SelectionError, PlanError, NodeAgentError } from './src/errors.ts';
+export { parseBlueprint, loadBlueprint, machineNameOf, type Blueprint, type Machine } from './src/blueprint.ts';
+export { selectMachines, parseSelectionPolicy, gpuCount, SELECTION_POLICIES, type SelectionPolicy, type Selectable } from './src/select.ts';
+export {
+  planJob,
+  stepBytesOneWay,
+  computeMs,
+  formatBytes,
+  CALIBRATION_DIM,
+  DEFAULT_CALIBRATION,
+  PROCESS_BASE_BYTES,
+  MEMORY_HEADROOM,
+  type Strategy,
+  type RequestedStrategy,
+  type Calibration,
+  type NodeCapacity,
+  type ModelCost,
+  type DatasetCost,
+  type PlanInput,
+  type PlacedRole,
+  type Placement,
+  type MachineLoad,
+  type Prediction,
+  type ShardingPlan,
+} from './src/planner.ts';
+export { modelCost, type ModelCostOptions } from './src/model-cost.ts';
+export { renderPlan } from './src/render.ts';
+export {
+  clusterSubjects,
+  CLUSTER_JOB,
+  DEFAULT_LEASE_MS,
+  nodeInfoCodec,
+  startActorRequestCodec,
+  actorStatusCodec,
+  stopActorsRequestCodec,
+  actorListCodec,
+  leaseRenewalCodec,
+  logLineCodec,
+  type NodeInfo,
+  type GpuInfo,
+  type NodeCalibration,
+  type StartActorRequest,
+  type ActorStatus,
+  type StopActorsRequest,
+  type ActorList,
+  type LeaseRenewal,
+  type LogLine,
+} from './src/messages.ts';
+export { ActorProcesses, resolveEntry, type ActorProcessesOptions } from './src/processes.ts';
+export { calibrate, sparseKernelRate, matmulRate, detectGpus, parseNvidiaSmi, hostFacts, type Calibrated } from './src/calibrate.ts';
+export { NodeAgent, measureLink, type NodeAgentOptions } from './src/agent.ts';
+export { nodeInfo, startActor, stopActors, listActors, renewLease, discoverNodes, capacityOfInfo, capacityOfMachine, ASSUMED_MEMORY_GIB, type NodeRequestOptions } from './src/client.ts';

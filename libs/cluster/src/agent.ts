@@ -1,0 +1,255 @@
+// The node agent's work on the bus (apps/node is its thin main): it registers as a NATS service
+// (role `node`, so `$SRV.INFO.actorflow` lists every node), answers `cluster.node.<name>.info`,
+// starts, stops and lists a job's actors on request, streams their output lines on
+// `cluster.node.<name>.log.<actor>`, and stops a job's actors when the requester's lease
+// (`cluster.node.<name>.lease`, or the job's `<job>.hb.launcher` heartbeat) is silent too long.
+import { HandlerError, registerActorService, serveLarge, type ActorService, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { subjects } from '@actorflow/protocol';
+import { NodeAgentError } from './errors.ts';
+import {
+  actorListCodec,
+  actorStatusCodec,
+  CLUSTER_JOB,
+  clusterSubjects,
+  DEFAULT_LEASE_MS,
+  leaseRenewalCodec,
+  logLineCodec,
+  nodeInfoCodec,
+  startActorRequestCodec,
+  stopActorsRequestCodec,
+  type GpuInfo,
+  type NodeCalibration,
+  type NodeInfo,
+} from './messages.ts';
+import { ActorProcesses } from './processes.ts';
+
+export interface NodeAgentOptions {
+  readonly name: string;
+  readonly address: string;
+  readonly cores: number;
+  readonly cpuModel: string;
+  readonly memoryBytes: number;
+  readonly freeMemory: () => number;
+  readonly gpus: readonly GpuInfo[];
+  readonly backends: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly energyEfficient: boolean;
+  readonly calibration: NodeCalibration;
+  /** Repository root: actor entries are resolved inside it. */
+  readonly root: string;
+  /** Environment for every actor (NATS_URL of the agent's servers, …). */
+  readonly childEnv?: Readonly<Record<string, string>>;
+  /** Default lease of a job whose start request names none (default 15 s). */
+  readonly leaseMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+interface Lease {
+  ms: number;
+  last: number;
+  readonly hb: Subscription;
+}
+
+/** MB/s of large messages sent to ourselves through the broker and back (there and back counted). */
+export async function measureLink(nc: NatsConnection, o: { bytes?: number; rounds?: number } = {}): Promise<number | undefined> {
+  const size = Math.min(o.bytes ?? 256 * 1024, Math.max(1024, nc.info?.max_payload ?? 1024 * 1024) - 1024);
+  const subject = `${nc.info?.client_id ?? 'x'}.${Math.random().toString(36).slice(2)}`;
+  const echo = nc.subscribe(`_CALIBRATE.${subject}`, {
+    callback: (_e, m) => {
+      m.respond(m.data);
+    },
+  });
+  const payload = new Uint8Array(size);
+  try {
+    await nc.request(`_CALIBRATE.${subject}`, payload, { timeout: 2000 }); // warm-up
+    const rounds = o.rounds ?? 8;
+    const t0 = performance.now();
+    for (let i = 0; i < rounds; i++) await nc.request(`_CALIBRATE.${subject}`, payload, { timeout: 2000 });
+    const sec = (performance.now() - t0) / 1000;
+    return Math.round(((2 * size * rounds) / 1e6 / sec) * 10) / 10;
+  } catch {
+    return undefined;
+  } finally {
+    echo.unsubscribe();
+  }
+}
+
+export class NodeAgent {
+  readonly #nc: NatsConnection;
+  readonly #o: NodeAgentOptions;
+  readonly #procs: ActorProcesses;
+  readonly #subs: Subscription[] = [];
+  readonly #leases = new Map<string, Lease>();
+  readonly #timer: NodeJS.Timeout;
+  #service: ActorService | undefined;
+  #closed = false;
+
+  private constructor(nc: NatsConnection, o: NodeAgentOptions) {
+    this.#nc = nc;
+    this.#o = o;
+    const log = o.log ?? (() => undefined);
+    this.#procs = new ActorProcesses({
+      root: o.root,
+      ...(o.childEnv !== undefined ? { env: o.childEnv } : {}),
+      onLine: (job, actor, line) => {
+        if (this.#closed) return;
+        this.#nc.publish(clusterSubjects.log(o.name, actor), logLineCodec.encode({ job, actor, line, ts: Date.now() }));
+      },
+      onExit: (s) => log(`actor ${s.actor} of job ${s.job} ended: ${s.signal !== null ? `signal ${s.signal}` : `exit code ${s.code}`}${s.stoppedBy !== undefined ? ` (stopped: ${s.stoppedBy})` : ''}`),
+    });
+    this.#timer = setInterval(() => void this.#checkLeases(), 250);
+    this.#timer.unref();
+  }
+
+  /** Starts serving; resolves once every subject is subscribed at the server. */
+  static async start(nc: NatsConnection, o: NodeAgentOptions): Promise<NodeAgent> {
+    const agent = new NodeAgent(nc, o);
+    await agent.#serve();
+    return agent;
+  }
+
+  get name(): string {
+    return this.#o.name;
+  }
+
+  info(): NodeInfo {
+    const o = this.#o;
+    return {
+      name: o.name,
+      address: o.address,
+      cores: o.cores,
+      cpuModel: o.cpuModel,
+      memoryBytes: o.memoryBytes,
+      freeMemoryBytes: o.freeMemory(),
+      gpus: o.gpus,
+      backends: o.backends,
+      labels: o.labels,
+      energyEfficient: o.energyEfficient,
+      calibration: o.calibration,
+      platform: `${process.platform}-${process.arch} node ${process.version}`,
+      pid: process.pid,
+      running: this.#procs.running(),
+      ts: Date.now(),
+    };
+  }
+
+  async #serve(): Promise<void> {
+    const o = this.#o;
+    const log = o.log ?? (() => undefined);
+    const onError = (err: Error): void => log(err.message);
+    const guard =
+      <T>(f: (payload: Uint8Array) => T | Promise<T>) =>
+      async (payload: Uint8Array): Promise<T> => {
+        try {
+          return await f(payload);
+        } catch (err) {
+          if (err instanceof NodeAgentError) throw new HandlerError(err.code, err.message);
+          if ((err as Error).name === 'DecodeError' || (err as Error).name === 'ProtocolError') throw new HandlerError('BAD_REQUEST', (err as Error).message);
+          throw err;
+        }
+      };
+    this.#subs.push(serveLarge(this.#nc, clusterSubjects.info(o.name), () => nodeInfoCodec.encode(this.info()), { onError }));
+    this.#subs.push(
+      serveLarge(
+        this.#nc,
+        clusterSubjects.start(o.name),
+        guard((p) => {
+          const req = startActorRequestCodec.decode(p);
+          this.#lease(req.job, req.leaseMs ?? o.leaseMs ?? DEFAULT_LEASE_MS);
+          const status = this.#procs.start(req);
+          log(`started ${req.actor} of job ${req.job}: ${req.entry} ${req.args.join(' ')} (pid ${status.pid ?? '?'})`);
+          return actorStatusCodec.encode(status);
+        }),
+        { onError },
+      ),
+    );
+    this.#subs.push(
+      serveLarge(
+        this.#nc,
+        clusterSubjects.stop(o.name),
+        guard(async (p) => {
+          const req = stopActorsRequestCodec.decode(p);
+          const stopped = await this.#procs.stop(req.job, req.actor, 'stop request');
+          return actorListCodec.encode({ node: o.name, actors: stopped });
+        }),
+        { onError },
+      ),
+    );
+    this.#subs.push(serveLarge(this.#nc, clusterSubjects.list(o.name), () => actorListCodec.encode({ node: o.name, actors: this.#procs.list() }), { onError }));
+    this.#subs.push(
+      this.#nc.subscribe(clusterSubjects.lease(o.name), {
+        callback: (_err, m) => {
+          try {
+            const r = leaseRenewalCodec.decode(m.data);
+            this.#renew(r.job);
+            if (m.reply !== undefined && m.reply !== '') m.respond(leaseRenewalCodec.encode(r));
+          } catch (err) {
+            log(`ignored a bad lease renewal: ${(err as Error).message}`);
+          }
+        },
+      }),
+    );
+    this.#service = await registerActorService(this.#nc, {
+      role: 'node',
+      job: CLUSTER_JOB,
+      rank: o.name,
+      description: `actorflow node agent ${o.name} (${o.address})`,
+      stats: () => ({
+        node: o.name,
+        address: o.address,
+        cores: o.cores,
+        memoryBytes: o.memoryBytes,
+        gpus: o.gpus.length,
+        energyEfficient: o.energyEfficient,
+        backends: o.backends.join(','),
+        labels: Object.entries(o.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+        running: this.#procs.running(),
+      }),
+    });
+    await this.#nc.flush();
+  }
+
+  #lease(job: string, ms: number): void {
+    const have = this.#leases.get(job);
+    if (have !== undefined) {
+      have.ms = ms;
+      have.last = Date.now();
+      return;
+    }
+    // A launcher's heartbeat renews the lease too.
+    const hb = this.#nc.subscribe(subjects.heartbeat(job, 'launcher'), { callback: () => this.#renew(job) });
+    this.#leases.set(job, { ms, last: Date.now(), hb });
+  }
+
+  #renew(job: string): void {
+    const l = this.#leases.get(job);
+    if (l !== undefined) l.last = Date.now();
+  }
+
+  async #checkLeases(): Promise<void> {
+    const now = Date.now();
+    const running = this.#procs.runningJobs();
+    for (const [job, l] of this.#leases) {
+      if (!running.has(job)) continue;
+      if (now - l.last <= l.ms) continue;
+      l.last = Number.POSITIVE_INFINITY; // once
+      this.#o.log?.(`job ${job}: no lease renewal for ${(l.ms / 1000).toFixed(1)} s (its launcher is gone): stopping its actors`);
+      await this.#procs.stop(job, undefined, 'lease expired');
+      l.hb.unsubscribe();
+      this.#leases.delete(job);
+    }
+  }
+
+  /** Stops every actor this agent started and stops serving. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    clearInterval(this.#timer);
+    await this.#procs.stopAll('agent shutting down');
+    this.#closed = true;
+    for (const s of this.#subs) s.unsubscribe();
+    for (const l of this.#leases.values()) l.hb.unsubscribe();
+    await this.#service?.stop();
+  }
+}
