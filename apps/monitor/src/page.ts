@@ -4,8 +4,10 @@
 // the charts on <canvas> at most once per animation frame. The bounded-history rule of
 // src/series.ts is repeated in the script so the page's memory stays bounded too.
 //
-// Hooks for tests and scripts: `#status[data-state]` (connecting | live | reconnecting),
-// `body[data-seq]` (reports applied), `section.job[data-job]`, `tr[data-rank] .loss`,
+// Hooks for tests and scripts: `#status[data-state]` (connecting | live | reconnecting | nats-down:
+// `live` only while both the page's stream and the monitor's NATS connection are up),
+// `body[data-seq]` (reports applied), `section.job[data-job][data-status]` (live | stopped) and its
+// `.job-status` badge, `tr[data-rank] .loss`,
 // `canvas.loss-chart[data-points]`, `figure.metric[data-metric] .value`.
 
 const script = String.raw`
@@ -16,6 +18,8 @@ let seq = 0;
 const jobs = new Map();
 const dirty = new Set();
 let frame = 0;
+let streamOpen = false;
+let nats = 'connected';
 
 class Series {
   constructor(max, points, stride) {
@@ -78,9 +82,10 @@ function jobOf(id) {
   const rows = el('tbody');
   const metricsGrid = el('div', { class: 'metrics' });
   const meta = el('span', { class: 'meta' });
+  const badge = el('span', { class: 'job-status', 'data-status': 'live' }, 'live');
   const evalLine = el('p', { class: 'eval-line' }, 'no evaluation yet');
-  const section = el('section', { class: 'job', 'data-job': id },
-    el('h2', {}, el('span', { class: 'job-id' }, 'job ' + id), meta),
+  const section = el('section', { class: 'job', 'data-job': id, 'data-status': 'live' },
+    el('h2', {}, el('span', { class: 'job-id' }, 'job ' + id), badge, meta),
     el('div', { class: 'panels' },
       el('figure', { class: 'panel' }, el('figcaption', {}, 'training loss per rank'), lossCanvas),
       el('div', { class: 'panel' },
@@ -90,7 +95,7 @@ function jobOf(id) {
   const list = document.getElementById('jobs');
   list.prepend(section);
   document.getElementById('empty').hidden = true;
-  j = { id, section, lossCanvas, rows, metricsGrid, meta, evalLine, strategy: '', backend: '', ranks: new Map(), metrics: new Map(), lastEval: null };
+  j = { id, section, lossCanvas, rows, metricsGrid, meta, badge, evalLine, strategy: '', backend: '', ranks: new Map(), metrics: new Map(), lastEval: null };
   jobs.set(id, j);
   return j;
 }
@@ -150,9 +155,17 @@ function setMeta(j) {
   j.meta.textContent = [j.strategy || '?', j.backend || '?', j.ranks.size + ' rank' + (j.ranks.size === 1 ? '' : 's') + (done ? ' (' + done + ' done)' : ''), 'step ' + step, rate(eps) + ' ex/s'].join(' · ');
 }
 
+function setJobStatus(j, v) {
+  j.section.dataset.status = v.status;
+  j.badge.dataset.status = v.status;
+  j.badge.textContent = v.status === 'live' ? 'live' + (v.actors > 0 ? ' · ' + v.actors + ' actor' + (v.actors === 1 ? '' : 's') : '') : 'stopped';
+  j.badge.title = 'last sign of life ' + new Date(v.lastSeen).toLocaleTimeString();
+}
+
 function loadSnapshot(s) {
   maxPoints = s.maxPoints;
   seq = s.seq;
+  nats = s.connection;
   for (const j of jobs.values()) j.section.remove();
   jobs.clear();
   document.getElementById('filter').textContent = s.filter === null ? 'all jobs' : 'job ' + s.filter;
@@ -163,6 +176,7 @@ function loadSnapshot(s) {
     for (const rv of v.ranks) setLatest(j, rankOf(j, rv.rank, rv), rv);
     for (const [name, sv] of Object.entries(v.metrics)) metricOf(j, name, sv);
     if (v.eval) setEval(j, v.eval);
+    setJobStatus(j, v);
     setMeta(j);
   }
   schedule();
@@ -241,14 +255,21 @@ function setStatus(state, text) {
   const s = document.getElementById('status');
   s.dataset.state = state; s.textContent = text;
 }
+// 'live' only while this page's stream is open AND the monitor itself is connected to NATS.
+function showConnection() {
+  if (!streamOpen) setStatus('reconnecting', 'reconnecting…');
+  else if (nats === 'connected') setStatus('live', 'live');
+  else setStatus('nats-down', nats === 'closed' ? 'NATS connection closed' : 'NATS disconnected');
+}
 const events = new EventSource('events');
-events.addEventListener('open', () => setStatus('live', 'live'));
-events.addEventListener('error', () => setStatus('reconnecting', 'reconnecting…'));
-events.addEventListener('snapshot', (e) => { loadSnapshot(JSON.parse(e.data)); setStatus('live', 'live'); });
+events.addEventListener('error', () => { streamOpen = false; showConnection(); });
+events.addEventListener('snapshot', (e) => { loadSnapshot(JSON.parse(e.data)); streamOpen = true; showConnection(); });
 events.addEventListener('update', (e) => {
   const u = JSON.parse(e.data);
   for (const r of u.loss) applyLoss(r);
   for (const r of u.eval) applyEval(r);
+  for (const v of u.status || []) { const j = jobOf(v.job); setJobStatus(j, v); setMeta(j); }
+  if (u.connection) { nats = u.connection; showConnection(); }
   seq = u.seq;
   schedule();
 });
@@ -264,6 +285,10 @@ header .sub { color: #b8c0cc; }
 #status { margin-left: auto; font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #555; }
 #status[data-state=live] { background: #2f9e44; }
 #status[data-state=reconnecting] { background: #e8590c; }
+#status[data-state=nats-down] { background: #c92a2a; }
+.job-status { font-size: 11px; font-weight: 600; padding: 1px 7px; border-radius: 9px; color: #fff; background: #2f9e44; }
+.job-status[data-status=stopped] { background: #868e96; }
+section.job[data-status=stopped] { opacity: .75; }
 main { padding: 8px 20px 20px; }
 #empty { color: var(--muted); }
 section.job { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; margin: 12px 0; }

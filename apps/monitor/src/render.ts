@@ -2,7 +2,12 @@
 // per rank, latest step, ex/s, backend, latest eval metrics), redrawn a few times a second when
 // something changed; and, when stdout is not a terminal, one compact line per job per second.
 import type { Point } from './series.ts';
-import type { JobState, MonitorState } from './state.ts';
+import type { ConnectionState, JobState, MonitorState } from './state.ts';
+
+/** What the views say about the monitor's own NATS connection when it is not up. */
+export function connectionNote(c: ConnectionState): string {
+  return c === 'connected' ? '' : c === 'closed' ? 'NATS connection closed' : 'NATS disconnected, reconnecting…';
+}
 
 const BLOCKS = '▁▂▃▄▅▆▇█';
 const RANK_MARKS = '0123456789abcdefghijklmnopqrstuvwxyz';
@@ -139,7 +144,8 @@ export function renderScreen(state: MonitorState, o: ScreenOptions): string[] {
   const time = (o.now ?? new Date()).toTimeString().slice(0, 8);
   const lines: string[] = [
     `${bold('actorflow monitor')} · ${state.filter === undefined ? 'all jobs' : `job ${state.filter}`} · ${state.seq} reports` +
-      `${state.rejected > 0 ? ` · ${state.rejected} rejected` : ''}${o.url !== undefined ? ` · ${o.url}` : ''} · ${time}`,
+      `${state.rejected > 0 ? ` · ${state.rejected} rejected` : ''}${o.url !== undefined ? ` · ${o.url}` : ''} · ${time}` +
+      `${state.connection !== 'connected' ? ` · ${colour(31, connectionNote(state.connection))}` : ''}`,
   ];
   const jobs = state.jobs();
   if (jobs.length === 0) lines.push('', `waiting for train.loss / train.eval${state.filter !== undefined ? ` of job ${state.filter}` : ''}…`);
@@ -150,7 +156,8 @@ export function renderScreen(state: MonitorState, o: ScreenOptions): string[] {
     const t = jobTotals(j);
     lines.push('');
     lines.push(
-      `${bold(`job ${j.job}`)}  ${j.strategy || '?'} · ${j.backend || '?'} · ${j.ranks.size} rank(s)${t.done > 0 ? ` (${t.done} done)` : ''}` + ` · step ${t.step} · ${formatRate(t.rate)} ex/s`,
+      `${bold(`job ${j.job}`)} ${j.status === 'live' ? colour(32, '[live]') : colour(90, '[stopped]')}  ${j.strategy || '?'} · ${j.backend || '?'} · ${j.ranks.size} rank(s)${t.done > 0 ? ` (${t.done} done)` : ''}` +
+        ` · step ${t.step} · ${formatRate(t.rate)} ex/s`,
     );
     const ranks = [...j.ranks.values()].sort((a, b) => a.rank - b.rank);
     if (chartHeight >= 3) {
@@ -183,7 +190,7 @@ export function plainLine(j: JobState): string {
   const ranks = [...j.ranks.values()].sort((a, b) => a.rank - b.rank);
   const losses = ranks.map((r) => `r${r.rank} ${formatValue(r.latest.loss)}${r.latest.done === true ? ' done' : ''}`).join(', ');
   const ev = j.lastEval === undefined ? '' : ` | eval @ ${j.lastEval.step}${j.lastEval.final === true ? ' final' : ''}: ${formatMetrics(j.lastEval.metrics)}`;
-  return `[${j.job}] ${j.strategy || '?'}/${j.backend || '?'} step ${t.step} | loss ${losses || '-'} | ${formatRate(t.rate)} ex/s${ev}`;
+  return `[${j.job}]${j.status === 'stopped' ? ' stopped' : ''} ${j.strategy || '?'}/${j.backend || '?'} step ${t.step} | loss ${losses || '-'} | ${formatRate(t.rate)} ex/s${ev}`;
 }
 
 export interface Output {
@@ -209,6 +216,7 @@ export class LiveView {
   #timer: NodeJS.Timeout | undefined;
   #drawnSeq = -1;
   #drawnRejected = 0;
+  #drawnConnection: ConnectionState = 'connected';
   #lastTick = 0;
 
   constructor(state: MonitorState, out: Output, o: LiveViewOptions) {
@@ -229,10 +237,10 @@ export class LiveView {
   tick(): void {
     const s = this.#state;
     const since = this.#lastTick;
-    this.#lastTick = Date.now();
-    if (s.seq === this.#drawnSeq && s.rejected === this.#drawnRejected) return;
+    this.#lastTick = s.now();
+    if (s.version === this.#drawnSeq && s.rejected === this.#drawnRejected) return;
     const first = this.#drawnSeq < 0;
-    this.#drawnSeq = s.seq;
+    this.#drawnSeq = s.version;
     this.#drawnRejected = s.rejected;
     if (this.#o.tty) {
       const lines = renderScreen(s, {
@@ -244,11 +252,15 @@ export class LiveView {
       this.#out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`);
       return;
     }
-    if (first && s.seq === 0) {
+    if (s.connection !== this.#drawnConnection) {
+      this.#drawnConnection = s.connection;
+      this.#out.write(`monitor: ${s.connection === 'connected' ? 'NATS connected again' : connectionNote(s.connection)}\n`);
+    }
+    if (first && s.seq === 0 && s.jobs().length === 0) {
       this.#out.write(`waiting for train.loss / train.eval${s.filter !== undefined ? ` of job ${s.filter}` : ''}\n`);
       return;
     }
-    for (const j of s.jobs()) if (j.updatedAt >= since) this.#out.write(`${plainLine(j)}\n`);
+    for (const j of s.jobs()) if (j.updatedAt >= since || j.statusChangedAt >= since) this.#out.write(`${plainLine(j)}\n`);
   }
 
   /** Forces the next tick to draw (e.g. after the terminal was resized). */

@@ -1,12 +1,13 @@
 // The monitor's web server (plain node:http): `/` the page, `/state` a JSON snapshot, `/events` a
 // server-sent event stream whose first event (`snapshot`) is that same snapshot and whose later
-// events (`update`) carry the reports accepted since the previous one, batched a few times a second.
+// events (`update`) carry the reports accepted since the previous one, batched a few times a second,
+// with the jobs whose live/stopped status changed and the monitor's NATS connection state when it changed.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EvalReport, LossReport } from '@actorflow/protocol';
 import { WebServerError } from './errors.ts';
 import { pageHtml } from './page.ts';
-import type { MonitorState } from './state.ts';
+import type { ConnectionState, JobStatusView, MonitorState } from './state.ts';
 
 export const DEFAULT_PORT = 8686;
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -29,6 +30,10 @@ export interface UpdateEvent {
   readonly seq: number;
   readonly loss: LossReport[];
   readonly eval: EvalReport[];
+  /** Jobs whose status changed since the previous update (latest per job). */
+  readonly status?: JobStatusView[];
+  /** The monitor's NATS connection, when it changed. */
+  readonly connection?: ConnectionState;
 }
 
 export interface WebServer {
@@ -53,14 +58,24 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const clients = new Set<ServerResponse>();
   let loss: LossReport[] = [];
   let evals: EvalReport[] = [];
+  let statuses = new Map<string, JobStatusView>();
+  let connection: ConnectionState | undefined;
   let flushTimer: NodeJS.Timeout | undefined;
 
   const flush = (): void => {
     flushTimer = undefined;
-    if (loss.length === 0 && evals.length === 0) return;
-    const update: UpdateEvent = { seq: state.seq, loss, eval: evals };
+    if (loss.length === 0 && evals.length === 0 && statuses.size === 0 && connection === undefined) return;
+    const update: UpdateEvent = {
+      seq: state.seq,
+      loss,
+      eval: evals,
+      ...(statuses.size > 0 ? { status: [...statuses.values()] } : {}),
+      ...(connection !== undefined ? { connection } : {}),
+    };
     loss = [];
     evals = [];
+    statuses = new Map();
+    connection = undefined;
     const frame = `event: update\ndata: ${JSON.stringify(update)}\n\n`;
     for (const c of clients) {
       // A page that stopped reading is dropped rather than buffered without bound; its
@@ -72,7 +87,9 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const unlisten = state.listen((e) => {
     if (clients.size === 0) return; // a page that connects later starts from the snapshot
     if (e.kind === 'loss') loss.push(e.report);
-    else evals.push(e.report);
+    else if (e.kind === 'eval') evals.push(e.report);
+    else if (e.kind === 'status') statuses.set(e.status.job, e.status);
+    else connection = e.connection;
     flushTimer ??= setTimeout(flush, o.flushMs ?? 200);
   });
   const keepAlive = setInterval(() => {

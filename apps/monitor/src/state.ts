@@ -2,7 +2,10 @@
 // per job the latest evaluation and a bounded history of every numeric metric. Fed by train.loss
 // and train.eval (see subscribe.ts); read by the terminal view (render.ts) and the web server
 // (server.ts), which also listens for each accepted report to stream it to open pages.
-import type { EvalReport, LossReport } from '@actorflow/protocol';
+// Liveness: every actor beats on `<job>.hb.<actor>`; a job is `live` while any of its actors beat
+// (or it reports) within `staleMs`, `stopped` after that, and `live` again when they come back.
+// The monitor's own NATS connection state is kept here too, so the views can say when it is down.
+import type { EvalReport, Heartbeat, LossReport } from '@actorflow/protocol';
 import { DEFAULT_MAX_POINTS, Series, type Point } from './series.ts';
 
 export interface RankState {
@@ -11,12 +14,25 @@ export interface RankState {
   readonly loss: Series;
 }
 
+/** `live` while the job's actors beat (or it reports); `stopped` after `staleMs` of silence. */
+export type JobStatus = 'live' | 'stopped';
+
+/** The monitor's own NATS connection: `reconnecting` while it is down, `closed` for good. */
+export type ConnectionState = 'connected' | 'reconnecting' | 'closed';
+
 export interface JobState {
   readonly job: string;
   strategy: string;
   backend: string;
   /** Wall-clock ms of the last report (loss or eval), for ordering and eviction. */
   updatedAt: number;
+  /** Monitor-clock ms of the last heartbeat or report of the job. */
+  lastSeen: number;
+  status: JobStatus;
+  /** Monitor-clock ms of the last status change (creation counts). */
+  statusChangedAt: number;
+  /** Last heartbeat per actor name (monitor-clock ms). */
+  readonly actors: Map<string, number>;
   readonly ranks: Map<number, RankState>;
   lastEval: EvalReport | undefined;
   readonly metrics: Map<string, Series>;
@@ -53,6 +69,10 @@ export interface JobView {
   readonly strategy: string;
   readonly backend: string;
   readonly updatedAt: number;
+  readonly status: JobStatus;
+  readonly lastSeen: number;
+  /** Actors that beat within `staleMs`. */
+  readonly actors: number;
   readonly ranks: RankView[];
   readonly eval: EvalView | null;
   readonly metrics: Readonly<Record<string, SeriesView>>;
@@ -67,10 +87,28 @@ export interface StateSnapshot {
   readonly seq: number;
   /** Messages that were not valid reports. */
   readonly rejected: number;
+  /** The monitor's NATS connection. */
+  readonly connection: ConnectionState;
+  /** Silence after which a job shows as stopped (ms). */
+  readonly staleMs: number;
   readonly jobs: JobView[];
 }
 
-export type MonitorEvent = { readonly kind: 'loss'; readonly seq: number; readonly report: LossReport } | { readonly kind: 'eval'; readonly seq: number; readonly report: EvalReport };
+/** A job's liveness as the views and the page's updates carry it. */
+export interface JobStatusView {
+  readonly job: string;
+  readonly status: JobStatus;
+  readonly lastSeen: number;
+  readonly actors: number;
+}
+
+export type MonitorEvent =
+  | { readonly kind: 'loss'; readonly seq: number; readonly report: LossReport }
+  | { readonly kind: 'eval'; readonly seq: number; readonly report: EvalReport }
+  | { readonly kind: 'status'; readonly seq: number; readonly status: JobStatusView }
+  | { readonly kind: 'connection'; readonly seq: number; readonly connection: ConnectionState };
+
+export const DEFAULT_STALE_MS = 10_000;
 
 export interface MonitorStateOptions {
   /** Watch only this job; default all. */
@@ -79,6 +117,8 @@ export interface MonitorStateOptions {
   readonly maxPoints?: number;
   /** Jobs kept; the least recently updated is forgotten beyond this (default 32). */
   readonly maxJobs?: number;
+  /** A job none of whose actors beat (or reported) for this long is `stopped` (default 10 s). */
+  readonly staleMs?: number;
   readonly now?: () => number;
 }
 
@@ -92,18 +132,90 @@ export class MonitorState {
   readonly filter: string | undefined;
   readonly maxPoints: number;
   readonly maxJobs: number;
+  readonly staleMs: number;
   readonly #jobs = new Map<string, JobState>();
   readonly #listeners = new Set<(e: MonitorEvent) => void>();
   readonly #now: () => number;
   #seq = 0;
   #rejected = 0;
   #lastRejection: string | undefined;
+  #connection: ConnectionState = 'connected';
+  #changes = 0;
 
   constructor(o: MonitorStateOptions = {}) {
     this.filter = o.job;
     this.maxPoints = o.maxPoints ?? DEFAULT_MAX_POINTS;
     this.maxJobs = o.maxJobs ?? 32;
+    this.staleMs = o.staleMs ?? DEFAULT_STALE_MS;
     this.#now = o.now ?? Date.now;
+  }
+
+  /** The state's clock (ms), the one `updatedAt`, `lastSeen` and `statusChangedAt` are on. */
+  now(): number {
+    return this.#now();
+  }
+
+  /** Grows with every accepted report, status change and connection change (the views redraw on it). */
+  get version(): number {
+    return this.#seq + this.#changes;
+  }
+
+  get connection(): ConnectionState {
+    return this.#connection;
+  }
+
+  /** Records the monitor's own connection state (from nc.status(); see subscribe.ts). */
+  setConnection(c: ConnectionState): void {
+    if (c === this.#connection || this.#connection === 'closed') return;
+    this.#connection = c;
+    this.#changes++;
+    this.#emit({ kind: 'connection', seq: this.#seq, connection: c });
+  }
+
+  /** Records an actor's heartbeat; false when its job is filtered out (or it is a monitor's). */
+  onHeartbeat(hb: Heartbeat): boolean {
+    if (hb.role === 'monitor' || !this.accepts(hb.job)) return false;
+    const known = this.#jobs.has(hb.job);
+    const j = known ? (this.#jobs.get(hb.job) as JobState) : this.#job(hb.job);
+    j.actors.set(hb.actor ?? `${hb.role}${hb.rank !== undefined ? `-${hb.rank}` : ''}`, this.#now());
+    this.#seen(j);
+    if (!known) {
+      // A job seen first by its heartbeats (no report yet): the views and pages learn of it now.
+      this.#changes++;
+      this.#emit({ kind: 'status', seq: this.#seq, status: this.statusOf(j) });
+    }
+    return true;
+  }
+
+  /** Marks jobs silent for more than `staleMs` as stopped (emitting `status`); returns them. */
+  sweep(): JobState[] {
+    const now = this.#now();
+    const stopped: JobState[] = [];
+    for (const j of this.#jobs.values()) {
+      if (j.status === 'live' && now - j.lastSeen > this.staleMs) {
+        j.status = 'stopped';
+        j.statusChangedAt = now;
+        stopped.push(j);
+        this.#changes++;
+        this.#emit({ kind: 'status', seq: this.#seq, status: this.statusOf(j) });
+      }
+    }
+    return stopped;
+  }
+
+  /** Sweeps every `intervalMs` (default 1 s) until the returned function is called. */
+  watchLiveness(intervalMs = 1000): () => void {
+    const timer = setInterval(() => this.sweep(), intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** A job's liveness: status, last sign of life, actors beating within `staleMs`. */
+  statusOf(j: JobState): JobStatusView {
+    const now = this.#now();
+    let actors = 0;
+    for (const at of j.actors.values()) if (now - at <= this.staleMs) actors++;
+    return { job: j.job, status: j.status, lastSeen: j.lastSeen, actors };
   }
 
   /** True when reports of `job` are wanted. */
@@ -136,6 +248,7 @@ export class MonitorState {
   onLoss(r: LossReport): boolean {
     if (!this.accepts(r.job)) return false;
     const j = this.#job(r.job);
+    this.#seen(j);
     j.strategy = r.strategy;
     j.backend = r.backend;
     let rank = j.ranks.get(r.rank);
@@ -153,6 +266,7 @@ export class MonitorState {
   onEval(r: EvalReport): boolean {
     if (!this.accepts(r.job)) return false;
     const j = this.#job(r.job);
+    this.#seen(j);
     j.lastEval = r;
     for (const [name, value] of Object.entries(r.metrics)) {
       let s = j.metrics.get(name);
@@ -184,11 +298,14 @@ export class MonitorState {
       maxPoints: this.maxPoints,
       seq: this.#seq,
       rejected: this.#rejected,
+      connection: this.#connection,
+      staleMs: this.staleMs,
       jobs: this.jobs().map((j) => ({
         job: j.job,
         strategy: j.strategy,
         backend: j.backend,
         updatedAt: j.updatedAt,
+        ...(({ status, lastSeen, actors }) => ({ status, lastSeen, actors }))(this.statusOf(j)),
         ranks: [...j.ranks.values()]
           .sort((a, b) => a.rank - b.rank)
           .map((r) => ({
@@ -220,7 +337,8 @@ export class MonitorState {
   #job(id: string): JobState {
     let j = this.#jobs.get(id);
     if (j === undefined) {
-      j = { job: id, strategy: '', backend: '', updatedAt: 0, ranks: new Map(), lastEval: undefined, metrics: new Map() };
+      const now = this.#now();
+      j = { job: id, strategy: '', backend: '', updatedAt: now, lastSeen: now, status: 'live', statusChangedAt: now, actors: new Map(), ranks: new Map(), lastEval: undefined, metrics: new Map() };
       this.#jobs.set(id, j);
       if (this.#jobs.size > this.maxJobs) {
         const oldest = [...this.#jobs.values()].filter((x) => x !== j).reduce((a, b) => (b.updatedAt < a.updatedAt ? b : a));
@@ -229,6 +347,18 @@ export class MonitorState {
     }
     j.updatedAt = this.#now();
     return j;
+  }
+
+  /** A sign of life: a stopped job is live again. */
+  #seen(j: JobState): void {
+    const now = this.#now();
+    j.lastSeen = now;
+    if (j.status === 'stopped') {
+      j.status = 'live';
+      j.statusChangedAt = now;
+      this.#changes++;
+      this.#emit({ kind: 'status', seq: this.#seq, status: this.statusOf(j) });
+    }
   }
 
   #emit(e: MonitorEvent): void {

@@ -7,7 +7,8 @@ import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { NatsServer, connect } from '@actorflow/bus';
+import { NatsServer, connect, type NatsConnection } from '@actorflow/bus';
+import { heartbeatCodec, subjects } from '@actorflow/protocol';
 import { MonitorState } from '../src/state.ts';
 import { startWebServer } from '../src/server.ts';
 import { subscribeReports } from '../src/subscribe.ts';
@@ -90,6 +91,82 @@ t.test('the page shows history, updates live, and is captured', async (t) => {
   t.equal(web.clients, 2, 'two open event streams');
   await late2.close();
   t.same(pageErrors, [], 'no script errors, no failed requests');
+});
+
+t.test('two concurrent jobs show separately; a silent one as stopped; the badge follows the NATS connection', async (t) => {
+  const executablePath = requireChromium();
+  let server = await NatsServer.start();
+  const port = server.port;
+  t.teardown(() => server.stop());
+  const watcher = await connect({ servers: [server.url] });
+  const publisher = await connect({ servers: [server.url] });
+  t.teardown(async () => {
+    await publisher.close();
+    await watcher.close();
+  });
+  const state = new MonitorState({ staleMs: 1500 }); // every job
+  const reports = subscribeReports(watcher, state);
+  t.teardown(() => reports.stop());
+  await watcher.flush();
+  const web = await startWebServer({ state, port: 0, flushMs: 50 });
+  t.teardown(() => web.close());
+  const beat = (nc: NatsConnection, job: string, actor: string, rank: number): void =>
+    nc.publish(subjects.heartbeat(job, actor), heartbeatCodec.encode({ job, role: 'trainer', rank, actor, ts: Date.now(), pid: process.pid }));
+
+  // Job "alive" keeps beating (as registerActorService does, faster); job "killed" reports, beats once, then goes silent.
+  await publishReports(publisher, demoReports('alive', { ranks: 2, steps: 30, evalEvery: 10, strategy: 'mirrored' }));
+  await publishReports(publisher, demoReports('killed', { ranks: 1, steps: 20, evalEvery: 10, strategy: 'ps', backend: 'cpu' }));
+  beat(publisher, 'killed', 'trainer-0', 0);
+  const beating = setInterval(() => {
+    if (!publisher.isClosed()) for (const r of [0, 1]) beat(publisher, 'alive', `trainer-${r}`, r);
+  }, 200);
+  t.teardown(() => clearInterval(beating));
+
+  const browser: Browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(web.url);
+  await page.waitForSelector('#status[data-state=live]');
+  await page.waitForSelector('section.job[data-job="killed"][data-status="stopped"]');
+  t.equal(await page.locator('section.job').count(), 2, 'one section per job');
+  t.equal(await page.locator('section.job[data-job="alive"]').getAttribute('data-status'), 'live');
+  t.match(await page.locator('section.job[data-job="alive"] .job-status').textContent(), /^live · 2 actors$/);
+  t.equal(await page.locator('section.job[data-job="killed"] .job-status').textContent(), 'stopped');
+  t.equal(await page.locator('section.job[data-job="alive"] tr[data-rank]').count(), 2, 'alive: its two ranks');
+  t.equal(await page.locator('section.job[data-job="killed"] tr[data-rank]').count(), 1, 'killed: its one rank');
+  t.equal(await page.locator('section.job[data-job="killed"] tr[data-rank="0"] .step').textContent(), '20');
+  t.equal(await page.locator('section.job[data-job="alive"] tr[data-rank="0"] .step').textContent(), '30', 'reports of one job do not leak into the other');
+  t.match(await page.locator('section.job[data-job="killed"] .meta').textContent(), /^ps · cpu · 1 rank/);
+  t.equal(await page.locator('section.job[data-job="killed"] figure.metric[data-metric="rmse"] canvas').getAttribute('data-points'), '2');
+  t.equal(await page.locator('section.job[data-job="alive"] figure.metric[data-metric="rmse"] canvas').getAttribute('data-points'), '3');
+  const stoppedState = (await (await fetch(`${web.url}state`)).json()) as ReturnType<MonitorState['snapshot']>;
+  t.same(
+    stoppedState.jobs.map((j) => [j.job, j.status]).sort(),
+    [
+      ['alive', 'live'],
+      ['killed', 'stopped'],
+    ],
+    '/state says the same',
+  );
+
+  // The killed job's actor comes back: live again.
+  beat(publisher, 'killed', 'trainer-0', 0);
+  await page.waitForSelector('section.job[data-job="killed"][data-status="live"]');
+  t.pass('a returning heartbeat marks the job live again');
+
+  // The monitor loses its NATS server: the badge must stop saying live; it comes back with the server.
+  await server.stop();
+  await page.waitForSelector('#status[data-state=nats-down]');
+  t.equal(await page.locator('#status').textContent(), 'NATS disconnected');
+  server = await NatsServer.start({ port });
+  await page.waitForSelector('#status[data-state=live]', { timeout: 30_000 });
+  t.equal(state.connection, 'connected');
+  const shot = join(artifacts, 'monitor-jobs.png');
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: shot, fullPage: true });
+  t.same(pageErrors, [], 'no script errors');
 });
 
 async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {

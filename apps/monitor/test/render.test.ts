@@ -77,7 +77,7 @@ t.test('screen: header, curve, sparkline per rank, eval line, fitted to the term
   const lines = renderScreen(st, { columns: 120, rows: 40, url: 'http://127.0.0.1:8686/', now: new Date(2024, 0, 1, 12, 3, 4) });
   const text = lines.join('\n');
   t.match(lines[0], /^actorflow monitor · all jobs · 202 reports · 1 rejected · http:\/\/127\.0\.0\.1:8686\/ · 12:03:04$/);
-  t.match(text, /job mf {2}mirrored · wasm · 2 rank\(s\) · step 100 · \d+\.\dk ex\/s/);
+  t.match(text, /job mf \[live\] {2}mirrored · wasm · 2 rank\(s\) · step 100 · \d+\.\dk ex\/s/);
   t.match(text, /\n {2}r0 {2}[▁▂▃▄▅▆▇█ ]+ step +100 ep 1 loss +\d\.\d{4} +\d/);
   t.match(text, /eval @ step 100: rmse \d\.\d{4} mae 0\.\d{4} ndcg@10 0\.\d{4}/);
   t.match(text, /┤/, 'a tall curve when there is room');
@@ -140,4 +140,37 @@ t.test('plain lines and the live view', async (t) => {
   t.equal(screen.length, 3, 'redrawn after invalidate');
   tv.stop();
   t.equal(screen.at(-1), '\x1b[?25h', 'cursor shown again');
+});
+
+t.test('stopped jobs and a lost NATS connection are shown, on screen and in plain lines', async (t) => {
+  let now = 5_000_000;
+  const st = new MonitorState({ staleMs: 10_000, now: () => now });
+  const a = demoReports('job-a', { ranks: 1, steps: 5 });
+  a.loss.forEach((l) => st.onLoss(l));
+  st.onHeartbeat({ job: 'job-b', role: 'trainer', rank: 0, actor: 'trainer-0', ts: 1 });
+  const lines: string[] = [];
+  const view = new LiveView(st, { write: (s: string) => lines.push(s) }, { tty: false, intervalMs: 60_000 });
+  view.tick();
+  t.match(lines.join(''), /\[job-b\] \?\/\? step 0/, 'a job known only by heartbeats is listed');
+  now += 11_000;
+  st.onHeartbeat({ job: 'job-b', role: 'trainer', rank: 0, actor: 'trainer-0', ts: 2 });
+  st.sweep();
+  t.equal(st.job('job-a')?.status, 'stopped');
+  t.match(plainLine(st.job('job-a') as NonNullable<ReturnType<MonitorState['job']>>), /^\[job-a\] stopped mirrored\/wasm step 5/);
+  lines.length = 0;
+  st.setConnection('reconnecting');
+  view.tick();
+  const out = lines.join('');
+  t.match(out, /monitor: NATS disconnected, reconnecting…/);
+  t.match(out, /\[job-a\] stopped/, 'the status change is printed');
+  const screen = renderScreen(st, { columns: 160, rows: 40 }).map(strip).join('\n');
+  t.match(screen, /NATS disconnected, reconnecting…/);
+  t.match(screen, /job job-a \[stopped\]/);
+  t.match(screen, /job job-b \[live\]/);
+  lines.length = 0;
+  st.setConnection('connected');
+  view.tick();
+  t.match(lines.join(''), /monitor: NATS connected again/);
+  st.setConnection('closed');
+  t.match(renderScreen(st, { columns: 160, rows: 40 }).map(strip).join('\n'), /NATS connection closed/);
 });

@@ -5,13 +5,13 @@ import { get, request } from 'node:http';
 import { createServer } from 'node:net';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { FlagError } from '@actorflow/bus';
-import { evalReportCodec, lossReportCodec, subjects } from '@actorflow/protocol';
+import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
 import { WebServerError } from '../src/errors.ts';
 import { parseMonitorFlags, usage } from '../src/flags.ts';
 import { pageHtml } from '../src/page.ts';
 import { startWebServer, type UpdateEvent } from '../src/server.ts';
 import { MonitorState, type StateSnapshot } from '../src/state.ts';
-import { handleReport, jobIdHeader } from '../src/subscribe.ts';
+import { handleHeartbeat, handleReport, heartbeatSubject, jobIdHeader } from '../src/subscribe.ts';
 import { demoReports } from './helpers.ts';
 
 function fetchText(url: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
@@ -183,4 +183,36 @@ t.test('flags', async (t) => {
   t.throws(() => parseMonitorFlags(['--port', '70000'], { isTTY: false }), /at most 65535/);
   t.throws(() => parseMonitorFlags(['--host', ' '], { isTTY: false }), /--host is empty/);
   t.match(usage, /--no-web/);
+});
+
+t.test('events: job status changes and the connection state go out in updates', async (t) => {
+  let now = 1_000;
+  const state = new MonitorState({ staleMs: 100, now: () => now });
+  const web = await startWebServer({ state, port: 0, flushMs: 20 });
+  t.teardown(() => web.close());
+  state.onLoss(demoReports('a', { ranks: 1, steps: 1 }).loss[0]);
+  const got = readEvents(`${web.url}events`, 2);
+  while (web.clients === 0) await new Promise((r) => setTimeout(r, 5));
+  now += 101;
+  state.sweep();
+  state.setConnection('reconnecting');
+  const [snap, u1] = await got;
+  t.equal(snap.event, 'snapshot');
+  t.equal((JSON.parse(snap.data) as StateSnapshot).jobs[0].status, 'live');
+  const u = JSON.parse(u1.data) as UpdateEvent;
+  t.same(u.status, [{ job: 'a', status: 'stopped', lastSeen: 1_000, actors: 0 }]);
+  t.equal(u.connection, 'reconnecting');
+  t.same(u.loss, []);
+});
+
+t.test('heartbeat messages: decoded into the state, bad ones rejected; subjects', async (t) => {
+  const state = new MonitorState({ job: 'j' });
+  handleHeartbeat(state, 'j.hb.trainer-0', heartbeatCodec.encode({ job: 'j', role: 'trainer', rank: 0, actor: 'trainer-0', ts: 1 }));
+  t.equal(state.job('j')?.actors.size, 1);
+  handleHeartbeat(state, 'j.hb.x', new TextEncoder().encode('not msgpack of a heartbeat'));
+  t.equal(state.rejected, 1);
+  t.match(state.lastRejection, /^j\.hb\.x: /);
+  t.equal(heartbeatSubject(undefined), '*.hb.*');
+  t.equal(heartbeatSubject('job-1'), 'job-1.hb.*');
+  t.equal(heartbeatSubject('a.b'), '*.hb.*', 'not a subject token: every job (the state filters)');
 });

@@ -121,3 +121,77 @@ t.test('state: all jobs, most recent first, least recently updated forgotten bey
   ls.forEach((l) => st.onLoss(l));
   t.equal(st.job('d')?.ranks.size, 3);
 });
+
+t.test('liveness: heartbeats keep a job live, silence stops it, its return revives it', async (t) => {
+  let now = 1_000_000;
+  const st = new MonitorState({ staleMs: 10_000, now: () => now });
+  const events: MonitorEvent[] = [];
+  st.listen((e) => events.push(e));
+  t.ok(st.onHeartbeat({ job: 'a', role: 'trainer', rank: 0, actor: 'trainer-0', ts: 1 }), 'a heartbeat creates its job');
+  t.equal(st.job('a')?.status, 'live');
+  t.same(events.at(-1), { kind: 'status', seq: 0, status: { job: 'a', status: 'live', lastSeen: now, actors: 1 } }, 'pages learn of a job seen by heartbeat only');
+  t.notOk(st.onHeartbeat({ job: 'a', role: 'monitor', ts: 1 }), "a monitor's own beat does not count");
+  st.onHeartbeat({ job: 'a', role: 'aggregator', ts: 1 }); // no actor name: role(-rank)
+  st.onLoss(loss({ job: 'b' }));
+  const before = st.version;
+  now += 9_000;
+  st.onHeartbeat({ job: 'a', role: 'trainer', rank: 0, actor: 'trainer-0', ts: 2 });
+  t.same(st.sweep(), [], 'nothing silent for more than 10 s yet');
+  now += 2_000;
+  const stopped = st.sweep();
+  t.same(
+    stopped.map((j) => j.job),
+    ['b'],
+    'b reported 11 s ago and has no heartbeat: stopped',
+  );
+  t.ok(st.version > before, 'a status change counts as a change for the views');
+  t.same(events.at(-1), { kind: 'status', seq: 1, status: { job: 'b', status: 'stopped', lastSeen: 1_000_000, actors: 0 } });
+  const snap = st.snapshot();
+  t.same(
+    snap.jobs.map((j) => [j.job, j.status, j.actors]),
+    [
+      ['a', 'live', 1],
+      ['b', 'stopped', 0],
+    ],
+    'a: trainer-0 beat 2 s ago (the aggregator 11 s ago does not count)',
+  );
+  t.equal(snap.staleMs, 10_000);
+  now += 10_001;
+  t.same(
+    st.sweep().map((j) => j.job),
+    ['a'],
+  );
+  t.same(st.sweep(), [], 'stopped once, not again');
+  st.onEval({ job: 'a', step: 3, metrics: { rmse: 1 }, ts: 3 });
+  t.equal(st.job('a')?.status, 'live', 'a report revives it');
+  st.onHeartbeat({ job: 'b', role: 'trainer', rank: 1, ts: 4 });
+  t.equal(st.job('b')?.status, 'live', 'a heartbeat revives it');
+  t.same(
+    events.filter((e) => e.kind === 'status').map((e) => (e.kind === 'status' ? `${e.status.job}:${e.status.status}` : '')),
+    ['a:live', 'b:stopped', 'a:stopped', 'a:live', 'b:live'],
+  );
+  const filtered = new MonitorState({ job: 'a' });
+  t.notOk(filtered.onHeartbeat({ job: 'b', role: 'trainer', ts: 1 }), 'other jobs are filtered');
+  const stop = filtered.watchLiveness(5);
+  stop();
+});
+
+t.test('connection state: changes are events, closed is final', async (t) => {
+  const st = new MonitorState();
+  const events: MonitorEvent[] = [];
+  st.listen((e) => events.push(e));
+  t.equal(st.connection, 'connected');
+  t.equal(st.snapshot().connection, 'connected');
+  const v = st.version;
+  st.setConnection('connected');
+  t.equal(st.version, v, 'no change, no event');
+  st.setConnection('reconnecting');
+  st.setConnection('connected');
+  st.setConnection('closed');
+  st.setConnection('connected');
+  t.equal(st.connection, 'closed', 'closed stays closed');
+  t.same(
+    events.map((e) => (e.kind === 'connection' ? e.connection : e.kind)),
+    ['reconnecting', 'connected', 'closed'],
+  );
+});
