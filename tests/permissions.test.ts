@@ -162,3 +162,25 @@ t.test('a mirrored job with one user per role runs to the end (replica to the ag
   t.ok(Number.isFinite(report.metrics.rmse), `the evaluator scored the mirrored snapshot (rmse ${report.metrics.rmse})`);
   noViolations(t, log(), procs);
 });
+
+t.test('a distributed kNN job with one user per role runs to the end (blocks to the aggregator, neighbours to the evaluator)', async (t) => {
+  const job = 'permknn';
+  const creds = generateRoleCredentials(job);
+  const { server, log } = await permissionedServer(t, job, creds);
+  const nc = await launcherConnection(server, creds);
+  t.teardown(() => nc.close());
+  const common = ['--job', job];
+  const procs = [
+    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--dataset', 'synthetic:tiny']),
+    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--strategy', 'ps', '--model', 'knn', '--world-size', '2']),
+    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--every', '0', '--backend', 'wasm']),
+  ];
+  t.teardown(() => procs.forEach((p) => p.kill()));
+  const trainers = [0, 1].map((r) => actor(creds, server, `trainer ${r}`, 'trainer', 'trainer', [...common, '--strategy', 'ps', '--rank', String(r), '--world-size', '2']));
+  procs.push(...trainers);
+  t.same(await Promise.all(trainers.map((p) => p.exited)), [0, 0], 'both kNN workers deliver their blocks');
+  const report = evalReportCodec.decode(await requestLarge(nc, subjects.evalNow(job), enc.encode(JSON.stringify({ final: true })), { timeoutMs: 120_000 }));
+  t.ok(Number.isFinite(report.metrics.rmse), `the evaluator scored the merged neighbours (rmse ${report.metrics.rmse})`);
+  t.ok((await requestLarge(nc, `${job}.knn.neighbours`, new Uint8Array(0), { timeoutMs: 60_000 })).length > 8 * 1024, 'the launcher fetches the neighbour lists (chunked)');
+  noViolations(t, log(), procs);
+});
