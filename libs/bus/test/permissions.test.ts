@@ -73,6 +73,7 @@ t.test('credentials, env and config text', async (t) => {
   }
   t.equal(new Set(ROLES.map((r) => a[r].pass)).size, ROLES.length, 'a different password per role');
   t.same(credentialsEnv('trainer', a), { NATS_USER: 'j1-trainer', NATS_PASSWORD: a.trainer.pass });
+  t.throws(() => credentialsEnv('trainer', {} as Record<Role, RoleCredentials>), /no credentials for role trainer/);
   t.equal(roleOfApp('job'), 'launcher');
   t.equal(roleOfApp('data-shard'), 'data-shard');
   t.throws(() => roleOfApp('recommend'), PermissionsConfigError);
@@ -92,6 +93,20 @@ t.test('credentials, env and config text', async (t) => {
   t.match(printed, `#   trainer    NATS_USER=j1-trainer NATS_PASSWORD=${a.trainer.pass}`);
   t.ok(printed.endsWith(conf), 'the printed config is the auth config under a comment header');
   t.not(printNatsConfig('j1'), printNatsConfig('j1'), 'fresh passwords when none are given');
+});
+
+t.test('the printed config is accepted by nats-server as is', async (t) => {
+  const creds = generateRoleCredentials('printed');
+  const server = await NatsServer.start({ config: printNatsConfig('printed', creds) });
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: [server.url], user: creds.trainer.user, pass: creds.trainer.pass, reconnect: false });
+  t.teardown(() => nc.close());
+  const env = credentialsEnv('aggregator', creds);
+  const agg = await connect({ servers: [server.url], user: env.NATS_USER, pass: env.NATS_PASSWORD, reconnect: false });
+  t.teardown(() => agg.close());
+  serveLarge(agg, 'printed.ctl.config', () => enc.encode('ok'));
+  await agg.flush();
+  t.equal(dec.decode(await requestLarge(nc, 'printed.ctl.config', new Uint8Array(0))), 'ok', 'a trainer gets the config from the aggregator');
 });
 
 // ---- a real nats-server with two jobs' users ----
