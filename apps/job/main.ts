@@ -2,11 +2,25 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JobFlagError, jobUsage, parseJobFlags } from './src/flags.ts';
+import { printNatsConfig } from '@actorflow/bus';
 import { JobInterruptedError, launchJob } from './src/launch.ts';
 import { formatMetrics } from './src/progress.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const log = (line: string): void => console.log(line);
+
+// --print-nats-config [--job ID]: the per-role users and permissions for a cluster of your own (docs/SECURITY.md).
+const argv = process.argv.slice(2);
+if (argv.includes('--print-nats-config')) {
+  const at = argv.indexOf('--job');
+  const job = at >= 0 ? (argv[at + 1] ?? '') : 'job';
+  if (!/^[A-Za-z0-9_-]+$/.test(job)) {
+    console.error(`job: --job must be letters, digits, '-' or '_', got '${job}'`);
+    process.exit(2);
+  }
+  process.stdout.write(printNatsConfig(job));
+  process.exit(0);
+}
 
 let plan;
 try {

@@ -133,7 +133,10 @@ await runActor('trainer', usage, async () => {
     const generation = intFlag('generation', v.generation, 0);
     // The last replica rank 0 sent, if any: every rank resumes from the same bytes (docs/RELIABILITY.md).
     const resumeBytes = await fetchTrainerState(conn.nc, job);
-    const resume = resumeBytes !== undefined ? trainerStateCodec.decode(resumeBytes) : undefined;
+    const saved = resumeBytes !== undefined ? trainerStateCodec.decode(resumeBytes) : undefined;
+    // A group re-formed with fewer ranks: the global batch is worldSize × batch, so the position in
+    // the epoch moves to the global step that starts at the same example.
+    const resume = saved !== undefined && saved.worldSize !== worldSize ? { ...saved, worldSize, stepInEpoch: Math.floor((saved.stepInEpoch * saved.worldSize) / worldSize) } : saved;
     if (resume !== undefined) log(`resuming from the replica of step ${resume.step} (epoch ${resume.epoch + 1}, step ${resume.stepInEpoch} of it)`);
     log(`job ${job}: mirrored rank(s) ${ranks.join(',')} of ${worldSize}${generation > 0 ? `, generation ${generation}` : ''}, ${config.model} on ${engine.name}; waiting for the group …`);
     await Promise.all(

@@ -102,6 +102,11 @@ Fault tolerance (docs/RELIABILITY.md):
   --min-trainers N           mirrored: when a rank keeps failing, go on with fewer ranks, down to N (default --trainers)
   --heartbeat-timeout S      an actor silent for S seconds is declared dead and handled as a crash (default 30)
   --resume DIR               continue the job in DIR (its plan.json) from its newest complete checkpoint
+
+Security (docs/SECURITY.md): the job's own nats-server has one user per role with only the subjects
+that role needs (fresh passwords per run, passed to each actor in its environment).
+  --print-nats-config        print that configuration (users, passwords, permissions) for --job ID, to use
+                             on a NATS server or cluster of your own, and exit
 `;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, allowZero = false): number {

@@ -10,7 +10,7 @@
 // on SIGINT/SIGTERM after a last checkpoint.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NatsServer, RemoteError, connect, requestLarge, requestWithRetry, type NatsConnection } from '@actorflow/bus';
+import { NatsServer, RemoteError, connect, credentialsEnv, generateRoleCredentials, natsAuthConfig, requestLarge, requestWithRetry, roleOfApp, type NatsConnection } from '@actorflow/bus';
 import { latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { saveParams } from '@actorflow/embeddings';
 import { createModel, exampleKindOf } from '@actorflow/models';
@@ -119,19 +119,24 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   // --- the broker: ours (a nats-server on a free port, restarted on the same port if it dies) or the user's.
   let server: NatsServer | undefined;
   let natsUrl = plan.natsUrl;
+  // Our own broker gets one user per role with only the subjects that role needs (docs/SECURITY.md);
+  // fresh passwords per run, handed to each child in its environment, never logged.
+  const creds = natsUrl === undefined ? generateRoleCredentials(plan.job) : undefined;
+  const brokerConfig = creds !== undefined ? natsAuthConfig(plan.job, creds) : undefined;
   if (natsUrl === undefined) {
-    server = await NatsServer.start({ dieWithParent: true });
+    server = await NatsServer.start({ dieWithParent: true, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
     natsUrl = server.url;
     log(`nats-server started at ${natsUrl} (pid ${server.pid})`);
   } else {
     log(`using NATS at ${natsUrl}`);
   }
   for (const line of watchCommands(natsUrl, plan.job)) log(line);
-  const nc = await connect({ servers: [natsUrl], name: `job-${plan.job}` });
+  const nc = await connect({ servers: [natsUrl], name: `job-${plan.job}`, ...(creds !== undefined ? { user: creds.launcher.user, pass: creds.launcher.pass } : {}) });
   const heartbeatGraceMs = plan.heartbeatTimeoutS * 1000;
   const writeActors = (): void =>
     writeFileSync(resolve(out, 'actors.json'), `${JSON.stringify({ broker: server !== undefined ? { url: natsUrl, pid: server.pid } : { url: natsUrl }, actors: sup.list() }, null, 2)}\n`);
 
+  const act = (name: string, app: string, role: ActorSpec['role'], args: string[]): ActorSpec => actor(name, app, role, args, creds !== undefined ? credentialsEnv(roleOfApp(app), creds) : undefined);
   // --- what each actor is started with; restarts add --restore-* files from the newest checkpoint.
   const common = ['--job', plan.job];
   const dataShards = plan.dataShards;
@@ -148,7 +153,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     return [flag, file];
   };
   const dataShardSpec = (i: number): ActorSpec =>
-    actor(`data-shard-${i}`, 'data-shard', 'service', [
+    act(`data-shard-${i}`, 'data-shard', 'service', [
       ...common,
       ...['--shard', `${i}`, '--of', `${dataShards}`, '--dataset', plan.dataset, '--split', plan.split, '--seed', `${plan.seed}`],
       ...['--epochs', `${plan.epochs}`, '--batch-size', `${plan.batchSize}`],
@@ -157,7 +162,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       ...(!mirrored ? restoreArg('--restore-state', `data-${i}.json`) : []),
     ]);
   const aggregatorSpec = (i: number): ActorSpec =>
-    actor(`aggregator-${i}`, 'aggregator', 'service', [
+    act(`aggregator-${i}`, 'aggregator', 'service', [
       ...common,
       ...['--strategy', plan.strategy, '--ps-shard', `${i}`, '--ps-shards', `${aggregators}`, '--world-size', `${worldSize}`],
       ...['--data-shards', `${dataShards}`, '--model', plan.model, '--seed', `${plan.seed}`],
@@ -165,7 +170,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       ...(mirrored ? (i === 0 ? restoreArg('--restore-trainer', 'trainer.bin') : []) : restoreArg('--restore-shard', `ps-${i}.bin`)),
     ]);
   const evaluatorSpec = (): ActorSpec =>
-    actor('evaluator', 'evaluator', 'service', [
+    act('evaluator', 'evaluator', 'service', [
       ...common,
       ...['--strategy', plan.strategy, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`, '--every', `${plan.evalEvery}`, '--out', out],
     ]);
@@ -174,7 +179,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   const trainerSpec = (r: number): ActorSpec => {
     trainerGeneration.set(`trainer-${r}`, generation);
     const firstStep = progress.rankSteps()[String(r)];
-    return actor(`trainer-${r}`, 'trainer', 'worker', [
+    return act(`trainer-${r}`, 'trainer', 'worker', [
       ...common,
       ...['--strategy', plan.strategy, '--rank', `${r}`, '--world-size', `${worldSize}`, '--ps-shards', `${aggregators}`, '--data-shards', `${dataShards}`],
       ...['--allreduce', plan.allreduce],
@@ -319,7 +324,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       const deadline = Date.now() + 30_000;
       for (;;) {
         try {
-          server = await NatsServer.start({ port, dieWithParent: true });
+          server = await NatsServer.start({ port, dieWithParent: true, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
           break;
         } catch (err) {
           if (Date.now() > deadline) {
@@ -338,7 +343,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
 
   if (plan.monitor === true) {
     const port = await freePort();
-    sup.start(actor('monitor', 'monitor', 'service', ['--job', plan.job, '--port', `${port}`, '--no-tty']));
+    sup.start(act('monitor', 'monitor', 'service', ['--job', plan.job, '--port', `${port}`, '--no-tty']));
     log(`monitor: http://127.0.0.1:${port}/`);
   }
   const progress = new Progress(plan, log);
@@ -547,6 +552,6 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-function actor(name: string, app: string, role: ActorSpec['role'], args: string[]): ActorSpec {
-  return { name, entry: `apps/${app}/main.ts`, role, args };
+function actor(name: string, app: string, role: ActorSpec['role'], args: string[], env?: Readonly<Record<string, string>>): ActorSpec {
+  return { name, entry: `apps/${app}/main.ts`, role, args, ...(env !== undefined ? { env } : {}) };
 }

@@ -19,6 +19,8 @@ export interface ActorSpec {
   readonly args: readonly string[];
   /** service: runs until stopped (any exit is a failure); worker: done when it exits 0. */
   readonly role: ActorRole;
+  /** Extra environment of this actor only (e.g. its role's NATS credentials: never on a command line). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class ActorFailedError extends Error {
@@ -120,7 +122,7 @@ export class Supervisor {
   #spawn(spec: ActorSpec, restarts: number): void {
     const child = spawn(process.execPath, ['--import', 'tsx', spec.entry, ...spec.args], {
       cwd: this.#opts.root,
-      env: { ...process.env, ...this.#opts.env, FORCE_COLOR: '0', ACTORFLOW_ACTOR: spec.name, ACTORFLOW_SUPERVISED: '1' },
+      env: { ...process.env, ...this.#opts.env, ...spec.env, FORCE_COLOR: '0', ACTORFLOW_ACTOR: spec.name, ACTORFLOW_SUPERVISED: '1' },
       // stdin: a pipe the child watches; it closes when we die, however we die.
       stdio: ['pipe', 'pipe', 'pipe'],
     });
