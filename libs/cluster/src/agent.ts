@@ -156,8 +156,9 @@ export class NodeAgent {
         guard((p) => {
           const req = startActorRequestCodec.decode(p);
           this.#lease(req.job, req.leaseMs ?? o.leaseMs ?? DEFAULT_LEASE_MS);
+          const fresh = !this.#procs.list().some((a) => a.running && a.actor === req.actor);
           const status = this.#procs.start(req);
-          log(`started ${req.actor} of job ${req.job}: ${req.entry} ${req.args.join(' ')} (pid ${status.pid ?? '?'})`);
+          if (fresh) log(`started ${req.actor} of job ${req.job}: ${req.entry} ${req.args.join(' ')} (pid ${status.pid ?? '?'})`);
           return actorStatusCodec.encode(status);
         }),
         { onError },
