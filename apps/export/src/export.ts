@@ -6,8 +6,9 @@
 //     the evaluator does, when the config names its dataset (withColdStart);
 //   - rating models clipped to the training rating range when config.json records it
 //     (clip(x, lo, hi) = lo + relu6-style ReLU(maxValue hi−lo) of x − lo).
-// Supported: mf (μ + b_u + b_i + p_u·q_i) and ncf (MLP over [p_u, q_i], + μ). Others fail with
-// an ExportError that says so.
+// Supported: mf (μ + b_u + b_i + p_u·q_i), ncf (MLP over [p_u, q_i], + μ) and neumf (GMF ⊙ ‖ MLP
+// → the logit, as its predict returns; ranking, so never clipped). Others fail with an
+// ExportError that says so.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tf } from '@actorflow/engine';
@@ -25,7 +26,7 @@ export class ExportError extends Error {
 }
 
 /** Models this exporter turns into a LayersModel. */
-export const EXPORTABLE_MODELS: readonly string[] = ['mf', 'ncf'];
+export const EXPORTABLE_MODELS: readonly string[] = ['mf', 'ncf', 'neumf'];
 
 export interface SavedConfig extends JobConfig {
   readonly dataset?: DatasetSpec & { readonly split: string };
@@ -56,6 +57,25 @@ function dense(p: ParamStore, name: string, size: number, model: string): Float3
 export function buildLayersModel(tf: Tf, modelName: string, params: ParamStore, o: BuildOptions = {}): LayersModel {
   const user = tf.input({ shape: [1], dtype: 'int32', name: 'user' });
   const item = tf.input({ shape: [1], dtype: 'int32', name: 'item' });
+  /** ReLU Dense layers `<prefix>.mlp<l>.{w,b}` (sizes read from the parameters). */
+  const mlp = (prefix: string, x: SymbolicTensor, fanIn0: number): { h: SymbolicTensor; fanIn: number } => {
+    let h = x;
+    let fanIn = fanIn0;
+    for (let l = 0; params.dense[`${prefix}.mlp${l}.b`] !== undefined; l++) {
+      const units = (params.dense[`${prefix}.mlp${l}.b`] as Float32Array).length;
+      const w = dense(params, `${prefix}.mlp${l}.w`, fanIn * units, modelName);
+      const b = dense(params, `${prefix}.mlp${l}.b`, units, modelName);
+      h = tf.layers.dense({ units, activation: 'relu', name: `${prefix}_mlp${l}`, weights: [tf.tensor2d(w, [fanIn, units]), tf.tensor1d(b)] }).apply(h) as SymbolicTensor;
+      fanIn = units;
+    }
+    if (h === x) throw new ExportError(`${modelName}: the parameters have no hidden layer (dense '${prefix}.mlp0.b')`);
+    return { h, fanIn };
+  };
+  const head = (prefix: string, h: SymbolicTensor, fanIn: number, name: string): SymbolicTensor => {
+    const w = dense(params, `${prefix}.out.w`, fanIn, modelName);
+    const b = dense(params, `${prefix}.out.b`, 1, modelName);
+    return tf.layers.dense({ units: 1, name, weights: [tf.tensor2d(w, [fanIn, 1]), tf.tensor1d(b)] }).apply(h) as SymbolicTensor;
+  };
   const embed = (name: string, input: SymbolicTensor): SymbolicTensor => {
     const t = table(params, name, modelName);
     const e = tf.layers
@@ -69,21 +89,16 @@ export function buildLayersModel(tf: Tf, modelName: string, params: ParamStore, 
     raw = tf.layers.add({ name: 'biased' }).apply([dot, embed('userBias', user), embed('itemBias', item)]) as SymbolicTensor;
   } else if (modelName === 'ncf') {
     const dim = table(params, 'user', modelName).dim;
-    // Layer sizes from the parameters themselves (ncf.mlp<l>.b has one value per unit).
-    const layers: number[] = [];
-    for (let l = 0; params.dense[`ncf.mlp${l}.b`] !== undefined; l++) layers.push((params.dense[`ncf.mlp${l}.b`] as Float32Array).length);
-    if (layers.length === 0) throw new ExportError(`ncf: the parameters have no hidden layer (dense 'ncf.mlp0.b')`);
-    let h = tf.layers.concatenate({ axis: 1, name: 'concat' }).apply([embed('user', user), embed('item', item)]) as SymbolicTensor;
-    let fanIn = 2 * dim;
-    layers.forEach((units, l) => {
-      const w = dense(params, `ncf.mlp${l}.w`, fanIn * units, modelName);
-      const b = dense(params, `ncf.mlp${l}.b`, units, modelName);
-      h = tf.layers.dense({ units, activation: 'relu', name: `mlp${l}`, weights: [tf.tensor2d(w, [fanIn, units]), tf.tensor1d(b)] }).apply(h) as SymbolicTensor;
-      fanIn = units;
-    });
-    const w = dense(params, 'ncf.out.w', fanIn, modelName);
-    const b = dense(params, 'ncf.out.b', 1, modelName);
-    raw = tf.layers.dense({ units: 1, name: 'out', weights: [tf.tensor2d(w, [fanIn, 1]), tf.tensor1d(b)] }).apply(h) as SymbolicTensor;
+    const x = tf.layers.concatenate({ axis: 1, name: 'concat' }).apply([embed('user', user), embed('item', item)]) as SymbolicTensor;
+    const { h, fanIn } = mlp('ncf', x, 2 * dim);
+    raw = head('ncf', h, fanIn, 'out');
+  } else if (modelName === 'neumf') {
+    const gmf = tf.layers.multiply({ name: 'gmf' }).apply([embed('gmfUser', user), embed('gmfItem', item)]) as SymbolicTensor;
+    const x = tf.layers.concatenate({ axis: 1, name: 'mlp_in' }).apply([embed('mlpUser', user), embed('mlpItem', item)]) as SymbolicTensor;
+    const { h, fanIn } = mlp('neumf', x, 2 * table(params, 'mlpUser', modelName).dim);
+    const both = tf.layers.concatenate({ axis: 1, name: 'gmf_mlp' }).apply([gmf, h]) as SymbolicTensor;
+    const logit = head('neumf', both, table(params, 'gmfUser', modelName).dim + fanIn, 'logit');
+    return tf.model({ inputs: [user, item], outputs: logit, name: 'actorflow_neumf' });
   } else {
     throw new ExportError(`${modelName} cannot be exported yet (exportable: ${EXPORTABLE_MODELS.join(', ')})`);
   }
@@ -156,8 +171,8 @@ export async function exportModel(tf: Tf, modelDir: string, outDir: string, log:
   return {
     model: config.model,
     modelJson: join(outDir, 'model.json'),
-    numUsers: table(params, 'user', config.model).rows,
-    numItems: table(params, 'item', config.model).rows,
+    numUsers: table(params, config.model === 'neumf' ? 'gmfUser' : 'user', config.model).rows,
+    numItems: table(params, config.model === 'neumf' ? 'gmfItem' : 'item', config.model).rows,
     ratingRange,
     coldStart,
   };

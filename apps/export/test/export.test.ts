@@ -13,7 +13,7 @@ import { saveParams } from '@actorflow/embeddings';
 import { selectBackend, type Tf } from '@actorflow/engine';
 import { loadJobDataset } from '@actorflow/feed';
 import { createModel, type TrainableModel } from '@actorflow/models';
-import { clipToRange, gather, trainLocal, withColdStart, type ParamStore } from '@actorflow/strategies';
+import { clipToRange, gather, initParams, trainLocal, withColdStart, type ParamStore } from '@actorflow/strategies';
 import { ExportError, buildLayersModel, exportModel } from '../src/export.ts';
 
 const spec = { source: 'synthetic:tiny', split: 'random:0.2', seed: 3 };
@@ -132,6 +132,31 @@ t.test("tf.loadLayersModel('file://…') through tfjs-node", async (t) => {
   loaded.dispose();
 });
 
+t.test('neumf: the exported LayersModel gives the logits our model predicts', async (t) => {
+  const engine = await selectBackend({ backend: 'cpu' });
+  const tf = engine.tf;
+  const hyper = { numUsers: 30, numItems: 20, dim: 4, mlpDim: 6, layers: '12,8', negatives: 2, initStd: 0.5 };
+  const model = createModel('neumf', hyper) as TrainableModel<unknown>;
+  const params = initParams(model, 11); // untrained: the same arithmetic, non-trivial weights
+  const dir = join(root, 'neumf', 'model');
+  mkdirSync(dir, { recursive: true });
+  saveParams(join(dir, 'params.bin'), { tables: Object.values(params.tables), dense: params.dense });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ job: 't', model: 'neumf', hyper, dataset: spec, ratingRange: [1, 5] }));
+  const r = await exportModel(tf, dir, join(root, 'neumf-tfjs'));
+  t.same([r.numUsers, r.numItems, r.ratingRange, r.coldStart], [30, 20, undefined, false], 'a ranking model: logits, not clipped');
+  const users = Int32Array.from({ length: 600 }, (_, k) => k % 30);
+  const items = Int32Array.from({ length: 600 }, (_, k) => Math.floor(k / 30));
+  const batch = { user: users, item: items, rating: new Float32Array(600), history: { user: new Int32Array(0), offsets: Int32Array.of(0), items: new Int32Array(0), values: new Float32Array(0) } };
+  const ours = model.predict(tf, batch, gather(params, { gmfUser: allIds(30), mlpUser: allIds(30), gmfItem: allIds(20), mlpItem: allIds(20) }));
+  const loaded = await loadFromFiles(tf, join(root, 'neumf-tfjs'));
+  const d = maxAbsDiff(predictLayers(tf, loaded, users, items), ours);
+  t.ok(d <= 1e-5, `max |difference| ${d.toExponential(2)} ≤ 1e-5 over 600 pairs`);
+  t.ok(new Set(Array.from(ours.slice(0, 50), (v) => v.toFixed(3))).size > 5, 'not a constant');
+  loaded.dispose();
+});
+
+const allIds = (n: number): Int32Array => Int32Array.from({ length: n }, (_, k) => k);
+
 t.test('what cannot be exported fails with what to do', async (t) => {
   const engine = await selectBackend({ backend: 'cpu' });
   const tf = engine.tf;
@@ -140,7 +165,7 @@ t.test('what cannot be exported fails with what to do', async (t) => {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'multvae', hyper: {} }));
   writeFileSync(join(dir, 'params.bin'), '');
-  await t.rejects(exportModel(tf, dir, join(root, 'x')), new ExportError('multvae cannot be exported yet (exportable: mf, ncf)'));
+  await t.rejects(exportModel(tf, dir, join(root, 'x')), new ExportError('multvae cannot be exported yet (exportable: mf, ncf, neumf)'));
   t.throws(() => buildLayersModel(tf, 'mf', { tables: {}, dense: {} }), /mf: the parameters have no table 'user'/);
   const one = { name: 'user', rows: 2, dim: 1, data: new Float32Array(2) };
   const p: ParamStore = { tables: { user: one, item: { ...one, name: 'item' }, userBias: { ...one, name: 'userBias' }, itemBias: { ...one, name: 'itemBias' } }, dense: {} };
@@ -162,5 +187,5 @@ t.test('the command line', async (t) => {
   const bad = run('--out', out);
   t.equal(bad.status, 2);
   t.match(bad.stderr, /export: --model-dir is required/);
-  t.match(run('--help').stdout, /Exportable models: mf, ncf/);
+  t.match(run('--help').stdout, /Exportable models: mf, ncf, neumf/);
 });
