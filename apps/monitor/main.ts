@@ -18,8 +18,9 @@ await runActor('monitor', usage, async () => {
   const log = actorLog('monitor');
   const state = new MonitorState({ ...(f.job !== undefined ? { job: f.job } : {}), maxPoints: f.maxPoints });
   const conn = await connectActor(f.bus, { name: 'monitor', log });
-  // The monitor is in no job: it answers $SRV discovery but does not heartbeat (a beat would keep the job it watches live).
-  await registerActorService(conn.nc, { role: 'monitor', job: f.job ?? '*', heartbeatMs: 0 });
+  // Watching every job it belongs to none: no heartbeat then (`*` is no subject token). With --job it
+  // beats like any actor (the launcher supervises it); monitors ignore role 'monitor' beats.
+  await registerActorService(conn.nc, { role: 'monitor', job: f.job ?? '*', ...(f.job === undefined ? { heartbeatMs: 0 } : {}) });
   if (f.tail) {
     const tail = tailReports(conn.nc, (line) => process.stdout.write(`${line}\n`), f.job);
     await conn.nc.flush();
