@@ -2,6 +2,7 @@
 // 2 parameter-server aggregators, 2 trainers and the evaluator as separate processes. The
 // asynchronous result must reach the single-process RMSE on the same split within 0.01.
 import t from 'tap';
+import { readScalars } from '@actorflow/tensorboard';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -41,6 +42,13 @@ t.test('ps job: 2 shards + 2 aggregators + 2 trainers + evaluator reach the sing
   t.ok(existsSync(join(out, 'model', 'params.bin')), 'trained model saved');
   t.ok(existsSync(join(out, 'eval.jsonl')), 'eval history kept');
   t.ok(existsSync(join(out, 'logs', 'trainer-1.log')), 'actor logs kept');
+  // TensorBoard: loss per rank and the eval metrics, read back from the event files.
+  const scalars = readScalars(join(out, 'tensorboard'));
+  t.ok((scalars['loss/rank0']?.length ?? 0) > 10 && (scalars['loss/rank1']?.length ?? 0) > 10, 'loss of both ranks in the TensorBoard events');
+  t.ok(
+    scalars['eval/rmse']?.some((p) => Math.abs(p.value - metrics.metrics.rmse) < 1e-6),
+    'the final eval RMSE is among the TensorBoard scalars',
+  );
 
   const local = await singleProcessRmse(8);
   const diff = Math.abs(metrics.metrics.rmse - local);

@@ -14,7 +14,8 @@ import { NatsServer, RemoteError, connect, credentialsEnv, generateRoleCredentia
 import { latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { saveParams } from '@actorflow/embeddings';
 import { createModel, exampleKindOf } from '@actorflow/models';
-import { heartbeatCodec, snapshotCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
+import { evalReportCodec, heartbeatCodec, lossReportCodec, snapshotCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
+import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
 import { PsClient, mergeSnapshots, nonFiniteParam, type ShardStats } from '@actorflow/strategies';
 import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
 import { dataOptionFlags, type JobConfig } from '@actorflow/feed';
@@ -357,8 +358,30 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   interrupted.catch(() => undefined);
   const stopped = Promise.race([failed, interrupted]);
   stopped.catch(() => undefined);
-  const lossSub = nc.subscribe(subjects.loss, { callback: (_e, m) => progress.onLoss(parseReply(m.data)) });
-  const evalSub = nc.subscribe(subjects.eval, { callback: (_e, m) => progress.onEval(parseReply(m.data)) });
+  // TensorBoard scalars (`tensorboard --logdir out/<job>/tensorboard`): loss and ex/s per rank, eval metrics.
+  const board = new ScalarWriter(resolve(out, 'tensorboard'));
+  const lossSub = nc.subscribe(subjects.loss, {
+    callback: (_e, m) => {
+      progress.onLoss(parseReply(m.data));
+      try {
+        const r = lossReportCodec.decode(m.data);
+        if (r.job === plan.job && r.done !== true) summarizeLoss(board, r);
+      } catch {
+        /* not a loss report of ours */
+      }
+    },
+  });
+  const evalSub = nc.subscribe(subjects.eval, {
+    callback: (_e, m) => {
+      progress.onEval(parseReply(m.data));
+      try {
+        const r = evalReportCodec.decode(m.data);
+        if (r.job === plan.job) summarizeEval(board, r);
+      } catch {
+        /* not an eval report of ours */
+      }
+    },
+  });
   if (latest !== undefined && typeof latest.meta.trainerSteps === 'object' && latest.meta.trainerSteps !== null && !mirrored)
     progress.setResumedSteps(latest.meta.trainerSteps as Record<string, number>);
 
@@ -537,6 +560,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     lossSub.unsubscribe();
     evalSub.unsubscribe();
     hbSub.unsubscribe();
+    board.close();
     await sup.stopAll();
     writeActors();
     await nc.close();
