@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunningJob, rmseOf, runJob, waitGone } from './fixtures/faults.ts';
+import { RunningJob, cleanRmse, faultAt40, rmseOf, runJob, waitGone } from './fixtures/faults.ts';
 
 const base = (job: string): string[] => [
   ...['--job', job, '--strategy', 'mirrored', '--trainers', '2', '--data-shards', '2'],
@@ -18,18 +18,12 @@ const dir = mkdtempSync(join(tmpdir(), 'faults-mirrored-'));
 let clean: number;
 
 t.before(async () => {
-  const { end, job } = await runJob(base('mi-clean'), join(dir, 'clean'));
-  if (end.code !== 0) throw new Error(`the clean run failed:\n${end.output}`);
-  clean = rmseOf(job.metrics());
+  clean = await cleanRmse(base('mi-clean'), join(dir, 'clean'));
 });
 
 for (const victim of ['trainer-1', 'aggregator-0', 'data-shard-1', 'evaluator', 'nats-server']) {
   t.test(`mirrored: kill -9 of ${victim} at 40 % ends with the clean run's exact RMSE`, async (t) => {
-    const job = new RunningJob(base(`mi-kill-${victim}`), join(dir, victim));
-    await job.waitForProgress(40);
-    await job.waitForCheckpoint();
-    process.kill(job.pidOf(victim), 'SIGKILL');
-    const end = await job.done;
+    const { end, job } = await faultAt40(base(`mi-kill-${victim}`), join(dir, victim), victim);
     t.equal(end.code, 0, 'the job finished', { diagnostic: end.code !== 0, output: end.output.split('\n').slice(-25) });
     const m = job.metrics();
     t.equal(rmseOf(m), clean, 'the same final RMSE as the uninterrupted run, to the last bit');
@@ -63,11 +57,7 @@ t.test('mirrored: kill -9 of the launcher takes every actor with it; --resume re
 
 t.test('mirrored: with its restarts used up, a group shrinks to --min-trainers and finishes', async (t) => {
   const args = ['--job', 'mi-shrink', '--strategy', 'mirrored', '--trainers', '3', '--min-trainers', '2', '--max-restarts', '0', '--data-shards', '1'];
-  const job = new RunningJob([...args, '--epochs', '6', '--batch-size', '512', '--eval-every', '0', '--checkpoint-every', '1s'], join(dir, 'shrink'));
-  await job.waitForProgress(40);
-  await job.waitForCheckpoint();
-  process.kill(job.pidOf('trainer-2'), 'SIGKILL');
-  const end = await job.done;
+  const { end, job } = await faultAt40([...args, '--epochs', '6', '--batch-size', '512', '--eval-every', '0', '--checkpoint-every', '1s'], join(dir, 'shrink'), 'trainer-2');
   t.equal(end.code, 0, 'the job finished', { diagnostic: end.code !== 0, output: end.output.split('\n').slice(-25) });
   t.match(end.output, /world size 3 → 2, global batch 1536 → 1024 examples/, 'the change of world size and global batch is logged');
   const m = job.metrics();

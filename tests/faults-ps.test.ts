@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunningJob, alive, rmseOf, runJob, waitGone } from './fixtures/faults.ts';
+import { RunningJob, alive, cleanRmse, faultAt40, rmseOf, runJob, waitGone } from './fixtures/faults.ts';
 
 const base = (job: string): string[] => [
   ...['--job', job, '--strategy', 'ps', '--trainers', '2', '--data-shards', '2', '--ps-shards', '2'],
@@ -18,18 +18,12 @@ const dir = mkdtempSync(join(tmpdir(), 'faults-ps-'));
 let clean: number;
 
 t.before(async () => {
-  const { end, job } = await runJob(base('ps-clean'), join(dir, 'clean'));
-  if (end.code !== 0) throw new Error(`the clean run failed:\n${end.output}`);
-  clean = rmseOf(job.metrics());
+  clean = await cleanRmse(base('ps-clean'), join(dir, 'clean'));
 });
 
 for (const victim of ['trainer-1', 'aggregator-1', 'data-shard-0', 'evaluator', 'nats-server']) {
   t.test(`ps: kill -9 of ${victim} at 40 % is survived`, async (t) => {
-    const job = new RunningJob(base(`ps-kill-${victim}`), join(dir, victim));
-    await job.waitForProgress(40);
-    await job.waitForCheckpoint();
-    process.kill(job.pidOf(victim), 'SIGKILL');
-    const end = await job.done;
+    const { end, job } = await faultAt40(base(`ps-kill-${victim}`), join(dir, victim), victim);
     t.equal(end.code, 0, 'the job finished', { diagnostic: end.code !== 0, output: end.output.split('\n').slice(-25) });
     const m = job.metrics();
     t.ok(Math.abs(rmseOf(m) - clean) <= 0.01, `rmse ${rmseOf(m)} within 0.01 of the clean run's ${clean}`);
@@ -40,12 +34,8 @@ for (const victim of ['trainer-1', 'aggregator-1', 'data-shard-0', 'evaluator', 
 }
 
 t.test('ps: a SIGSTOPped trainer is declared dead by its heartbeats and replaced', async (t) => {
-  const job = new RunningJob([...base('ps-stop'), '--heartbeat-timeout', '6'], join(dir, 'stop'));
-  await job.waitForProgress(40);
-  const pid = job.pidOf('trainer-0');
-  process.kill(pid, 'SIGSTOP');
-  await job.waitForLine(/trainer-0 \(pid \d+\) sent no heartbeat/);
-  const end = await job.done;
+  const { end, job, pid } = await faultAt40([...base('ps-stop'), '--heartbeat-timeout', '6'], join(dir, 'stop'), 'trainer-0', 'SIGSTOP');
+  t.match(end.output, /trainer-0 \(pid \d+\) sent no heartbeat for [\d.]+ s \(stopped or stuck\): killing it/, 'the stall is named in the log');
   t.equal(end.code, 0, 'the job finished', { diagnostic: end.code !== 0, output: end.output.split('\n').slice(-25) });
   t.notOk(alive(pid), 'the stopped process was killed');
   const m = job.metrics();
