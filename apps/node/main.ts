@@ -3,7 +3,7 @@
 // backends, a calibration measured now), and starts, stops and reports a job's actors on request.
 // The work is in @actorflow/cluster (NodeAgent); this file reads flags and wires it.
 import { hostname, networkInterfaces } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, busOptionsFrom, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
@@ -19,6 +19,11 @@ const usage = `Usage: npx nx serve node -- [options]
   --backend NAME         TF.js backend for the calibration (default: the best that loads)
   --lease-ms MS          stop a job's actors when its lease is silent this long (default ${DEFAULT_LEASE_MS})
 ${busFlagsHelp}`;
+
+/** A path the user typed, against the folder they ran the command in (nx runs us in apps/node; INIT_CWD is theirs). */
+function userPath(p: string): string {
+  return isAbsolute(p) ? p : resolve(process.env.INIT_CWD ?? process.cwd(), p);
+}
 
 function firstAddress(): string {
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -51,7 +56,7 @@ await runActor('node', usage, async () => {
   let energyEfficient = v['energy-efficient'] === true;
   let address = v.address;
   if (v.blueprint !== undefined) {
-    const m = loadBlueprint(v.blueprint).machines.find((x) => x.name === name);
+    const m = loadBlueprint(userPath(v.blueprint)).machines.find((x) => x.name === name);
     if (m === undefined) throw new FlagError(`--blueprint ${v.blueprint} names no machine '${name}'; pass --name with one of its names`);
     Object.assign(labels, m.labels ?? {});
     energyEfficient ||= m.energyEfficient === true;
@@ -63,7 +68,7 @@ await runActor('node', usage, async () => {
     labels[l.slice(0, eq)] = l.slice(eq + 1);
   }
   const leaseMs = intFlag('lease-ms', v['lease-ms'], DEFAULT_LEASE_MS, 1);
-  const root = resolve(v.root ?? resolve(dirname(fileURLToPath(import.meta.url)), '../..'));
+  const root = resolve(v.root !== undefined ? userPath(v.root) : resolve(dirname(fileURLToPath(import.meta.url)), '../..'));
   const log = actorLog(`node ${name}`);
   const [cal, gpus] = await Promise.all([calibrate({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), detectGpus()]);
   const conn = await connectActor(flags, { name: `node-${name}`, log });

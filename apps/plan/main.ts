@@ -19,7 +19,7 @@ import {
   type NodeInfo,
   type RequestedStrategy,
 } from '@actorflow/cluster';
-import { SYNTHETIC_SIZES, type SyntheticSize } from '@actorflow/data';
+import { resolveUserPath, SYNTHETIC_SIZES, type SyntheticSize } from '@actorflow/data';
 import { loadJobDataset } from '@actorflow/feed';
 import { modelEntry, type Hyper } from '@actorflow/models';
 
@@ -109,7 +109,7 @@ await runActor('plan', usage, async () => {
   const busNamed = v['nats-url'] !== undefined || (process.env.NATS_URL ?? '') !== '';
   let nodes;
   if (v.blueprint !== undefined) {
-    const bp = loadBlueprint(v.blueprint);
+    const bp = loadBlueprint(resolveUserPath(v.blueprint));
     // Agents that answer (when a server is named) give measured figures for their machines.
     const infos = busNamed ? await askAgents(flags, timeoutMs) : [];
     const byName = new Map(infos.map((i) => [i.name, i]));
@@ -134,7 +134,7 @@ await runActor('plan', usage, async () => {
     ...(v.trainers !== undefined ? { trainers: intFlag('trainers', v.trainers, 1, 1) } : {}),
     ...(linkMBps !== undefined ? { defaultLinkMBps: linkMBps } : {}),
   });
-  if (v.out !== undefined) writeFileSync(v.out, `${JSON.stringify(plan, null, 2)}\n`);
+  if (v.out !== undefined) writeFileSync(resolveUserPath(v.out), `${JSON.stringify(plan, null, 2)}\n`);
   process.stdout.write(v.json === true ? `${JSON.stringify(plan, null, 2)}\n` : renderPlan(plan));
   if (v.out !== undefined && v.json !== true) process.stdout.write(`plan written to ${v.out}\n`);
 });
