@@ -12,7 +12,7 @@ const blueprint = 'libs/cluster/test/fixtures/blueprint.json';
 
 function plan(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    execFile(process.execPath, ['--import', 'tsx', 'apps/plan/main.ts', ...args], { cwd: root, env: { ...process.env, NATS_URL: '' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['--import', 'tsx', 'apps/plan/main.ts', ...args], { cwd: root, env: { ...process.env, NATS_URL: '', INIT_CWD: root } }, (err, stdout, stderr) =>
       resolveRun({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr }),
     );
   });
