@@ -10,11 +10,12 @@
 // on SIGINT/SIGTERM after a last checkpoint.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NatsServer, RemoteError, connect, credentialsEnv, generateRoleCredentials, natsAuthConfig, requestLarge, requestWithRetry, roleOfApp, type NatsConnection } from '@actorflow/bus';
-import { latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
+import { NatsServer, connect, credentialsEnv, generateRoleCredentials, natsAuthConfig, requestWithRetry, roleOfApp, type NatsConnection } from '@actorflow/bus';
+import { latestCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
+import { JobCheckpointer } from './checkpointer.ts';
 import { saveParams } from '@actorflow/embeddings';
 import { createModel, exampleKindOf } from '@actorflow/models';
-import { evalReportCodec, heartbeatCodec, lossReportCodec, snapshotCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
+import { evalReportCodec, heartbeatCodec, lossReportCodec, snapshotCodec, subjects } from '@actorflow/protocol';
 import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
 import { PsClient, mergeSnapshots, nonFiniteParam, type ShardStats } from '@actorflow/strategies';
 import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
@@ -106,15 +107,15 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   if (plan.resume === undefined) writeFileSync(resolve(out, 'plan.json'), `${JSON.stringify({ ...plan, natsUrl: undefined }, null, 2)}\n`);
   const knn = plan.model === KNN_MODEL; // no parameters: nothing to checkpoint
   const mirrored = plan.strategy === 'mirrored';
-  let latest: Checkpoint | undefined = plan.resume !== undefined ? await latestCheckpoint(ckptRoot) : undefined;
-  const resumedFrom = latest?.step;
+  const resumeFrom: Checkpoint | undefined = plan.resume !== undefined ? await latestCheckpoint(ckptRoot) : undefined;
+  const resumedFrom = resumeFrom?.step;
   if (plan.resume !== undefined)
     log(
-      latest !== undefined
-        ? `resuming job ${plan.job} from its checkpoint of step ${latest.step} (${latest.dir})`
+      resumeFrom !== undefined
+        ? `resuming job ${plan.job} from its checkpoint of step ${resumeFrom.step} (${resumeFrom.dir})`
         : `no complete checkpoint in ${ckptRoot}: starting job ${plan.job} from the beginning`,
     );
-  const faults = { restarts: {} as Record<string, number>, stalls: [] as string[], brokerRestarts: 0, groupReformations: 0, checkpoints: 0, evaluatorGaveUp: false };
+  const faults = { restarts: {} as Record<string, number>, stalls: [] as string[], brokerRestarts: 0, groupReformations: 0, evaluatorGaveUp: false };
   let closing = false;
 
   // --- the broker: ours (a nats-server on a free port, restarted on the same port if it dies) or the user's.
@@ -146,6 +147,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   let generation = 0;
   const trainerGeneration = new Map<string, number>();
   const restoreArg = (flag: string, part: string): string[] => {
+    const latest = ckpt.latest;
     if (latest === undefined || !latest.parts.includes(part)) return [];
     mkdirSync(restoreDir, { recursive: true });
     // A copy: pruning may remove the checkpoint directory while the actor starts.
@@ -233,6 +235,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       log(`${exit.name} ${how}; restarting it (${exit.restarts + 1}/${plan.maxRestarts}); it rejoins the parameter servers`);
       return { action: 'restart', args: trainerSpec(Number(exit.name.slice('trainer-'.length))).args };
     }
+    const latest = ckpt.latest;
     const from = latest !== undefined ? `from the checkpoint of step ${latest.step}` : 'from the start (no checkpoint yet)';
     if (exit.name.startsWith('data-shard-')) {
       log(`${exit.name} ${how}; restarting it ${mirrored ? '(its reads are stateless)' : `at its cursor ${from}`} (${exit.restarts + 1}/${plan.maxRestarts})`);
@@ -382,74 +385,26 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       }
     },
   });
-  if (latest !== undefined && typeof latest.meta.trainerSteps === 'object' && latest.meta.trainerSteps !== null && !mirrored)
-    progress.setResumedSteps(latest.meta.trainerSteps as Record<string, number>);
+  if (resumeFrom !== undefined && typeof resumeFrom.meta.trainerSteps === 'object' && resumeFrom.meta.trainerSteps !== null && !mirrored)
+    progress.setResumedSteps(resumeFrom.meta.trainerSteps as Record<string, number>);
 
-  // --- checkpoints: one at a time, on a timer; a round that cannot reach every part is skipped.
-  let lastCkptStep = latest?.step ?? -1;
-  let lastCkptAt = Date.now();
-  let ckptRunning: Promise<boolean> | undefined;
-  let lastSkipLog = 0;
-  const takeCheckpoint = (reason: string): Promise<boolean> => {
-    ckptRunning ??= (async () => {
-      try {
-        const parts: Record<string, Uint8Array> = {};
-        let step: number;
-        if (mirrored) {
-          let bytes: Uint8Array;
-          try {
-            bytes = await requestLarge(nc, subjects.ctl(plan.job, 'state'), enc.encode(JSON.stringify({ after: lastCkptStep })), { timeoutMs: 30_000 });
-          } catch (err) {
-            if (err instanceof RemoteError && (err.code === 'NO_STATE' || err.code === 'NOT_NEWER')) return false;
-            throw err;
-          }
-          step = trainerStateCodec.decode(bytes).step;
-          if (step <= lastCkptStep) return false;
-          parts['trainer.bin'] = bytes;
-        } else {
-          const [shardParts, dataParts] = await Promise.all([
-            Promise.all([...Array(aggregators).keys()].map((k) => requestLarge(nc, subjects.psState(plan.job, k), new Uint8Array(0), { timeoutMs: 60_000 }))),
-            Promise.all([...Array(dataShards).keys()].map((i) => requestLarge(nc, subjects.dataState(plan.job, i), new Uint8Array(0), { timeoutMs: 30_000 }))),
-          ]);
-          shardParts.forEach((b, k) => (parts[`ps-${k}.bin`] = b));
-          dataParts.forEach((b, i) => (parts[`data-${i}.json`] = b));
-          step = Math.max(lastCkptStep + 1, progress.stepsDone);
-        }
-        await writeCheckpoint(
-          ckptRoot,
-          step,
-          parts,
-          { job: plan.job, strategy: plan.strategy, model: plan.model, reason, trainerSteps: progress.rankSteps(), worldSize },
-          { keep: plan.keepCheckpoints },
-        );
-        lastCkptStep = step;
-        faults.checkpoints++;
-        latest = await latestCheckpoint(ckptRoot);
-        return true;
-      } catch (err) {
-        // (Expected while an actor restarts: said once per 30 s, not every round.)
-        if (!closing && Date.now() - lastSkipLog > 30_000) {
-          lastSkipLog = Date.now();
-          log(`checkpoint (${reason}) skipped: ${(err as Error).message}`);
-        }
-        return false;
-      } finally {
-        lastCkptAt = Date.now();
-        ckptRunning = undefined;
-      }
-    })();
-    return ckptRunning;
-  };
+  // --- checkpoints (src/checkpointer.ts): on a timer while training, and at the end.
+  const ckpt = new JobCheckpointer({
+    nc,
+    job: plan.job,
+    strategy: plan.strategy,
+    model: plan.model,
+    root: ckptRoot,
+    keep: plan.keepCheckpoints,
+    every: plan.checkpointEvery,
+    psShards: aggregators,
+    dataShards,
+    progress,
+    worldSize: () => worldSize,
+    log,
+    ...(resumeFrom !== undefined ? { latest: resumeFrom } : {}),
+  });
   let training = false;
-  const ckptTimer = setInterval(() => {
-    if (!training || knn || ckptRunning !== undefined) return;
-    const { steps, seconds } = plan.checkpointEvery;
-    const dueBySteps = steps !== undefined && (mirrored ? true : progress.stepsDone - Math.max(0, lastCkptStep) >= steps);
-    const dueBySeconds = seconds !== undefined && Date.now() - lastCkptAt >= seconds * 1000;
-    // Mirrored: rank 0 decides the cadence (it sends its replica); we save each newer one we see.
-    if (dueBySteps || dueBySeconds || (mirrored && Date.now() - lastCkptAt >= 1000)) void takeCheckpoint('periodic');
-  }, 250);
-  ckptTimer.unref();
 
   const resultOf = async (): Promise<JobResult> => {
     log(
@@ -476,13 +431,14 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     if (knn) progress.setTotalSteps(plan.strategy === 'ps' ? plannedBlocks(config.hyper) : Math.ceil(plannedBlocks(config.hyper) / plan.trainers));
     sup.start(evaluatorSpec());
     training = true;
+    if (!knn) ckpt.start();
     for (let r = 0; r < plan.trainers; r++) sup.start(trainerSpec(r));
     await Promise.race([sup.waitForWorkers(), stopped]);
     training = false;
     progress.finish();
     if (!knn) {
-      await ckptRunning;
-      await takeCheckpoint('final');
+      await ckpt.stop();
+      await ckpt.take('final');
     }
     log('trainers finished; final evaluation…');
     const evalReport = faults.evaluatorGaveUp
@@ -522,6 +478,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     const faultLog: FaultLog = {
       ...faults,
       ...(mirrored ? { worldSize } : {}),
+      checkpoints: ckpt.written,
       ...(resumedFrom !== undefined ? { resumedFromStep: resumedFrom } : {}),
     };
     const result: JobResult = {
@@ -538,7 +495,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     };
     writeFileSync(
       resolve(out, 'metrics.json'),
-      `${JSON.stringify({ ...result, checkpoint, ...(latest !== undefined ? { lastCheckpoint: latest.dir } : {}), ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, checkpoint, ...(ckpt.latest !== undefined ? { lastCheckpoint: ckpt.latest.dir } : {}), ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`,
     );
     return result;
   };
@@ -549,14 +506,13 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     if (err instanceof JobInterruptedError && training && !knn) {
       // A last checkpoint, if the actors still answer within a few seconds; then everything stops.
       log(`${err.signal}: taking a last checkpoint, then stopping every actor …`);
-      training = false;
-      await Promise.race([(async () => (await ckptRunning, await takeCheckpoint('interrupted')))(), new Promise((r) => setTimeout(r, 10_000))]);
+      await Promise.race([(async () => (await ckpt.stop(), await ckpt.take('interrupted')))(), new Promise((r) => setTimeout(r, 10_000))]);
     }
     throw err instanceof JobFailedError ? err : new JobFailedError((err as Error).message, { cause: err });
   } finally {
     closing = true;
-    training = false;
-    clearInterval(ckptTimer);
+    ckpt.quiet();
+    await ckpt.stop();
     lossSub.unsubscribe();
     evalSub.unsubscribe();
     hbSub.unsubscribe();
