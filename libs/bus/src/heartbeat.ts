@@ -9,7 +9,14 @@ export interface HeartbeatHandle {
 /** Publishes `payload()` on `subject` every `intervalMs` (first beat immediately). */
 export function startHeartbeat(nc: NatsConnection, subject: string, payload: () => Uint8Array, intervalMs: number): HeartbeatHandle {
   const beat = (): void => {
-    if (!nc.isClosed()) nc.publish(subject, payload());
+    // Never while the connection drains or is closed (an actor finishing): a publish then throws,
+    // and a heartbeat must never be what kills an actor.
+    if (nc.isClosed() || nc.isDraining()) return;
+    try {
+      nc.publish(subject, payload());
+    } catch {
+      /* the connection is going away: nothing to report to */
+    }
   };
   beat();
   const timer = setInterval(beat, intervalMs);
