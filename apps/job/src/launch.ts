@@ -271,7 +271,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     generation++;
     const names = [...Array(worldSize).keys()].map((r) => `trainer-${r}`);
     await Promise.all(names.map((n) => sup.kill(n)));
-    if (next < worldSize) for (let r = next; r < worldSize; r++) sup.retire(`trainer-${r}`);
+    const retired = names.slice(next);
     progress.keepRanks(next);
     const changed =
       next !== worldSize
@@ -283,6 +283,8 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       faults.restarts[`trainer-${r}`] = (faults.restarts[`trainer-${r}`] ?? 0) + 1;
       sup.start(trainerSpec(r));
     }
+    // Only now: retiring earlier would leave only stopped workers, which reads as "all done".
+    for (const n of retired) sup.retire(n);
   };
 
   const sup = new Supervisor({
