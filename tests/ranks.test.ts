@@ -33,7 +33,7 @@ t.test('mirrored (ring all-reduce): --rank 0 in one process and --ranks 1,2 in a
   t.equal(c12, 0, r12.output().slice(-1500));
   const steps = (s: string, r: number): string | undefined => new RegExp(`\\[trainer ${r}\\] done: (\\d+) steps`).exec(s)?.[1];
   t.ok(steps(r0.output(), 0) !== undefined && steps(r0.output(), 0) === steps(r12.output(), 1) && steps(r12.output(), 1) === steps(r12.output(), 2), 'all three ranks ran the same steps');
-  t.match(agg.output(), /mirrored snapshot of step \d+ stored/);
+  t.match(agg.output(), /mirrored replica of step \d+ stored/);
   const bad = start('trainer', [...job, '--strategy', 'mirrored', '--ranks', '1,5', '--world-size', '3'], env);
   t.equal(await bad.exited, 2);
   t.match(bad.output(), /rank 5 is not below --world-size 3/);

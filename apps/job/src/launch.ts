@@ -203,6 +203,8 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
   let reforming: Promise<void> | undefined;
   const onExit = async (exit: ActorExit): Promise<ExitDecision> => {
     if (closing || opts.signal?.aborted === true) return { action: 'ignore' }; // the job is stopping: no restarts
+    // Exit code 2 is a usage error (a bad flag, an unreadable file): deterministic, so never restarted.
+    if (exit.code === 2 && !exit.stalled) return { action: 'fail' };
     const how = exit.stalled ? 'stalled (no heartbeat) and was killed' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     if (exit.stalled) faults.stalls.push(exit.name);
     const left = plan.maxRestarts - exit.restarts;
