@@ -1,24 +1,13 @@
 // The job configuration the aggregator owns and every other actor asks for on <job>.ctl.config
 // (see docs/DESIGN.md): model and hyper-parameters, optimizer, strategy options.
 import { RetryDeadlineError, requestWithRetry, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { subjects } from '@actorflow/protocol';
+import { jobConfigCodec, subjects, type JobConfig } from '@actorflow/protocol';
 
-export interface JobConfig {
-  readonly job: string;
-  /** The aggregator's default; it serves both strategies (a PS shard and the mirrored snapshot store). */
-  readonly strategy: 'ps' | 'mirrored';
-  /** Ranks of a mirrored job (trainers may override with --world-size). */
-  readonly worldSize: number;
-  readonly model: string;
-  readonly hyper: Readonly<Record<string, number | string | boolean>>;
-  readonly optimizer: { readonly name: 'sgd' | 'adagrad' | 'adam' | 'rmsprop'; readonly lr: number; readonly l2?: number; readonly momentum?: number; readonly dense?: boolean };
-  readonly psShards: number;
-  readonly staleness: string;
-  readonly seed: number;
-}
+// The type and its validating, versioned codec live in libs/protocol (it owns every bus message).
+export type { JobConfig } from '@actorflow/protocol';
 
 export function serveJobConfig(nc: NatsConnection, config: JobConfig): Subscription {
-  const bytes = new TextEncoder().encode(JSON.stringify(config));
+  const bytes = jobConfigCodec.encode(config);
   return serveLarge(nc, subjects.ctl(config.job, 'config'), () => bytes, { queue: 'config' });
 }
 
@@ -47,7 +36,8 @@ export async function fetchJobConfig(nc: NatsConnection, job: string, timeoutMs:
       backoff: { initialMs: 500, maxMs: 500, factor: 1, jitter: 0 },
       onRetry: (attempt) => onWait(attempt),
     });
-    return JSON.parse(new TextDecoder().decode(reply)) as JobConfig;
+    // Validated and version-checked: a DecodeError or ProtocolVersionError says what is wrong.
+    return jobConfigCodec.decode(reply);
   } catch (err) {
     if (err instanceof RetryDeadlineError) throw new JobConfigUnavailableError(job, timeoutMs, err.lastError);
     throw err;
