@@ -38,6 +38,7 @@ export {
   actorListCodec,
   leaseRenewalCodec,
   logLineCodec,
+  actorExitCodec,
   type NodeInfo,
   type GpuInfo,
   type NodeCalibration,
@@ -47,6 +48,7 @@ export {
   type ActorList,
   type LeaseRenewal,
   type LogLine,
+  type ActorExitEvent,
 } from './src/messages.ts';
 export { ActorProcesses, resolveEntry, type ActorProcessesOptions } from './src/processes.ts';
 export { calibrate, sparseKernelRate, matmulRate, detectGpus, parseNvidiaSmi, hostFacts, type Calibrated } from './src/calibrate.ts';

@@ -4,7 +4,9 @@
 // dead (SIGKILL) and handled like a crash — a SIGSTOPped or wedged actor never hangs a job. When
 // the job ends or fails everything is stopped; children also exit by themselves when the launcher
 // dies (their stdin is a pipe from us: see exitWithSupervisor in libs/bus), so nothing is orphaned.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Where a child runs is a Spawner's business: a local process (localSpawner, the default) or an
+// actor a node agent starts on another machine (src/remote.ts); the restart logic is the same.
+import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,6 +24,63 @@ export interface ActorSpec {
   /** Extra environment of this actor only (e.g. its role's NATS credentials: never on a command line). */
   readonly env?: Readonly<Record<string, string>>;
 }
+
+/** A started actor, wherever it runs. */
+export interface SpawnedActor {
+  /** Its process id where it runs (a remote one may be known only a moment after the start). */
+  readonly pid: number | undefined;
+  /** Where it runs: `local`, or the node agent's name. */
+  readonly where: string;
+  /** Resolves once, when it has ended (a remote actor whose machine is lost: signal SIGKILL). */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  hasExited(): boolean;
+  kill(signal: NodeJS.Signals): void;
+}
+
+export interface SpawnContext {
+  readonly root: string;
+  /** The supervisor's environment for the child merged with the actor's own (not process.env). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Every output line of the actor (stdout and stderr). */
+  readonly onLine: (line: string) => void;
+}
+
+/** Starts actor processes: locally (localSpawner) or through node agents (src/remote.ts). */
+export interface Spawner {
+  spawn(spec: ActorSpec, ctx: SpawnContext): SpawnedActor;
+}
+
+/** A child process of the launcher: `node --import tsx <entry> …`, stdin a pipe it watches. */
+export const localSpawner: Spawner = {
+  spawn(spec, ctx) {
+    const child = spawn(process.execPath, ['--import', 'tsx', spec.entry, ...spec.args], {
+      cwd: ctx.root,
+      env: { ...process.env, ...ctx.env, FORCE_COLOR: '0', ACTORFLOW_ACTOR: spec.name, ACTORFLOW_SUPERVISED: '1' },
+      // stdin: a pipe the child watches; it closes when we die, however we die.
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin?.on('error', () => undefined);
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream !== null) createInterface({ input: stream }).on('line', ctx.onLine);
+    }
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.on('error', (err) => {
+        ctx.onLine(`failed to start: ${err.message}`);
+        resolve({ code: -1, signal: null });
+      });
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    return {
+      pid: child.pid,
+      where: 'local',
+      exited,
+      hasExited: () => child.exitCode !== null || child.signalCode !== null,
+      kill: (signal) => {
+        child.kill(signal);
+      },
+    };
+  },
+};
 
 export class ActorFailedError extends Error {
   constructor(
@@ -61,7 +120,7 @@ export type ExitDecision =
 
 interface RunningActor {
   spec: ActorSpec;
-  readonly child: ChildProcess;
+  readonly child: SpawnedActor;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly lastLines: string[];
   stopping: boolean;
@@ -89,6 +148,8 @@ export interface SupervisorOptions {
   readonly log?: (line: string) => void;
   /** Told about every (re)start, with the child's pid. */
   readonly onStart?: (name: string, pid: number | undefined, restarts: number) => void;
+  /** Where actors run (default: local child processes). */
+  readonly spawner?: Spawner;
 }
 
 const KEEP_LINES = 20;
@@ -120,13 +181,6 @@ export class Supervisor {
   }
 
   #spawn(spec: ActorSpec, restarts: number): void {
-    const child = spawn(process.execPath, ['--import', 'tsx', spec.entry, ...spec.args], {
-      cwd: this.#opts.root,
-      env: { ...process.env, ...this.#opts.env, ...spec.env, FORCE_COLOR: '0', ACTORFLOW_ACTOR: spec.name, ACTORFLOW_SUPERVISED: '1' },
-      // stdin: a pipe the child watches; it closes when we die, however we die.
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child.stdin?.on('error', () => undefined);
     const log: WriteStream | undefined = this.#opts.logDir !== undefined ? createWriteStream(join(this.#opts.logDir, `${spec.name}.log`), { flags: 'a' }) : undefined;
     if (restarts > 0) log?.write(`---- restart ${restarts} ----\n`);
     const lastLines: string[] = [];
@@ -136,16 +190,8 @@ export class Supervisor {
       log?.write(`${line}\n`);
       this.#opts.onLine?.(spec.name, line);
     };
-    for (const stream of [child.stdout, child.stderr]) {
-      if (stream !== null) createInterface({ input: stream }).on('line', onLine);
-    }
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.on('error', (err) => {
-        onLine(`failed to start: ${err.message}`);
-        resolve({ code: -1, signal: null });
-      });
-      child.on('exit', (code, signal) => resolve({ code, signal }));
-    });
+    const child = (this.#opts.spawner ?? localSpawner).spawn(spec, { root: this.#opts.root, env: { ...this.#opts.env, ...spec.env }, onLine });
+    const exited = child.exited;
     const actor: RunningActor = { spec, child, exited, lastLines, stopping: false, stalled: false, restarts, lastBeat: undefined, finished: false };
     this.#actors.set(spec.name, actor);
     this.#opts.onStart?.(spec.name, child.pid, restarts);
@@ -184,7 +230,7 @@ export class Supervisor {
   }
 
   #hasExited(a: RunningActor): boolean {
-    return a.child.exitCode !== null || a.child.signalCode !== null;
+    return a.child.hasExited();
   }
 
   /** A heartbeat from `name` (the launcher subscribes to `<job>.hb.*`). */
@@ -242,8 +288,15 @@ export class Supervisor {
   }
 
   /** Every actor with its pid and state (for out/<job>/actors.json and tests). */
-  list(): { name: string; pid: number | undefined; role: ActorRole; restarts: number; running: boolean }[] {
-    return [...this.#actors.values()].map((a) => ({ name: a.spec.name, pid: a.child.pid, role: a.spec.role, restarts: a.restarts, running: !this.#hasExited(a) }));
+  list(): { name: string; pid: number | undefined; role: ActorRole; restarts: number; running: boolean; node?: string }[] {
+    return [...this.#actors.values()].map((a) => ({
+      name: a.spec.name,
+      pid: a.child.pid,
+      role: a.spec.role,
+      restarts: a.restarts,
+      running: !this.#hasExited(a),
+      ...(a.child.where !== 'local' ? { node: a.child.where } : {}),
+    }));
   }
 
   /** Resolves when every worker has exited 0 (restarted workers included); rejects with the first failure. */

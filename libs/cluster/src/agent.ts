@@ -1,12 +1,13 @@
 // The node agent's work on the bus (apps/node is its thin main): it registers as a NATS service
 // (role `node`, so `$SRV.INFO.actorflow` lists every node), answers `cluster.node.<name>.info`,
 // starts, stops and lists a job's actors on request, streams their output lines on
-// `cluster.node.<name>.log.<actor>`, and stops a job's actors when the requester's lease
+// `cluster.node.<name>.log.<actor>` and their ends on `cluster.node.<name>.exit.<actor>`, and stops a job's actors when the requester's lease
 // (`cluster.node.<name>.lease`, or the job's `<job>.hb.launcher` heartbeat) is silent too long.
 import { HandlerError, registerActorService, serveLarge, type ActorService, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { subjects } from '@actorflow/protocol';
 import { NodeAgentError } from './errors.ts';
 import {
+  actorExitCodec,
   actorListCodec,
   actorStatusCodec,
   CLUSTER_JOB,
@@ -95,7 +96,11 @@ export class NodeAgent {
         if (this.#closed) return;
         this.#nc.publish(clusterSubjects.log(o.name, actor), logLineCodec.encode({ job, actor, line, ts: Date.now() }));
       },
-      onExit: (s) => log(`actor ${s.actor} of job ${s.job} ended: ${s.signal !== null ? `signal ${s.signal}` : `exit code ${s.code}`}${s.stoppedBy !== undefined ? ` (stopped: ${s.stoppedBy})` : ''}`),
+      onExit: (s) => {
+        log(`actor ${s.actor} of job ${s.job} ended: ${s.signal !== null ? `signal ${s.signal}` : `exit code ${s.code}`}${s.stoppedBy !== undefined ? ` (stopped: ${s.stoppedBy})` : ''}`);
+        // The requester (a launcher) follows `cluster.node.*.exit.*`; `list` has it too, for one that missed it.
+        if (!this.#nc.isClosed()) this.#nc.publish(clusterSubjects.exit(o.name, s.actor), actorExitCodec.encode({ node: o.name, status: s }));
+      },
     });
     this.#timer = setInterval(() => void this.#checkLeases(), 250);
     this.#timer.unref();
