@@ -6,6 +6,7 @@ import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/dat
 import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
 import { KNN_LAUNCH, KNN_MODEL } from '@actorflow/knn';
 import { listModels, modelEntry } from '@actorflow/models';
+import { ConfigFileError, withConfigFile } from './config-file.ts';
 
 export type StrategyName = 'ps' | 'mirrored';
 
@@ -91,6 +92,8 @@ and exits non-zero if any actor failed.
   --nats-url URL             use this NATS server instead of starting one
   --monitor                  also start the monitor's web page for this job on a free port (its URL is printed)
   --verbose                  echo every actor's output
+  --config FILE              flags from a .json or .yaml file (keys are flag names, e.g. epochs: 5; hyper: {dim: 64});
+                             flags on the command line win; paths in the file are relative to its folder
   --help                     this text
 
 Fault tolerance (docs/RELIABILITY.md):
@@ -121,8 +124,10 @@ function positiveInt(name: string, raw: string | undefined, fallback: number, al
 export function parseJobFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): JobPlan | 'help' {
   let parsed;
   try {
+    // --config FILE (config-file.ts): the file's flags before the command line's, so the command line wins.
+    const args = withConfigFile(argv, env, KNOWN_FLAGS, (w) => didYouMean(w, KNOWN_FLAGS, ''));
     parsed = parseArgs({
-      args: joinDashValues(argv),
+      args: joinDashValues(args),
       strict: true,
       allowPositionals: false,
       options: {
@@ -160,7 +165,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
       },
     });
   } catch (err) {
-    throw new JobFlagError(flagErrorLine(err as Error));
+    throw new JobFlagError(err instanceof ConfigFileError ? err.message : flagErrorLine(err as Error));
   }
   const v = parsed.values;
   if (v.help === true) return 'help';
@@ -389,6 +394,7 @@ const KNOWN_FLAGS = [
   'min-trainers',
   'heartbeat-timeout',
   'resume',
+  'config',
   ...Object.keys(FIRST_CLASS_FLAGS),
 ];
 
