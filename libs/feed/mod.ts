@@ -2,7 +2,6 @@
 export { loadJobDataset, heldOutOf, dataFacts, parseDataOptions, dataOptionFlags, type DataOptions, type DatasetSpec, type JobDataset, type ModelShape } from './src/dataset.ts';
 export {
   serveDataShard,
-  shardSeed,
   encodeBatch,
   DataShardStateError,
   DATA_SHARD_STATE_FORMAT,

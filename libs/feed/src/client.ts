@@ -116,7 +116,8 @@ export class DataClient {
   /**
    * Shared mode (parameter server): round-robin over the shards, each handing out its next batch;
    * ends when every shard reports end of data. Several trainers may read at once: each batch goes
-   * to exactly one of them.
+   * to exactly one of them. Shard k serves the global batches s ≡ k (mod K) of the job's one global
+   * epoch, so one reader gets exactly the single-process sequence, whatever K.
    */
   async *shared<B extends AnyBatch = RatingsBatch>(what: FeedKind = { kind: 'ratings' }): AsyncGenerator<FedBatch<B>> {
     const live = Array.from({ length: this.#shards }, (_, k) => k);
@@ -151,9 +152,9 @@ export class DataClient {
   /**
    * Distributed mode (mirrored): this rank's slice of every global batch, epoch after epoch.
    * Global step t of an epoch is served by shard t mod K (its step ⌊t/K⌋), so the shards take
-   * turns; the epoch ends, for every rank alike, at the first step a shard has no batch for (shards
-   * split rows by hash, so they are within a batch of each other). With one shard the order is
-   * exactly a single process's. Stateless on the server: (rank, worldSize, epoch, step) names it,
+   * turns over one global permutation; the epoch ends, for every rank alike, after its
+   * ⌈rows / (worldSize · batch)⌉ global steps. Whatever K, the ranks' batches of step t together
+   * are exactly a single process's batch t of size worldSize × batch. Stateless on the server: (rank, worldSize, epoch, step) names it,
    * so retries are harmless. `start` resumes at global step `start.step` of epoch `start.epoch`
    * (the t above: the first batch yielded is the one served at that step; mirrored resume).
    */

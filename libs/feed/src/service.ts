@@ -1,4 +1,5 @@
-// A data shard over NATS. It owns the rows of its partition (row hash mod `of`) and answers:
+// A data shard over NATS. Shard k of K serves every K-th global batch of the job's one global epoch
+// (the single-process permutation of the whole training set; see KindState) and answers:
 //   <job>.data.info          (queue group: any shard answers) dataset facts, JSON
 //   <job>.data.<shard>.next  the next Arrow batch: shared mode (first come, first served, for the
 //                            parameter server) or distributed mode (the request names rank, world
@@ -8,7 +9,7 @@
 //                            training rows by user ("history") or by item ("item-history")
 //   <job>.data.<shard>.state the shard's cursor state for a checkpoint (DataShardState, JSON)
 // A request names the kind of examples it wants (the model's input: rating rows, one row per user
-// or per item, images); the shard builds each kind's partition once, on first use.
+// or per item, images); the shard builds each kind's example set once, on first use.
 import { HandlerError, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import {
   EpochIterator,
@@ -16,7 +17,6 @@ import {
   exampleSet,
   groupRows,
   rowsForIds,
-  shardExamples,
   takeExamples,
   type AnyBatch,
   type ExampleKind,
@@ -63,7 +63,8 @@ export interface DataShardOptions {
   readonly restore?: DataShardState;
 }
 
-export const DATA_SHARD_STATE_FORMAT = 1;
+/** 2: cursors count this shard's turns in the global epoch (1 counted batches of a per-shard partition). */
+export const DATA_SHARD_STATE_FORMAT = 2;
 /** Shared-mode replies remembered per request id, to answer a retried request with the same batch. */
 export const REQUEST_ID_MEMORY = 64;
 
@@ -77,7 +78,7 @@ export interface SharedCursor {
 /**
  * A data shard's state for a checkpoint (JSON): per example kind its shared-mode cursor, the
  * batches served, and what the cursor means (batch size, seed, epochs). The epoch order is a
- * function of (seed, shard, epoch), so the cursor is all the RNG state there is; distributed mode
+ * function of (seed, epoch) and the shard's turns of (shard, of), so the cursor is all the RNG state there is; distributed mode
  * is stateless (the request names epoch and step).
  */
 export interface DataShardState {
@@ -107,17 +108,12 @@ export class DataShardStateError extends Error {
 }
 
 export interface DataShardService {
-  /** This shard's rating rows (empty for image datasets). */
+  /** The rating rows of this shard's turns in the first epoch (empty for image datasets). */
   readonly partition: Ratings;
   stats(): { served: number; epoch: number; done: boolean };
   /** The shared-mode cursors and counters, for a checkpoint (also served on `<job>.data.<shard>.state`). */
   exportState(): DataShardState;
   stop(): void;
-}
-
-/** Shard k's epoch order is seeded with seed + k: one shard reproduces a single-process run with `seed`. */
-export function shardSeed(seed: number, shard: number): number {
-  return seed + shard;
 }
 
 /** Any kind of batch as Arrow IPC. */
@@ -130,33 +126,82 @@ export function encodeBatch(kind: ExampleKind, b: AnyBatch): Uint8Array {
 const enc = new TextEncoder();
 const KINDS: readonly ExampleKind[] = ['ratings', 'user-rows', 'item-rows', 'images'];
 
-/** One kind of examples of this shard's partition, with its shared-mode cursor. */
+/**
+ * One kind of examples, and this shard's turn in the job's one global epoch. Every shard holds the
+ * whole example set and computes the same epoch permutation a single process does (seeded with
+ * the job's seed); the epoch's global batches are numbered across epochs, s = epoch·G + t (G
+ * global batches per epoch), and shard k of K serves the s ≡ k (mod K). A client that asks the
+ * shards in turn (DataClient.shared) therefore gets exactly the single-process batch sequence,
+ * whatever K, every example once per epoch and exactly G·epochs steps. Distributed mode's global
+ * step t of an epoch is served by shard t mod K in the same way.
+ */
 class KindState {
   readonly set: ExampleSet;
-  readonly shared: EpochIterator;
-  readonly distributed = new Map<string, EpochIterator>();
-  /** The current epoch's batches per `rank/worldSize` (distributed mode). */
-  readonly epochBatches = new Map<string, { readonly epoch: number; readonly batches: readonly Int32Array[] }>();
-  epoch = 0;
-  index = 0;
-  cursor: Iterator<Int32Array>;
-  done: boolean;
+  readonly rows: number;
+  /** Global batches per epoch in shared mode (batch size B, one consumer at a time). */
+  readonly perEpoch: number;
+  /** This shard's position in its own sequence: it has handed out `next` batches (s = shard + next·of). */
+  next = 0;
+  readonly #o: DataShardOptions;
+  readonly #iterator: EpochIterator;
+  /** Epoch permutations, newest last (two at most: mirrored ranks may straddle an epoch end). */
+  readonly #orders: { epoch: number; order: Int32Array }[] = [];
 
   constructor(set: ExampleSet, o: DataShardOptions) {
     this.set = set;
-    this.shared = new EpochIterator({ rows: exampleCount(set), batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard) });
-    this.cursor = this.shared.batches(0);
-    this.done = exampleCount(set) === 0 || o.epochs === 0;
+    this.#o = o;
+    this.rows = exampleCount(set);
+    this.#iterator = new EpochIterator({ rows: this.rows, batchSize: o.batchSize, seed: o.seed });
+    this.perEpoch = this.#iterator.globalBatchCount();
   }
 
-  /** Moves the shared cursor to (epoch, index): the epoch's order is deterministic, so skip `index` batches of it. */
+  /** The single process's permutation of epoch `epoch` (shared by every rank and shard). */
+  order(epoch: number): Int32Array {
+    const hit = this.#orders.find((x) => x.epoch === epoch);
+    if (hit !== undefined) return hit.order;
+    const order = this.#iterator.order(epoch);
+    this.#orders.push({ epoch, order });
+    if (this.#orders.length > 2) this.#orders.shift();
+    return order;
+  }
+
+  /** The global sequence number of this shard's next shared-mode batch. */
+  get seq(): number {
+    return this.#o.shard + this.next * this.#o.of;
+  }
+
+  get done(): boolean {
+    return this.seq >= this.perEpoch * this.#o.epochs;
+  }
+
+  /** How many of this shard's batches lie before global batch `s` (s = epoch·G + t). */
+  before(s: number): number {
+    return s > this.#o.shard ? Math.ceil((s - this.#o.shard) / this.#o.of) : 0;
+  }
+
+  /** This shard's batches in epoch `epoch`. */
+  inEpoch(epoch: number): number {
+    return this.before((epoch + 1) * this.perEpoch) - this.before(epoch * this.perEpoch);
+  }
+
+  /** The cursor for a checkpoint: the epoch of the next batch and how many of this shard's batches of it were handed out. */
+  cursor(): SharedCursor {
+    if (this.done) return { epoch: this.#o.epochs, index: 0, done: true };
+    const epoch = Math.floor(this.seq / this.perEpoch);
+    return { epoch, index: this.next - this.before(epoch * this.perEpoch), done: false };
+  }
+
   restore(c: SharedCursor): void {
-    this.epoch = c.epoch;
-    this.index = c.index;
-    this.done = this.done || c.done;
-    if (this.done) return;
-    this.cursor = this.shared.batches(c.epoch);
-    for (let i = 0; i < c.index; i++) this.cursor.next();
+    this.next = c.done ? this.before(this.perEpoch * this.#o.epochs) : this.before(c.epoch * this.perEpoch) + c.index;
+  }
+
+  /** Rank `rank`'s slice of global batch t (per-rank batch B, W ranks) of `epoch`: the single-process batch of size W·B, cut like DistributedSampler. */
+  slice(epoch: number, t: number, rank: number, worldSize: number): Int32Array {
+    const B = this.#o.batchSize;
+    const order = this.order(epoch);
+    const start = Math.min(order.length, t * worldSize * B + rank * B);
+    const end = Math.min(order.length, start + B, (t + 1) * worldSize * B);
+    return order.subarray(start, Math.max(start, end));
   }
 }
 
@@ -198,13 +243,15 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
   const state = (kind: ExampleKind): KindState => {
     let st = kinds.get(kind);
     if (st === undefined) {
-      st = new KindState(shardExamples(exampleSet(kind, whole, `data shard ${o.shard}`), o.shard, o.of), o);
+      st = new KindState(exampleSet(kind, whole, `data shard ${o.shard}`), o);
       kinds.set(kind, st);
-      log(`shard ${o.shard}: serving ${exampleCount(st.set)} ${kind} examples`);
+      log(`shard ${o.shard}: serving its turns of ${st.rows} ${kind} examples (${st.perEpoch} global batches per epoch)`);
     }
     return st;
   };
-  const ratingsPartition = ds.images === undefined ? (state('ratings').set as { ratings: Ratings }).ratings : ds.train;
+  // The rating rows of this shard's turns in the first epoch (the shards take turns over one global
+  // permutation, so which rows a shard serves changes from epoch to epoch).
+  const ratingsPartition = ds.images === undefined ? firstEpochRows(state('ratings'), o) : ds.train;
   // Training histories by user over the whole training set (not the partition): SVD++ and NeuMF
   // need a user's every rated item, and the evaluator needs them to exclude seen items.
   let historyRows: InteractionsBatch | undefined;
@@ -220,7 +267,7 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
       } catch (err) {
         throw new DataShardStateError(o.shard, `the state has a cursor for '${kind}', but this dataset has no such examples (${(err as Error).message})`, { cause: err });
       }
-      const batches = st.shared.globalBatchCount();
+      const batches = c.done ? 0 : st.inEpoch(c.epoch);
       if (c.index > batches) throw new DataShardStateError(o.shard, `the '${kind}' cursor is at batch ${c.index} of epoch ${c.epoch}, but an epoch here has ${batches} batches`);
       st.restore(c);
       log(`shard ${o.shard}: ${kind} cursor restored at epoch ${c.epoch + 1}, batch ${c.index}${c.done ? ' (all epochs done)' : ''}`);
@@ -237,7 +284,7 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
     seed: o.seed,
     epochs: o.epochs,
     served,
-    kinds: Object.fromEntries([...kinds].map(([k, st]) => [k, { epoch: st.epoch, index: st.index, done: st.done }])),
+    kinds: Object.fromEntries([...kinds].map(([k, st]) => [k, st.cursor()])),
   });
   const info: DatasetInfo = {
     kind: ds.images !== undefined ? 'images' : 'ratings',
@@ -284,24 +331,15 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
       if (req.step !== undefined) {
         // Distributed mode: rank r's step-th batch of the epoch, computed, not remembered.
         if (req.epoch >= o.epochs) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: true, arrow: empty });
-        const key = `${req.rank}/${req.worldSize}`;
-        let it = st.distributed.get(key);
-        if (it === undefined) {
-          it = new EpochIterator({ rows: exampleCount(st.set), batchSize: o.batchSize, seed: shardSeed(o.seed, o.shard), rank: req.rank, worldSize: req.worldSize });
-          st.distributed.set(key, it);
-        }
-        // Past the epoch's global batches: end of epoch for every rank alike. Within them, a rank
-        // whose slice of a short last batch is empty gets an empty batch (it contributes nothing
-        // that step) — so all ranks stay on the same global step.
-        if (req.step >= it.globalBatchCount()) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: req.epoch + 1 >= o.epochs, arrow: empty });
-        // The epoch's batch list is built once per (rank, world size, epoch), not per request: building
-        // it per request made an epoch quadratic in its batches.
-        let epochBatches = st.epochBatches.get(key);
-        if (epochBatches === undefined || epochBatches.epoch !== req.epoch) {
-          epochBatches = { epoch: req.epoch, batches: [...it.batches(req.epoch)] };
-          st.epochBatches.set(key, epochBatches);
-        }
-        const idx = epochBatches.batches[req.step] ?? new Int32Array(0);
+        if (req.rank >= req.worldSize) throw new HandlerError('BAD_REQUEST', `rank ${req.rank} is not below world size ${req.worldSize}`);
+        // Global step t of the epoch (the client asks shard t mod K for its step ⌊t/K⌋), cut from
+        // the single-process permutation. Past the epoch's global batches: end of epoch for every
+        // rank alike. Within them, a rank whose slice of a short last batch is empty gets an empty
+        // batch (it contributes nothing that step) — so all ranks stay on the same global step.
+        const t = req.step * o.of + o.shard;
+        const globalBatches = Math.ceil(st.rows / (o.batchSize * req.worldSize));
+        if (t >= globalBatches) return batchReplyCodec.encode({ epoch: req.epoch, index: req.step, endOfEpoch: true, endOfData: req.epoch + 1 >= o.epochs, arrow: empty });
+        const idx = st.slice(req.epoch, t, req.rank, req.worldSize);
         return reply(kind, withHistory, req.epoch, req.step, takeExamples(st.set, idx));
       }
       // Shared mode: the next batch of the current epoch, whoever asks; a request id already answered gets that answer again.
@@ -316,32 +354,42 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
     serveLarge(nc, subjects.dataState(o.job, o.shard), () => enc.encode(JSON.stringify(exportState()))),
   ];
   function sharedNext(st: KindState, kind: ExampleKind, withHistory: boolean): Uint8Array {
-    for (;;) {
-      if (st.done) return batchReplyCodec.encode({ epoch: st.epoch, index: st.index, endOfEpoch: true, endOfData: true, arrow: empty });
-      const next = st.cursor.next();
-      if (!next.done) return reply(kind, withHistory, st.epoch, st.index++, takeExamples(st.set, next.value));
-      st.epoch++;
-      st.index = 0;
-      if (st.epoch >= o.epochs) {
-        st.done = true;
-        log(`shard ${o.shard}: all ${o.epochs} epoch(s) of ${kind} served (${served} batches)`);
-      } else {
-        log(`shard ${o.shard}: epoch ${st.epoch + 1}/${o.epochs}`);
-        st.cursor = st.shared.batches(st.epoch);
-      }
-    }
+    if (st.done) return batchReplyCodec.encode({ epoch: o.epochs, index: 0, endOfEpoch: true, endOfData: true, arrow: empty });
+    const s = st.seq;
+    const epoch = Math.floor(s / st.perEpoch);
+    const t = s % st.perEpoch;
+    if (st.next > 0 && st.before(epoch * st.perEpoch) === st.next) log(`shard ${o.shard}: ${kind} epoch ${epoch + 1}/${o.epochs}`);
+    st.next++;
+    const bytes = reply(kind, withHistory, epoch, t, takeExamples(st.set, st.slice(epoch, t, 0, 1)));
+    if (st.done) log(`shard ${o.shard}: all ${o.epochs} epoch(s) of ${kind} served (${served} batches)`);
+    return bytes;
   }
   return {
     partition: ratingsPartition,
     stats: () => {
-      const st = [...kinds.values()][0];
-      return { served, epoch: st?.epoch ?? 0, done: st?.done ?? false };
+      // The kinds trainers read in shared mode (a ratings dataset builds 'ratings' even for a user-rows model).
+      const used = [...kinds.values()].filter((k) => k.next > 0);
+      const sts = used.length > 0 ? used : [...kinds.values()].slice(0, 1);
+      return { served, epoch: Math.min(...sts.map((k) => k.cursor().epoch), o.epochs), done: sts.length > 0 && sts.every((k) => k.done) };
     },
     exportState,
     stop: () => {
       for (const s of subs) s.unsubscribe();
     },
   };
+}
+
+function firstEpochRows(st: KindState, o: DataShardOptions): Ratings {
+  const parts: Int32Array[] = [];
+  for (let t = o.shard; t < st.perEpoch; t += o.of) parts.push(st.slice(0, t, 0, 1));
+  const idx = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    idx.set(p, at);
+    at += p.length;
+  }
+  const b = takeExamples(st.set, idx) as RatingsBatch;
+  return { ...b, length: idx.length };
 }
 
 function distinct(ids: Int32Array): number {
