@@ -274,7 +274,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     const names = [...Array(worldSize).keys()].map((r) => `trainer-${r}`);
     await Promise.all(names.map((n) => sup.kill(n)));
     const retired = names.slice(next);
-    progress.keepRanks(next);
+    progress.setWorldSize(next, ckpt.latest?.step ?? 0); // the step total and ETA follow a shrunk group
     const changed =
       next !== worldSize
         ? `; world size ${worldSize} → ${next}, global batch ${plan.batchSize * worldSize} → ${plan.batchSize * next} examples (each rank keeps --batch-size ${plan.batchSize}; the ranks resume at the same example of the epoch)`

@@ -34,18 +34,31 @@ export class Progress {
   readonly #plan: JobPlan;
   readonly #log: (line: string) => void;
   readonly #ranks = new Map<number, RankState>();
-  readonly #started = Date.now();
+  readonly #started: number;
   #lastPrint = 0;
   #totalSteps: number | undefined;
   #backend: string | undefined;
   #lastEval: Record<string, number> | undefined;
   readonly #intervalMs: number;
   readonly #speed = { first: Number.POSITIVE_INFINITY, last: Number.NEGATIVE_INFINITY, reports: 0, examples: 0, computeMs: 0, serdeMs: 0, waitMs: 0, timed: 0 };
+  readonly #now: () => number;
+  /** Training examples per epoch, once known (the step total follows the world size from it). */
+  #rows: number | undefined;
+  /** Mirrored: the group's current world size (it shrinks with --min-trainers). */
+  #world: number;
+  /** Mirrored: one segment per world size — the global step it starts at and where in which epoch that is. */
+  readonly #segments: { fromStep: number; epoch: number; stepInEpoch: number; world: number }[];
+  /** Where the ETA's rate is measured from (reset when the world size changes). */
+  #rateFrom: { t: number; steps: number } | undefined;
 
-  constructor(plan: JobPlan, log: (line: string) => void, intervalMs = 2000) {
+  constructor(plan: JobPlan, log: (line: string) => void, intervalMs = 2000, now: () => number = Date.now) {
     this.#plan = plan;
     this.#log = log;
     this.#intervalMs = intervalMs;
+    this.#now = now;
+    this.#started = now();
+    this.#world = plan.trainers;
+    this.#segments = [{ fromStep: 0, epoch: 0, stepInEpoch: 0, world: plan.trainers }];
   }
 
   get maxStep(): number {
@@ -84,9 +97,52 @@ export class Progress {
   /** Training examples per epoch (rating rows, users, items or images), for the step total. */
   setExamples(rows: number | undefined): void {
     if (rows === undefined) return;
-    const perStep = this.#plan.strategy === 'mirrored' ? this.#plan.batchSize * this.#plan.trainers : this.#plan.batchSize;
-    // Steps per rank in mirrored; total pushes over all trainers in ps.
-    this.#totalSteps = Math.ceil(rows / perStep) * this.#plan.epochs;
+    this.#rows = rows;
+    this.#totalSteps = this.#plannedTotal();
+  }
+
+  /**
+   * Mirrored: the group re-formed with `world` ranks, resuming at global step `resumedStep` (the
+   * checkpoint it restarts from; 0 without one). Each rank keeps --batch-size, so a smaller group
+   * takes smaller global steps and more of them: the step total and the ETA follow.
+   * Ranks at or above `world` are forgotten. In ps, trainers come and go: only the ranks change.
+   */
+  setWorldSize(world: number, resumedStep = 0): void {
+    this.keepRanks(world);
+    if (this.#plan.strategy !== 'mirrored' || world === this.#world) return;
+    // The kept ranks go back to the checkpoint with the group (their later steps are redone).
+    for (const r of this.#ranks.values()) r.step = Math.min(r.step, resumedStep);
+    if (this.#rows !== undefined) {
+      // The segment the checkpoint was written in: the last one that began before it.
+      const seg = [...this.#segments].reverse().find((s) => s.fromStep < resumedStep) ?? this.#segments[0];
+      const per = this.#stepsPerEpoch(seg.world);
+      const pos = seg.stepInEpoch + (resumedStep - seg.fromStep);
+      // As the trainer resumes (apps/trainer): the global step of the new size that starts at the same example.
+      const stepInEpoch = Math.floor(((pos % per) * seg.world) / world);
+      this.#segments.push({ fromStep: resumedStep, epoch: seg.epoch + Math.floor(pos / per), stepInEpoch, world });
+    } else this.#segments.push({ fromStep: resumedStep, epoch: 0, stepInEpoch: 0, world }); // before the data: nothing trained yet
+    this.#world = world;
+    this.#rateFrom = undefined;
+    if (this.#rows !== undefined && this.#totalSteps !== undefined) this.#totalSteps = this.#plannedTotal();
+  }
+
+  /** The current world size (mirrored; the planned --trainers until the group shrinks). */
+  get worldSize(): number {
+    return this.#world;
+  }
+
+  /** Global steps of one epoch at world size `world` (ps: batches of one trainer). */
+  #stepsPerEpoch(world: number): number {
+    const perStep = this.#plan.strategy === 'mirrored' ? this.#plan.batchSize * world : this.#plan.batchSize;
+    return Math.max(1, Math.ceil((this.#rows ?? 0) / perStep));
+  }
+
+  /** Steps per rank in mirrored (from the last world-size change on); total pushes over all trainers in ps. */
+  #plannedTotal(): number {
+    if (this.#plan.strategy !== 'mirrored') return this.#stepsPerEpoch(1) * this.#plan.epochs;
+    const seg = this.#segments[this.#segments.length - 1] ?? { fromStep: 0, epoch: 0, stepInEpoch: 0, world: this.#world };
+    const per = this.#stepsPerEpoch(seg.world);
+    return seg.fromStep + Math.max(0, per - seg.stepInEpoch) + Math.max(0, this.#plan.epochs - seg.epoch - 1) * per;
   }
 
   /** Overrides the step total (kNN: its similarity blocks, not batches). */
@@ -107,7 +163,8 @@ export class Progress {
     });
     if (typeof msg.backend === 'string') this.#backend = msg.backend;
     this.#countSpeed(msg);
-    const now = Date.now();
+    const now = this.#now();
+    this.#rateFrom ??= { t: now, steps: this.stepsDone };
     if (now - this.#lastPrint >= this.#intervalMs) {
       this.#lastPrint = now;
       this.#log(this.line());
@@ -129,13 +186,28 @@ export class Progress {
     const meanLoss = ranks.length > 0 ? ranks.reduce((s, [, r]) => s + r.loss, 0) / ranks.length : Number.NaN;
     const rate = ranks.reduce((s, [, r]) => s + r.examplesPerSec, 0);
     const epoch = ranks.length > 0 ? Math.max(...ranks.map(([, r]) => r.epoch)) : 0;
-    const secs = ((Date.now() - this.#started) / 1000).toFixed(0);
+    const now = this.#now();
+    const secs = ((now - this.#started) / 1000).toFixed(0);
     const evalPart = this.#lastEval !== undefined ? ` | last eval ${formatMetrics(this.#lastEval)}` : '';
+    const eta = this.etaSeconds(now);
     return (
       `[${secs}s] step ${steps}${this.#totalSteps !== undefined ? `/${this.#totalSteps}` : ''}${pct} epoch ${epoch} ` +
       `loss ${meanLoss.toFixed(4)} ${Math.round(rate)} ex/s over ${ranks.length} rank(s)` +
-      `${this.#backend !== undefined ? ` [${this.#backend}]` : ''}${evalPart}`
+      `${this.#backend !== undefined ? ` [${this.#backend}]` : ''}${evalPart}${eta !== undefined ? ` | ETA ${formatDuration(eta)}` : ''}`
     );
+  }
+
+  /**
+   * Seconds left at the step rate seen since the last world-size change (or the start), or
+   * undefined before a second of it, without a step total, or once the total is reached.
+   */
+  etaSeconds(now = this.#now()): number | undefined {
+    const from = this.#rateFrom;
+    const total = this.#totalSteps;
+    const steps = this.stepsDone;
+    if (from === undefined || total === undefined || now - from.t < 1000 || steps <= from.steps || steps >= total) return undefined;
+    const perSecond = (steps - from.steps) / ((now - from.t) / 1000);
+    return (total - steps) / perSecond;
   }
 
   #countSpeed(msg: Record<string, unknown>): void {
@@ -180,6 +252,14 @@ export class Progress {
   finish(): void {
     if (this.#ranks.size > 0) this.#log(this.line());
   }
+}
+
+/** `42s`, `3m05s`, `1h02m`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** The metrics worth a progress line, in this order, when present (ranking reports carry dozens). */
