@@ -57,7 +57,21 @@ export {
   type InteractionsBatch,
   type ImageBatch,
 } from './src/arrow.ts';
-export { collectiveUpCodec, collectiveDownCodec, collectiveP2pCodec, type CollectiveUp, type CollectiveDown, type CollectiveP2p, type RingPhase } from './src/collective.ts';
+export {
+  collectiveUpCodec,
+  collectiveDownCodec,
+  collectiveP2pCodec,
+  storeRequestCodec,
+  storeReplyCodec,
+  mirroredGradientCodec,
+  type CollectiveUp,
+  type CollectiveDown,
+  type CollectiveP2p,
+  type RingPhase,
+  type StoreRequest,
+  type StoreReply,
+  type MirroredGradient,
+} from './src/collective.ts';
 export {
   shardStateCodec,
   trainerStateCodec,

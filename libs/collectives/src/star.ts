@@ -1,97 +1,49 @@
-// A process group over NATS (star topology: rank 0 coordinates). Every rank subscribes to the
-// group's subjects before it announces itself, so no message of a later collective can be lost;
-// each collective has a sequence number, so consecutive collectives never mix. Rank 0 gathers the
-// contributions of a collective, and sends everyone the same answer — so every rank sees the
-// same bytes, and reductions happen in rank order (reproducible bit for bit).
+// The star backend of ProcessGroup: rank 0 is the root. Every rank sends its contribution to
+// the root; the root either returns every contribution in rank order (allGather, gather) or —
+// reduce-at-root — combines them once, in rank order, and sends everyone the one result
+// (allReduce with any ReduceOp, allReduceWith, broadcast, barrier): so every rank sees the same
+// bytes, reductions are reproducible bit for bit, and the root sends one tensor instead of W.
+// The rendezvous goes through a Store (src/store.ts, src/rendezvous.ts): by default one that rank
+// 0 serves over NATS request/reply. Every rank subscribes to the group's subjects before it
+// announces itself there, so no message of a later collective can be lost; each collective has a
+// sequence number, so consecutive collectives never mix.
 //
 // Faults (broker restarts, lost messages). Every message is idempotent: a contribution is keyed by
-// (rank, seq) and rank 0 keeps the first one. A rank whose collective has no result yet resends its
-// contribution when its connection reconnects and every `resendMs` (once rank 0 has confirmed it
-// holds the contribution, through a `progress` message, only a small `ask`); rank 0 answers a contribution to
-// a collective it already finished by re-sending that result to the asking rank alone (it keeps the
-// results until every rank has acknowledged them, at most KEEP_RESULTS). The ring's point-to-point
+// (rank, seq) and the root keeps the first one. A rank whose collective has no result yet resends its
+// contribution when its connection reconnects and every `resendMs` (once the root has confirmed it
+// holds the contribution, through a `progress` message, only a small `ask`); the root answers a contribution to
+// a collective it already finished by re-sending that outcome to the asking rank alone (it keeps the
+// outcomes until every rank has acknowledged them, at most KEEP_RESULTS). The ring's point-to-point
 // chunks are acknowledged by their receiver and resent until they are. No wait is unbounded: a
 // collective fails with CollectiveTimeoutError naming the silent ranks after `timeoutMs` without
-// progress (a new contribution reaching rank 0; each reconnect restarts the clock too).
+// progress (a new contribution reaching the root; each reconnect restarts the clock too).
+//
+// Membership (issue 13). Every message carries its sender's rank, the job, the world size and the
+// generation. The root and the members check all four against their own (and that a `down`
+// message comes from the root, a contribution from a rank other than the root, a ring chunk from
+// the neighbour): anything else — another job, an old or future generation, a rank that is not in
+// this group — is ignored and counted in stats().rejected, never acted on. (Without per-rank
+// credentials, a client that copies every field of a member's message exactly is not detected.)
 //
 // Generations: a group re-formed after a rank died (the launcher restarts every rank with
-// generation + 1) lives on subjects of its own, and every message carries worldSize and
-// generation, so a new group never receives — or acts on — the old one's traffic.
+// generation + 1) lives on subjects of its own, so a new group never receives — or acts on — the
+// old one's traffic.
 //
 // Subjects: <job>.coll.<group>[.g<generation>].up (to rank 0), .down (from rank 0 to all), .down.<r>
-// (from rank 0 to rank r), .p2p.<r> (ring neighbours to rank r). Payloads are the validating codecs
-// of @actorflow/protocol (collective.ts), chunked over max_payload by @actorflow/bus; a malformed or
-// foreign message is counted (stats()) and ignored, logged at most once per LOG_EVERY_MS.
+// (from rank 0 to rank r), .p2p.<r> (ring neighbours to rank r), .store (the rendezvous store
+// rank 0 serves). Payloads are the validating codecs of @actorflow/protocol (collective.ts),
+// chunked over max_payload by @actorflow/bus; a malformed or foreign message is counted (stats())
+// and ignored, logged at most once per LOG_EVERY_MS.
 import { publishLarge, subscribeLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { collectiveDownCodec, collectiveP2pCodec, collectiveUpCodec, decodeMsg, encodeMsg, subjects, type CollectiveDown, type RingPhase } from '@actorflow/protocol';
+import { CollectiveError, CollectiveTimeoutError, RendezvousError } from './errors.ts';
+import { ReduceOp, asFloat32, assertReduceOp, bytesOf, reduceInRankOrder } from './reduce.ts';
+import { rendezvous } from './rendezvous.ts';
+import { MemoryStore, NatsStore, serveStore, type Store } from './store.ts';
+import type { Combine, GroupOptions, GroupStats, ProcessGroup, RejectedStats, Work } from './types.ts';
 
-export class CollectiveError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CollectiveError';
-  }
-}
-
-/** A rank stayed silent past the timeout; the message names it, the operation and its sequence. */
-export class CollectiveTimeoutError extends CollectiveError {
-  constructor(
-    readonly missing: readonly number[],
-    readonly op: string,
-    readonly seq: number,
-    timeoutMs: number,
-  ) {
-    super(`${op} #${seq}: rank(s) ${missing.join(', ')} sent nothing within ${timeoutMs} ms (crashed, stuck or never started?)`);
-    this.name = 'CollectiveTimeoutError';
-  }
-}
-
-export class RendezvousError extends CollectiveError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RendezvousError';
-  }
-}
-
-export interface GroupOptions {
-  readonly nc: NatsConnection;
-  readonly job: string;
-  readonly worldSize: number;
-  readonly rank: number;
-  /** Per collective (and for the rendezvous), without progress; default 30 s. */
-  readonly timeoutMs?: number;
-  readonly name?: string;
-  /**
-   * Incarnation of the group (an integer ≥ 0): a group re-formed after a fault (every rank restarted
-   * from a checkpoint, maybe fewer of them) uses generation + 1 and never sees the old group's
-   * messages. Default: none (the subjects of a group without generations).
-   */
-  readonly generation?: number;
-  /** How often a contribution without a result (or a ring chunk not acknowledged) is resent; default min(5 s, timeoutMs / 3). */
-  readonly resendMs?: number;
-  /** Where ignored messages are reported, at most once per 10 s; default stderr. */
-  readonly log?: (line: string) => void;
-}
-
-/** Counters of what a group ignored or repeated (for tests and diagnostics). */
-export interface GroupStats {
-  /** Messages that failed validation. */
-  readonly malformed: number;
-  /** Messages of another world size or generation, from the wrong neighbour, or too far ahead. */
-  readonly foreign: number;
-  /** Repeated contributions, results or chunks (resends), ignored or answered from the cache. */
-  readonly duplicates: number;
-  /** Messages this rank sent again (no result or acknowledgement in time, or a reconnect). */
-  readonly resent: number;
-  /** Reconnects of the connection seen by this group. */
-  readonly reconnects: number;
-}
-
-/** A started collective (the async form): `await work.wait()` for its result. */
-export interface Work<T> {
-  wait(): Promise<T>;
-}
-
-type Outcome = Extract<CollectiveDown, { kind: 'result' | 'error' }>;
+type Outcome = Extract<CollectiveDown, { kind: 'result' | 'reduced' | 'error' }>;
+type Stamp = { job: string; worldSize: number; generation?: number };
 
 interface Waiter {
   settle(m: Outcome): void;
@@ -114,9 +66,9 @@ const KEEP_RESULTS = 8;
 /** Contributions and chunks this far ahead of a rank's own sequence are refused. */
 const MAX_AHEAD = 64;
 const LOG_EVERY_MS = 10_000;
-const HELLO_EVERY_MS = 100;
 
-export class ProcessGroup {
+export class StarProcessGroup implements ProcessGroup {
+  readonly backend = 'star';
   readonly rank: number;
   readonly worldSize: number;
   readonly generation: number | undefined;
@@ -145,10 +97,12 @@ export class ProcessGroup {
   readonly #contrib = new Map<number, Map<number, Uint8Array>>();
   readonly #done = new Map<number, Outcome>();
   readonly #acked: number[];
-  readonly #hellos = new Set<number>();
-  #progressAt = 0;
-  #welcomed = false;
-  #rendezvousError: string | undefined;
+  /** rank 0: the combine of each reduce-at-root collective it started. */
+  readonly #combiners = new Map<number, Combine>();
+  /** The rendezvous store (and, on rank 0 of a default store, its server). */
+  readonly #store: Store;
+  readonly #storeSubject: string;
+  readonly #ownStore: MemoryStore | undefined;
   // Ring traffic: chunks from the previous rank, by "seq:phase:step".
   readonly #p2p = new Map<string, Float32Array>();
   readonly #p2pWaiters = new Map<string, (v: Float32Array) => void>();
@@ -158,10 +112,13 @@ export class ProcessGroup {
   #status: AsyncIterable<unknown> | undefined;
   #destroyed = false;
   readonly #stats = { malformed: 0, foreign: 0, duplicates: 0, resent: 0, reconnects: 0 };
+  readonly #rejected = { job: 0, generation: 0, worldSize: 0, rank: 0 };
+  readonly #options: GroupOptions;
   #loggedAt = -Infinity;
   #unlogged = 0;
 
   private constructor(o: GroupOptions) {
+    this.#options = o;
     this.#nc = o.nc;
     this.rank = o.rank;
     this.worldSize = o.worldSize;
@@ -177,16 +134,20 @@ export class ProcessGroup {
     this.#resendMs = o.resendMs ?? Math.max(20, Math.min(5000, Math.floor(this.#timeoutMs / 3)));
     this.#log = o.log ?? ((line) => console.error(line));
     this.#acked = new Array<number>(o.worldSize).fill(0);
+    this.#storeSubject = subjects.collective(o.job, group, ...gen, 'store');
+    this.#ownStore = o.store === undefined && o.rank === 0 ? new MemoryStore() : undefined;
+    this.#store = o.store ?? this.#ownStore ?? new NatsStore(o.nc, this.#storeSubject, { timeoutMs: this.#timeoutMs });
   }
 
   /** Rendezvous: resolves when all worldSize ranks are present; times out naming the missing ones. */
-  static async init(o: GroupOptions): Promise<ProcessGroup> {
+  static async init(o: GroupOptions): Promise<StarProcessGroup> {
     if (!Number.isInteger(o.worldSize) || o.worldSize < 1) throw new RendezvousError(`world size must be a positive integer, got ${o.worldSize}`);
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new RendezvousError(`rank must be 0…${o.worldSize - 1}, got ${o.rank}`);
     if (o.generation !== undefined && (!Number.isInteger(o.generation) || o.generation < 0)) throw new RendezvousError(`generation must be an integer >= 0, got ${o.generation}`);
     if (o.resendMs !== undefined && !(o.resendMs > 0)) throw new RendezvousError(`resendMs must be positive, got ${o.resendMs}`);
-    const g = new ProcessGroup(o);
+    const g = new StarProcessGroup(o);
     const onError = (err: Error): void => g.#warn(`transport: ${err.message}`);
+    if (g.#ownStore !== undefined) g.#subs.push(serveStore(g.#nc, g.#storeSubject, g.#ownStore, onError));
     if (g.rank === 0) g.#subs.push(subscribeLarge(g.#nc, g.#up, (b) => g.#onUp(b), { onError }));
     else {
       g.#subs.push(subscribeLarge(g.#nc, g.#down, (b) => g.#onDown(b), { onError }));
@@ -199,7 +160,7 @@ export class ProcessGroup {
     g.#ticker.unref();
     try {
       await g.#nc.flush();
-      await g.#rendezvous();
+      await rendezvous(g.#store, { job: o.job, group: g.#name, generation: o.generation, rank: o.rank, worldSize: o.worldSize, timeoutMs: g.#timeoutMs });
     } catch (err) {
       g.destroy();
       throw err;
@@ -209,15 +170,31 @@ export class ProcessGroup {
 
   /** What this rank ignored or repeated so far. */
   stats(): GroupStats {
-    return { ...this.#stats };
+    return { ...this.#stats, rejected: { ...this.#rejected } };
   }
 
-  get #stamp(): { worldSize: number; generation?: number } {
-    return this.generation === undefined ? { worldSize: this.worldSize } : { worldSize: this.worldSize, generation: this.generation };
+  get #stamp(): Stamp {
+    return this.generation === undefined ? { job: this.#job, worldSize: this.worldSize } : { job: this.#job, worldSize: this.worldSize, generation: this.generation };
   }
 
-  #isOurs(m: { worldSize: number; generation?: number }): boolean {
-    return m.worldSize === this.worldSize && m.generation === this.generation;
+  /**
+   * Whether a message comes from a member of this group (its job, generation and world size, and a
+   * sender that may send it: `sender` is false for a rank that cannot have); counts and reports it if not.
+   */
+  #isMember(m: Stamp, what: string, claimed: number, sender: boolean): boolean {
+    let reason: keyof RejectedStats | undefined;
+    if (m.job !== this.#job) reason = 'job';
+    else if (m.generation !== this.generation) reason = 'generation';
+    else if (m.worldSize !== this.worldSize) reason = 'worldSize';
+    else if (!sender) reason = 'rank';
+    if (reason === undefined) return true;
+    this.#rejected[reason]++;
+    this.#stats.foreign++;
+    this.#warn(
+      `ignored a ${what} claiming to come from rank ${claimed} of job '${m.job}', generation ${m.generation ?? 'none'}, world size ${m.worldSize}` +
+        ` — not a member of this group (job '${this.#job}', generation ${this.generation ?? 'none'}, world size ${this.worldSize}; wrong ${reason})`,
+    );
+    return false;
   }
 
   #warn(what: string): void {
@@ -264,13 +241,12 @@ export class ProcessGroup {
       this.#resend(r, now);
     }
     for (const f of this.#rearm) f();
-    this.#progressAt = now;
     if (this.rank !== 0 || this.worldSize === 1) return;
     // Rank 0 may have reconnected after the others, whose resends were then lost: results they
     // may lack go out again, and every rank a pending collective still misses is asked to resend.
     for (const m of this.#done.values()) this.#publish(this.#down, collectiveDownCodec.encode(m));
     for (const [seq, c] of this.#contrib) {
-      this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'progress', seq, have: [...c.keys()].sort((a, b) => a - b), resend: true, ...this.#stamp }));
+      this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'progress', from: 0, seq, have: [...c.keys()].sort((a, b) => a - b), resend: true, ...this.#stamp }));
     }
   }
 
@@ -289,33 +265,6 @@ export class ProcessGroup {
     }
   }
 
-  async #rendezvous(): Promise<void> {
-    const startedAt = Date.now();
-    // Progress (a new hello at rank 0) and reconnects restart the clock.
-    const expired = (): boolean => Date.now() > Math.max(startedAt, this.#progressAt) + this.#timeoutMs;
-    if (this.rank === 0) {
-      this.#hellos.add(0);
-      while (this.#hellos.size < this.worldSize) {
-        if (expired()) {
-          const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !this.#hellos.has(r));
-          throw new CollectiveTimeoutError(missing, 'rendezvous', 0, this.#timeoutMs);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      this.#welcomed = true;
-      if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
-      return;
-    }
-    // Announce until rank 0 answers: it may start after us, and a hello or welcome may be lost.
-    const hello = collectiveUpCodec.encode({ kind: 'hello', rank: this.rank, seq: 0, ...this.#stamp });
-    while (!this.#welcomed) {
-      if (this.#rendezvousError !== undefined) throw new RendezvousError(`rank ${this.rank}: rank 0 refused the rendezvous: ${this.#rendezvousError}`);
-      if (expired()) throw new CollectiveTimeoutError([0], 'rendezvous', 0, this.#timeoutMs);
-      this.#publish(this.#up, hello);
-      await new Promise((r) => setTimeout(r, HELLO_EVERY_MS));
-    }
-  }
-
   // --- rank 0 -------------------------------------------------------------------------------
 
   #onUp(bytes: Uint8Array): void {
@@ -327,43 +276,31 @@ export class ProcessGroup {
       this.#warn(`ignored a malformed message on ${this.#up}: ${(err as Error).message}`);
       return;
     }
-    if (m.generation !== this.generation) {
-      this.#stats.foreign++;
-      this.#warn(`ignored a message of generation ${m.generation ?? 'none'} from rank ${m.rank}`);
+    if (m.job !== this.#job || m.generation !== this.generation) {
+      this.#isMember(m, m.kind === 'data' ? 'contribution' : m.kind, m.rank, true);
       return;
     }
     if (m.worldSize !== this.worldSize) {
-      this.#stats.foreign++;
+      this.#isMember(m, m.kind === 'data' ? 'contribution' : m.kind, m.rank, true);
       // Told to that rank alone, in its own world size (so nobody else acts on it).
       const error = `rank ${m.rank} expects world size ${m.worldSize}, rank 0 has ${this.worldSize}: start every rank with the same --world-size`;
-      this.#warn(error);
       this.#publish(
         `${this.#down}.${m.rank}`,
         collectiveDownCodec.encode({
           kind: 'error',
+          from: 0,
           seq: m.seq,
           error,
-          op: m.kind === 'hello' ? 'rendezvous' : 'collective',
+          op: 'collective',
+          job: this.#job,
           worldSize: m.worldSize,
           ...(m.generation !== undefined ? { generation: m.generation } : {}),
         }),
       );
       return;
     }
-    if (m.kind === 'hello') {
-      if (!this.#hellos.has(m.rank)) {
-        this.#hellos.add(m.rank);
-        this.#progressAt = Date.now();
-      } else this.#stats.duplicates++;
-      // A hello after the welcome (a lost welcome): the welcome again, to that rank.
-      if (this.#welcomed) this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'welcome', seq: 0, ...this.#stamp }));
-      return;
-    }
-    if (m.rank === 0) {
-      this.#stats.foreign++;
-      this.#warn(`ignored a contribution claiming to come from rank 0 (seq ${m.seq})`);
-      return;
-    }
+    // Rank 0 contributes locally: a contribution "from rank 0" on the bus is never its own.
+    if (!this.#isMember(m, m.kind === 'data' ? 'contribution' : m.kind, m.rank, m.rank !== 0)) return;
     this.#acked[m.rank] = Math.max(this.#acked[m.rank], m.ack);
     this.#forgetAcknowledged();
     const done = this.#done.get(m.seq);
@@ -375,7 +312,7 @@ export class ProcessGroup {
     if (this.#isFinished(m.seq)) {
       this.#stats.duplicates++;
       const error = `rank ${m.rank} contributed to #${m.seq}, which rank 0 finished long ago (a restarted rank rejoining a running group? re-form the group with a new generation)`;
-      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'error', seq: m.seq, error, ...this.#stamp }));
+      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'error', from: 0, seq: m.seq, error, ...this.#stamp }));
       return;
     }
     if (m.seq > this.#seq + MAX_AHEAD) {
@@ -387,7 +324,7 @@ export class ProcessGroup {
       // Where the collective stands; a rank not listed sends its contribution again.
       this.#stats.duplicates++;
       const have = [...(this.#contrib.get(m.seq)?.keys() ?? [])].sort((a, b) => a - b);
-      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'progress', seq: m.seq, have, ...this.#stamp }));
+      this.#publish(`${this.#down}.${m.rank}`, collectiveDownCodec.encode({ kind: 'progress', from: 0, seq: m.seq, have, ...this.#stamp }));
       return;
     }
     this.#addContribution(m.seq, m.rank, m.data);
@@ -399,22 +336,36 @@ export class ProcessGroup {
     if (c.has(rank)) {
       // A resend: the first contribution stands; tell the rank where the collective is.
       this.#stats.duplicates++;
-      this.#publish(`${this.#down}.${rank}`, collectiveDownCodec.encode({ kind: 'progress', seq, have: [...c.keys()].sort((a, b) => a - b), ...this.#stamp }));
+      this.#publish(`${this.#down}.${rank}`, collectiveDownCodec.encode({ kind: 'progress', from: 0, seq, have: [...c.keys()].sort((a, b) => a - b), ...this.#stamp }));
       return;
     }
     c.set(rank, data);
     if (c.size === this.worldSize) {
       const parts = Array.from({ length: this.worldSize }, (_, r) => c.get(r) as Uint8Array);
-      this.#conclude({ kind: 'result', seq, parts, ...this.#stamp });
+      const combine = this.#combiners.get(seq);
+      if (combine === undefined) {
+        this.#conclude({ kind: 'result', from: 0, seq, parts, ...this.#stamp });
+        return;
+      }
+      // Reduce at the root: once, in rank order; everyone gets the one result.
+      let reduced: Uint8Array;
+      try {
+        reduced = combine(parts);
+      } catch (err) {
+        this.#conclude({ kind: 'error', from: 0, seq, error: (err as Error).message, ...this.#stamp });
+        return;
+      }
+      this.#conclude({ kind: 'reduced', from: 0, seq, data: reduced, ...this.#stamp });
       return;
     }
     this.#waiters.get(seq)?.progress([...c.keys()]);
-    if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'progress', seq, have: [...c.keys()].sort((a, b) => a - b), ...this.#stamp }));
+    if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode({ kind: 'progress', from: 0, seq, have: [...c.keys()].sort((a, b) => a - b), ...this.#stamp }));
   }
 
   /** Rank 0: the outcome of `seq` for everyone, kept for ranks that may ask again. */
   #conclude(m: Outcome): void {
     this.#contrib.delete(m.seq);
+    this.#combiners.delete(m.seq);
     this.#done.set(m.seq, m);
     this.#forgetAcknowledged();
     if (this.worldSize > 1) this.#publish(this.#down, collectiveDownCodec.encode(m));
@@ -449,16 +400,9 @@ export class ProcessGroup {
       this.#warn(`ignored a malformed message from rank 0: ${(err as Error).message}`);
       return;
     }
-    if (!this.#isOurs(m)) {
-      this.#stats.foreign++;
-      this.#warn(`ignored a ${m.kind} for world size ${m.worldSize}, generation ${m.generation ?? 'none'} (ours: ${this.worldSize}, ${this.generation ?? 'none'})`);
-      return;
-    }
+    // Only the root speaks on these subjects.
+    if (!this.#isMember(m, m.kind, m.from, m.from === 0)) return;
     switch (m.kind) {
-      case 'welcome':
-        if (this.#welcomed) this.#stats.duplicates++;
-        this.#welcomed = true;
-        return;
       case 'progress': {
         const mine = this.#pendingUp.get(m.seq);
         if (mine !== undefined) {
@@ -470,7 +414,8 @@ export class ProcessGroup {
       }
       default:
         if (m.seq === 0) {
-          if (m.kind === 'error' && !this.#welcomed) this.#rendezvousError = m.error;
+          // No collective has sequence 0 (the rendezvous goes through the store).
+          this.#stats.foreign++;
           return;
         }
         this.#deliver(m);
@@ -516,11 +461,11 @@ export class ProcessGroup {
         if (this.rank === 0) {
           const c = this.#contrib.get(seq);
           const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => c?.has(r) !== true);
-          this.#conclude({ kind: 'error', seq, error: 'timeout', missing, op, ...this.#stamp });
+          this.#conclude({ kind: 'error', from: 0, seq, error: 'timeout', missing, op, ...this.#stamp });
         } else {
           // Rank 0 told us whom it has; without a word from it, rank 0 is the silent one.
           const missing = have === undefined ? [0] : Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !have?.includes(r));
-          finish({ kind: 'error', seq, error: 'timeout', missing: missing.length > 0 ? missing : [0], op, ...this.#stamp });
+          finish({ kind: 'error', from: 0, seq, error: 'timeout', missing: missing.length > 0 ? missing : [0], op, ...this.#stamp });
         }
       };
       const arm = (): void => {
@@ -540,13 +485,14 @@ export class ProcessGroup {
     });
   }
 
-  /** Every rank's bytes, in rank order, on every rank (the building block of the others). */
-  async allGather(data: Uint8Array, op = 'allGather'): Promise<Uint8Array[]> {
+  /** Runs collective `seq`: this rank's contribution up to the root (the root: with `combine`, a reduce-at-root). */
+  async #collective(data: Uint8Array, op: string, combine?: Combine): Promise<Outcome & { kind: 'result' | 'reduced' }> {
     this.#assertUsable(op);
     const seq = ++this.#seq;
     const result = this.#await(seq, op);
     if (this.rank === 0) {
-      // A copy: the caller may reuse its buffer, and the result is kept for resends.
+      if (combine !== undefined) this.#combiners.set(seq, combine);
+      // A copy: the caller may reuse its buffer, and the contribution waits for the others.
       this.#addContribution(seq, 0, data.slice());
     } else {
       const bytes = collectiveUpCodec.encode({ kind: 'data', rank: this.rank, seq, ack: this.#ack, data, ...this.#stamp });
@@ -561,19 +507,35 @@ export class ProcessGroup {
       if (m.error === 'timeout') throw new CollectiveTimeoutError(m.missing ?? [], m.op ?? op, seq, this.#timeoutMs);
       throw new CollectiveError(`${m.op ?? op} #${seq}: ${m.error}`);
     }
-    return m.parts;
+    const wanted = combine === undefined ? 'result' : 'reduced';
+    if (m.kind !== wanted) {
+      throw new CollectiveError(
+        `${op} #${seq}: rank 0 ${m.kind === 'result' ? 'gathered' : 'reduced'} where this rank ${wanted === 'result' ? 'gathered' : 'reduced'} (the ranks called different collectives; every rank must call the same ones in the same order)`,
+      );
+    }
+    return m;
   }
 
-  /** Sum over ranks, added in rank order (so every run and every rank get the same bits). */
-  async allReduce(tensor: Float32Array): Promise<Float32Array> {
-    const parts = await this.allGather(new Uint8Array(tensor.buffer, tensor.byteOffset, tensor.byteLength), 'allReduce');
-    const out = new Float32Array(tensor.length);
-    for (const p of parts) {
-      if (p.byteLength !== tensor.byteLength) throw new CollectiveError(`allReduce: ranks passed tensors of different lengths (${p.byteLength / 4} vs ${tensor.length})`);
-      const v = new Float32Array(p.buffer.slice(p.byteOffset, p.byteOffset + p.byteLength));
-      for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] + v[i]);
-    }
-    return out;
+  /** Every rank's bytes, in rank order, on every rank. */
+  async allGather(data: Uint8Array, op = 'allGather'): Promise<Uint8Array[]> {
+    const m = await this.#collective(data, op);
+    return m.kind === 'result' ? m.parts : [];
+  }
+
+  /**
+   * Every rank's bytes combined by `combine` on the root, once, in rank order; the one result
+   * travels to every rank (one message instead of worldSize). Every rank passes the same combine.
+   */
+  async allReduceWith(data: Uint8Array, combine: Combine, op = 'allReduceWith'): Promise<Uint8Array> {
+    const m = await this.#collective(data, op, combine);
+    return m.kind === 'reduced' ? m.data : new Uint8Array(0);
+  }
+
+  /** The element-wise reduction over ranks (default SUM), reduced at the root in rank order (the same bits on every rank and in every run). */
+  async allReduce(tensor: Float32Array, op: ReduceOp = ReduceOp.SUM): Promise<Float32Array> {
+    assertReduceOp(op, 'allReduce');
+    const out = await this.allReduceWith(bytesOf(tensor), (parts) => bytesOf(reduceInRankOrder(parts.map(asFloat32), op)), 'allReduce');
+    return asFloat32(out).slice();
   }
 
   /**
@@ -627,11 +589,7 @@ export class ProcessGroup {
     }
     const W = this.worldSize;
     const expected = m.kind === 'chunk' ? (this.rank - 1 + W) % W : (this.rank + 1) % W;
-    if (!this.#isOurs(m) || m.from !== expected || m.from === this.rank) {
-      this.#stats.foreign++;
-      this.#warn(`ignored a ring ${m.kind} from rank ${m.from} (world size ${m.worldSize}, generation ${m.generation ?? 'none'}; expected rank ${expected})`);
-      return;
-    }
+    if (!this.#isMember(m, `ring ${m.kind}`, m.from, m.from === expected && m.from !== this.rank)) return;
     const key = ringKey(m.seq, m.phase, m.step);
     if (m.kind === 'ack') {
       if (!this.#unacked.delete(key)) this.#stats.duplicates++;
@@ -691,19 +649,24 @@ export class ProcessGroup {
     });
   }
 
-  /** root's bytes on every rank. */
+  #assertRoot(root: number, op: string): void {
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) throw new CollectiveError(`${op}: root must be a rank of the group (0…${this.worldSize - 1}), got ${root}`);
+  }
+
+  /** root's bytes on every rank (the root forwards only root's contribution). */
   async broadcast(data: Uint8Array, root = 0): Promise<Uint8Array> {
-    const parts = await this.allGather(this.rank === root ? data : new Uint8Array(0), 'broadcast');
-    return parts[root];
+    this.#assertRoot(root, 'broadcast');
+    return this.allReduceWith(this.rank === root ? data : new Uint8Array(0), (parts) => parts[root], 'broadcast');
   }
 
   async barrier(): Promise<void> {
-    await this.allGather(new Uint8Array(0), 'barrier');
+    await this.allReduceWith(new Uint8Array(0), () => new Uint8Array(0), 'barrier');
   }
 
-  /** Sum over ranks on `root` (others get undefined). */
-  async reduce(tensor: Float32Array, root = 0): Promise<Float32Array | undefined> {
-    const sum = await this.allReduce(tensor);
+  /** The reduction over ranks on `root` (others get undefined). */
+  async reduce(tensor: Float32Array, root = 0, op: ReduceOp = ReduceOp.SUM): Promise<Float32Array | undefined> {
+    this.#assertRoot(root, 'reduce');
+    const sum = await this.allReduce(tensor, op);
     return this.rank === root ? sum : undefined;
   }
 
@@ -723,11 +686,11 @@ export class ProcessGroup {
   }
 
   /**
-   * Sum over ranks, then rank r keeps slice r of worldSize equal slices (the last one takes the
-   * remainder). (A star reduction: the ring form is not built yet.)
+   * The reduction over ranks, then rank r keeps slice r of worldSize equal slices (the last one
+   * takes the remainder). (A star reduction: the ring form is not built yet.)
    */
-  async reduceScatter(tensor: Float32Array): Promise<Float32Array> {
-    const sum = await this.allReduce(tensor);
+  async reduceScatter(tensor: Float32Array, op: ReduceOp = ReduceOp.SUM): Promise<Float32Array> {
+    const sum = await this.allReduce(tensor, op);
     const size = Math.floor(tensor.length / this.worldSize);
     const start = this.rank * size;
     return sum.slice(start, this.rank === this.worldSize - 1 ? tensor.length : start + size);
@@ -744,8 +707,9 @@ export class ProcessGroup {
     }
     const index = ranks.indexOf(this.rank);
     if (index === -1) return undefined;
-    return ProcessGroup.init({
+    return StarProcessGroup.init({
       nc: this.#nc,
+      ...(this.#options.store !== undefined ? { store: this.#options.store } : {}),
       job: this.#job,
       worldSize: ranks.length,
       rank: index,
@@ -771,7 +735,7 @@ export class ProcessGroup {
     for (const s of this.#subs) s.unsubscribe();
     clearInterval(this.#ticker);
     (this.#status as { stop?: () => void } | undefined)?.stop?.();
-    for (const [seq, w] of [...this.#waiters]) w.settle({ kind: 'error', seq, error: 'the group was destroyed', ...this.#stamp });
+    for (const [seq, w] of [...this.#waiters]) w.settle({ kind: 'error', from: 0, seq, error: 'the group was destroyed', ...this.#stamp });
     for (const abort of [...this.#p2pAborts]) abort(new CollectiveError('allReduceRing: the group was destroyed while waiting for a neighbour'));
     this.#pendingUp.clear();
     this.#unacked.clear();

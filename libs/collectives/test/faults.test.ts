@@ -104,21 +104,21 @@ t.test('duplicate and forged messages break nothing; foreign world sizes and gen
     [[1], [2]],
   );
   // A resend of rank 1's finished contribution, with other bytes: rank 0 answers with the kept result.
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq: 1, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([99]) }));
+  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 1, seq: 1, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([99]) }));
   // Garbage, a contribution claiming rank 0, a rank past the world size, a seq far ahead.
   spy.publish(`${base}.up`, new Uint8Array([0xc1, 1, 2]));
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', rank: 0, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
-  spy.publish(`${base}.up`, encodeMsg({ kind: 'data', rank: 5, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq: 1000, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'hello', rank: 1, seq: 0, worldSize: 2, generation: 2 }));
+  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 0, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
+  spy.publish(`${base}.up`, encodeMsg({ kind: 'data', job: 'forge', rank: 5, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
+  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 1, seq: 1000, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
+  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'ask', job: 'forge', rank: 1, seq: 2, ack: 1, worldSize: 2, generation: 2 }));
   // Errors and results for the next collective naming another world size or generation.
-  spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'error', seq: 2, error: 'forged', worldSize: 3, generation: 3 }));
-  spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'error', seq: 2, error: 'forged', worldSize: 2, generation: 2 }));
-  spy.publish(`${base}.down.1`, collectiveDownCodec.encode({ kind: 'result', seq: 2, parts: [new Uint8Array(1), new Uint8Array(1)], worldSize: 2 }));
+  spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'error', job: 'forge', from: 0, seq: 2, error: 'forged', worldSize: 3, generation: 3 }));
+  spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'error', job: 'forge', from: 0, seq: 2, error: 'forged', worldSize: 2, generation: 2 }));
+  spy.publish(`${base}.down.1`, collectiveDownCodec.encode({ kind: 'result', job: 'forge', from: 0, seq: 2, parts: [new Uint8Array(1), new Uint8Array(1)], worldSize: 2 }));
   spy.publish(`${base}.down`, new Uint8Array([1, 2, 3]));
   // Ring chunks from a rank that is not the neighbour, of another generation, and malformed.
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', from: 1, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(1) }));
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 1, data: new Float32Array(1) }));
+  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 1, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(1) }));
+  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 1, data: new Float32Array(1) }));
   spy.publish(`${base}.p2p.0`, new Uint8Array(0));
   await spy.flush();
   await nc.flush();
@@ -135,8 +135,8 @@ t.test('duplicate and forged messages break nothing; foreign world sizes and gen
   t.same([...ring[0]], [1, 2, 4, 6]);
   t.same([...ring[1]], [1, 2, 4, 6]);
   // A late copy of a ring chunk already consumed, and one far ahead: both ignored (and acknowledged).
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', from: 0, seq: 3000, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
+  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
+  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3000, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
   await spy.flush();
   const after = await Promise.all(g.map((p) => p.allReduceRing(new Float32Array([p.rank, 1, 2, 3]))));
   t.same([...after[1]], [1, 2, 4, 6], 'the ring after them is untouched');
@@ -294,9 +294,9 @@ t.test("rank 0's resend request (sent when it reconnects) makes a waiting rank s
   const g = await Promise.all([0, 1].map((rank) => group(nc, { job: 'nudge', worldSize: 2, rank, timeoutMs: 60_000, resendMs: 60_000 })));
   const waiting = g[1].allGather(new Uint8Array([5]));
   const before = g[1].stats().resent;
-  spy.publish('nudge.coll.world.down', collectiveDownCodec.encode({ kind: 'progress', seq: 1, have: [0], resend: true, worldSize: 2 }));
+  spy.publish('nudge.coll.world.down', collectiveDownCodec.encode({ kind: 'progress', job: 'nudge', from: 0, seq: 1, have: [0], resend: true, worldSize: 2 }));
   // A request listing the rank itself changes nothing.
-  spy.publish('nudge.coll.world.down', collectiveDownCodec.encode({ kind: 'progress', seq: 1, have: [0, 1], resend: true, worldSize: 2 }));
+  spy.publish('nudge.coll.world.down', collectiveDownCodec.encode({ kind: 'progress', job: 'nudge', from: 0, seq: 1, have: [0, 1], resend: true, worldSize: 2 }));
   await spy.flush();
   for (let k = 0; k < 100 && g[1].stats().resent === before; k++) await new Promise((r) => setTimeout(r, 20));
   t.equal(g[1].stats().resent, before + 1, 'resent once, on request');

@@ -1,6 +1,7 @@
 // The synchronous mirrored strategy: every rank holds a full replica; each step the ranks'
-// gradients are gathered through the process group, weighted by their example counts, summed in
-// rank order and applied identically everywhere — so N ranks × batch B equal one process with
+// gradients, weighted by their example counts, are reduced at the root of the process group
+// (summed in rank order and divided by the total count, once: combineGradients) and the one
+// result goes back to every rank, which applies it — so N ranks × batch B equal one process with
 // batch N·B, and a run is reproducible bit for bit.
 //
 // Uneven data never hangs: a rank that has run out keeps taking part with an empty contribution
@@ -11,7 +12,7 @@ import type { Engine } from '@actorflow/engine';
 import { batchLength, type AnyBatch } from '@actorflow/data';
 import { addSparse, type OptimizerConfig, type RowOptimizer, type SparseGradient } from '@actorflow/embeddings';
 import type { TrainableModel } from '@actorflow/models';
-import { TRAINER_STATE_FORMAT, decodeMsg, encodeMsg, type OptimizerSlotState, type TableData, type TrainerState } from '@actorflow/protocol';
+import { TRAINER_STATE_FORMAT, decodeMsg, encodeMsg, mirroredGradientCodec, type MirroredGradient, type OptimizerSlotState, type TableData, type TrainerState } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
 import { assertFiniteStep } from './guards.ts';
 import { prefetch } from './prefetch.ts';
@@ -21,11 +22,34 @@ export interface FedExamples {
   readonly batch: AnyBatch;
 }
 
-interface Contribution {
-  count: number;
-  loss: number;
-  dense: Record<string, Float32Array>;
-  sparse: Record<string, SparseGradient>;
+type Contribution = MirroredGradient;
+
+/**
+ * The root's reduction of a step (every rank's MirroredGradient bytes, in rank order): counts and
+ * count-weighted losses summed, dense and sparse gradients summed in rank order, then divided by
+ * the total count — the mean gradient of the global batch, which every rank applies as it is.
+ */
+export function combineGradients(parts: readonly Uint8Array[]): Uint8Array {
+  const all = parts.map((p) => mirroredGradientCodec.decode(p));
+  const total = all.reduce((s, c) => s + c.count, 0);
+  if (total === 0) return mirroredGradientCodec.encode({ count: 0, loss: 0, dense: {}, sparse: {} });
+  const dense: Record<string, Float32Array> = {};
+  const sparse: Record<string, SparseGradient> = {};
+  for (const c of all) {
+    for (const [k, v] of Object.entries(c.dense)) {
+      const acc = (dense[k] ??= new Float32Array(v.length));
+      if (acc.length !== v.length) throw new Error(`mirrored gradients: ranks sent dense '${k}' with ${acc.length} and ${v.length} values (different models?)`);
+      for (let i = 0; i < v.length; i++) acc[i] = Math.fround(acc[i] + v[i]);
+    }
+    for (const [k, g] of Object.entries(c.sparse)) {
+      const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
+      sparse[k] = addSparse(sparse[k] ?? { rows: new Int32Array(0), values: new Float32Array(0) }, g, dim);
+    }
+  }
+  const inv = 1 / total;
+  for (const k of Object.keys(dense)) dense[k] = scaled(dense[k], inv);
+  for (const k of Object.keys(sparse)) sparse[k] = { rows: sparse[k].rows, values: scaled(sparse[k].values, inv) };
+  return mirroredGradientCodec.encode({ count: total, loss: all.reduce((s, c) => s + c.loss * c.count, 0) / total, dense, sparse });
 }
 
 export interface MirroredStep {
@@ -157,10 +181,10 @@ export async function runMirroredTrainer(o: {
     const t1 = performance.now();
     const ring = o.allreduce === 'ring';
     // With the ring, dense gradients (and count, loss) travel as one flat vector around the ring;
-    // sparse rows differ by rank, so they are always all-gathered.
-    const payload = encodeMsg(ring ? { ...mine, dense: {} } : mine);
+    // sparse rows differ by rank, so they are always reduced at the root.
+    const payload = mirroredGradientCodec.encode(ring ? { ...mine, dense: {} } : mine);
     const t2 = performance.now();
-    const parts = await o.pg.allGather(payload, 'gradients');
+    const reduced = await o.pg.allReduceWith(payload, combineGradients, 'gradients');
     let ringSum: Float32Array | undefined;
     if (ring) {
       const flat = new Float32Array(denseSize + 2);
@@ -175,39 +199,27 @@ export async function runMirroredTrainer(o: {
       ringSum = await o.pg.allReduceRing(flat);
     }
     const t3 = performance.now();
-    const all = parts.map((p) => decodeMsg(p) as Contribution);
-    const total = ringSum !== undefined ? ringSum[denseSize] : all.reduce((s, c) => s + c.count, 0);
+    const got = mirroredGradientCodec.decode(reduced);
+    const total = ringSum !== undefined ? ringSum[denseSize] : got.count;
     if (total === 0) break;
-    // Sum in rank order, then divide by the total count.
-    const dense: Record<string, Float32Array> = {};
-    const sparse: Record<string, SparseGradient> = {};
+    // The root summed in rank order and divided by the total count; the ring's dense sum is divided here.
+    const dense: Record<string, Float32Array> = { ...got.dense };
+    const sparse: Record<string, SparseGradient> = { ...got.sparse };
     if (ringSum !== undefined) {
+      const inv = 1 / total;
       let off = 0;
       for (const d of denseSpecs) {
-        dense[d.name] = ringSum.slice(off, off + d.size);
+        dense[d.name] = scaled(ringSum.slice(off, off + d.size), inv);
         off += d.size;
       }
     }
-    for (const c of all) {
-      for (const [k, v] of Object.entries(c.dense)) {
-        const acc = (dense[k] ??= new Float32Array(v.length));
-        for (let i = 0; i < v.length; i++) acc[i] = Math.fround(acc[i] + v[i]);
-      }
-      for (const [k, g] of Object.entries(c.sparse)) {
-        const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
-        sparse[k] = addSparse(sparse[k] ?? { rows: new Int32Array(0), values: new Float32Array(0) }, g, dim);
-      }
-    }
-    const inv = 1 / total;
-    for (const k of Object.keys(dense)) dense[k] = scaled(dense[k], inv);
-    for (const k of Object.keys(sparse)) sparse[k] = { rows: sparse[k].rows, values: scaled(sparse[k].values, inv) };
     applyStep(params, optimizer, { dense, sparse });
     step++;
     stepInEpoch++;
     const t4 = performance.now();
     o.onStep?.({
       step,
-      loss: (ringSum !== undefined ? ringSum[denseSize + 1] : all.reduce((s, c) => s + c.loss * c.count, 0)) / total,
+      loss: ringSum !== undefined ? ringSum[denseSize + 1] / total : got.loss,
       examples: total,
       localExamples: mine.count,
       timing: { computeMs: t1 - t0 + (t4 - t3), serdeMs: t2 - t1, waitMs: t3 - t2 },
