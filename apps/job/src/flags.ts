@@ -46,6 +46,8 @@ export interface JobPlan {
   readonly keepCheckpoints: number;
   /** Set by --resume DIR: continue from DIR's newest complete checkpoint. */
   readonly resume?: string;
+  /** --plan FILE or --blueprint FILE --use POLICY: actors run on node agents (src/remote.ts, docs/CLUSTER.md). */
+  readonly cluster?: { readonly plan?: string; readonly blueprint?: string; readonly use?: string; readonly strategy?: string; readonly trainers?: string };
 }
 
 export class JobFlagError extends Error {
@@ -105,6 +107,8 @@ Fault tolerance (docs/RELIABILITY.md):
   --min-trainers N           mirrored: when a rank keeps failing, go on with fewer ranks, down to N (default --trainers)
   --heartbeat-timeout S      an actor silent for S seconds is declared dead and handled as a crash (default 30)
   --resume DIR               continue the job in DIR (its plan.json) from its newest complete checkpoint
+  --plan FILE                run on node agents as FILE (from \`npx nx run plan -- … --out FILE\`) places them (docs/CLUSTER.md)
+  --blueprint FILE --use P   plan now over the blueprint's machines selected by P (all|gpus|cpus|energy), then run there
 
 Security (docs/SECURITY.md): the job's own nats-server has one user per role with only the subjects
 that role needs (fresh passwords per run, passed to each actor in its environment).
@@ -161,6 +165,9 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         'min-trainers': { type: 'string' },
         'heartbeat-timeout': { type: 'string' },
         resume: { type: 'string' },
+        plan: { type: 'string' },
+        blueprint: { type: 'string' },
+        use: { type: 'string' },
         ...FIRST_CLASS_FLAGS,
       },
     });
@@ -242,6 +249,22 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     ...(v.monitor === true ? { monitor: true } : {}),
     ...faultFlags(v),
     minTrainers,
+    ...clusterFlags(v, env),
+  };
+}
+
+/** --plan FILE | --blueprint FILE [--use POLICY]: the machines (src/remote.ts). */
+function clusterFlags(v: { plan?: string; blueprint?: string; use?: string; strategy?: string; trainers?: string }, env: Readonly<Record<string, string | undefined>>): Pick<JobPlan, 'cluster'> {
+  if (v.plan !== undefined && v.blueprint !== undefined) throw new JobFlagError(`--plan and --blueprint exclude each other: a plan already names its machines`);
+  if (v.use !== undefined && v.blueprint === undefined) throw new JobFlagError(`--use selects machines of a --blueprint FILE; pass one (or a --plan FILE)`);
+  if (v.plan === undefined && v.blueprint === undefined) return {};
+  return {
+    cluster: {
+      ...(v.plan !== undefined ? { plan: resolveUserPath(v.plan, env) } : {}),
+      ...(v.blueprint !== undefined ? { blueprint: resolveUserPath(v.blueprint, env), use: v.use ?? 'all' } : {}),
+      ...(v.strategy !== undefined ? { strategy: v.strategy } : {}),
+      ...(v.trainers !== undefined ? { trainers: v.trainers } : {}),
+    },
   };
 }
 
@@ -394,6 +417,9 @@ const KNOWN_FLAGS = [
   'min-trainers',
   'heartbeat-timeout',
   'resume',
+  'plan',
+  'blueprint',
+  'use',
   'config',
   ...Object.keys(FIRST_CLASS_FLAGS),
 ];

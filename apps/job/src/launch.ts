@@ -24,6 +24,7 @@ import type { JobPlan } from './flags.ts';
 import { Progress, type Throughput } from './progress.ts';
 import { ActorFailedError, Supervisor, type ActorExit, type ActorSpec, type ExitDecision } from './supervisor.ts';
 import { freePort, watchCommands } from './watch.ts';
+import { planReport, RemoteSpawner, resolveClusterJob } from './remote.ts';
 
 /** metrics.json: the final metrics, and (Partial<Throughput>) the training speed measured from the trainers' reports. */
 export interface JobResult extends Partial<Throughput> {
@@ -37,6 +38,8 @@ export interface JobResult extends Partial<Throughput> {
   readonly out: string;
   /** What went wrong and was survived: restarts per actor, stalls, broker restarts, group re-formations. */
   readonly faults?: FaultLog;
+  /** A --plan/--blueprint job: the planner's predicted step time and the measured one (src/remote.ts). */
+  readonly plan?: Readonly<Record<string, unknown>>;
 }
 
 export interface FaultLog {
@@ -98,8 +101,10 @@ export interface LaunchOptions {
   readonly signal?: AbortSignal;
 }
 
-export async function launchJob(plan: JobPlan, root: string, log: (line: string) => void, opts: LaunchOptions = {}): Promise<JobResult> {
+export async function launchJob(asked: JobPlan, root: string, log: (line: string) => void, opts: LaunchOptions = {}): Promise<JobResult> {
   const started = Date.now();
+  // --plan / --blueprint: the ShardingPlan decides strategy, trainers and shards; actors run on node agents (src/remote.ts).
+  const { job: plan, sharding, placement } = resolveClusterJob(asked, root);
   const out = resolve(root, plan.out);
   mkdirSync(out, { recursive: true });
   const ckptRoot = resolve(out, 'checkpoints');
@@ -133,7 +138,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     log(`using NATS at ${natsUrl}`);
   }
   for (const line of watchCommands(natsUrl, plan.job)) log(line);
-  const nc = await connect({ servers: [natsUrl], name: `job-${plan.job}`, ...(creds !== undefined ? { user: creds.launcher.user, pass: creds.launcher.pass } : {}) });
+  const nc = await connect({ servers: natsUrl.split(',').map((u) => u.trim()), name: `job-${plan.job}`, ...(creds !== undefined ? { user: creds.launcher.user, pass: creds.launcher.pass } : {}) });
   const heartbeatGraceMs = plan.heartbeatTimeoutS * 1000;
   const writeActors = (): void =>
     writeFileSync(resolve(out, 'actors.json'), `${JSON.stringify({ broker: server !== undefined ? { url: natsUrl, pid: server.pid } : { url: natsUrl }, actors: sup.list() }, null, 2)}\n`);
@@ -289,6 +294,10 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     for (const n of retired) sup.retire(n);
   };
 
+  const remote =
+    placement !== undefined
+      ? await RemoteSpawner.open(nc, { job: plan.job, placement, log }).catch(async (err: Error) => (await nc.close(), Promise.reject(new JobFailedError(err.message))))
+      : undefined;
   const sup = new Supervisor({
     root,
     env: { NATS_URL: natsUrl, ACTORFLOW_RETRY_DEADLINE_S: `${Math.max(120, plan.heartbeatTimeoutS * 4)}`, ACTORFLOW_ATTEMPT_TIMEOUT_S: '10' },
@@ -298,6 +307,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     heartbeatTimeoutMs: plan.heartbeatTimeoutS * 1000,
     log,
     onStart: () => writeActors(),
+    ...(remote !== undefined ? { spawner: remote } : {}),
   });
 
   // --- liveness: every actor's heartbeat; no verdicts while we cannot hear anyone (broker away).
@@ -496,6 +506,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
       out,
       ...throughput,
       faults: faultLog,
+      ...(sharding !== undefined ? { plan: planReport(sharding, progress.rankSteps(), throughput?.trainSeconds) } : {}),
     };
     writeFileSync(
       resolve(out, 'metrics.json'),
@@ -522,6 +533,7 @@ export async function launchJob(plan: JobPlan, root: string, log: (line: string)
     hbSub.unsubscribe();
     board.close();
     await sup.stopAll();
+    remote?.close();
     writeActors();
     await nc.close();
     await server?.stop();
