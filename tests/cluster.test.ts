@@ -3,7 +3,7 @@
 // of each strategy, planned over the three hosts (`nx run plan --blueprint … --out plan.json`) and run
 // with `nx run job -- --plan plan.json`, must equal the single-host job (mirrored: the same RMSE to
 // the last bit; ps, asynchronous: within 0.02), with its actors really spread over the hosts. Then
-// one host's agent and actors are killed with -9 mid-job and the job must still finish (mirrored,
+// one host's agent, actors and nats-server are killed with -9 mid-job and the job must still finish (mirrored,
 // re-formed from the last replica: again the exact RMSE). Needs root (CI runs as root); without
 // network namespaces the test says so and skips, loudly.
 import t from 'tap';
@@ -83,6 +83,7 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 120_
 }
 
 const agents = new Map<string, ChildProcess>();
+const servers = new Map<string, ChildProcess>();
 function startAgent(h: (typeof hosts)[number]): void {
   // Its actors get every seed URL (local server first), so they survive a server's death too.
   const urls = [`nats://${h.ip}:4222`, ...hosts.filter((x) => x !== h).map((x) => `nats://${x.ip}:4222`)].join(',');
@@ -102,7 +103,8 @@ if (refused !== undefined) {
 
   t.before(async () => {
     const routes = hosts.map((h) => `nats://${h.ip}:6222`).join(',');
-    for (const h of hosts) inHost(h, ['nats-server', '-a', h.ip, '-p', '4222', '-m', '8222', '--cluster_name', `af${tag}`, '--cluster', `nats://${h.ip}:6222`, '--routes', routes], `nats-${h.name}`);
+    for (const h of hosts)
+      servers.set(h.name, inHost(h, ['nats-server', '-a', h.ip, '-p', '4222', '-m', '8222', '--cluster_name', `af${tag}`, '--cluster', `nats://${h.ip}:6222`, '--routes', routes], `nats-${h.name}`));
     for (const h of hosts)
       await until(`the routes of ${h.name}'s nats-server`, async () => {
         const r = (await (await fetch(`http://${h.ip}:8222/routez`)).json()) as { num_routes: number };
@@ -165,7 +167,7 @@ if (refused !== undefined) {
     });
   }
 
-  t.test('mirrored: killing one host (its agent and actors, -9) mid-job still finishes the job, exactly', async (t) => {
+  t.test('mirrored: killing one host (its agent, actors and nats-server, -9) mid-job still finishes the job, exactly', async (t) => {
     const p = plans.get('mirrored');
     if (p === undefined) throw new Error('no plan');
     const victim = p.placements.find((x) => x.role === 'trainer' && x.index === 1)?.machine ?? 'host-1';
@@ -179,6 +181,8 @@ if (refused !== undefined) {
       .map(Number);
     agent?.kill('SIGKILL');
     for (const k of kids) process.kill(k, 'SIGKILL');
+    // Its server too: the clients connected to it (the launcher's, other hosts' agents and actors) reconnect to another seed.
+    servers.get(victim)?.kill('SIGKILL');
     t.same(await waitGone(kids, 15_000), [], `${victim}'s ${kids.length} actor(s) are gone`);
     const end = await job.done;
     t.equal(end.code, 0, `the job finished without ${victim}`, { output: end.output.split('\n').slice(-30) });

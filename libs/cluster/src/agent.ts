@@ -93,7 +93,7 @@ export class NodeAgent {
       root: o.root,
       ...(o.childEnv !== undefined ? { env: o.childEnv } : {}),
       onLine: (job, actor, line) => {
-        if (this.#closed) return;
+        if (this.#closed || this.#nc.isClosed()) return; // a closed connection must not kill the agent (its actors still need stopping)
         this.#nc.publish(clusterSubjects.log(o.name, actor), logLineCodec.encode({ job, actor, line, ts: Date.now() }));
       },
       onExit: (s) => {
