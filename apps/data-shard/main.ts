@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
 import { loadJobDataset, parseDataOptions, serveDataShard, type DataShardState } from '@actorflow/feed';
+import { exitActor, onJobEnd } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx serve data-shard -- [options]
   --job ID            job id (default local)
@@ -16,6 +17,7 @@ const usage = `Usage: npx nx serve data-shard -- [options]
   --min-user-ratings N, --min-item-ratings N   k-core filter before the split
   --implicit-threshold T        ratings ≥ T become 1, the others are dropped
   --restore-state FILE          continue the shared-mode cursor saved in a checkpoint (data-<shard>.json)
+  --keep-serving                by hand: keep serving after the job ends (by default this process exits then)
 ${busFlagsHelp}`;
 
 await runActor('data-shard', usage, async () => {
@@ -34,6 +36,7 @@ await runActor('data-shard', usage, async () => {
       'min-item-ratings': { type: 'string' },
       'implicit-threshold': { type: 'string' },
       'restore-state': { type: 'string' },
+      'keep-serving': { type: 'boolean' },
       help: { type: 'boolean' },
       ...busFlagOptions,
     },
@@ -69,6 +72,16 @@ await runActor('data-shard', usage, async () => {
       : `job ${job}: serving partition ${shard}/${of} of ${dataset.train.length} training ratings (${dataset.numUsers} users, ${dataset.numItems} items; ${service.partition.length} rating rows here), ${epochs} epoch(s)`,
   );
   exitOnSignals(conn, () => service.stop());
+  // By hand, the job's end (announced by the aggregator) ends this process too; a launcher stops it itself.
+  onJobEnd(
+    conn.nc,
+    job,
+    () => {
+      log(`job ${job} has ended: exiting`);
+      void exitActor(conn, () => service.stop());
+    },
+    { keepServing: v['keep-serving'] === true },
+  );
   setInterval(() => {
     const s = service.stats();
     log(`served ${s.served} batches${s.done ? ' (all epochs served)' : `, epoch ${s.epoch + 1}/${epochs}`}`);

@@ -41,11 +41,7 @@ try {
   const rows = v.user !== undefined ? rec.recommend(await selectBackend({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), v.user, n) : rec.similar(v['similar-to'] as string, n);
   if (v.json === true) console.log(JSON.stringify(rows));
   else {
-    console.log(
-      v.user !== undefined
-        ? `top ${n} for user ${v.user} (${rec.seen(v.user).length} rated items excluded), ${rec.name}:`
-        : `items most similar to ${v['similar-to']} (${rec.knn !== undefined ? 'kNN neighbour similarity' : `cosine of ${rec.name} item embeddings`}):`,
-    );
+    console.log(v.user !== undefined ? `top ${n} for user ${v.user} (${rec.seen(v.user).length} rated items excluded), ${rec.name}:` : `items most similar to ${v['similar-to']} (${rec.similarity}):`);
     rows.forEach((r, k) => console.log(`${String(k + 1).padStart(3)}. item ${String(r.id).padEnd(10)} score ${r.score.toFixed(4)}`));
   }
 } catch (err) {

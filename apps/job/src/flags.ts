@@ -4,8 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/data';
 import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
-import { KNN_LAUNCH, KNN_MODEL } from '@actorflow/knn';
-import { listModels, modelEntry } from '@actorflow/models';
+import { listModels, workloadFor } from '@actorflow/workloads';
 import { ConfigFileError, withConfigFile } from './config-file.ts';
 
 export type StrategyName = 'ps' | 'mirrored';
@@ -65,7 +64,9 @@ progress, writes metrics.json, eval.jsonl, the trained model and every actor's l
 and exits non-zero if any actor failed.
 
   --strategy ps|mirrored     training strategy (default ps)
-  --model NAME               model (default mf): ${[...listModels().map((m) => m.name), KNN_MODEL].join(', ')}
+  --model NAME               model (default mf): ${listModels()
+    .map((m) => m.name)
+    .join(', ')}
   --dataset SPEC             synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled or mnist:DIR
                              (default synthetic:small; mnist:bundled for image models)
   --split SPEC               test split, e.g. random:0.1 (default), user:10, loo, strong:0.1, or file:PATH
@@ -202,8 +203,8 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   const modelName = v.model ?? 'mf';
   let entry: { readonly input?: string; readonly recommended?: { readonly batchSize?: number; readonly epochs?: number } };
   try {
-    // kNN is not a registered (trainable) model; libs/knn says what the launcher needs to know.
-    entry = modelName === KNN_MODEL ? KNN_LAUNCH : modelEntry(modelName);
+    // What the launcher needs to know of the model before any actor runs (libs/workloads).
+    entry = workloadFor(modelName).launchInfo(modelName);
   } catch (err) {
     throw new JobFlagError((err as Error).message);
   }

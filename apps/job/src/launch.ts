@@ -10,15 +10,13 @@
 // on SIGINT/SIGTERM after a last checkpoint.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NatsServer, connect, credentialsEnv, generateRoleCredentials, natsAuthConfig, requestWithRetry, roleOfApp, type NatsConnection } from '@actorflow/bus';
+import { NatsServer, connect, credentialsEnv, generateRoleCredentials, natsAuthConfig, roleOfApp, type NatsConnection } from '@actorflow/bus';
 import { latestCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { JobCheckpointer } from './checkpointer.ts';
-import { saveParams } from '@actorflow/embeddings';
-import { createModel, exampleKindOf } from '@actorflow/models';
-import { evalReportCodec, heartbeatCodec, lossReportCodec, snapshotCodec, subjects } from '@actorflow/protocol';
+import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
 import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
-import { PsClient, mergeSnapshots, nonFiniteParam, type ShardStats } from '@actorflow/strategies';
-import { KNN_MODEL, plannedBlocks, saveKnnModel } from '@actorflow/knn';
+import { PsClient, type ShardStats } from '@actorflow/strategies';
+import { ModelNotSavedError, workloadFor } from '@actorflow/workloads';
 import { dataOptionFlags, type JobConfig } from '@actorflow/feed';
 import type { JobPlan } from './flags.ts';
 import { Progress, type Throughput } from './progress.ts';
@@ -110,7 +108,9 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   const ckptRoot = resolve(out, 'checkpoints');
   const restoreDir = resolve(out, 'restore');
   if (plan.resume === undefined) writeFileSync(resolve(out, 'plan.json'), `${JSON.stringify({ ...plan, natsUrl: undefined }, null, 2)}\n`);
-  const knn = plan.model === KNN_MODEL; // no parameters: nothing to checkpoint
+  // What the model's actors do and what the launcher must know of it (libs/workloads).
+  const workload = workloadFor(plan.model);
+  const noParams = !workload.hasParameters({ model: plan.model }); // kNN: nothing to checkpoint, one aggregator
   const mirrored = plan.strategy === 'mirrored';
   const resumeFrom: Checkpoint | undefined = plan.resume !== undefined ? await latestCheckpoint(ckptRoot) : undefined;
   const resumedFrom = resumeFrom?.step;
@@ -147,7 +147,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   // --- what each actor is started with; restarts add --restore-* files from the newest checkpoint.
   const common = ['--job', plan.job];
   const dataShards = plan.dataShards;
-  const aggregators = plan.strategy === 'ps' && !knn ? plan.psShards : 1;
+  const aggregators = plan.strategy === 'ps' && !noParams ? plan.psShards : 1;
   let worldSize = plan.trainers;
   let generation = 0;
   const trainerGeneration = new Map<string, number>();
@@ -423,9 +423,9 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   const resultOf = async (): Promise<JobResult> => {
     log(
       `job ${plan.job}: ${plan.strategy}, model ${plan.model}, ${plan.trainers} trainer(s), ${dataShards} data shard(s)` +
-        (plan.strategy === 'ps' && !knn ? `, ${plan.psShards} parameter-server shard(s)` : '') +
+        (plan.strategy === 'ps' && !noParams ? `, ${plan.psShards} parameter-server shard(s)` : '') +
         `; logs in ${out}/logs` +
-        (knn ? '' : `; checkpoints ${describeCadence(plan.checkpointEvery)} in ${ckptRoot}`),
+        (noParams ? '' : `; checkpoints ${describeCadence(plan.checkpointEvery)} in ${ckptRoot}`),
     );
     for (let i = 0; i < dataShards; i++) sup.start(dataShardSpec(i));
     const info = (await waitForAnswer(nc, subjects.dataInfo(plan.job), 'the data shards', 600_000, stopped)) as Record<string, unknown>;
@@ -437,20 +437,20 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     );
     for (let i = 0; i < aggregators; i++) sup.start(aggregatorSpec(i));
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, stopped)) as JobConfig;
-    const model = knn ? undefined : createModel(config.model, config.hyper);
     // Progress counts steps over the model's examples: rating rows, users or items, or images.
-    const kind = model === undefined ? undefined : exampleKindOf(model);
+    const kind = workload.exampleKind(config);
     if (kind === 'user-rows' || kind === 'item-rows') progress.setExamples(kind === 'user-rows' ? num(info.trainUsers) : num(info.trainItems));
-    // kNN steps are similarity blocks: summed over the ranks in ps, the busiest rank's in mirrored.
-    if (knn) progress.setTotalSteps(plan.strategy === 'ps' ? plannedBlocks(config.hyper) : Math.ceil(plannedBlocks(config.hyper) / plan.trainers));
+    // A workload that plans its steps (kNN: similarity blocks) gives the total.
+    const planned = workload.plannedSteps(config, plan.strategy, plan.trainers);
+    if (planned !== undefined) progress.setTotalSteps(planned);
     sup.start(evaluatorSpec());
     training = true;
-    if (!knn) ckpt.start();
+    if (!noParams) ckpt.start();
     for (let r = 0; r < plan.trainers; r++) sup.start(trainerSpec(r));
     await Promise.race([sup.waitForWorkers(), stopped]);
     training = false;
     progress.finish();
-    if (!knn) {
+    if (!noParams) {
       await ckpt.stop();
       await ckpt.take('final');
     }
@@ -465,29 +465,16 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     // The trained model: every parameter shard's rows merged into one file, with its configuration
     // and the dataset it was trained on (so `recommend` can map ids and exclude seen items).
     let checkpoint: Record<string, string>;
-    if (model === undefined) {
-      // kNN: the merged neighbour lists (model/neighbours.bin) instead of parameters.
-      checkpoint = await saveKnnModel(nc, plan.job, resolve(out, 'model'), { ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data } });
-    } else {
-      const snapshots = mirrored
-        ? [snapshotCodec.decode(await requestWithRetry(nc, subjects.ctl(plan.job, 'snapshot'), new Uint8Array(0), { attemptTimeoutMs: 60_000 }))]
-        : await new PsClient(nc, { job: plan.job, shards: config.psShards }).snapshot();
-      const params = mergeSnapshots(model, config.seed, snapshots);
-      // Never save a corrupted model: a NaN/Inf anywhere means training went wrong.
-      const bad = nonFiniteParam(params);
-      if (bad !== undefined)
-        throw new JobFailedError(
-          `refusing to save the model: parameter '${bad.name}' holds ${bad.value} at index ${bad.index} (training diverged or was fed bad values); nothing was written to ${resolve(out, 'model')}`,
-        );
-      mkdirSync(resolve(out, 'model'), { recursive: true });
-      checkpoint = { params: resolve(out, 'model', 'params.bin'), config: resolve(out, 'model', 'config.json') };
-      saveParams(checkpoint.params, { tables: Object.values(params.tables), dense: params.dense, meta: { job: plan.job, model: config.model } });
-      const ratingRange = Array.isArray(info.ratingRange) ? { ratingRange: info.ratingRange } : {};
-      writeFileSync(checkpoint.config, `${JSON.stringify({ ...config, dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data }, ...ratingRange }, null, 2)}\n`);
+    try {
+      const ratingRange = Array.isArray(info.ratingRange) && info.ratingRange.length === 2 ? { ratingRange: [Number(info.ratingRange[0]), Number(info.ratingRange[1])] as const } : {};
+      checkpoint = await workload.saveModel(nc, config, resolve(out, 'model'), { dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data }, mirrored, ...ratingRange });
+    } catch (err) {
+      // Never a corrupted model: a NaN/Inf anywhere means training went wrong.
+      throw err instanceof ModelNotSavedError ? new JobFailedError(err.message) : err;
     }
     // Per parameter shard: pushes applied, dropped, rejected by reason and by sender.
     let psShardStats: ShardStats[] | undefined;
-    if (plan.strategy === 'ps' && model !== undefined) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards, retry: { deadlineMs: 10_000 } }).stats().catch(() => undefined);
+    if (plan.strategy === 'ps' && !noParams) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards, retry: { deadlineMs: 10_000 } }).stats().catch(() => undefined);
     const throughput = progress.throughput();
     const faultLog: FaultLog = {
       ...faults,
@@ -518,7 +505,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   try {
     return await resultOf();
   } catch (err) {
-    if (err instanceof JobInterruptedError && training && !knn) {
+    if (err instanceof JobInterruptedError && training && !noParams) {
       // A last checkpoint, if the actors still answer within a few seconds; then everything stops.
       log(`${err.signal}: taking a last checkpoint, then stopping every actor …`);
       await Promise.race([(async () => (await ckpt.stop(), await ckpt.take('interrupted')))(), new Promise((r) => setTimeout(r, 10_000))]);
