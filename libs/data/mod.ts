@@ -15,6 +15,8 @@ export {
   perUserFractionSplit,
   leaveOneOut,
   strongGeneralization,
+  kFoldSplit,
+  carveValidation,
   splitBySpec,
   parseSplitSpec,
   type SplitSpec,

@@ -42,6 +42,37 @@ export function randomSplit(r: Ratings, opts: { fraction?: number; seed: number 
   return fixedSizeSplit(r, { testSize: Math.round(r.length * fraction), seed: opts.seed });
 }
 
+/**
+ * Fold `fold` of a seeded K-fold cross-validation (Surprise's KFold): the ratings are shuffled
+ * once with the seed and cut into K near-equal parts; fold i tests on part i and trains on the
+ * rest. Over i = 0…K−1 every rating is tested exactly once, and never trained on in its own fold.
+ */
+export function kFoldSplit(r: Ratings, opts: { k: number; fold: number; seed: number }): Split {
+  const { k, fold } = opts;
+  if (!Number.isInteger(k) || k < 2) throw new DataError(`k-fold: K must be an integer ≥ 2, got ${k}`);
+  if (!Number.isInteger(fold) || fold < 0 || fold >= k) throw new DataError(`k-fold: the fold must be 0…${k - 1}, got ${fold}`);
+  if (r.length < k) throw new DataError(`k-fold: ${r.length} rating(s) cannot be cut into ${k} folds`);
+  const perm = new Rng(deriveSeed(opts.seed, 'kfold')).permutation(r.length);
+  const isTest = new Uint8Array(r.length);
+  // Part i is positions ⌊i·n/K⌋ … ⌊(i+1)·n/K⌋ of the permutation.
+  const lo = Math.floor((fold * r.length) / k);
+  const hi = Math.floor(((fold + 1) * r.length) / k);
+  for (let j = lo; j < hi; j++) isTest[perm[j]] = 1;
+  return partition(r, isTest);
+}
+
+/**
+ * A validation set carved from training: a seeded random `fraction` of `train` (seeded apart from
+ * the test split) goes to `test`, the rest stays training. Used for early stopping.
+ */
+export function carveValidation(train: Ratings, opts: { fraction: number; seed: number }): Split {
+  checkFraction('validation fraction', opts.fraction);
+  const n = Math.round(train.length * opts.fraction);
+  if (n < 1 || n >= train.length)
+    throw new DataError(`a validation fraction of ${opts.fraction} of ${train.length} training ratings leaves ${n} validation rating(s); use a larger fraction or dataset`);
+  return fixedSizeSplit(train, { testSize: n, seed: deriveSeed(opts.seed, 'validation') });
+}
+
 /** Exactly testSize random ratings go to test. */
 export function fixedSizeSplit(r: Ratings, opts: { testSize: number; seed: number }): Split {
   if (!Number.isInteger(opts.testSize) || opts.testSize < 0 || opts.testSize > r.length) {
@@ -144,15 +175,17 @@ export type SplitSpec =
   | { readonly kind: 'user-fraction'; readonly fraction: number }
   | { readonly kind: 'loo' }
   | { readonly kind: 'strong'; readonly heldOut: number }
+  /** Fold `fold` (0-based; `kfold:K/I`, plain `kfold:K` is fold 0) of a seeded K-fold cross-validation. */
+  | { readonly kind: 'kfold'; readonly k: number; readonly fold: number }
   /** A test file in the training file's format; the path is as given (resolve it with resolveUserPath). */
   | { readonly kind: 'file'; readonly path: string };
 
-const SPEC_HELP = 'use random:F, fixed:N, user:N, user-fraction:F, loo, strong:F or file:PATH';
+const SPEC_HELP = 'use random:F, fixed:N, user:N, user-fraction:F, loo, strong:F, kfold:K[/I] or file:PATH';
 
 /**
  * Parses and checks a split spec without any data, so a launcher can reject a bad one before it
  * starts anything: `random:0.1`, `fixed:5000`, `user:10`, `user-fraction:0.2`, `loo`, `strong:0.1`,
- * `file:PATH` (everything after the first ':' is the path).
+ * `kfold:K` or `kfold:K/I` (fold I of K, 0-based), `file:PATH` (everything after the first ':' is the path).
  */
 export function parseSplitSpec(spec: string): SplitSpec {
   const colon = spec.indexOf(':');
@@ -194,6 +227,15 @@ export function parseSplitSpec(spec: string): SplitSpec {
       if (!(h > 0 && (h < 1 || Number.isInteger(h)))) throw new DataError(`split '${spec}': held-out users must be a fraction in (0, 1) or a whole number of users, got ${h}`);
       return { kind, heldOut: h };
     }
+    case 'kfold': {
+      const m = /^(\d+)(?:\/(\d+))?$/.exec(arg ?? '');
+      if (m === null) throw new DataError(`split '${spec}': k-fold is kfold:K or kfold:K/I (fold I of K, counted from 0), e.g. kfold:5 or kfold:5/2`);
+      const k = Number(m[1]);
+      const fold = m[2] !== undefined ? Number(m[2]) : 0;
+      if (k < 2) throw new DataError(`split '${spec}': K must be at least 2, got ${k}`);
+      if (fold >= k) throw new DataError(`split '${spec}': the fold must be 0…${k - 1} (counted from 0), got ${fold}`);
+      return { kind, k, fold };
+    }
     case 'file':
       if (arg === undefined || arg === '') throw new DataError(`split '${spec}' needs a path after 'file:' (a test file in the training file's format)`);
       return { kind, path: arg };
@@ -231,6 +273,9 @@ export function splitBySpec(r: Ratings, spec: string, seed: number): Split {
       break;
     case 'strong':
       split = strongGeneralization(r, { heldOut: s.heldOut, seed });
+      break;
+    case 'kfold':
+      split = kFoldSplit(r, { k: s.k, fold: s.fold, seed });
       break;
   }
   if (split.train.length === 0 || split.test.length === 0) {
