@@ -55,7 +55,8 @@ for (const generation of [undefined, 3]) {
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
-    while (g[1].stats().rejected.job === 0 || g[0].stats().rejected.job === 0) await new Promise((r) => setTimeout(r, 10));
+    const seen = (i: number): number => g[i].stats().foreign + g[i].stats().malformed;
+    while (seen(0) === 0 || seen(1) === 0) await new Promise((r) => setTimeout(r, 10));
     for (let i = 0; i < STEPS; i++) {
       const op = i % 2 === 0 ? ReduceOp.SUM : ReduceOp.MAX;
       const got = await Promise.all(g.map((p) => p.allReduce(tensor(p.rank, i), op)));
