@@ -35,6 +35,7 @@ await runActor('data-shard', usage, async () => {
       'min-user-ratings': { type: 'string' },
       'min-item-ratings': { type: 'string' },
       'implicit-threshold': { type: 'string' },
+      validation: { type: 'string' }, // --validation F|file:PATH: carved from training (libs/feed parseDataOptions)
       'restore-state': { type: 'string' },
       'keep-serving': { type: 'boolean' },
       help: { type: 'boolean' },

@@ -192,6 +192,12 @@ export class DataClient {
     return { ...b, length: b.user.length };
   }
 
+  /** The --validation ratings (carved from training, never trained on). */
+  async validationSet(): Promise<Ratings> {
+    const b = decodeRatingsBatch(await this.#test('validation'));
+    return { ...b, length: b.user.length };
+  }
+
   /** The test split grouped into rows (by user or by item). */
   async testRows(by: 'user-rows' | 'item-rows'): Promise<InteractionsBatch> {
     return decodeInteractionsBatch(await this.#test(by));

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  carveValidation,
   countIds,
   DataError,
   filterMinCounts,
@@ -17,10 +18,12 @@ import {
   splitBySpec,
   syntheticRatings,
   SYNTHETIC_SIZES,
+  takeBatch,
   type HeldOut,
   type IdMap,
   type ImageSet,
   type Ratings,
+  type RatingsFormat,
   type SyntheticSize,
 } from '@actorflow/data';
 
@@ -40,10 +43,16 @@ export interface DatasetSpec {
   readonly minItemRatings?: number;
   /** Ratings ≥ T become 1, the others are dropped (toImplicit), before the split. */
   readonly implicitThreshold?: number;
+  /**
+   * A validation set carved from training (for early stopping): a fraction such as `0.05` (seeded)
+   * or `file:PATH` (a ratings file in the training file's format, ids shared; its ratings are
+   * removed from training). Never trained on; served as the `validation` test-set kind.
+   */
+  readonly validation?: string;
 }
 
 /** The dataset options of --rating-range, --min-user-ratings, --min-item-ratings, --implicit-threshold. */
-export type DataOptions = Pick<DatasetSpec, 'ratingRange' | 'minUserRatings' | 'minItemRatings' | 'implicitThreshold'>;
+export type DataOptions = Pick<DatasetSpec, 'ratingRange' | 'minUserRatings' | 'minItemRatings' | 'implicitThreshold' | 'validation'>;
 
 /** The data-shard flags of `data` (the same names as the launcher's). */
 export function dataOptionFlags(data: DataOptions): string[] {
@@ -52,13 +61,31 @@ export function dataOptionFlags(data: DataOptions): string[] {
     ...(data.minUserRatings !== undefined ? ['--min-user-ratings', `${data.minUserRatings}`] : []),
     ...(data.minItemRatings !== undefined ? ['--min-item-ratings', `${data.minItemRatings}`] : []),
     ...(data.implicitThreshold !== undefined ? ['--implicit-threshold', `${data.implicitThreshold}`] : []),
+    ...(data.validation !== undefined ? ['--validation', data.validation] : []),
   ];
 }
 
 /** Parses the data options from flag values (apps/job and apps/data-shard check them alike). */
-export function parseDataOptions(v: { 'rating-range'?: string; 'min-user-ratings'?: string; 'min-item-ratings'?: string; 'implicit-threshold'?: string }): DataOptions {
+export function parseDataOptions(
+  v: { 'rating-range'?: string; 'min-user-ratings'?: string; 'min-item-ratings'?: string; 'implicit-threshold'?: string; validation?: string },
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): DataOptions {
   const fail = (msg: string): DataError => new DataError(msg);
-  const out: { ratingRange?: readonly [number, number]; minUserRatings?: number; minItemRatings?: number; implicitThreshold?: number } = {};
+  const out: { ratingRange?: readonly [number, number]; minUserRatings?: number; minItemRatings?: number; implicitThreshold?: number; validation?: string } = {};
+  const val = v.validation;
+  if (val !== undefined) {
+    if (val.startsWith('file:')) {
+      const given = val.slice('file:'.length);
+      if (given === '') throw fail(`--validation file: needs a path (a ratings file in the training file's format)`);
+      const path = resolveUserPath(given, env);
+      if (!existsSync(path)) throw fail(`--validation ${val}: no such file ${path}`);
+      out.validation = `file:${path}`;
+    } else {
+      const f = Number(val);
+      if (val.trim() === '' || !(f > 0 && f < 1)) throw fail(`--validation takes a fraction of the training ratings between 0 and 1 (e.g. 0.05) or file:PATH, got '${val}'`);
+      out.validation = `${f}`;
+    }
+  }
   const rr = v['rating-range'];
   if (rr !== undefined) {
     const parts = rr.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
@@ -94,6 +121,8 @@ export interface JobDataset {
   readonly ratingRange?: readonly [number, number];
   /** RMSE of the true model on the synthetic data (absent for real data). */
   readonly noiseFloorRmse?: number;
+  /** --validation: ratings carved from training (never trained on), evaluated each epoch for early stopping. */
+  readonly validation?: Ratings;
   /** `strong:F` splits: the held-out users' fold-in ratings (their histories at evaluation; never trained on). */
   readonly foldIn?: Ratings;
   /** Raw ids of users and items (files: the ids in the file; synthetic data: absent, ids are the indices). */
@@ -156,7 +185,8 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
         throw new DataError(`min-count filters do not apply to a file: split (they would drop ids the test file uses); filter the files beforehand`);
       const test = await loadRatings(testPath, { onProgress: progress(testPath), users: loaded.users, items: loaded.items, format: loaded.format, ...range });
       const implicit = (r: Ratings): Ratings => (spec.implicitThreshold !== undefined ? toImplicit(r, { threshold: spec.implicitThreshold }) : r);
-      return finish(implicit(ratings), implicit(test.ratings), loaded.users.size, loaded.items.size, undefined, ids, undefined);
+      const trainPart = await withValidation(implicit(ratings), spec, { users: loaded.users, items: loaded.items, format: loaded.format, ...range }, log);
+      return finish(trainPart.train, implicit(test.ratings), loaded.users.size, loaded.items.size, undefined, ids, undefined, trainPart.validation);
     }
     numUsers = loaded.users.size;
     numItems = loaded.items.size;
@@ -182,11 +212,53 @@ export async function loadJobDataset(spec: DatasetSpec, log: (line: string) => v
     log(`min-count filters: ${ratings.length} of ${before} ratings kept, ${numUsers} users, ${numItems} items`);
   }
   const split = spec.split === undefined ? randomSplit(ratings, { seed: spec.seed }) : splitBySpec(ratings, spec.split, spec.seed);
-  const { train, test } = split;
+  const { test } = split;
+  const fileIds =
+    ids !== undefined && !spec.source.startsWith('synthetic:') ? { users: ids.users, items: ids.items, ...(spec.ratingRange !== undefined ? { ratingRange: spec.ratingRange } : {}) } : undefined;
+  const { train, validation } = await withValidation(split.train, spec, fileIds, log);
+  // A validation file's ids unseen so far got rows of their own (cold start, like a file: test split).
+  if (fileIds !== undefined) {
+    numUsers = Math.max(numUsers, fileIds.users.size);
+    numItems = Math.max(numItems, fileIds.items.size);
+  }
   // Strong generalisation (Mult-VAE protocol): held-out users' fold-in items are never trained on,
   // but they are those users' histories when the model is scored on their target items.
   const foldIn = 'foldIn' in split ? (split as { foldIn: Ratings }).foldIn : undefined;
-  return finish(train, test, numUsers, numItems, noiseFloorRmse, ids, foldIn);
+  return finish(train, test, numUsers, numItems, noiseFloorRmse, ids, foldIn, validation);
+}
+
+/** Carves spec.validation out of the training ratings (a fraction, or the ratings of a file with the same ids). */
+async function withValidation(
+  train: Ratings,
+  spec: DatasetSpec,
+  file: { users: IdMap; items: IdMap; format?: RatingsFormat; ratingRange?: readonly [number, number] } | undefined,
+  log: (line: string) => void,
+): Promise<{ train: Ratings; validation?: Ratings }> {
+  const v = spec.validation;
+  if (v === undefined) return { train };
+  if (!v.startsWith('file:')) {
+    const s = carveValidation(train, { fraction: Number(v), seed: spec.seed });
+    log(`validation: ${s.test.length} of ${train.length} training ratings held out`);
+    return { train: s.train, validation: s.test };
+  }
+  const path = resolveUserPath(v.slice('file:'.length));
+  if (file === undefined) throw new DataError(`--validation ${v}: a validation file needs --dataset to be a ratings file (its ids are the training file's), not ${spec.source}`);
+  const loaded = await loadRatings(path, {
+    users: file.users,
+    items: file.items,
+    ...(file.format !== undefined ? { format: file.format } : {}),
+    ...(file.ratingRange !== undefined ? { ratingRange: file.ratingRange } : {}),
+  });
+  // The validation file's (user, item) pairs are removed from training, so none is trained on.
+  const held = new Set<number>();
+  const key = (u: number, i: number): number => u * 0x100000 + i;
+  for (let k = 0; k < loaded.ratings.length; k++) held.add(key(loaded.ratings.user[k], loaded.ratings.item[k]));
+  const keep: number[] = [];
+  for (let k = 0; k < train.length; k++) if (!held.has(key(train.user[k], train.item[k]))) keep.push(k);
+  const idx = Int32Array.from(keep);
+  const b = takeBatch(train, idx);
+  log(`validation: ${loaded.ratings.length} ratings from ${path}; ${train.length - idx.length} of them removed from training`);
+  return { train: { ...b, length: idx.length }, validation: loaded.ratings };
 }
 
 function finish(
@@ -197,6 +269,7 @@ function finish(
   noiseFloorRmse: number | undefined,
   ids: { users: IdMap; items: IdMap } | undefined,
   foldIn: Ratings | undefined,
+  validation?: Ratings,
 ): JobDataset {
   let sum = 0;
   let lo = Number.POSITIVE_INFINITY;
@@ -217,6 +290,7 @@ function finish(
     ...(noiseFloorRmse !== undefined ? { noiseFloorRmse } : {}),
     ...ids,
     ...(foldIn !== undefined ? { foldIn } : {}),
+    ...(validation !== undefined ? { validation } : {}),
   };
 }
 /** What decides a model's held-out data: its task and input (a TrainableModel has these). */

@@ -5,7 +5,7 @@
 //                            parameter server) or distributed mode (the request names rank, world
 //                            size, epoch and step; stateless, like torch's DistributedSampler)
 //   <job>.data.test          (queue group) the test split, Arrow (chunked when large); the request
-//                            names what: {"kind": "ratings"|"user-rows"|"item-rows"|"images"}, or the
+//                            names what: {"kind": "ratings"|"user-rows"|"item-rows"|"images"|"validation"}, or the
 //                            training rows by user ("history") or by item ("item-history")
 //   <job>.data.<shard>.state the shard's cursor state for a checkpoint (DataShardState, JSON)
 // A request names the kind of examples it wants (the model's input: rating rows, one row per user
@@ -48,6 +48,8 @@ export interface DatasetInfo {
   /** Users and items with training ratings (the example counts of user-rows and item-rows models). */
   readonly trainUsers?: number;
   readonly trainItems?: number;
+  /** --validation: the ratings carved from training (never served as training batches). */
+  readonly validationRows?: number;
 }
 
 export interface DataShardOptions {
@@ -298,6 +300,7 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
     epochs: o.epochs,
     ...(ds.noiseFloorRmse !== undefined ? { noiseFloorRmse: ds.noiseFloorRmse } : {}),
     ...(ds.ratingRange !== undefined ? { ratingRange: ds.ratingRange } : {}),
+    ...(ds.validation !== undefined ? { validationRows: ds.validation.length } : {}),
     ...(ds.images !== undefined ? { numClasses: ds.images.numClasses } : { trainUsers: distinct(ds.train.user), trainItems: distinct(ds.train.item) }),
   };
   const empty = new Uint8Array(0);
@@ -314,8 +317,12 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
       return encodeImageBatch({ pixels: ds.images.test.pixels, label: ds.images.test.labels });
     }
     if (what === 'ratings') return encodeRatingsBatch(ds.test);
+    if (what === 'validation') {
+      if (ds.validation === undefined) throw new HandlerError('NO_VALIDATION', 'this job has no validation set; start it with --validation F or --validation file:PATH');
+      return encodeRatingsBatch(ds.validation);
+    }
     if (what === 'user-rows' || what === 'item-rows') return encodeInteractionsBatch(groupRows(ds.test, what === 'user-rows' ? 'user' : 'item'));
-    throw new HandlerError('BAD_REQUEST', `unknown test set kind '${what}'; ask for ratings, user-rows, item-rows, images, history or item-history`);
+    throw new HandlerError('BAD_REQUEST', `unknown test set kind '${what}'; ask for ratings, validation, user-rows, item-rows, images, history or item-history`);
   };
   const subs: Subscription[] = [
     serveLarge(nc, subjects.dataInfo(o.job), () => enc.encode(JSON.stringify(info)), { queue: 'data-info' }),
