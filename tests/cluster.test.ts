@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@actorflow/bus';
-import { discoverNodes } from '@actorflow/cluster';
+import { discoverNodes, listActors } from '@actorflow/cluster';
 import { RunningJob, rmseOf, root, runJob, waitGone, type MetricsFile } from './fixtures/faults.ts';
 
 const tag = (process.pid % 10000).toString(36);
@@ -82,6 +82,14 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 120_
   }
 }
 
+interface Plan {
+  readonly strategy: string;
+  readonly dataShards: number;
+  readonly psShards: number;
+  readonly batchSize: number;
+  readonly placements: readonly { readonly role: string; readonly index: number; readonly machine: string }[];
+}
+
 const agents = new Map<string, ChildProcess>();
 const servers = new Map<string, ChildProcess>();
 function startAgent(h: (typeof hosts)[number]): void {
@@ -99,7 +107,7 @@ if (refused !== undefined) {
   t.teardown(teardownHosts);
 
   const common = ['--epochs', '2', '--eval-every', '0', '--checkpoint-every', '1s', '--dataset', 'synthetic:small'];
-  const plans = new Map<string, { dataShards: number; psShards: number; batchSize: number; placements: { role: string; index: number; machine: string }[] }>();
+  const plans = new Map<string, Plan>();
 
   t.before(async () => {
     const routes = hosts.map((h) => `nats://${h.ip}:6222`).join(',');
@@ -118,7 +126,7 @@ if (refused !== undefined) {
       await nc.close();
     }
     writeFileSync(join(dir, 'machines.json'), JSON.stringify({ machines: hosts.map((h) => ({ name: h.name, address: h.ip, cores: 2, memoryGiB: 4 })) }));
-    for (const strategy of ['mirrored', 'ps']) {
+    for (const strategy of ['mirrored']) {
       const file = join(dir, `plan-${strategy}.json`);
       const r = spawnSync(
         process.execPath,
@@ -141,14 +149,15 @@ if (refused !== undefined) {
 
   const singleHost = new Map<string, number>();
   for (const strategy of ['mirrored', 'ps'] as const) {
-    t.test(`${strategy}: a 2-trainer job spread over three hosts equals the single-host job`, async (t) => {
-      const p = plans.get(strategy);
-      if (p === undefined) throw new Error('no plan');
-      const shape = ['--trainers', '2', '--data-shards', `${p.dataShards}`, '--ps-shards', `${Math.max(1, p.psShards)}`, '--batch-size', `${p.batchSize}`];
-      const local = await runJob([...common, '--job', `cl-${strategy}-1host`, '--strategy', strategy, ...shape], join(dir, `${strategy}-1host`));
-      t.equal(local.end.code, 0, 'the single-host job finished', { output: local.end.output.split('\n').slice(-20) });
-      const spread = await runJob([...common, '--job', `cl-${strategy}-3hosts`, '--plan', join(dir, `plan-${strategy}.json`), '--nats-url', seeds], join(dir, `${strategy}-3hosts`));
+    // mirrored: a plan file made beforehand (--plan); ps: planned by the launcher itself (--blueprint --use).
+    const how =
+      strategy === 'mirrored' ? ['--plan', join(dir, 'plan-mirrored.json')] : ['--blueprint', join(dir, 'machines.json'), '--use', 'all', '--strategy', 'ps', '--trainers', '2', '--batch-size', '512'];
+    t.test(`${strategy} (${how[0]}): a 2-trainer job spread over three hosts equals the single-host job`, async (t) => {
+      const out = join(dir, `${strategy}-3hosts`);
+      const spread = await runJob([...common, '--job', `cl-${strategy}-3hosts`, ...how, '--nats-url', seeds], out);
       t.equal(spread.end.code, 0, 'the three-host job finished', { output: spread.end.output.split('\n').slice(-30) });
+      const p = JSON.parse(readFileSync(join(out, 'cluster-plan.json'), 'utf8')) as Plan;
+      t.equal(p.strategy, strategy, `the plan's strategy is ${strategy}`);
       const nodes = new Map(spread.job.actors().actors.map((a) => [a.name, (a as { node?: string }).node]));
       const planned = p.placements.map((x) => [
         x.role === 'trainer' ? `trainer-${x.index}` : x.role === 'data-shard' ? `data-shard-${x.index}` : x.role === 'evaluator' ? 'evaluator' : `aggregator-${x.index}`,
@@ -156,6 +165,10 @@ if (refused !== undefined) {
       ]);
       for (const [name, machine] of planned) t.equal(nodes.get(name), machine, `${name} ran on ${machine}, as planned`);
       t.ok(new Set(nodes.values()).size >= 2, `actors ran on ${[...new Set(nodes.values())].join(', ')}`);
+      // The same job on one host: the plan's shape, the job's own nats-server, local processes.
+      const shape = ['--trainers', '2', '--data-shards', `${p.dataShards}`, '--ps-shards', `${Math.max(1, p.psShards)}`, '--batch-size', `${p.batchSize}`];
+      const local = await runJob([...common, '--job', `cl-${strategy}-1host`, '--strategy', strategy, ...shape], join(dir, `${strategy}-1host`));
+      t.equal(local.end.code, 0, 'the single-host job finished', { output: local.end.output.split('\n').slice(-20) });
       const lRmse = rmseOf(local.job.metrics());
       const sRmse = rmseOf(spread.job.metrics());
       singleHost.set(strategy, lRmse);
@@ -166,6 +179,25 @@ if (refused !== undefined) {
       t.comment(`${strategy}: predicted ${m.plan?.predictedStepMs} ms/step, measured ${m.plan?.measuredStepMs} ms/step (× ${m.plan?.measuredOverPredicted})`);
     });
   }
+
+  t.test("a launcher killed with -9: every agent stops the job's actors when its lease runs out", async (t) => {
+    const job = new RunningJob([...common, '--epochs', '20', '--job', 'cl-orphan', '--plan', join(dir, 'plan-mirrored.json'), '--nats-url', seeds], join(dir, 'orphan'));
+    await job.waitForProgress(5);
+    const nc = await connect({ servers: seeds.split(','), name: 'cluster-test-orphans' });
+    t.teardown(() => nc.close());
+    const running = async (): Promise<string[]> =>
+      (await Promise.all(hosts.map(async (h) => (await listActors(nc, h.name)).actors.filter((a) => a.job === 'cl-orphan' && a.running).map((a) => `${h.name}/${a.actor}`)))).flat();
+    t.ok((await running()).length >= 5, 'the job runs on the agents');
+    job.child.kill('SIGKILL');
+    await job.done;
+    const left = await until('the agents to stop the orphans', async () => ((await running()).length === 0 ? [] : undefined), 90_000).catch(async () => running());
+    t.same(left, [], 'no actor of the job is left on any host');
+    const stopped = (await Promise.all(hosts.map(async (h) => (await listActors(nc, h.name)).actors.filter((a) => a.job === 'cl-orphan')))).flat();
+    t.ok(
+      stopped.some((a) => a.stoppedBy === 'lease expired'),
+      'they were stopped because the lease expired',
+    );
+  });
 
   t.test('mirrored: killing one host (its agent, actors and nats-server, -9) mid-job still finishes the job, exactly', async (t) => {
     const p = plans.get('mirrored');

@@ -7,7 +7,7 @@
 // that are left. Leases keep the actors alive only while this launcher is: if it dies, every agent
 // stops the job's actors within the lease.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { NatsConnection, Subscription } from '@actorflow/bus';
 import { actorExitCodec, clusterSubjects, listActors, logLineCodec, nodeInfo, renewLease, startActor, stopActors, type ShardingPlan } from '@actorflow/cluster';
@@ -98,6 +98,10 @@ export function resolveClusterJob(job: JobPlan, root: string): { job: JobPlan; s
     throw new ClusterJobError(`--plan / --blueprint need --nats-url (or NATS_URL): the NATS servers the node agents are connected to, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222`);
   const file = req.plan ?? req.blueprint ?? '';
   const sharding = req.plan !== undefined ? loadShardingPlan(req.plan) : planFromBlueprint(job, req, root, job.natsUrl);
+  // Kept with the job's outputs: where every actor was planned, and why.
+  const out = resolve(root, job.out);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(resolve(out, 'cluster-plan.json'), `${JSON.stringify(sharding, null, 2)}\n`);
   return { job: applyShardingPlan(job, sharding, file), sharding, placement: actorPlacement(sharding) };
 }
 
