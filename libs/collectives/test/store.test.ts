@@ -2,7 +2,7 @@
 // behind ProcessGroup.init, the backend registry, and reduce-at-root's checks. Real nats-server.
 import t from 'tap';
 import { NatsServer, connect } from '@actorflow/bus';
-import { storeRequestCodec } from '@actorflow/protocol';
+import { PROTOCOL_VERSION, encodeMsg, storeRequestCodec } from '@actorflow/protocol';
 import {
   CollectiveError,
   MemoryStore,
@@ -142,6 +142,15 @@ t.test('a user-provided Store replaces the NATS-hosted one; backends are chosen 
   const subs = await Promise.all(g.map((p) => p.newGroup([1, 0], 'swap')));
   t.equal(subs[1]?.rank, 0, 'sub-groups meet in the same store');
   for (const p of [...g, ...subs]) p?.destroy();
+  // The rendezvous checks rank 0's record: protocol version and world size, with what to do.
+  const foreign = new MemoryStore();
+  const prefix = rendezvousPrefix({ job: 'v', group: 'world', generation: 2 });
+  await foreign.set(`${prefix}/world`, encodeMsg({ job: 'v', worldSize: 2, generation: 2, protocol: PROTOCOL_VERSION + 1, rank: 0 }));
+  await t.rejects(ProcessGroup.init({ nc, job: 'v', worldSize: 2, rank: 1, generation: 2, store: foreign, timeoutMs: 2000 }), /protocol version .*run every rank from the same version/);
+  await foreign.set(`${prefix}/world`, encodeMsg({ job: 'v', worldSize: 3, generation: 2, protocol: PROTOCOL_VERSION, rank: 0 }));
+  await t.rejects(ProcessGroup.init({ nc, job: 'v', worldSize: 2, rank: 1, generation: 2, store: foreign, timeoutMs: 2000 }), /expects world size 2, rank 0 has 3/);
+  await foreign.set(`${prefix}/world`, new Uint8Array([0xc1]));
+  await t.rejects(ProcessGroup.init({ nc, job: 'v', worldSize: 2, rank: 1, generation: 2, store: foreign, timeoutMs: 2000 }), RendezvousError);
   // The backend registry: a second backend slots in by name.
   await t.rejects(ProcessGroup.init({ nc, job: 'b', worldSize: 1, rank: 0, backend: 'gloo' }), /unknown process-group backend 'gloo' \(known: star/);
   let made = 0;
