@@ -97,6 +97,7 @@ await runActor('aggregator', usage, async () => {
   exitOnSignals(conn, () => served.stop());
   if (supervised()) return; // the launcher ends the job and stops this process
   const keepServing = v['keep-serving'] === true;
+  if (keepServing && out === undefined) return; // serves until stopped
   if (!served.configOwner) {
     onJobEnd(conn.nc, role.job, () => void exitActor(conn, () => served.stop()), { keepServing });
     return;

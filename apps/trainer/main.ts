@@ -63,6 +63,12 @@ await runActor('trainer', usage, async () => {
   const rank = v.rank !== undefined ? intFlag('rank', v.rank, 0) : intFlag('rank (from $RANK)', envRank, 0);
   const worldSizeFlag = v['world-size'] ?? envWorld;
   intFlag('loss-every', v['loss-every'], 1, 1); // checked before connecting; the workload reads it
+  const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
+  if (worldSizeFlag !== undefined) {
+    // Checked before connecting: a rank outside the named world is a usage error, not a hang.
+    const world = intFlag('world-size', worldSizeFlag, 1, 1);
+    for (const r of ranks) if (r >= world) throw new FlagError(`rank ${r} is not below --world-size ${world}`);
+  }
   const log = actorLog(`trainer ${v.ranks ?? rank}${localRank !== undefined ? ` (local ${localRank})` : ''}`);
   const conn = await connectActor(v, { name: `trainer-${rank}`, log });
   let stepsDone = 0; // live stats of this process, for $SRV.STATS
@@ -72,7 +78,6 @@ await runActor('trainer', usage, async () => {
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
     if (n === 1) log(`waiting for the aggregator of job ${job} …`);
   });
-  const ranks = v.ranks !== undefined ? v.ranks.split(',').map((r) => intFlag('ranks', r.trim(), 0)) : [rank];
   // What training is depends on the model: its workload trains (libs/workloads).
   await workloadFor(config.model).runTrainer({
     nc: conn.nc,

@@ -6,7 +6,7 @@
 // shards exit on that message unless --keep-serving. Under a launcher (ACTORFLOW_SUPERVISED=1)
 // none of this runs: the launcher ends the job and stops its actors.
 import { join } from 'node:path';
-import { requestWithRetry, type ActorConnection, type NatsConnection } from '@actorflow/bus';
+import { listActorServices, requestWithRetry, type ActorConnection, type NatsConnection } from '@actorflow/bus';
 import { DataClient, type DatasetInfo } from '@actorflow/feed';
 import { evalReportCodec, lossReportCodec, stopCodec, subjects, type EvalReport, type JobConfig } from '@actorflow/protocol';
 import { appendEvalHistory, writeMetricsJson } from './save.ts';
@@ -131,13 +131,16 @@ export async function finishByHand(o: FinishOptions): Promise<ByHandResult> {
   const done = await watch.done;
   log(`job ${job}: every trainer is done (rank(s) ${done.ranks.join(', ')}, step ${done.steps}); final evaluation …`);
   let report: EvalReport | undefined;
-  try {
-    report = evalReportCodec.decode(
-      await requestWithRetry(nc, subjects.evalNow(job), new TextEncoder().encode(JSON.stringify({ final: true })), { deadlineMs: o.evalDeadlineMs ?? 120_000, attemptTimeoutMs: 110_000 }),
-    );
-  } catch (err) {
-    log(`warning: no final evaluation (${(err as Error).message}); start an evaluator (\`npx nx serve evaluator -- --job ${job}\`) to get one`);
-  }
+  const evaluators = (await listActorServices(nc, { job, timeoutMs: 2000 }).catch(() => [])).filter((x) => x.metadata?.role === 'evaluator');
+  if (evaluators.length === 0) log(`warning: no evaluator of job ${job} is running: no final evaluation (start one with \`npx nx serve evaluator -- --job ${job}\`)`);
+  else
+    try {
+      report = evalReportCodec.decode(
+        await requestWithRetry(nc, subjects.evalNow(job), new TextEncoder().encode(JSON.stringify({ final: true })), { deadlineMs: o.evalDeadlineMs ?? 120_000, attemptTimeoutMs: 110_000 }),
+      );
+    } catch (err) {
+      log(`warning: no final evaluation (${(err as Error).message}); start an evaluator (\`npx nx serve evaluator -- --job ${job}\`) to get one`);
+    }
   await nc.flush();
   evalSub?.unsubscribe();
   let info: DatasetInfo | undefined;

@@ -1,0 +1,115 @@
+// Issue 15: a job started by hand — each actor its own process, started in any order, no launcher —
+// ends by itself. The trainers finish, the evaluator gives the final score, the aggregator with
+// --out writes the model, metrics.json and the evaluation history as the launcher does, and the
+// aggregator, data shard and evaluator exit (code 0) once the job has ended.
+import t, { type Test } from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { NatsServer } from '@actorflow/bus';
+import { evalReportCodec } from '@actorflow/protocol';
+
+const root = resolve(import.meta.dirname, '..');
+
+interface Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  output(): string;
+}
+
+function start(name: string, app: string, args: string[], env: NodeJS.ProcessEnv): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'apps', app, 'main.ts'), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+  return { name, child, exited: new Promise((r) => child.on('exit', (code) => r(code))), output: () => out };
+}
+
+/** The actors' environment: this test's broker, and not supervised (ACTORFLOW_SUPERVISED unset). */
+function handEnv(url: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NATS_URL: url };
+  delete env.ACTORFLOW_SUPERVISED;
+  delete env.ACTORFLOW_ACTOR;
+  return env;
+}
+
+async function allExitZero(t: Test, procs: readonly Proc[]): Promise<void> {
+  const codes = await Promise.all(procs.map((p) => p.exited));
+  procs.forEach((p, i) => t.equal(codes[i], 0, `${p.name} exited 0 by itself${codes[i] !== 0 ? `:\n${p.output().slice(-2000)}` : ''}`));
+}
+
+function checkSaved(t: Test, out: string, strategy: string): void {
+  t.ok(existsSync(join(out, 'model', 'params.bin')), 'model/params.bin written');
+  const config = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { model: string; dataset?: { source: string } };
+  t.equal(config.model, 'mf');
+  t.equal(config.dataset?.source, 'synthetic:tiny', 'the dataset recorded for recommend');
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { strategy: string; metrics: Record<string, number>; steps: number; checkpoint: Record<string, string> };
+  t.equal(metrics.strategy, strategy, 'metrics.json names the strategy the trainers ran');
+  t.ok(Number.isFinite(metrics.metrics.rmse) && metrics.metrics.rmse > 0 && metrics.metrics.rmse < 2, `final rmse ${metrics.metrics.rmse}`);
+  t.ok(metrics.steps > 0, `${metrics.steps} steps`);
+  t.equal(metrics.checkpoint.params, join(out, 'model', 'params.bin'));
+  const evals = readFileSync(join(out, 'eval.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => evalReportCodec.decode(new TextEncoder().encode(l))); // each line a valid EvalReport
+  t.equal(evals.at(-1)?.final, true, 'the last evaluation is the final one');
+  t.equal(evals.at(-1)?.metrics.rmse, metrics.metrics.rmse, 'metrics.json holds the final evaluation');
+  t.match(readFileSync(join(out, 'eval.csv'), 'utf8'), /^ts,step,final,/);
+}
+
+t.test('by hand, ps: trainers started first, then evaluator, aggregator --out and data shard — the job ends and is saved', { timeout: 900_000 }, async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const env = handEnv(server.url);
+  const out = mkdtempSync(join(tmpdir(), 'actorflow-by-hand-ps-'));
+  const job = ['--job', 'handps'];
+  const procs = [
+    start('trainer 0', 'trainer', [...job, '--strategy', 'ps', '--rank', '0', '--backend', 'cpu'], env),
+    start('trainer 1', 'trainer', [...job, '--strategy', 'ps', '--rank', '1', '--backend', 'cpu'], env),
+    start('evaluator', 'evaluator', [...job, '--every', '50', '--backend', 'cpu'], env),
+    start('aggregator', 'aggregator', [...job, '--dim', '8', '--out', out, '--dataset', 'synthetic:tiny'], env),
+    start('data shard', 'data-shard', [...job, '--dataset', 'synthetic:tiny', '--epochs', '3', '--batch-size', '64'], env),
+  ];
+  t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
+  await allExitZero(t, procs);
+  checkSaved(t, out, 'ps');
+  t.match(procs[3].output(), /job handps has ended: exiting/);
+  t.match(procs[4].output(), /job handps has ended: exiting/);
+});
+
+t.test('by hand, mirrored: two ranks, an aggregator that serves either strategy — the job ends and is saved', { timeout: 900_000 }, async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const env = handEnv(server.url);
+  const out = mkdtempSync(join(tmpdir(), 'actorflow-by-hand-mirrored-'));
+  const job = ['--job', 'handmir'];
+  const procs = [
+    start('data shard', 'data-shard', [...job, '--dataset', 'synthetic:tiny', '--epochs', '2', '--batch-size', '64'], env),
+    start('trainer 1', 'trainer', [...job, '--strategy', 'mirrored', '--rank', '1', '--backend', 'cpu'], env),
+    start('aggregator', 'aggregator', [...job, '--world-size', '2', '--dim', '8', '--out', out, '--dataset', 'synthetic:tiny'], env),
+    start('trainer 0', 'trainer', [...job, '--strategy', 'mirrored', '--rank', '0', '--backend', 'cpu'], env),
+    start('evaluator', 'evaluator', [...job, '--every', '0', '--backend', 'cpu'], env),
+  ];
+  t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
+  await allExitZero(t, procs);
+  checkSaved(t, out, 'mirrored');
+});
+
+t.test('--keep-serving: the data shard stays up after the job ended', { timeout: 900_000 }, async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const env = handEnv(server.url);
+  const job = ['--job', 'handkeep'];
+  const shard = start('data shard', 'data-shard', [...job, '--dataset', 'synthetic:tiny', '--epochs', '1', '--batch-size', '256', '--keep-serving'], env);
+  const agg = start('aggregator', 'aggregator', [...job, '--dim', '4'], env);
+  const trainer = start('trainer 0', 'trainer', [...job, '--strategy', 'ps', '--rank', '0', '--backend', 'cpu'], env);
+  t.teardown(() => [shard, agg, trainer].forEach((p) => p.child.kill('SIGKILL')));
+  t.equal(await trainer.exited, 0, trainer.output().slice(-1500));
+  t.equal(await agg.exited, 0, agg.output().slice(-1500));
+  t.match(agg.output(), /no evaluator of job handkeep is running: no final evaluation/);
+  t.equal(shard.child.exitCode, null, 'the data shard still runs');
+  shard.child.kill('SIGTERM');
+  t.equal(await shard.exited, 0, 'and stops on SIGTERM');
+});
