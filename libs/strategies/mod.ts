@@ -17,7 +17,7 @@ export {
   type ParameterShardOptions,
   type StalenessPolicy,
 } from './src/ps.ts';
-export { PsClient, type PsClientOptions, type PsClientCounters } from './src/ps-client.ts';
+export { JOB_MAX_PAYLOAD, PsClient, type PsClientOptions, type PsClientCounters } from './src/ps-client.ts';
 export { DivergenceError, assertFiniteStep, firstNonFinite, nonFiniteParam } from './src/guards.ts';
 export { runPsTrainer, type TrainerStep } from './src/ps-trainer.ts';
 export { runMirroredTrainer, broadcastParams, storeToSnapshot, loadTrainerState, TrainerStateError, type MirroredStep, type FedExamples } from './src/mirrored.ts';

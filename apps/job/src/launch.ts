@@ -15,7 +15,7 @@ import { latestCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { JobCheckpointer } from './checkpointer.ts';
 import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
 import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
-import { PsClient, type ShardStats } from '@actorflow/strategies';
+import { JOB_MAX_PAYLOAD, PsClient, type ShardStats } from '@actorflow/strategies';
 import { ModelNotSavedError, workloadFor } from '@actorflow/workloads';
 import { dataOptionFlags, type JobConfig } from '@actorflow/feed';
 import type { JobPlan } from './flags.ts';
@@ -131,7 +131,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   const creds = natsUrl === undefined ? generateRoleCredentials(plan.job) : undefined;
   const brokerConfig = creds !== undefined ? natsAuthConfig(plan.job, creds) : undefined;
   if (natsUrl === undefined) {
-    server = await NatsServer.start({ dieWithParent: true, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
+    server = await NatsServer.start({ dieWithParent: true, maxPayload: JOB_MAX_PAYLOAD, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
     natsUrl = server.url;
     log(`nats-server started at ${natsUrl} (pid ${server.pid})`);
   } else {
@@ -342,7 +342,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       const deadline = Date.now() + 30_000;
       for (;;) {
         try {
-          server = await NatsServer.start({ port, dieWithParent: true, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
+          server = await NatsServer.start({ port, dieWithParent: true, maxPayload: JOB_MAX_PAYLOAD, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
           break;
         } catch (err) {
           if (Date.now() > deadline) {

@@ -31,9 +31,19 @@ export interface PsClientCounters {
   readonly retries: number;
   /** Pushes a shard refused with BAD_VERSION (it restarted from an older checkpoint), per shard. */
   readonly droppedPushes: readonly number[];
+  /** Pipelined pulls a shard answered before this trainer's previous push was applied, asked again (pullAfter). */
+  readonly repulls: number;
 }
 
 const LOG_INTERVAL_MS = 5000;
+
+/**
+ * max_payload of the broker a job launches (8 MiB, NATS's recommended ceiling): a pull or push
+ * of a batch's rows (~2 MB for the seed experiment: 5k rows × 100 floats) then travels as one
+ * message — no upload handshake round trip, no chunk CRCs or reassembly copies (libs/bus large.ts
+ * still chunks anything larger, and on a broker with a smaller limit).
+ */
+export const JOB_MAX_PAYLOAD = 8 * 1024 * 1024;
 
 /** Trainer side: routes pulls and pushes to the owning shards, in parallel. */
 export class PsClient {
@@ -48,6 +58,7 @@ export class PsClient {
   readonly #incarnation = randomBytes(6).toString('hex');
   #pushSeq = 0;
   #retries = 0;
+  #repulls = 0;
   readonly #dropped: number[];
   #versions: number[];
   #serdeMs = 0;
@@ -74,7 +85,7 @@ export class PsClient {
   }
 
   get counters(): PsClientCounters {
-    return { retries: this.#retries, droppedPushes: [...this.#dropped] };
+    return { retries: this.#retries, droppedPushes: [...this.#dropped], repulls: this.#repulls };
   }
 
   #logLimited(key: string, line: string): void {
@@ -96,37 +107,85 @@ export class PsClient {
     });
   }
 
-  #split(tables: Readonly<Record<string, Int32Array>>): Record<string, Int32Array>[] {
-    const parts = Array.from({ length: this.#shards }, () => ({}) as Record<string, number[]>);
+  /**
+   * Each shard's part of `tables` (rows in request order) and, per table, where each part's rows
+   * sit in the request. One shard: the request itself, no copy.
+   */
+  #split(tables: Readonly<Record<string, Int32Array>>): { parts: Record<string, Int32Array>[]; at: Record<string, Int32Array>[] } {
+    if (this.#shards === 1) return { parts: [{ ...tables }], at: [] };
+    const parts = Array.from({ length: this.#shards }, () => ({}) as Record<string, Int32Array>);
+    const at = Array.from({ length: this.#shards }, () => ({}) as Record<string, Int32Array>);
     for (const [name, rows] of Object.entries(tables)) {
-      for (const r of rows) (parts[ownerOfRow(name, r, this.#shards)][name] ??= []).push(r);
+      const owner = new Int32Array(rows.length);
+      const counts = new Int32Array(this.#shards);
+      for (let i = 0; i < rows.length; i++) counts[(owner[i] = ownerOfRow(name, rows[i], this.#shards))]++;
+      const fill = new Int32Array(this.#shards);
+      for (let k = 0; k < this.#shards; k++) {
+        if (counts[k] === 0) continue;
+        parts[k][name] = new Int32Array(counts[k]);
+        at[k][name] = new Int32Array(counts[k]);
+      }
+      for (let i = 0; i < rows.length; i++) {
+        const k = owner[i];
+        const j = fill[k]++;
+        parts[k][name][j] = rows[i];
+        at[k][name][j] = i;
+      }
     }
-    return parts.map((p) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Int32Array.from(v)])));
+    return { parts, at };
   }
 
   /** Pulls rows (sorted, unique per table) and all dense tensors; remembers each shard's version. */
   async pull(tables: Readonly<Record<string, Int32Array>>, dense: readonly string[]): Promise<GatheredParams> {
-    const parts = this.#split(tables);
+    return this.pullAfter(tables, dense);
+  }
+
+  /**
+   * A pull that reads each shard at version ≥ `minVersions[k]` (default: any): a pull sent while
+   * this trainer's previous push is still in flight (the pipelined step, ps-trainer.ts) must see
+   * that push applied. A shard that answered from an older version — it served the pull before
+   * the push — is asked again (counted as `repulls`), so pipelining never reads a staler row
+   * than the sequential push-then-pull would.
+   */
+  async pullAfter(tables: Readonly<Record<string, Int32Array>>, dense: readonly string[], minVersions?: () => readonly number[] | Promise<readonly number[]>): Promise<GatheredParams> {
+    const { parts, at } = this.#split(tables);
     const t0 = performance.now();
-    const requests = parts.map((part, k) => pullRequestCodec.encode({ job: this.#job, rank: this.#rank, tables: part, dense: dense.filter((n) => ownerOfDense(n, this.#shards) === k) }));
+    const requests = parts.map((part, k) =>
+      pullRequestCodec.encode({ job: this.#job, rank: this.#rank, tables: part, dense: this.#shards === 1 ? [...dense] : dense.filter((n) => ownerOfDense(n, this.#shards) === k) }),
+    );
     this.#serdeMs += performance.now() - t0;
-    const raw = await Promise.all(requests.map((req, k) => this.#request(subjects.psPull(this.#job, k), req, k)));
-    const t1 = performance.now();
-    const replies = raw.map((b) => pullReplyCodec.decode(b));
-    this.#serdeMs += performance.now() - t1;
+    const replies = await Promise.all(
+      requests.map(async (req, k) => {
+        // The re-pull is sent after the push was answered (so applied): once is enough, unless the
+        // shard restarted from an older checkpoint meanwhile, and then its version is what it is.
+        for (let attempt = 0; ; attempt++) {
+          const raw = await this.#request(subjects.psPull(this.#job, k), req, k);
+          const t1 = performance.now();
+          const reply = pullReplyCodec.decode(raw);
+          this.#serdeMs += performance.now() - t1;
+          if (minVersions === undefined || attempt > 0 || reply.version >= (await minVersions())[k]) return reply;
+          this.#repulls++;
+        }
+      }),
+    );
     this.#versions = replies.map((r) => r.version);
     const outTables: Record<string, { rows: Int32Array; values: Float32Array }> = {};
     for (const [name, rows] of Object.entries(tables)) {
+      if (this.#shards === 1) {
+        const t = replies[0].tables[name];
+        // The shard answers the rows in the order asked.
+        outTables[name] = { rows, values: t === undefined ? new Float32Array(0) : t.values };
+        continue;
+      }
       const dim = replies.find((r) => r.tables[name] !== undefined)?.tables[name].dim ?? 1;
       const values = new Float32Array(rows.length * dim);
       // Rows came back per shard in the order sent; put them back in the requested order.
-      const pos = new Map<number, number>();
-      rows.forEach((r, i) => pos.set(r, i));
-      for (const reply of replies) {
+      replies.forEach((reply, k) => {
         const t = reply.tables[name];
-        if (t === undefined) continue;
-        t.rows.forEach((r, i) => values.set(t.values.subarray(i * dim, (i + 1) * dim), (pos.get(r) as number) * dim));
-      }
+        const pos = at[k][name];
+        if (t === undefined || pos === undefined) return;
+        for (let j = 0; j < pos.length; j++) values.set(t.values.subarray(j * dim, (j + 1) * dim), pos[j] * dim);
+      });
       outTables[name] = { rows, values };
     }
     const outDense: Record<string, Float32Array> = {};
@@ -141,25 +200,32 @@ export class PsClient {
    */
   async push(step: number, result: StepResult, rank: number): Promise<PushReply[]> {
     const pushId = `${rank}:${this.#incarnation}:${this.#pushSeq++}`;
-    const sparseParts = Array.from({ length: this.#shards }, () => ({}) as Record<string, { rows: Int32Array; values: Float32Array }>);
-    for (const [name, g] of Object.entries(result.sparse)) {
-      const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
-      const byShard = new Map<number, number[]>();
-      g.rows.forEach((r, i) => {
-        const k = ownerOfRow(name, r, this.#shards);
-        (byShard.get(k) ?? (byShard.set(k, []).get(k) as number[])).push(i);
-      });
-      for (const [k, idx] of byShard) {
-        const rows = Int32Array.from(idx, (i) => g.rows[i]);
-        const values = new Float32Array(idx.length * dim);
-        idx.forEach((i, j) => values.set(g.values.subarray(i * dim, (i + 1) * dim), j * dim));
-        sparseParts[k][name] = { rows, values };
+    // The versions this push was computed from (a pipelined pull may replace #versions before it is answered).
+    const versions = [...this.#versions];
+    let sparseParts: Record<string, { rows: Int32Array; values: Float32Array }>[];
+    if (this.#shards === 1) sparseParts = [result.sparse];
+    else {
+      sparseParts = Array.from({ length: this.#shards }, () => ({}) as Record<string, { rows: Int32Array; values: Float32Array }>);
+      for (const [name, g] of Object.entries(result.sparse)) {
+        const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
+        const owner = new Int32Array(g.rows.length);
+        const counts = new Int32Array(this.#shards);
+        for (let i = 0; i < g.rows.length; i++) counts[(owner[i] = ownerOfRow(name, g.rows[i], this.#shards))]++;
+        const fill = new Int32Array(this.#shards);
+        for (let k = 0; k < this.#shards; k++) if (counts[k] > 0) sparseParts[k][name] = { rows: new Int32Array(counts[k]), values: new Float32Array(counts[k] * dim) };
+        for (let i = 0; i < g.rows.length; i++) {
+          const k = owner[i];
+          const j = fill[k]++;
+          const part = sparseParts[k][name];
+          part.rows[j] = g.rows[i];
+          part.values.set(g.values.subarray(i * dim, (i + 1) * dim), j * dim);
+        }
       }
     }
     const t0 = performance.now();
     const msgs = sparseParts.map((sparse, k) => {
       const dense = Object.fromEntries(Object.entries(result.dense).filter(([n]) => ownerOfDense(n, this.#shards) === k));
-      return gradientCodec.encode({ job: this.#job, rank, step, paramVersion: this.#versions[k], count: result.count, loss: result.loss, dense, sparse, pushId });
+      return gradientCodec.encode({ job: this.#job, rank, step, paramVersion: versions[k], count: result.count, loss: result.loss, dense, sparse, pushId });
     });
     this.#serdeMs += performance.now() - t0;
     const raw = await Promise.all(
@@ -169,14 +235,14 @@ export class PsClient {
           this.#dropped[k]++;
           this.#logLimited(
             `dropped:${k}`,
-            `parameter shard ${k} refused a push pulled at version ${this.#versions[k]} (BAD_VERSION: it restarted from an older checkpoint); ${this.#dropped[k]} push(es) dropped so far, the next pull catches up`,
+            `parameter shard ${k} refused a push pulled at version ${versions[k]} (BAD_VERSION: it restarted from an older checkpoint); ${this.#dropped[k]} push(es) dropped so far, the next pull catches up`,
           );
           return undefined;
         }),
       ),
     );
     const t1 = performance.now();
-    const replies = raw.map((b, k): PushReply => (b === undefined ? { version: this.#versions[k], staleness: 0, accepted: false, reason: 'BAD_VERSION' } : pushReplyCodec.decode(b)));
+    const replies = raw.map((b, k): PushReply => (b === undefined ? { version: versions[k], staleness: 0, accepted: false, reason: 'BAD_VERSION' } : pushReplyCodec.decode(b)));
     this.#serdeMs += performance.now() - t1;
     return replies;
   }

@@ -1,4 +1,4 @@
-// A parameter-server trainer: pull → compute → push, no barrier. Times each phase so the
+// A parameter-server trainer: pull → compute → push, no barrier, pipelined (the next pull rides behind the push). Times each phase so the
 // loss reports (and the benchmark) can say where a step's time goes.
 import type { Engine } from '@actorflow/engine';
 import type { TrainableModel } from '@actorflow/models';
@@ -28,24 +28,58 @@ export async function runPsTrainer(o: {
 }): Promise<{ steps: number; examples: number; droppedPushes: number }> {
   const dense = o.model.denseSpecs().map((d) => d.name);
   const droppedBefore = o.client.counters.droppedPushes.reduce((a, b) => a + b, 0);
+  const seed = o.seed ?? 0;
   let step = 0;
   let examples = 0;
   // The next batch is requested while this step computes (src/prefetch.ts).
-  for await (const { epoch, batch } of prefetch(o.data)) {
-    const t0 = performance.now();
-    const ctx = { seed: o.seed ?? 0, epoch, step };
-    const params = await o.client.pull(o.model.rowsFor(batch, ctx), dense);
-    const t1 = performance.now();
-    const result = o.model.computeGradients(o.engine.tf, batch, params, ctx);
-    assertFiniteStep(result, { step, rank: o.rank });
-    const t2 = performance.now();
-    const replies = await o.client.push(step, result, o.rank);
-    const t3 = performance.now();
-    step++;
-    examples += result.count;
-    // Pull/push time splits into encoding/decoding (measured in the client) and waiting on the network and shards.
-    const serdeMs = o.client.takeSerdeMs();
-    o.onStep?.({ step, epoch, loss: result.loss, examples: result.count, accepted: replies.every((r) => r.accepted), timing: { computeMs: t2 - t1, serdeMs, waitMs: t1 - t0 + (t3 - t2) - serdeMs } });
+  const batches = prefetch(o.data)[Symbol.asyncIterator]();
+  try {
+    let next = await batches.next();
+    if (next.done === true) return { steps: 0, examples: 0, droppedPushes: 0 };
+    let t0 = performance.now();
+    let pulled = o.client.pull(o.model.rowsFor(next.value.batch, { seed, epoch: next.value.epoch, step }), dense);
+    for (;;) {
+      const { epoch, batch } = next.value;
+      const ctx = { seed, epoch, step };
+      const params = await pulled;
+      const t1 = performance.now();
+      const result = o.model.computeGradients(o.engine.tf, batch, params, ctx);
+      assertFiniteStep(result, { step, rank: o.rank });
+      const t2 = performance.now();
+      const pushed = o.client.push(step, result, o.rank);
+      pushed.catch(() => undefined);
+      // Pipelined step: the next batch's pull goes out right behind this push, so the shard
+      // answers it as soon as it applied the push, while this trainer waits for both replies
+      // once instead of twice. pullAfter checks the pulled version includes this push (and
+      // asks again if a shard served the pull first): the rows are exactly what a pull after
+      // the push reply would read — one trainer still equals the single process bit for bit.
+      next = await batches.next();
+      if (next.done !== true) {
+        const v = next.value;
+        const required = pushed.then((rs) => rs.map((r) => (r.accepted ? r.version : 0)));
+        pulled = o.client.pullAfter(o.model.rowsFor(v.batch, { seed, epoch: v.epoch, step: step + 1 }), dense, () => required);
+        pulled.catch(() => undefined);
+      }
+      const replies = await pushed;
+      const t4 = performance.now();
+      step++;
+      examples += result.count;
+      // Pull/push time splits into encoding/decoding (measured in the client) and waiting on the network and shards.
+      const serdeMs = o.client.takeSerdeMs();
+      // Compute is the gradient step; the next batch's row list is prepared in the push's shadow (t2 → t4, wait).
+      o.onStep?.({
+        step,
+        epoch,
+        loss: result.loss,
+        examples: result.count,
+        accepted: replies.every((r) => r.accepted),
+        timing: { computeMs: t2 - t1, serdeMs, waitMs: t1 - t0 + (t4 - t2) - serdeMs },
+      });
+      if (next.done === true) break;
+      t0 = t4;
+    }
+  } finally {
+    await batches.return?.(undefined);
   }
   // Pushes a shard refused after restarting from an older checkpoint (BAD_VERSION): work lost to the fault.
   const droppedPushes = o.client.counters.droppedPushes.reduce((a, b) => a + b, 0) - droppedBefore;

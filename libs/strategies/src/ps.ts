@@ -147,6 +147,8 @@ export class ParameterShard {
   #duplicates = 0;
   /** Replies of the last PUSH_ID_MEMORY pushes that carried an id, oldest first. */
   readonly #replies = new Map<string, PushReply>();
+  /** Per table, one byte per row: the duplicate check's marks (all zero between pushes). */
+  readonly #marks = new Map<string, Uint8Array>();
   /** Rows of each table this shard owns, ascending (computed once). */
   readonly #owned = new Map<string, Int32Array>();
   readonly #log: (line: string) => void;
@@ -201,7 +203,8 @@ export class ParameterShard {
     if (t === undefined) throw new HandlerError('UNKNOWN_TABLE', `no table '${table}' on parameter shard ${this.shard}`);
     for (const r of rows) {
       if (r < 0 || r >= t.rows) throw new HandlerError('BAD_ROW', `table ${table}: row ${r} is out of range 0…${t.rows - 1}`);
-      if (ownerOfRow(table, r, this.of) !== this.shard) throw new HandlerError('NOT_OWNER', `table ${table}: row ${r} belongs to shard ${ownerOfRow(table, r, this.of)}, not ${this.shard}`);
+      if (this.of > 1 && ownerOfRow(table, r, this.of) !== this.shard)
+        throw new HandlerError('NOT_OWNER', `table ${table}: row ${r} belongs to shard ${ownerOfRow(table, r, this.of)}, not ${this.shard}`);
     }
   }
 
@@ -303,13 +306,24 @@ export class ParameterShard {
       if (s.values.length !== s.rows.length * table.dim) {
         reject('BAD_SHAPE', `table ${name}: ${s.values.length} values for ${s.rows.length} rows of dim ${table.dim} (expected ${s.rows.length * table.dim})`);
       }
-      const seen = new Set<number>();
-      for (const r of s.rows) {
-        if (r < 0 || r >= table.rows) reject('BAD_ROW', `table ${name}: row ${r} is out of range 0…${table.rows - 1}`);
-        const owner = ownerOfRow(name, r, this.of);
-        if (owner !== this.shard) reject('NOT_OWNER', `table ${name}: row ${r} belongs to shard ${owner}, not ${this.shard}`);
-        if (seen.has(r)) reject('DUPLICATE_ROW', `table ${name}: row ${r} appears more than once in one push (gradients must be deduplicated)`);
-        seen.add(r);
+      // Duplicates: a mark per row of the table, kept between pushes and cleared after each check.
+      let seen = this.#marks.get(name);
+      if (seen === undefined) this.#marks.set(name, (seen = new Uint8Array(table.rows)));
+      const rows = s.rows;
+      let checked = 0;
+      try {
+        for (; checked < rows.length; checked++) {
+          const r = rows[checked];
+          if (r < 0 || r >= table.rows) reject('BAD_ROW', `table ${name}: row ${r} is out of range 0…${table.rows - 1}`);
+          if (this.of > 1) {
+            const owner = ownerOfRow(name, r, this.of);
+            if (owner !== this.shard) reject('NOT_OWNER', `table ${name}: row ${r} belongs to shard ${owner}, not ${this.shard}`);
+          }
+          if (seen[r] !== 0) reject('DUPLICATE_ROW', `table ${name}: row ${r} appears more than once in one push (gradients must be deduplicated)`);
+          seen[r] = 1;
+        }
+      } finally {
+        for (let i = 0; i < checked; i++) seen[rows[i]] = 0;
       }
       const bad = firstNonFinite(s.values);
       if (bad !== undefined) reject('NON_FINITE', `table ${name}: gradient of row ${s.rows[Math.floor(bad.index / table.dim)]} is ${bad.value}`);
