@@ -24,6 +24,14 @@ export interface FedExamples {
 
 type Contribution = MirroredGradient;
 
+/** Ranks contributed gradients that cannot be summed (different models); raised at the root, seen by every rank. */
+export class GradientMismatchError extends Error {
+  constructor(detail: string) {
+    super(`mirrored step: ${detail}`);
+    this.name = 'GradientMismatchError';
+  }
+}
+
 /**
  * The root's reduction of a step (every rank's MirroredGradient bytes, in rank order): counts and
  * count-weighted losses summed, dense and sparse gradients summed in rank order, then divided by
@@ -38,7 +46,8 @@ export function combineGradients(parts: readonly Uint8Array[]): Uint8Array {
   for (const c of all) {
     for (const [k, v] of Object.entries(c.dense)) {
       const acc = (dense[k] ??= new Float32Array(v.length));
-      if (acc.length !== v.length) throw new Error(`mirrored gradients: ranks sent dense '${k}' with ${acc.length} and ${v.length} values (different models?)`);
+      if (acc.length !== v.length)
+        throw new GradientMismatchError(`ranks sent dense gradient '${k}' with ${acc.length} and ${v.length} values; start every rank with the same model and hyper-parameters`);
       for (let i = 0; i < v.length; i++) acc[i] = Math.fround(acc[i] + v[i]);
     }
     for (const [k, g] of Object.entries(c.sparse)) {
