@@ -1,7 +1,8 @@
 // Assembles libs/embeddings/src/wasm/kernels.wat into kernels.wasm.ts (the module's bytes, base64),
 // so the library loads it with no build step and no dependency at run time. Needs the `wabt`
-// package (the WebAssembly Binary Toolkit compiled to JS), which the project does not install:
-//   npm install --no-save wabt@1.0.39 && npx tsx tools/bench/wasm-build.ts [--check]
+// package (the WebAssembly Binary Toolkit compiled to JS), a devDependency of libs/embeddings:
+//   npx tsx tools/bench/wasm-build.ts [--check]
+// libs/embeddings/test/wasm-source.test.ts fails when the embedded bytes are not kernels.wat's.
 // --check: exits 1 when kernels.wasm.ts is not the assembly of kernels.wat (stale bytes).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
