@@ -49,6 +49,8 @@ ${LAUNCHER_KEYS.map((k) => `--${k}`).join(', ')}.
   --parallel N        jobs at once (default 1: each job already runs several processes)
   --metric NAME       sort by this metric (default: the headline one, e.g. rmse; lower is better for
                       rmse, mae, mse, bce, loss; higher for the others)
+  --folds K           score each setting by K-fold cross-validation: every job runs with
+                      --split kfold:K --folds all and is ranked by the mean over its folds (± std)
   --out DIR           folder for tune.json and the jobs' folders (default out/tune-<time>)
   --help              this text
 
@@ -66,6 +68,7 @@ const TUNE_OPTIONS = {
   help: { type: 'boolean' },
   job: { type: 'string' },
   seed: { type: 'string' },
+  folds: { type: 'string' },
 } as const;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -212,9 +215,20 @@ export function parseTuneFlags(argv: readonly string[], env: Readonly<Record<str
     ...(values.metric !== undefined ? { metric: values.metric } : {}),
     out: values.out !== undefined ? resolveUserPath(values.out, env) : `out/${id}`,
     id,
-    jobArgs: ['--model', model, ...(values.seed !== undefined ? ['--seed', values.seed] : []), ...job],
+    jobArgs: ['--model', model, ...(values.seed !== undefined ? ['--seed', values.seed] : []), ...foldArgs(values.folds, job), ...job],
     seed,
   };
+}
+
+/** --folds K: every job cross-validates (`--split kfold:K --folds all`); `--folds all` goes to the jobs as it is (with their --split kfold:K). */
+function foldArgs(folds: string | undefined, job: readonly string[]): string[] {
+  if (folds === undefined) return [];
+  if (folds === 'all') return ['--folds', 'all'];
+  const k = Number(folds);
+  if (!Number.isInteger(k) || k < 2) throw new TuneFlagError(`--folds must be an integer ≥ 2 (the K of a K-fold split), got '${folds}'`);
+  const split = job.findIndex((a) => a === '--split' || a.startsWith('--split='));
+  if (split >= 0) throw new TuneFlagError(`--folds ${k} sets every job's split to kfold:${k}; drop ${job[split] === '--split' ? `--split ${job[split + 1] ?? ''}` : job[split]}`);
+  return ['--split', `kfold:${k}`, '--folds', 'all'];
 }
 
 function positiveIntOrZero(name: string, raw: string): number {

@@ -52,8 +52,19 @@ function numbers(v: unknown): Record<string, number> | undefined {
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** The metrics (and their std, if any) of a finished job's metrics.json. */
+/**
+ * The metrics (and their std, if any) of a finished job: its metrics.json, or for a job that ran
+ * every fold (--folds all) the mean and std over the folds from its folds.json.
+ */
 export function readJobMetrics(out: string): { metrics: Record<string, number>; std?: Record<string, number> } {
+  const foldsFile = resolve(out, 'folds.json');
+  if (existsSync(foldsFile)) {
+    const summary = (JSON.parse(readFileSync(foldsFile, 'utf8')) as { summary?: Record<string, { mean?: unknown; std?: unknown }> }).summary ?? {};
+    const metrics = numbers(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v.mean])));
+    const std = numbers(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v.std])));
+    if (metrics === undefined) throw new Error(`${foldsFile} has no metric summary`);
+    return { metrics, ...(std !== undefined ? { std } : {}) };
+  }
   const file = resolve(out, 'metrics.json');
   if (!existsSync(file)) throw new Error(`${file} is missing (the job exited 0 without writing it)`);
   const data = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

@@ -35,6 +35,13 @@ t.test('flags: tune’s own, the rest for every job', async (t) => {
   t.equal(parseTuneFlags(['--help'], {}), 'help');
 });
 
+t.test('--folds K: every job cross-validates on a K-fold split', async (t) => {
+  t.same(parse(['--grid', 'dim=8', '--folds', '3', '--dataset', 'x.csv']).jobArgs, ['--model', 'mf', '--split', 'kfold:3', '--folds', 'all', '--dataset', 'x.csv']);
+  t.same(parse(['--grid', 'dim=8', '--folds', 'all', '--split', 'kfold:5']).jobArgs, ['--model', 'mf', '--folds', 'all', '--split', 'kfold:5'], '--folds all passes through');
+  t.throws(() => parse(['--grid', 'dim=8', '--folds', '1']), /--folds must be an integer ≥ 2/);
+  t.throws(() => parse(['--grid', 'dim=8', '--folds', '3', '--split', 'random:0.1']), /--folds 3 sets every job's split to kfold:3; drop --split random:0\.1/);
+});
+
 t.test('--random N: N distinct settings, the same for the same --seed', async (t) => {
   const p = parse(['--grid', 'dim=8,16,32,64', '--grid', 'lr=0.001,0.01,0.1', '--random', '5', '--seed', '7']);
   t.equal(p.settings.length, 5);
@@ -127,4 +134,9 @@ t.test('metrics.json is read back, or a clear error', async (t) => {
   t.same(readJobMetrics(dir), { metrics: { rmse: 0.9 }, std: { rmse: 0.01 } });
   writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ metrics: {} }));
   t.throws(() => readJobMetrics(dir), /no numeric metrics/);
+  // A --folds all job: the mean and std over its folds (folds.json), as the launcher reports them.
+  writeFileSync(join(dir, 'folds.json'), JSON.stringify({ k: 3, summary: { rmse: { mean: 0.93, std: 0.004, folds: [0.93, 0.926, 0.934] }, mae: { mean: 0.73, std: 0.002, folds: [] } } }));
+  t.same(readJobMetrics(dir), { metrics: { rmse: 0.93, mae: 0.73 }, std: { rmse: 0.004, mae: 0.002 } });
+  writeFileSync(join(dir, 'folds.json'), JSON.stringify({ k: 3, summary: {} }));
+  t.throws(() => readJobMetrics(dir), /no metric summary/);
 });
