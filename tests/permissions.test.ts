@@ -21,6 +21,7 @@ import {
   natsAuthConfig,
   requestLarge,
   requestWithRetry,
+  roleConnectOptions,
   type NatsConnection,
   type Role,
   type RoleCredentials,
@@ -44,7 +45,7 @@ function start(name: string, app: string, args: string[], env: Record<string, st
   const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', `apps/${app}/main.ts`, ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NATS_URL: '', NATS_USER: '', NATS_PASSWORD: '', RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', ACTORFLOW_ACTOR: '', ...env },
+    env: { ...process.env, NATS_URL: '', NATS_USER: '', NATS_PASSWORD: '', NATS_INBOX_PREFIX: '', RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', ACTORFLOW_ACTOR: '', ...env },
   });
   let out = '';
   let err = '';
@@ -60,7 +61,7 @@ function actor(creds: Record<Role, RoleCredentials>, server: NatsServer, name: s
 }
 
 async function launcherConnection(server: NatsServer, creds: Record<Role, RoleCredentials>): Promise<NatsConnection> {
-  return connect({ servers: [server.url], user: creds.launcher.user, pass: creds.launcher.pass, name: 'launcher (test)' });
+  return connect({ servers: [server.url], ...roleConnectOptions('launcher', creds), name: 'launcher (test)' });
 }
 
 /** nats-server with the job's users, logging to a file (it logs every permissions violation). */
@@ -99,9 +100,9 @@ t.test('a ps job with one user per role runs to the end', async (t) => {
 
   const common = ['--job', job];
   const procs = [
-    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--dataset', 'synthetic:tiny', '--epochs', '2', '--batch-size', '256']),
-    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--strategy', 'ps', '--dim', '8']),
-    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--every', '0', '--backend', 'wasm']),
+    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--keep-serving', '--dataset', 'synthetic:tiny', '--epochs', '2', '--batch-size', '256']),
+    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--keep-serving', '--strategy', 'ps', '--dim', '8']),
+    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--keep-serving', '--every', '0', '--backend', 'wasm']),
   ];
   // The monitor gets its credentials as flags instead of the environment.
   const monitor = start('monitor', 'monitor', ['--tail', '--job', job, '--nats-url', server.url, '--nats-user', creds.monitor.user, '--nats-pass', creds.monitor.pass], {});
@@ -145,9 +146,9 @@ t.test('a mirrored job with one user per role runs to the end (replica to the ag
   t.teardown(() => nc.close());
   const common = ['--job', job];
   const procs = [
-    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--dataset', 'synthetic:tiny', '--epochs', '2', '--batch-size', '256']),
-    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--strategy', 'mirrored', '--world-size', '2', '--dim', '8']),
-    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--every', '0', '--backend', 'wasm']),
+    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--keep-serving', '--dataset', 'synthetic:tiny', '--epochs', '2', '--batch-size', '256']),
+    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--keep-serving', '--strategy', 'mirrored', '--world-size', '2', '--dim', '8']),
+    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--keep-serving', '--every', '0', '--backend', 'wasm']),
   ];
   t.teardown(() => procs.forEach((p) => p.kill()));
   const trainers = [0, 1].map((r) =>
@@ -171,9 +172,9 @@ t.test('a distributed kNN job with one user per role runs to the end (blocks to 
   t.teardown(() => nc.close());
   const common = ['--job', job];
   const procs = [
-    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--dataset', 'synthetic:tiny']),
-    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--strategy', 'ps', '--model', 'knn', '--world-size', '2']),
-    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--every', '0', '--backend', 'wasm']),
+    actor(creds, server, 'data-shard', 'data-shard', 'data-shard', [...common, '--keep-serving', '--dataset', 'synthetic:tiny']),
+    actor(creds, server, 'aggregator', 'aggregator', 'aggregator', [...common, '--keep-serving', '--strategy', 'ps', '--model', 'knn', '--world-size', '2']),
+    actor(creds, server, 'evaluator', 'evaluator', 'evaluator', [...common, '--keep-serving', '--every', '0', '--backend', 'wasm']),
   ];
   t.teardown(() => procs.forEach((p) => p.kill()));
   const trainers = [0, 1].map((r) => actor(creds, server, `trainer ${r}`, 'trainer', 'trainer', [...common, '--strategy', 'ps', '--rank', String(r), '--world-size', '2']));

@@ -10,7 +10,7 @@
 // on SIGINT/SIGTERM after a last checkpoint.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NatsServer, connect, credentialsEnv, generateRoleCredentials, natsAuthConfig, roleOfApp, type NatsConnection } from '@actorflow/bus';
+import { NatsServer, connect, credentialsEnv, generateRoleCredentials, roleConnectOptions, natsAuthConfig, roleOfApp, type NatsConnection } from '@actorflow/bus';
 import { latestCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { JobCheckpointer } from './checkpointer.ts';
 import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
@@ -138,7 +138,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     log(`using NATS at ${natsUrl}`);
   }
   for (const line of watchCommands(natsUrl, plan.job)) log(line);
-  const nc = await connect({ servers: natsUrl.split(',').map((u) => u.trim()), name: `job-${plan.job}`, ...(creds !== undefined ? { user: creds.launcher.user, pass: creds.launcher.pass } : {}) });
+  const nc = await connect({ servers: natsUrl.split(',').map((u) => u.trim()), name: `job-${plan.job}`, ...(creds !== undefined ? roleConnectOptions('launcher', creds) : {}) });
   const heartbeatGraceMs = plan.heartbeatTimeoutS * 1000;
   const writeActors = (): void =>
     writeFileSync(resolve(out, 'actors.json'), `${JSON.stringify({ broker: server !== undefined ? { url: natsUrl, pid: server.pid } : { url: natsUrl }, actors: sup.list() }, null, 2)}\n`);

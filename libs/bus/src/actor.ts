@@ -102,7 +102,13 @@ function exitWithSupervisor(name: string): void {
   process.on('SIGINT', () => undefined); // see exitOnSignals: the launcher decides
 }
 
-/** Runs an actor's main: usage errors exit 2, other failures exit 1, both with one clear line. */
+/**
+ * The exit code of an actor whose training diverged (a DivergenceError: a non-finite loss or
+ * gradient). Distinct from a crash (1) so the launcher never restarts it blindly (apps/job/src/rollback.ts).
+ */
+export const EXIT_DIVERGED = 3;
+
+/** Runs an actor's main: usage errors exit 2, divergence exits EXIT_DIVERGED, other failures exit 1, all with one clear line. */
 export async function runActor(name: string, usage: string, main: () => Promise<void>): Promise<void> {
   exitWithSupervisor(name);
   try {
@@ -113,6 +119,6 @@ export async function runActor(name: string, usage: string, main: () => Promise<
       process.exit(2);
     }
     process.stderr.write(`[${name}] fatal: ${(err as Error).message}\n`);
-    process.exit(1);
+    process.exit((err as Error).name === 'DivergenceError' ? EXIT_DIVERGED : 1);
   }
 }

@@ -39,6 +39,16 @@ export function translateNatsError(err: unknown, subject: string, timeoutMs: num
   return err instanceof Error ? err : new BusError(`${subject}: ${String(err)}`);
 }
 
+/**
+ * The connection's reply-inbox prefix (the nats.js `inboxPrefix` option; `_INBOX` by default).
+ * Every inbox this module makes uses it, so a per-role user that may only subscribe to its own
+ * `_INBOX_<user>.>` (docs/SECURITY.md) gets its replies and uploads there.
+ */
+export function inboxPrefixOf(nc: NatsConnection): string {
+  const prefix = (nc as { readonly options?: { readonly inboxPrefix?: string } }).options?.inboxPrefix;
+  return prefix !== undefined && prefix !== '' ? prefix : '_INBOX';
+}
+
 function chunkBytes(nc: NatsConnection): number {
   return maxMessageBytes(nc) - HEADER_ROOM - CHUNK_OVERHEAD_BYTES;
 }
@@ -144,7 +154,7 @@ export async function requestLarge(nc: NatsConnection, subject: string, payload:
   const signal = opts.signal;
   if (signal?.aborted === true) throw abortReason(signal, subject);
   if (nc.isClosed()) throw new ConnectionClosedError(subject);
-  const inbox = createInbox();
+  const inbox = createInbox(inboxPrefixOf(nc));
   let settle: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
   const result = new Promise<Uint8Array>((resolve, reject) => {
     settle = { resolve, reject };
@@ -190,7 +200,10 @@ export async function requestLarge(nc: NatsConnection, subject: string, payload:
       ]);
       const code = upload.headers?.get(ERROR_CODE);
       if (code !== undefined && code !== '') throw new RemoteError(subject, code, new TextDecoder().decode(upload.data));
-      publishLarge(nc, new TextDecoder().decode(upload.data), payload, { reply: inbox, ...(opts.headers !== undefined ? { headers: opts.headers } : {}) });
+      // The server names its private upload subject as the reply subject of its answer (so a user
+      // with only allow_responses may publish there) and, for older servers, in the body.
+      const uploadTo = upload.reply !== undefined && upload.reply !== '' ? upload.reply : new TextDecoder().decode(upload.data);
+      publishLarge(nc, uploadTo, payload, { reply: inbox, ...(opts.headers !== undefined ? { headers: opts.headers } : {}) });
     }
     return await result;
   } catch (err) {
@@ -286,7 +299,7 @@ export function serveLarge(nc: NatsConnection, subject: string, handler: (payloa
         return undefined;
       }
       // Large request: take it on a private subject so all its chunks reach this member.
-      const uploadSubject = createInbox();
+      const uploadSubject = createInbox(inboxPrefixOf(nc));
       const timer = setTimeout(() => {
         uploadSub.unsubscribe();
         onError(new BusError(`${subject}: an upload of ${upload} B did not complete in time`));
@@ -302,7 +315,9 @@ export function serveLarge(nc: NatsConnection, subject: string, handler: (payloa
         // The upload may carry at most what it announced.
         { onError, maxPendingBytes: Math.max(1, announced) },
       );
-      msg.respond(new TextEncoder().encode(uploadSubject));
+      // As the reply subject too: nats-server lets the requester publish to the reply subject of a
+      // message it received (allow_responses), so uploaders need no publish right on others' inboxes.
+      msg.respond(new TextEncoder().encode(uploadSubject), { reply: uploadSubject });
       return undefined;
     },
     { ...(opts.queue !== undefined ? { queue: opts.queue } : {}), onError, maxPendingBytes: maxRequestBytes },

@@ -16,6 +16,8 @@ export interface BusOptions {
   readonly reconnect: boolean;
   readonly maxReconnectAttempts: number;
   readonly timeoutMs?: number;
+  /** Subject prefix of this connection's reply inboxes (default `_INBOX`); per-role users get their own (docs/SECURITY.md). */
+  readonly inboxPrefix?: string;
 }
 
 export const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
@@ -28,6 +30,7 @@ export const busFlagsHelp = `NATS connection (flags win over environment variabl
   --nats-nkey FILE        nkey seed file (env NATS_NKEY)
   --nats-creds FILE       credentials file (env NATS_CREDS)
   --nats-tls-ca FILE      CA certificate (env NATS_CA); --nats-tls-cert FILE / --nats-tls-key FILE (env NATS_CERT, NATS_KEY)
+  --nats-inbox-prefix P   reply inboxes under P.> instead of _INBOX.> (env NATS_INBOX_PREFIX; per-role users need their own)
   --nats-no-reconnect     fail instead of reconnecting when the server goes away`;
 
 /** The flag names above, for parseArgs option tables in apps. */
@@ -42,6 +45,7 @@ export const busFlagOptions = {
   'nats-tls-ca': { type: 'string' },
   'nats-tls-cert': { type: 'string' },
   'nats-tls-key': { type: 'string' },
+  'nats-inbox-prefix': { type: 'string' },
   'nats-no-reconnect': { type: 'boolean' },
 } as const;
 
@@ -98,6 +102,9 @@ export function busOptionsFrom(flags: Flags = {}, env: Env = process.env): BusOp
     throw new BusError('a TLS client certificate needs both --nats-tls-cert and --nats-tls-key (or NATS_CERT and NATS_KEY)');
   }
   const name = pick(flags, env, 'nats-name', 'NATS_NAME');
+  const inboxPrefix = pick(flags, env, 'nats-inbox-prefix', 'NATS_INBOX_PREFIX');
+  if (inboxPrefix !== undefined && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(inboxPrefix))
+    throw new BusError(`inbox prefix '${inboxPrefix}' is not a NATS subject without wildcards (e.g. _INBOX_job-trainer)`);
   const tls = caFile !== undefined || certFile !== undefined ? { caFile, certFile, keyFile } : undefined;
   return {
     servers,
@@ -109,6 +116,7 @@ export function busOptionsFrom(flags: Flags = {}, env: Env = process.env): BusOp
     ...(nkeySeedFile !== undefined ? { nkeySeedFile } : {}),
     ...(credsFile !== undefined ? { credsFile } : {}),
     ...(tls !== undefined ? { tls } : {}),
+    ...(inboxPrefix !== undefined ? { inboxPrefix } : {}),
   };
 }
 
@@ -139,5 +147,6 @@ export function toConnectionOptions(o: BusOptions): ConnectionOptions {
     ...(authenticator.length > 0 ? { authenticator } : {}),
     ...(o.tls !== undefined ? { tls: { ...o.tls } } : {}),
     ...(o.timeoutMs !== undefined ? { timeout: o.timeoutMs } : {}),
+    ...(o.inboxPrefix !== undefined ? { inboxPrefix: o.inboxPrefix } : {}),
   };
 }

@@ -3,10 +3,16 @@
 // job needs. The subjects below were read off the code (every subscribe / serveLarge / publish /
 // request of the apps and libs); docs/SECURITY.md has the table and what it does not guarantee.
 //
-// Everything is scoped to ONE job id: a trainer of job A has no subject of job B. What every role
-// shares, and what NATS cannot scope by job, is `_INBOX.>`: replies (and the private upload
-// subjects of large requests, libs/bus/src/large.ts) go to `_INBOX.<random>`, so every requester
-// subscribes `_INBOX.>` and every large-request sender publishes there.
+// Everything is scoped to ONE job id: a trainer of job A has no subject of job B. Replies are
+// scoped to ONE user: each user gets its own inbox prefix `_INBOX_<user>` (the nats.js
+// `inboxPrefix` connection option, NATS_INBOX_PREFIX in an actor's environment) and may subscribe
+// only to `_INBOX_<user>.>`, so no role can read another's replies. Nobody has a publish right on
+// any inbox: replies go out under allow_responses, and the private upload subject of a large
+// request (libs/bus/src/large.ts) is handed to the uploader as the reply subject of the server's
+// handshake answer, which allow_responses then lets it publish to. The one exception is the
+// monitor user, which anonymous clients also log in as: it keeps the shared `_INBOX.>` too, so
+// `nats sub`, `nats micro ls` and the monitor app work without credentials; no job actor replies
+// there, because every one of them uses its own prefix.
 import { randomBytes } from 'node:crypto';
 import { validateToken } from '@actorflow/protocol';
 import { BusError } from './errors.ts';
@@ -54,8 +60,17 @@ export class PermissionsConfigError extends BusError {
  */
 export const RESPONSE_PERMISSION: ResponsePermission = { max: 1_000_000, expires: '30m' };
 
-/** Reply inboxes and the private upload subjects of large requests (all `_INBOX.<random>`). */
-const INBOX = '_INBOX.>';
+/** The shared default inbox space (nats.js `_INBOX.<random>`): only the monitor (anonymous clients) keeps it. */
+const SHARED_INBOX = '_INBOX.>';
+
+/**
+ * The inbox prefix of a user, `_INBOX_<user>` (characters a subject token cannot hold become
+ * `_`): the user's replies and upload subjects live under `<prefix>.>` and only it may subscribe there.
+ */
+export function inboxPrefix(user: string): string {
+  if (user === '') throw new PermissionsConfigError('an empty user name has no inbox prefix');
+  return `_INBOX_${user.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
 
 /** What registerActorService subscribes: `$SRV.PING|INFO|STATS`, by name, and by name and id. */
 const SERVICE_SUBSCRIBE = ['$SRV.PING', '$SRV.INFO', '$SRV.STATS', `$SRV.*.${ACTOR_SERVICE_NAME}`, `$SRV.*.${ACTOR_SERVICE_NAME}.*`];
@@ -71,13 +86,17 @@ function perms(publish: readonly string[], subscribe: readonly string[]): NatsPe
   return { publish: { allow: [...new Set(publish)] }, subscribe: { allow: [...new Set(subscribe)] }, allow_responses: RESPONSE_PERMISSION };
 }
 
-/** The minimal publish / subscribe permissions of every role of job `job`. */
-export function rolePermissions(job: string): Record<Role, NatsPermissions> {
+/**
+ * The minimal publish / subscribe permissions of every role of job `job`. `users` names the user
+ * of each role when it is not the default `<job>-<role>` (it decides the role's inbox prefix).
+ */
+export function rolePermissions(job: string, users: Readonly<Partial<Record<Role, string>>> = {}): Record<Role, NatsPermissions> {
   const j = validateToken(job, 'job id');
   const hb = `${j}.hb.*`;
-  // Every actor heartbeats, is a NATS service (answers $SRV.* and its status endpoint) and gets replies.
+  const inbox = (role: Role): string => `${inboxPrefix(users[role] ?? roleUser(j, role))}.>`;
+  // Every actor heartbeats, is a NATS service (answers $SRV.* and its status endpoint) and gets replies in its own inbox.
   const actorPub = [hb];
-  const actorSub = (role: Role): string[] => [...SERVICE_SUBSCRIBE, statusEndpoint(j, role), INBOX];
+  const actorSub = (role: Role): string[] => [...SERVICE_SUBSCRIBE, statusEndpoint(j, role), inbox(role)];
   return {
     // Serves batches, the data description, the test set and its cursor state; requests nothing.
     'data-shard': perms(actorPub, [...actorSub('data-shard'), `${j}.data.info`, `${j}.data.test`, `${j}.data.*.next`, `${j}.data.*.state`]),
@@ -102,7 +121,8 @@ export function rolePermissions(job: string): Record<Role, NatsPermissions> {
     ),
     // Requests config, data and parameters, pushes gradients, sends (rank 0) and fetches
     // (restarted ranks) the mirrored replica, runs the collectives, reports train.loss. Large
-    // requests (pushes, replicas, kNN blocks) upload their chunks to the server's `_INBOX.<id>`.
+    // requests (pushes, replicas, kNN blocks) upload their chunks to the aggregator's private
+    // upload subject under allow_responses (it is the reply subject of the handshake answer).
     trainer: perms(
       [
         ...actorPub,
@@ -117,7 +137,6 @@ export function rolePermissions(job: string): Record<Role, NatsPermissions> {
         `${j}.ctl.state`,
         `${j}.knn.block`,
         `${j}.coll.>`,
-        INBOX,
       ],
       [...actorSub('trainer'), `${j}.coll.>`],
     ),
@@ -128,7 +147,8 @@ export function rolePermissions(job: string): Record<Role, NatsPermissions> {
       [...actorSub('evaluator'), 'train.loss', `${j}.eval.now`],
     ),
     // Read-only: train.loss / train.eval of every job (public by contract) and service discovery.
-    monitor: perms([...actorPub, ...SERVICE_REQUEST, `${ACTOR_SERVICE_NAME}.status.${j}.>`], [...actorSub('monitor'), 'train.loss', 'train.eval']),
+    // Anonymous clients are the monitor user too and use the default inbox: it keeps `_INBOX.>`.
+    monitor: perms([...actorPub, ...SERVICE_REQUEST, `${ACTOR_SERVICE_NAME}.status.${j}.>`], [...actorSub('monitor'), SHARED_INBOX, 'train.loss', 'train.eval']),
     // The job itself: reads states (data info, config, checkpoints, final evaluation, kNN lists),
     // watches heartbeats and reports, publishes nothing but these requests.
     launcher: perms(
@@ -146,7 +166,7 @@ export function rolePermissions(job: string): Record<Role, NatsPermissions> {
         ...SERVICE_REQUEST,
         `${ACTOR_SERVICE_NAME}.status.${j}.>`,
       ],
-      [hb, 'train.loss', 'train.eval', INBOX],
+      [hb, 'train.loss', 'train.eval', inbox('launcher')],
     ),
   };
 }
@@ -174,6 +194,7 @@ const SAFE = /^[A-Za-z0-9_.@+=-]+$/;
 
 function checkCredentials(creds: Readonly<Record<Role, RoleCredentials>>): void {
   const seen = new Set<string>();
+  const prefixes = new Map<string, Role>();
   for (const role of ROLES) {
     const c = creds[role] as RoleCredentials | undefined;
     if (c === undefined) throw new PermissionsConfigError(`no credentials for role ${role}: pass one {user, pass} per role (generateRoleCredentials() makes them)`);
@@ -183,13 +204,17 @@ function checkCredentials(creds: Readonly<Record<Role, RoleCredentials>>): void 
       throw new PermissionsConfigError(`the ${role} password is not usable in a nats-server config: use letters, digits and . _ - @ + = (generateRoleCredentials() makes safe ones)`);
     if (seen.has(c.user)) throw new PermissionsConfigError(`user '${c.user}' is given to two roles: every role needs its own user`);
     seen.add(c.user);
+    const other = prefixes.get(inboxPrefix(c.user));
+    if (other !== undefined)
+      throw new PermissionsConfigError(`the ${role} user '${c.user}' and the ${other} user have the same inbox prefix ${inboxPrefix(c.user)}: rename one (dots, @, + and = become _)`);
+    prefixes.set(inboxPrefix(c.user), role);
   }
 }
 
 /** The `users = [...]` entries of one job (to combine several jobs in one authorization block). */
 export function natsAuthUsers(job: string, creds: Readonly<Record<Role, RoleCredentials>>): string {
   checkCredentials(creds);
-  const all = rolePermissions(job);
+  const all = rolePermissions(job, Object.fromEntries(ROLES.map((r) => [r, creds[r].user])));
   return ROLES.map((role) => {
     const p = all[role];
     return [
@@ -224,11 +249,17 @@ export function natsAuthConfig(job: string, creds: Readonly<Record<Role, RoleCre
   return `${lines.join('\n')}\n`;
 }
 
-/** The environment that gives a child process a role's credentials (read by busOptionsFrom). */
-export function credentialsEnv(role: Role, creds: Readonly<Record<Role, RoleCredentials>>): { NATS_USER: string; NATS_PASSWORD: string } {
+/** The environment that gives a child process a role's credentials and inbox prefix (read by busOptionsFrom). */
+export function credentialsEnv(role: Role, creds: Readonly<Record<Role, RoleCredentials>>): { NATS_USER: string; NATS_PASSWORD: string; NATS_INBOX_PREFIX: string } {
+  const c = roleConnectOptions(role, creds);
+  return { NATS_USER: c.user, NATS_PASSWORD: c.pass, NATS_INBOX_PREFIX: c.inboxPrefix };
+}
+
+/** What connect() needs to log in as a role: its user, password and inbox prefix. */
+export function roleConnectOptions(role: Role, creds: Readonly<Record<Role, RoleCredentials>>): { user: string; pass: string; inboxPrefix: string } {
   const c = creds[role] as RoleCredentials | undefined;
   if (c === undefined) throw new PermissionsConfigError(`no credentials for role ${role}`);
-  return { NATS_USER: c.user, NATS_PASSWORD: c.pass };
+  return { user: c.user, pass: c.pass, inboxPrefix: inboxPrefix(c.user) };
 }
 
 /** The role that runs each app (`apps/<app>`; the launcher is apps/job). */
@@ -248,8 +279,9 @@ export function printNatsConfig(job: string, creds: Readonly<Record<Role, RoleCr
     `# actorflow: per-role NATS users of job ${job} (docs/SECURITY.md). Generated ${new Date().toISOString()}.`,
     '# Include this in the cluster\'s nats-server config (`include "actorflow-<job>.conf"`) and reload.',
     "# It holds passwords: keep it readable by the operator only. Give each actor its role's credentials:",
-    ...ROLES.map((role) => `#   ${role.padEnd(10)} NATS_USER=${creds[role].user} NATS_PASSWORD=${creds[role].pass}`),
-    '# (or --nats-user / --nats-pass). Anonymous clients log in as the monitor (read-only train.loss / train.eval).',
+    ...ROLES.map((role) => `#   ${role.padEnd(10)} NATS_USER=${creds[role].user} NATS_PASSWORD=${creds[role].pass} NATS_INBOX_PREFIX=${inboxPrefix(creds[role].user)}`),
+    '# (or --nats-user / --nats-pass / --nats-inbox-prefix; each user may read replies only under its own prefix).',
+    '# Anonymous clients log in as the monitor (read-only train.loss / train.eval).',
     '',
   ];
   return `${header.join('\n')}${natsAuthConfig(job, creds)}`;

@@ -20,6 +20,9 @@ import {
   serveLarge,
   subscribeLarge,
   publishLarge,
+  inboxPrefix,
+  inboxPrefixOf,
+  roleConnectOptions,
   PermissionsConfigError,
   type Role,
   type RoleCredentials,
@@ -33,9 +36,18 @@ t.test('rolePermissions: job-scoped, and the issue-13 subjects only where they b
   t.same(Object.keys(p).sort(), [...ROLES].sort(), 'one entry per role');
   const everything = ROLES.flatMap((r) => [...p[r].publish.allow, ...p[r].subscribe.allow]);
   for (const s of everything) {
-    const ok = s.startsWith('jobA.') || s.startsWith('train.') || s.startsWith('$SRV.') || s === '_INBOX.>' || s.startsWith('actorflow.status.jobA.');
+    const ok = s.startsWith('jobA.') || s.startsWith('train.') || s.startsWith('$SRV.') || /^_INBOX(_jobA-[a-z-]+)?\.>$/.test(s) || s.startsWith('actorflow.status.jobA.');
     t.ok(ok, `${s} is job A's, a public report, discovery or an inbox`);
   }
+  for (const r of ROLES) {
+    const inboxes = [...p[r].publish.allow, ...p[r].subscribe.allow].filter((s) => s.startsWith('_INBOX'));
+    t.same(inboxes, r === 'monitor' ? ['_INBOX_jobA-monitor.>', '_INBOX.>'] : [`_INBOX_jobA-${r}.>`], `${r}: subscribes only to its own inbox, publishes to none`);
+  }
+  t.same(
+    rolePermissions('jobA', { trainer: 'alice@x' }).trainer.subscribe.allow.filter((s) => s.startsWith('_INBOX')),
+    ['_INBOX_alice_x.>'],
+    'a named user gets its own prefix',
+  );
   const who = (kind: 'publish' | 'subscribe', subject: string): Role[] => ROLES.filter((r) => p[r][kind].allow.includes(subject));
   t.same(who('subscribe', 'jobA.ctl.config'), ['aggregator'], 'only aggregators answer ctl.config');
   t.same(who('subscribe', 'jobA.ps.*.push'), ['aggregator'], 'only aggregators take pushes');
@@ -50,7 +62,7 @@ t.test('rolePermissions: job-scoped, and the issue-13 subjects only where they b
   t.same(who('publish', 'train.eval'), ['evaluator']);
   t.same(who('subscribe', 'jobA.hb.*'), ['launcher'], 'the launcher watches heartbeats');
   t.same(
-    p.monitor.subscribe.allow.filter((s) => !s.startsWith('$SRV.') && s !== '_INBOX.>' && !s.startsWith('actorflow.')),
+    p.monitor.subscribe.allow.filter((s) => !s.startsWith('$SRV.') && !s.startsWith('_INBOX') && !s.startsWith('actorflow.')),
     ['train.loss', 'train.eval'],
     'a monitor reads only train.*',
   );
@@ -72,7 +84,11 @@ t.test('credentials, env and config text', async (t) => {
     t.not(a[r].pass, b[r].pass, `${r}: fresh every call`);
   }
   t.equal(new Set(ROLES.map((r) => a[r].pass)).size, ROLES.length, 'a different password per role');
-  t.same(credentialsEnv('trainer', a), { NATS_USER: 'j1-trainer', NATS_PASSWORD: a.trainer.pass });
+  t.same(credentialsEnv('trainer', a), { NATS_USER: 'j1-trainer', NATS_PASSWORD: a.trainer.pass, NATS_INBOX_PREFIX: '_INBOX_j1-trainer' });
+  t.same(roleConnectOptions('aggregator', a), { user: 'j1-aggregator', pass: a.aggregator.pass, inboxPrefix: '_INBOX_j1-aggregator' });
+  t.equal(inboxPrefix('a.b+c'), '_INBOX_a_b_c');
+  t.throws(() => inboxPrefix(''), PermissionsConfigError);
+  t.throws(() => natsAuthUsers('j1', { ...a, trainer: { user: 'x.y', pass: 'p' }, evaluator: { user: 'x_y', pass: 'q' } }), /same inbox prefix _INBOX_x_y/);
   t.throws(() => credentialsEnv('trainer', {} as Record<Role, RoleCredentials>), /no credentials for role trainer/);
   t.equal(roleOfApp('job'), 'launcher');
   t.equal(roleOfApp('data-shard'), 'data-shard');
@@ -82,7 +98,7 @@ t.test('credentials, env and config text', async (t) => {
   t.match(conf, /no_auth_user: "j1-monitor"\n$/);
   t.notMatch(natsAuthConfig('j1', a, { anonymousMonitor: false }), /no_auth_user/);
   for (const r of ROLES) t.match(conf, `{ user: "j1-${r}", password: "${a[r].pass}", permissions: {`);
-  t.match(conf, 'subscribe: { allow: ["$SRV.PING", "$SRV.INFO", "$SRV.STATS", "$SRV.*.actorflow", "$SRV.*.actorflow.*", "actorflow.status.j1.aggregator.*", "_INBOX.>", "j1.ps.*.pull"');
+  t.match(conf, 'subscribe: { allow: ["$SRV.PING", "$SRV.INFO", "$SRV.STATS", "$SRV.*.actorflow", "$SRV.*.actorflow.*", "actorflow.status.j1.aggregator.*", "_INBOX_j1-aggregator.>", "j1.ps.*.pull"');
   t.throws(() => natsAuthUsers('j1', { ...a, trainer: { user: 'x y', pass: 'p' } }), /trainer user name 'x y' is not usable/);
   t.throws(() => natsAuthUsers('j1', { ...a, trainer: { user: 'j1-trainer', pass: '$2a$11$abc' } }), /trainer password is not usable/);
   t.throws(() => natsAuthUsers('j1', { ...a, evaluator: a.trainer }), /user 'j1-trainer' is given to two roles/);
@@ -90,7 +106,7 @@ t.test('credentials, env and config text', async (t) => {
   t.throws(() => natsAuthConfig('j1', noMonitor as Record<Role, RoleCredentials>), /no credentials for role monitor/);
   const printed = printNatsConfig('j1', a);
   t.match(printed, /^# actorflow: per-role NATS users of job j1/);
-  t.match(printed, `#   trainer    NATS_USER=j1-trainer NATS_PASSWORD=${a.trainer.pass}`);
+  t.match(printed, `#   trainer    NATS_USER=j1-trainer NATS_PASSWORD=${a.trainer.pass} NATS_INBOX_PREFIX=_INBOX_j1-trainer`);
   t.ok(printed.endsWith(conf), 'the printed config is the auth config under a comment header');
   t.not(printNatsConfig('j1'), printNatsConfig('j1'), 'fresh passwords when none are given');
 });
@@ -99,10 +115,10 @@ t.test('the printed config is accepted by nats-server as is', async (t) => {
   const creds = generateRoleCredentials('printed');
   const server = await NatsServer.start({ config: printNatsConfig('printed', creds) });
   t.teardown(() => server.stop());
-  const nc = await connect({ servers: [server.url], user: creds.trainer.user, pass: creds.trainer.pass, reconnect: false });
+  const nc = await connect({ servers: [server.url], ...roleConnectOptions('trainer', creds), reconnect: false });
   t.teardown(() => nc.close());
   const env = credentialsEnv('aggregator', creds);
-  const agg = await connect({ servers: [server.url], user: env.NATS_USER, pass: env.NATS_PASSWORD, reconnect: false });
+  const agg = await connect({ servers: [server.url], user: env.NATS_USER, pass: env.NATS_PASSWORD, inboxPrefix: env.NATS_INBOX_PREFIX, reconnect: false });
   t.teardown(() => agg.close());
   serveLarge(agg, 'printed.ctl.config', () => enc.encode('ok'));
   await agg.flush();
@@ -123,8 +139,12 @@ interface Client {
   violation(): Promise<PermissionViolationError>;
 }
 
-async function client(server: NatsServer, creds: RoleCredentials | undefined): Promise<Client> {
-  const nc = await connect({ servers: [server.url], ...(creds !== undefined ? { user: creds.user, pass: creds.pass } : {}), reconnect: false });
+async function client(server: NatsServer, creds: RoleCredentials | undefined, inbox: 'own' | 'default' = 'own'): Promise<Client> {
+  const nc = await connect({
+    servers: [server.url],
+    ...(creds !== undefined ? { user: creds.user, pass: creds.pass, ...(inbox === 'own' ? { inboxPrefix: inboxPrefix(creds.user) } : {}) } : {}),
+    reconnect: false,
+  });
   const seen: PermissionViolationError[] = [];
   const waiters: ((e: PermissionViolationError) => void)[] = [];
   void (async () => {
@@ -234,6 +254,52 @@ t.test('a real nats-server with the generated users', async (t) => {
     t.match(JSON.parse(dec.decode(status.data)), { role: 'trainer', job: JOB }, 'the status endpoint answers the launcher');
     while (beats.size < actors.length) await new Promise((r) => setTimeout(r, 50));
     t.same([...beats].sort(), actors.map((r) => `${JOB}.hb.${r}-0`).sort(), 'every actor heartbeats, the launcher hears them');
+  });
+
+  t.test('replies are private to their user (per-user inbox prefixes)', async (t) => {
+    t.equal(inboxPrefixOf(aggregator.nc), `_INBOX_${JOB}-aggregator`, 'the connection carries its prefix');
+    t.equal(inboxPrefixOf(monitor.nc), `_INBOX_${JOB}-monitor`);
+    const secret = new Uint8Array(40_000).map((_, i) => (i * 7) % 251); // chunked reply (max_payload 16 KiB)
+    const subs = [serveLarge(dataShard.nc, `${JOB}.data.info`, () => secret, { queue: 'data-info' }), serveLarge(aggregator.nc, `${JOB}.ps.1.push`, (p) => enc.encode(`took ${p.length}`))];
+    t.teardown(() => subs.forEach((s) => s.unsubscribe()));
+    await Promise.all([dataShard.nc.flush(), aggregator.nc.flush()]);
+    // The trainer (and job B's trainer) try to listen where the aggregator's replies go.
+    for (const [c, who] of [
+      [trainer, 'job A’s trainer'],
+      [other, 'job B’s trainer'],
+      [evaluator, 'the evaluator'],
+    ] as const) {
+      for (const subject of [`_INBOX_${JOB}-aggregator.>`, '_INBOX.>', '>', `_INBOX_${JOB}-aggregator.*`]) {
+        const v = c.violation();
+        c.nc.subscribe(subject, { callback: (err) => void (err === null && t.fail(`${who} read ${subject}`)) });
+        await c.nc.flush();
+        const e = await v;
+        t.match({ op: e.operation, subject: e.subject }, { op: 'subscription', subject }, `${who} cannot subscribe to ${subject}`);
+      }
+    }
+    // The monitor keeps the shared _INBOX.> (anonymous tools): no actor's reply lands there.
+    const seenByMonitor: string[] = [];
+    const monitorSpy = monitor.nc.subscribe('_INBOX.>', { callback: (_e, m) => void seenByMonitor.push(m.subject) });
+    await monitor.nc.flush();
+    t.same(await requestLarge(aggregator.nc, `${JOB}.data.info`, new Uint8Array(0)), secret, 'the aggregator gets its (chunked) reply in its own inbox');
+    t.equal(
+      dec.decode(await requestLarge(trainer.nc, `${JOB}.ps.1.push`, secret)),
+      'took 40000',
+      'a chunked upload still works: the trainer publishes to the upload subject under allow_responses only',
+    );
+    await monitor.nc.flush();
+    monitorSpy.unsubscribe();
+    t.same(seenByMonitor, [], 'nothing of the exchanges reached the shared inbox');
+    // A trainer cannot forge replies into the aggregator's inbox, nor read replies with the default prefix.
+    const v = trainer.violation();
+    trainer.nc.publish(`_INBOX_${JOB}-aggregator.forged`, enc.encode('forged reply'));
+    await trainer.nc.flush();
+    t.match(await v, { operation: 'publish', subject: `_INBOX_${JOB}-aggregator.forged` }, 'a trainer cannot publish into the aggregator’s inbox');
+    const plain = await client(server, credsA.trainer, 'default');
+    t.teardown(() => plain.nc.close());
+    const refused = plain.violation();
+    await t.rejects(requestLarge(plain.nc, `${JOB}.data.info`, new Uint8Array(0), { timeoutMs: 1500 }), 'a trainer using the shared _INBOX prefix gets no reply');
+    t.match(await refused, { operation: 'subscription', subject: /^_INBOX\./ }, 'its subscription to _INBOX.<id> is refused');
   });
 
   t.test('hostile cases are refused by the server', async (t) => {
