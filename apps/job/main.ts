@@ -5,6 +5,7 @@ import { JobFlagError, jobUsage, parseJobFlags } from './src/flags.ts';
 import { printNatsConfig } from '@actorflow/bus';
 import { JobInterruptedError, launchJob } from './src/launch.ts';
 import { formatMetrics } from './src/progress.ts';
+import { runFolds } from './src/folds.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const log = (line: string): void => console.log(line);
@@ -51,7 +52,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  const result = await launchJob(plan, root, log, { signal: interrupt.signal });
+  // --folds all: every fold of --split kfold:K as its own job, then mean ± std per metric (src/folds.ts).
+  const folds = plan.folds;
+  const result =
+    folds !== undefined ? await runFolds({ ...plan, folds }, root, log, { signal: interrupt.signal }, launchJob) : await launchJob(plan, root, log, { signal: interrupt.signal });
   log(
     `\ndone in ${result.seconds.toFixed(1)} s: ${formatMetrics(result.metrics)}` +
       (result.noiseFloorRmse !== undefined ? ` (noise floor RMSE of the synthetic data: ${result.noiseFloorRmse.toFixed(4)})` : ''),

@@ -6,6 +6,8 @@ import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/dat
 import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
 import { listModels, workloadFor } from '@actorflow/workloads';
 import { ConfigFileError, withConfigFile } from './config-file.ts';
+import { FOLD_FLAG_OPTIONS, FOLD_USAGE, foldFlags } from './folds.ts';
+import { EARLY_STOP_FLAG_OPTIONS, EARLY_STOP_USAGE, earlyStopFlags } from './early-stop.ts';
 
 export type StrategyName = 'ps' | 'mirrored';
 
@@ -45,6 +47,10 @@ export interface JobPlan {
   readonly keepCheckpoints: number;
   /** Set by --resume DIR: continue from DIR's newest complete checkpoint. */
   readonly resume?: string;
+  /** --folds all with --split kfold:K: run every one of the K folds as a job (src/folds.ts). */
+  readonly folds?: number;
+  /** --early-stop PATIENCE (with --validation): stop after PATIENCE epochs without improvement (src/early-stop.ts). */
+  readonly earlyStop?: number;
   /** --plan FILE or --blueprint FILE --use POLICY: actors run on node agents (src/remote.ts, docs/CLUSTER.md). */
   readonly cluster?: { readonly plan?: string; readonly blueprint?: string; readonly use?: string; readonly strategy?: string; readonly trainers?: string };
 }
@@ -71,6 +77,9 @@ and exits non-zero if any actor failed.
                              (default synthetic:small; mnist:bundled for image models)
   --split SPEC               test split, e.g. random:0.1 (default), user:10, loo, strong:0.1, or file:PATH
                              (a test file in the training file's format, e.g. MovieLens u1.test with --dataset u1.base)
+                             or kfold:K (a seeded K-fold split; with --fold I or --folds all)
+${FOLD_USAGE}
+${EARLY_STOP_USAGE}
   --seed N                   seed for data, shuffling and initialisation (default 42)
   --trainers N               trainer ranks (default 2)
   --data-shards K            data-shard processes (default 2)
@@ -140,6 +149,8 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         model: { type: 'string' },
         dataset: { type: 'string' },
         split: { type: 'string' },
+        ...FOLD_FLAG_OPTIONS,
+        ...EARLY_STOP_FLAG_OPTIONS,
         seed: { type: 'string' },
         trainers: { type: 'string' },
         'data-shards': { type: 'string' },
@@ -210,7 +221,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   }
   const images = entry.input === 'images';
   const dataset = checkDataset(v.dataset ?? (images ? 'mnist:bundled' : 'synthetic:small'), env);
-  const split = checkSplit(v.split ?? 'random:0.1', dataset, images, env);
+  const { split, folds } = foldFlags(v, checkSplit(v.split ?? 'random:0.1', dataset, images, env), (m) => new JobFlagError(m));
   let data: DataOptions;
   try {
     data = parseDataFlags(v);
@@ -248,6 +259,8 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     verbose: v.verbose === true,
     data,
     ...(v.monitor === true ? { monitor: true } : {}),
+    ...(folds !== undefined ? { folds } : {}),
+    ...earlyStopFlags(v, data.validation, (m) => new JobFlagError(m)),
     ...faultFlags(v),
     minTrainers,
     ...clusterFlags(v, env),
@@ -392,6 +405,8 @@ const KNOWN_FLAGS = [
   'model',
   'dataset',
   'split',
+  ...Object.keys(FOLD_FLAG_OPTIONS),
+  ...Object.keys(EARLY_STOP_FLAG_OPTIONS),
   'seed',
   'trainers',
   'data-shards',
