@@ -2,14 +2,15 @@
 // rounds interleave the engines (so load hits all alike); each engine is a whole process of its
 // own; the table reports medians and ratios to PyTorch. Rows:
 //   actorflow single process  tools/bench/vs-torch-mf.ts (trainLocal: the kernels every strategy runs)
-//   actorflow job, 1 trainer  the launcher (nats-server, data shard, parameter shard, trainer,
+//   actorflow job, 1|2 trainers the launcher (nats-server, data shard, parameter shard, trainer(s),
 //                             evaluator as processes); its metrics.json trainSeconds/examplesPerSecond
 //   PyTorch                   tools/bench/torch_mf.py on Debian's python3-torch, 1 thread
 //   plain JS reference        tools/bench/mf_ref.ts, mf_ref.c line for line in scalar JavaScript
 //   C limit                   tools/bench/mf_ref.c, gcc -O3 -march=native, the same lazy Adam loop
 // MF on the seed experiment's shape: ~670 users × 9k items × 100k ratings, random 80/20 split, dim
 // 100, Adam 0.01, l2 0.00028, batch 5001, 100 epochs.
-//   npx nx run bench:vs-torch -- [--rounds 3] [--epochs 100] [--no-job] [--no-report]
+//   npx nx run bench:vs-torch -- [--rounds 3] [--epochs 100] [--no-job] [--no-job2] [--no-report]
+//   (--no-job: neither job row; --no-job2: no 2-trainer row)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ const { values: v } = parseArgs({
     rounds: { type: 'string', default: '3' },
     epochs: { type: 'string', default: '100' },
     'no-job': { type: 'boolean' },
+    'no-job2': { type: 'boolean' },
     'no-report': { type: 'boolean' },
     python: { type: 'string', default: '/usr/bin/python3' },
   },
@@ -150,46 +152,47 @@ const engines: Engine[] = [
     },
   },
 ];
-if (v['no-job'] !== true) {
-  engines.splice(1, 0, {
-    name: 'actorflow job, 1 trainer (ps)',
-    what: 'npx nx run job: nats-server, 1 data shard, 1 parameter shard, 1 trainer, evaluator — separate processes',
-    run: () => {
-      const out = join(dir, `job-${Date.now()}`);
-      const { wall } = timed(join(root, 'node_modules/.bin/tsx'), [
-        join(root, 'apps/job/main.ts'),
-        '--model',
-        'mf',
-        '--dataset',
-        mlTrain,
-        '--split',
-        `file:${mlTest}`,
-        '--hyper',
-        `dim=${hp.dim}`,
-        '--model-flag',
-        `lr=${hp.lr}`,
-        '--model-flag',
-        `l2=${hp.l2}`,
-        '--batch-size',
-        `${hp.batch}`,
-        '--epochs',
-        `${epochs}`,
-        '--trainers',
-        '1',
-        '--data-shards',
-        '1',
-        '--ps-shards',
-        '1',
-        '--eval-every',
-        '0',
-        '--out',
-        out,
-      ]);
-      const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { trainSeconds: number; examplesPerSecond: number; metrics: { rmse: number } };
-      return { trainSeconds: m.trainSeconds, wallSeconds: wall, testMse: m.metrics.rmse ** 2, ratings: m.examplesPerSecond * m.trainSeconds };
-    },
-  });
-}
+// The job: one trainer (the done-criterion row: ≥ 3× PyTorch) and two (the scaling row: ≥ 0.9× one
+// trainer on this 2-core machine). 2 trainers: the same 100 epochs of examples, each trainer half.
+const jobEngine = (trainers: number): Engine => ({
+  name: `actorflow job, ${trainers} trainer${trainers === 1 ? '' : 's'} (ps)`,
+  what: `npx nx run job: nats-server, 1 data shard, 1 parameter shard, ${trainers} trainer${trainers === 1 ? '' : 's'}, evaluator — separate processes; pipelined steps (the next pull rides behind the push), broker max_payload 8 MiB`,
+  run: () => {
+    const out = join(dir, `job-${Date.now()}`);
+    const { wall } = timed(join(root, 'node_modules/.bin/tsx'), [
+      join(root, 'apps/job/main.ts'),
+      '--model',
+      'mf',
+      '--dataset',
+      mlTrain,
+      '--split',
+      `file:${mlTest}`,
+      '--hyper',
+      `dim=${hp.dim}`,
+      '--model-flag',
+      `lr=${hp.lr}`,
+      '--model-flag',
+      `l2=${hp.l2}`,
+      '--batch-size',
+      `${hp.batch}`,
+      '--epochs',
+      `${epochs}`,
+      '--trainers',
+      `${trainers}`,
+      '--data-shards',
+      '1',
+      '--ps-shards',
+      '1',
+      '--eval-every',
+      '0',
+      '--out',
+      out,
+    ]);
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { trainSeconds: number; examplesPerSecond: number; metrics: { rmse: number } };
+    return { trainSeconds: m.trainSeconds, wallSeconds: wall, testMse: m.metrics.rmse ** 2, ratings: m.examplesPerSecond * m.trainSeconds };
+  },
+});
+if (v['no-job'] !== true) engines.splice(1, 0, jobEngine(1), ...(v['no-job2'] === true ? [] : [jobEngine(2)]));
 
 const results = new Map<string, Run[]>(engines.map((e) => [e.name, []]));
 const failures = new Map<string, string>();
@@ -230,6 +233,17 @@ for (const e of engines) {
     `| ${e.name} | ${e.what} | ${median(rs.map((r) => r.trainSeconds)).toFixed(2)} | ${cpu?.toFixed(2) ?? ''} | ${median(rs.map((r) => r.wallSeconds)).toFixed(2)} | ${Math.round(rate).toLocaleString('en-US')} | ${(rate / torchRate).toFixed(2)}× | ${byCpu} | ${median(rs.map((r) => r.testMse)).toFixed(4)} |`,
   );
 }
+// The scaling row: 2 trainers' examples/s over 1 trainer's, per round (rounds interleave, so each pair saw the same load).
+const one = results.get(jobEngine(1).name) ?? [];
+const two = results.get(jobEngine(2).name) ?? [];
+const scaling =
+  one.length > 0 && two.length > 0
+    ? `ps scaling, 2 trainers ÷ 1 trainer (examples/s), per round: ${two
+        .slice(0, one.length)
+        .map((r, i) => `${(r.ratings / r.trainSeconds / (one[i].ratings / one[i].trainSeconds)).toFixed(2)}×`)
+        .join(', ')} (target ≥ 0.9×).`
+    : '';
+if (scaling !== '') rows.push('', scaling);
 console.log(rows.join('\n'));
 if (v['no-report'] !== true) {
   appendSection('MF against PyTorch and C, seed-experiment shape', `npx nx run bench:vs-torch -- ${process.argv.slice(2).join(' ')}`.trim(), [
