@@ -97,19 +97,22 @@ t.test('by hand, mirrored: two ranks, an aggregator that serves either strategy 
   checkSaved(t, out, 'mirrored');
 });
 
-t.test('--keep-serving: the data shard stays up after the job ended', { timeout: 900_000 }, async (t) => {
+t.test('no --job: the aggregator mints a fresh id, the others join it; --keep-serving keeps the data shard up after the end', { timeout: 900_000 }, async (t) => {
   const server = await NatsServer.start();
   t.teardown(() => server.stop());
   const env = handEnv(server.url);
-  const job = ['--job', 'handkeep'];
-  const shard = start('data shard', 'data-shard', [...job, '--dataset', 'synthetic:tiny', '--epochs', '1', '--batch-size', '256', '--keep-serving'], env);
-  const agg = start('aggregator', 'aggregator', [...job, '--dim', '4'], env);
-  const trainer = start('trainer 0', 'trainer', [...job, '--strategy', 'ps', '--rank', '0', '--backend', 'cpu'], env);
+  const shard = start('data shard', 'data-shard', ['--dataset', 'synthetic:tiny', '--epochs', '1', '--batch-size', '256', '--keep-serving'], env);
+  const agg = start('aggregator', 'aggregator', ['--dim', '4'], env);
+  const trainer = start('trainer 0', 'trainer', ['--strategy', 'ps', '--rank', '0', '--backend', 'cpu'], env);
   t.teardown(() => [shard, agg, trainer].forEach((p) => p.child.kill('SIGKILL')));
   t.equal(await trainer.exited, 0, trainer.output().slice(-1500));
   t.equal(await agg.exited, 0, agg.output().slice(-1500));
-  t.match(agg.output(), /no evaluator of job handkeep is running: no final evaluation/);
-  t.equal(shard.child.exitCode, null, 'the data shard still runs');
+  const minted = /job (hand-[0-9a-z]+-[0-9a-f]{4}) \(a fresh id/.exec(agg.output())?.[1];
+  t.ok(minted !== undefined, 'the aggregator minted a job id');
+  t.match(trainer.output(), `joining job ${minted}`, 'the trainer found it');
+  t.match(shard.output(), `joining job ${minted}`, 'the data shard found it');
+  t.match(agg.output(), `no evaluator of job ${minted} is running: no final evaluation`);
+  t.equal(shard.child.exitCode, null, 'the data shard still runs (--keep-serving)');
   shard.child.kill('SIGTERM');
   t.equal(await shard.exited, 0, 'and stops on SIGTERM');
 });

@@ -6,10 +6,10 @@
 import { parseArgs } from 'node:util';
 import { busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, registerActorService, runActor } from '@actorflow/bus';
 import { resolveUserPath } from '@actorflow/data';
-import { exitActor, finishByHand, listModels, onJobEnd, supervised, workloadFor } from '@actorflow/workloads';
+import { exitActor, finishByHand, listModels, mintJobId, onJobEnd, supervised, workloadFor } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
-  --job ID                job id (default local)
+  --job ID                job id (default: a fresh one, e.g. hand-mf3k2x9a-4f1c, that actors without --job join)
   --strategy ps|mirrored  the default strategy reported in the config (both are served)
   --ps-shard I            this aggregator's parameter shard (default 0)
   --ps-shards K           parameter shards in the job (default 1)
@@ -83,8 +83,12 @@ await runActor('aggregator', usage, async () => {
   } catch (err) {
     throw new FlagError((err as Error).message);
   }
+  // No --job: the config owner (shard 0) mints a fresh id that the other actors find ($SRV.INFO).
+  if (v.job === undefined && (v['ps-shard'] ?? '0') !== '0') throw new FlagError('--ps-shard above 0 needs --job: the id aggregator shard 0 printed');
+  const minted = v.job === undefined ? mintJobId() : undefined;
   // The model's workload checks its flags before anything connects, then serves (libs/workloads).
-  const role = workload.aggregator(v.model ?? 'mf', v);
+  const role = workload.aggregator(v.model ?? 'mf', minted !== undefined ? { ...v, job: minted } : v);
+  if (minted !== undefined) role.log(`job ${minted} (a fresh id: no --job given); actors started without --job join it, or pass --job ${minted}`);
   const started = Date.now();
   const out = v.out !== undefined ? resolveUserPath(v.out) : undefined;
   const { hyper: _hyper, ...connFlags } = v;

@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
 import { loadJobDataset, parseDataOptions, serveDataShard, type DataShardState } from '@actorflow/feed';
-import { exitActor, onJobEnd } from '@actorflow/workloads';
+import { discoverJob, exitActor, onJobEnd } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx serve data-shard -- [options]
-  --job ID            job id (default local)
+  --job ID            job id (default: the one running job, found through its aggregator)
   --shard I --of K    this process serves partition I of K (default 0 of 1)
   --dataset SPEC      synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled or mnist:DIR (default synthetic:small)
   --split SPEC        random:0.1 (default), user:10, loo, …
@@ -46,7 +46,6 @@ await runActor('data-shard', usage, async () => {
     console.log(usage);
     return;
   }
-  const job = v.job ?? 'local';
   const shard = intFlag('shard', v.shard, 0);
   const of = intFlag('of', v.of, 1, 1);
   if (shard >= of) throw new FlagError(`--shard ${shard} must be below --of ${of}`);
@@ -64,6 +63,8 @@ await runActor('data-shard', usage, async () => {
   }
   const dataset = await loadJobDataset({ source: v.dataset ?? 'synthetic:small', ...(v.split !== undefined ? { split: v.split } : {}), seed, ...parseDataOptions(v) }, log);
   const conn = await connectActor(v, { name: `data-shard-${shard}`, log });
+  // No --job: join the one live job (its aggregator minted the id); a named --job joins that job.
+  const job = v.job ?? (await discoverJob(conn.nc, { log }));
   await registerActorService(conn.nc, { role: 'data-shard', job, rank: `${shard}/${of}` });
   const service = serveDataShard(conn.nc, { job, shard, of, dataset, batchSize, epochs, seed, log, ...(restore !== undefined ? { restore } : {}) });
   if (restore !== undefined) log(`cursor restored from ${v['restore-state']}`);

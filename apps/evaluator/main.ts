@@ -8,10 +8,10 @@ import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, intFlag, registerActorService, runActor } from '@actorflow/bus';
 import { fetchJobConfig } from '@actorflow/feed';
-import { exitActor, onJobEnd, workloadFor } from '@actorflow/workloads';
+import { discoverJob, exitActor, onJobEnd, workloadFor } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx serve evaluator -- [options]
-  --job ID         job id (default local)
+  --job ID         job id (default: the one running job, found through its aggregator)
   --every N        evaluate every N trainer steps (default 200; 0 = only when asked)
   --out DIR        append every result to DIR/eval.jsonl and DIR/eval.csv
   --backend NAME   TF.js backend (default: best available)
@@ -38,10 +38,11 @@ await runActor('evaluator', usage, async () => {
     console.log(usage);
     return;
   }
-  const job = v.job ?? 'local';
   const every = intFlag('every', v.every, 200);
   const log = actorLog('evaluator');
   const conn = await connectActor(v, { name: 'evaluator', log });
+  // No --job: join the one live job (its aggregator minted the id); a named --job joins that job.
+  const job = v.job ?? (await discoverJob(conn.nc, { log }));
   await registerActorService(conn.nc, { role: 'evaluator', job });
   const config = await fetchJobConfig(conn.nc, job, 600_000);
   if (v.out !== undefined) mkdirSync(v.out, { recursive: true });

@@ -4,10 +4,10 @@
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
 import { fetchJobConfig } from '@actorflow/feed';
-import { workloadFor } from '@actorflow/workloads';
+import { discoverJob, workloadFor } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [options]
-  --job ID               job id (default local)
+  --job ID               job id (default: the one running job, found through its aggregator)
   --strategy ps|mirrored ps: asynchronous parameter server; mirrored: synchronous all-reduce (default ps)
   --rank R               this trainer's rank (default: $RANK, else 0 — the torchrun convention)
   --ranks R1,R2,…        mirrored: run several ranks in this process (interoperates with --rank elsewhere)
@@ -55,7 +55,6 @@ await runActor('trainer', usage, async () => {
   if (strategy !== 'ps' && strategy !== 'mirrored') throw new FlagError(`--strategy must be ps or mirrored, got '${strategy}'`);
   const allreduce = v.allreduce ?? 'star';
   if (allreduce !== 'star' && allreduce !== 'ring') throw new FlagError(`--allreduce must be star or ring, got '${allreduce}'`);
-  const job = v.job ?? 'local';
   // torchrun convention: RANK / WORLD_SIZE / LOCAL_RANK from the environment when the flags are absent.
   const envRank = process.env.RANK !== undefined && process.env.RANK !== '' ? process.env.RANK : undefined;
   const envWorld = process.env.WORLD_SIZE !== undefined && process.env.WORLD_SIZE !== '' ? process.env.WORLD_SIZE : undefined;
@@ -71,6 +70,8 @@ await runActor('trainer', usage, async () => {
   }
   const log = actorLog(`trainer ${v.ranks ?? rank}${localRank !== undefined ? ` (local ${localRank})` : ''}`);
   const conn = await connectActor(v, { name: `trainer-${rank}`, log });
+  // No --job: join the one live job (its aggregator minted the id); a named --job joins that job.
+  const job = v.job ?? (await discoverJob(conn.nc, { log }));
   let stepsDone = 0; // live stats of this process, for $SRV.STATS
   let examplesDone = 0;
   await registerActorService(conn.nc, { role: 'trainer', job, rank: v.ranks ?? rank, stats: () => ({ steps: stepsDone, examples: examplesDone }) });

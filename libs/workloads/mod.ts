@@ -30,3 +30,4 @@ export { knnWorkload } from './src/knn.ts';
 export { parseHyper } from './src/gradient-aggregator.ts';
 export { jobSnapshots, writeGradientModel, saveGradientModel, appendEvalHistory, writeMetricsJson, ModelNotSavedError } from './src/save.ts';
 export { supervised, trainersDone, finishByHand, announceEnd, onJobEnd, exitActor, type TrainersDone, type FinishOptions, type ByHandResult } from './src/job-end.ts';
+export { mintJobId, liveJobs, discoverJob, JobDiscoveryError } from './src/job-id.ts';
