@@ -1,6 +1,6 @@
 // kNN as a job: what the aggregator, trainers, evaluator and launcher do when the model is 'knn'.
-// kNN is not a TrainableModel (no parameters, no gradients), so each app branches early into one
-// of these functions; they speak the same configuration (<job>.ctl.config), monitoring
+// kNN is not a TrainableModel (no parameters, no gradients), so its workload (registered in
+// libs/workloads, which the apps look the model up in) maps each role onto one of these functions; they speak the same configuration (<job>.ctl.config), monitoring
 // (train.loss, train.eval) and data-shard subjects as every other model.
 //
 // Whichever strategy is named, the work is the same: the trainer ranks split the similarity
@@ -18,7 +18,7 @@ import { KNN_NOT_READY, neighboursCodec } from './messages.ts';
 import { KnnModel, type KnnOptions, type Normalize } from './model.ts';
 import { prepareKnn, resolveSimilarityOptions, type KnnData, type KnnKind, type Neighbours, type SimilarityKind } from './similarity.ts';
 
-/** The model name the apps branch on (kNN is not in @actorflow/models' registry). */
+/** kNN's model name (it is not in @actorflow/models' registry: libs/workloads registers it). */
 export const KNN_MODEL = 'knn';
 
 export type KnnHyper = Readonly<Record<string, number | string | boolean>>;
