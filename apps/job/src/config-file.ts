@@ -23,7 +23,7 @@ export type Suggest = (word: string) => string;
 /** Flags whose value is a KEY=VALUE pair, repeatable: a mapping in the file becomes one flag per key. */
 const PAIR_FLAGS = new Set(['hyper', 'model-flag']);
 /** Flags whose value is a path (or a spec holding one): resolved against the file's folder. */
-const PATH_FLAGS = new Set(['dataset', 'out', 'resume', 'split', 'validation']);
+const PATH_FLAGS = new Set(['dataset', 'out', 'resume', 'split', 'validation', 'plan', 'blueprint']);
 
 /** `batchSize` → `batch-size`; kebab-case keys stay as they are. */
 function kebab(key: string): string {

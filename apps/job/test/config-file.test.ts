@@ -87,6 +87,12 @@ t.test('an absolute path and synthetic/mnist specs stay as they are', async (t) 
   t.equal(parse(['--config', write('syn.yaml', 'dataset: synthetic:tiny\n')]).dataset, 'synthetic:tiny');
   t.same(configArgs({ dataset: 'mnist:bundled' }, join(conf, 'x.yaml'), ['dataset']), ['--dataset=mnist:bundled']);
   t.same(configArgs({ dataset: 'mnist:imgs' }, join(conf, 'x.yaml'), ['dataset']), [`--dataset=mnist:${join(conf, 'imgs')}`]);
+  t.same(
+    configArgs({ validation: 'file:v.csv', plan: 'plan.json', blueprint: '/etc/bp.yaml' }, join(conf, 'x.yaml'), ['validation', 'plan', 'blueprint']),
+    [`--validation=file:${join(conf, 'v.csv')}`, `--plan=${join(conf, 'plan.json')}`, '--blueprint=/etc/bp.yaml'],
+    'every path flag, and file: specs',
+  );
+  t.same(configArgs({ validation: 0.05 }, join(conf, 'x.yaml'), ['validation']), ['--validation=0.05'], 'a fraction is no path');
 });
 
 t.test('bad files: one clear line naming the file and what to do', async (t) => {
