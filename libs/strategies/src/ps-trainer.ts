@@ -25,9 +25,10 @@ export async function runPsTrainer(o: {
   readonly rank: number;
   readonly data: AsyncIterable<{ readonly epoch: number; readonly batch: unknown }>;
   readonly onStep?: (s: TrainerStep) => void;
-}): Promise<{ steps: number; examples: number; droppedPushes: number }> {
+}): Promise<{ steps: number; examples: number; droppedPushes: number; repulls: number }> {
   const dense = o.model.denseSpecs().map((d) => d.name);
   const droppedBefore = o.client.counters.droppedPushes.reduce((a, b) => a + b, 0);
+  const repullsBefore = o.client.counters.repulls;
   const seed = o.seed ?? 0;
   let step = 0;
   let examples = 0;
@@ -35,7 +36,7 @@ export async function runPsTrainer(o: {
   const batches = prefetch(o.data)[Symbol.asyncIterator]();
   try {
     let next = await batches.next();
-    if (next.done === true) return { steps: 0, examples: 0, droppedPushes: 0 };
+    if (next.done === true) return { steps: 0, examples: 0, droppedPushes: 0, repulls: 0 };
     let t0 = performance.now();
     let pulled = o.client.pull(o.model.rowsFor(next.value.batch, { seed, epoch: next.value.epoch, step }), dense);
     for (;;) {
@@ -83,5 +84,6 @@ export async function runPsTrainer(o: {
   }
   // Pushes a shard refused after restarting from an older checkpoint (BAD_VERSION): work lost to the fault.
   const droppedPushes = o.client.counters.droppedPushes.reduce((a, b) => a + b, 0) - droppedBefore;
-  return { steps: step, examples, droppedPushes };
+  // Pipelined pulls a shard served before this trainer's push (asked again, see PsClient.pullAfter).
+  return { steps: step, examples, droppedPushes, repulls: o.client.counters.repulls - repullsBefore };
 }

@@ -27,7 +27,8 @@ t.test('a pull that overtakes a chunked push is asked again: one trainer equals 
   const client = new PsClient(nc, { job, shards: 1 });
   const r = await runPsTrainer({ engine, model: makeModel(), client, rank: 0, data: new DataClient(nc, { job, shards: 1 }).shared() });
   t.equal(r.steps, local.steps, 'same number of steps');
-  t.ok(client.counters.repulls > 0, `pulls that overtook a chunked push were asked again (${client.counters.repulls} of ${r.steps - 1})`);
+  t.ok(r.repulls > 0, `pulls that overtook a chunked push were asked again (${r.repulls} of ${r.steps - 1})`);
+  t.equal(r.repulls, client.counters.repulls, "the trainer reports the client's re-pulls");
   const merged = mergeSnapshots(makeModel(), 5, await client.snapshot());
   for (const name of ['user', 'item', 'userBias', 'itemBias']) t.same(merged.tables[name].data, local.params.tables[name].data, `table ${name} equals the single-process result bit for bit`);
   feed.stop();
