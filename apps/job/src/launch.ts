@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { NatsServer, connect, credentialsEnv, generateRoleCredentials, roleConnectOptions, natsAuthConfig, roleOfApp, type NatsConnection } from '@actorflow/bus';
 import { latestCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { JobCheckpointer } from './checkpointer.ts';
+import { EarlyStopper } from './early-stop.ts';
 import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
 import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
 import { JOB_MAX_PAYLOAD, PsClient, type ShardStats } from '@actorflow/strategies';
@@ -419,6 +420,8 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     ...(resumeFrom !== undefined ? { latest: resumeFrom } : {}),
   });
   let training = false;
+  // --validation / --early-stop (src/early-stop.ts): the validation metric each epoch, the best epoch kept.
+  let early: EarlyStopper | undefined;
 
   const resultOf = async (): Promise<JobResult> => {
     log(
@@ -437,6 +440,18 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     );
     for (let i = 0; i < aggregators; i++) sup.start(aggregatorSpec(i));
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, stopped)) as JobConfig;
+    if (plan.data.validation !== undefined) {
+      early = new EarlyStopper({
+        nc,
+        job: plan.job,
+        strategy: plan.strategy,
+        seed: plan.seed,
+        dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data },
+        log,
+        ...(plan.earlyStop !== undefined ? { patience: plan.earlyStop } : {}),
+      });
+      await early.start(config).catch((err: unknown) => Promise.reject(new JobFailedError((err as Error).message)));
+    }
     // Progress counts steps over the model's examples: rating rows, users or items, or images.
     const kind = workload.exampleKind(config);
     if (kind === 'user-rows' || kind === 'item-rows') progress.setExamples(kind === 'user-rows' ? num(info.trainUsers) : num(info.trainItems));
@@ -447,7 +462,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     training = true;
     if (!noParams) ckpt.start();
     for (let r = 0; r < plan.trainers; r++) sup.start(trainerSpec(r));
-    await Promise.race([sup.waitForWorkers(), stopped]);
+    await Promise.race([sup.waitForWorkers(), stopped, ...(early !== undefined ? [early.stopped] : [])]);
     training = false;
     progress.finish();
     if (!noParams) {
@@ -472,6 +487,8 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       // Never a corrupted model: a NaN/Inf anywhere means training went wrong.
       throw err instanceof ModelNotSavedError ? new JobFailedError(err.message) : err;
     }
+    // The best epoch's parameters replace the saved ones and give the test metrics.
+    const kept = early !== undefined ? await early.finish(resolve(out, 'model'), (evalReport as { metrics?: Record<string, number> }).metrics ?? {}, progress.maxStep) : undefined;
     // Per parameter shard: pushes applied, dropped, rejected by reason and by sender.
     let psShardStats: ShardStats[] | undefined;
     if (plan.strategy === 'ps' && !noParams) psShardStats = await new PsClient(nc, { job: plan.job, shards: config.psShards, retry: { deadlineMs: 10_000 } }).stats().catch(() => undefined);
@@ -486,7 +503,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       job: plan.job,
       strategy: plan.strategy,
       model: plan.model,
-      metrics: (evalReport as { metrics?: Record<string, number> }).metrics ?? {},
+      metrics: kept?.metrics ?? (evalReport as { metrics?: Record<string, number> }).metrics ?? {},
       steps: Math.max((evalReport as { step?: number }).step ?? 0, progress.maxStep),
       seconds: (Date.now() - started) / 1000,
       ...(typeof info.noiseFloorRmse === 'number' ? { noiseFloorRmse: info.noiseFloorRmse } : {}),
@@ -497,7 +514,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     };
     writeFileSync(
       resolve(out, 'metrics.json'),
-      `${JSON.stringify({ ...result, checkpoint, ...(ckpt.latest !== undefined ? { lastCheckpoint: ckpt.latest.dir } : {}), ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, ...(kept !== undefined ? { bestEpoch: kept.validation.bestEpoch, validation: kept.validation } : {}), checkpoint, ...(ckpt.latest !== undefined ? { lastCheckpoint: ckpt.latest.dir } : {}), ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`,
     );
     return result;
   };
@@ -514,6 +531,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   } finally {
     closing = true;
     ckpt.quiet();
+    early?.close();
     await ckpt.stop();
     lossSub.unsubscribe();
     evalSub.unsubscribe();
