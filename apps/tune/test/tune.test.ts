@@ -51,6 +51,20 @@ t.test('a 2×1 grid of real jobs: table sorted by rmse, best setting, tune.json'
   t.match(r.stdout, new RegExp(`best: l2=${first?.setting.l2 ?? ''} dim=4 → rmse ${(first?.metrics?.rmse ?? 0).toFixed(4)}`));
 });
 
+t.test('--folds K: each setting is scored by the mean over its folds (the launcher’s --folds all)', { timeout: 900_000 }, async (t) => {
+  const user = mkdtempSync(join(tmpdir(), 'tune-user-'));
+  const small = ['--dataset', 'synthetic:tiny', '--trainers', '1', '--data-shards', '1', '--ps-shards', '1', '--epochs', '1', '--eval-every', '0', '--checkpoint-every', '100000'];
+  const r = tune(['--grid', 'dim=4', '--folds', '2', ...small, '--out', 'cv'], user);
+  t.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(readFileSync(join(user, 'cv', 'tune.json'), 'utf8')) as TuneSummary;
+  const trial = summary.trials[0];
+  const folds = JSON.parse(readFileSync(join(trial?.out ?? '', 'folds.json'), 'utf8')) as { k: number; summary: Record<string, { mean: number; std: number }> };
+  t.equal(folds.k, 2, 'the job ran both folds');
+  t.equal(trial?.metrics?.rmse, folds.summary.rmse?.mean, 'ranked by the mean over the folds');
+  t.equal(trial?.std?.rmse, folds.summary.rmse?.std);
+  t.match(r.stdout, /best: dim=4 → rmse \d\.\d{4} ± \d\.\d{4}/);
+});
+
 t.test('bad flags stop tune before any job starts', { timeout: 300_000 }, async (t) => {
   const user = mkdtempSync(join(tmpdir(), 'tune-user-'));
   const bad = tune(['--grid', 'dimm=4,8', '--out', 'never'], user);
