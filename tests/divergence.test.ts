@@ -1,15 +1,30 @@
 // A run that diverges by itself (plain SGD with lr 50 on synthetic:small) must stop with a clear
-// divergence error and a non-zero exit, and must not save a model — under both strategies. A
-// healthy run beside them: the guard does not misfire, and metrics.json carries the shard counters.
-import t from 'tap';
+// divergence error and a non-zero exit, and must not save a model — under both strategies; the
+// trainer's distinct exit code means the launcher stops at once instead of restarting it like a
+// crash. With --on-divergence rollback the launcher restores the last checkpoint, halves the
+// learning rate and goes on until training is stable (or stops after --max-rollbacks). A healthy
+// run beside them: the guard does not misfire, and metrics.json carries the shard counters.
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 
 const root = resolve(import.meta.dirname, '..');
-const runJob = (args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 240_000, env: { ...process.env, NATS_URL: '' } });
+const runJob = (args: string[], timeout = 240_000) =>
+  spawnSync(process.execPath, ['--import', 'tsx', join(root, 'apps/job/main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout, env: { ...process.env, NATS_URL: '' } });
+const diverging = (job: string, out: string, extra: string[]): string[] => [
+  ...['--job', job, '--strategy', 'ps', '--trainers', '1', '--data-shards', '1', '--ps-shards', '1', '--epochs', '1'],
+  ...['--optimizer', 'sgd', '--lr', '50', '--eval-every', '0'],
+  ...['--backend', 'wasm', '--out', out],
+  ...extra,
+];
+const tmpOut = (t: Test, name: string): string => {
+  const out = join(tmpdir(), `actorflow-${name}-${process.pid}`);
+  rmSync(out, { recursive: true, force: true });
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  return out;
+};
 
 for (const strategy of ['ps', 'mirrored'] as const) {
   t.test(`${strategy}: sgd with lr 50 stops with a divergence error and saves no model`, async (t) => {
@@ -41,7 +56,8 @@ for (const strategy of ['ps', 'mirrored'] as const) {
       out,
     ]);
     t.not(run.status, 0, 'the job exits non-zero');
-    t.match(run.stderr, /job failed: .*trainer-\d exited with code 1/s, 'the job names the trainer that stopped');
+    t.match(run.stderr, /job failed: .*trainer-\d diverged \(exit code 3, not restarted: --on-divergence stop\)/s, 'the job names the trainer that stopped, at once');
+    t.notMatch(run.stdout + run.stderr, /restarting it|re-forming the mirrored group|rollback/, 'a divergence is not restarted like a crash');
     t.match(run.stderr, /training diverged at step \d+ on rank \d: the (loss|gradient of '\w+') is (NaN|-?Infinity)/, 'and why: step, rank and where');
     t.notMatch(run.stderr, /Cannot read properties|TypeError/, 'no crash in the summary');
     t.notOk(existsSync(join(out, 'model', 'params.bin')), 'no model saved');
@@ -68,4 +84,59 @@ t.test('a healthy ps run saves its model and metrics.json carries every shard co
     t.same(Object.keys(s.bySender).sort(), ['0', '1'], 'counted per trainer rank');
     t.equal(s.bySender['0'].accepted + s.bySender['1'].accepted, s.pushes);
   }
+});
+
+interface RollbackRecord {
+  readonly actor: string;
+  readonly error: string;
+  readonly fromStep?: number;
+  readonly lrBefore: number;
+  readonly lrAfter: number;
+}
+
+t.test('ps, --on-divergence rollback: restores the last checkpoint with the learning rate halved until training is stable', async (t) => {
+  const out = tmpOut(t, 'rollback');
+  const run = runJob(diverging('rollback-ps', out, ['--on-divergence', 'rollback', '--max-rollbacks', '10']), 560_000);
+  t.equal(run.status, 0, `the job recovers and finishes: ${run.stderr.slice(-1500)}`);
+  const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+    metrics: { rmse?: number };
+    faults: { restarts: Record<string, number>; divergence?: { mode: string; rollbacks: RollbackRecord[]; lr?: number } };
+  };
+  const d = m.faults.divergence;
+  t.equal(d?.mode, 'rollback');
+  const rollbacks = d?.rollbacks ?? [];
+  t.ok(rollbacks.length >= 1 && rollbacks.length <= 10, `${rollbacks.length} rollback(s) recorded in metrics.json faults`);
+  let lr = 50;
+  for (const [i, r] of rollbacks.entries()) {
+    t.match(r, { actor: 'trainer-0', lrBefore: lr, lrAfter: lr / 2 }, `rollback ${i + 1}: lr ${lr} → ${lr / 2}`);
+    t.match(r.error, /training diverged at step \d+ on rank 0/, 'with the divergence it answered');
+    t.match(run.stdout + run.stderr, `rollback ${i + 1}/10: restoring `, 'and logged');
+    lr /= 2;
+  }
+  t.equal(d?.lr, lr, `the job finished with the lowered learning rate ${lr}`);
+  t.same(m.faults.restarts, {}, 'no actor was restarted as if it had crashed');
+  t.ok(Number.isFinite(m.metrics.rmse), `a finite final RMSE (${m.metrics.rmse})`);
+  const config = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { optimizer: { lr: number } };
+  t.equal(config.optimizer.lr, lr, 'the saved model records the learning rate it was trained with');
+  const params = readFileSync(join(out, 'model', 'params.bin'));
+  t.ok(params.length > 0, 'a model was saved (the save refuses non-finite parameters)');
+});
+
+t.test('ps, --on-divergence rollback --max-rollbacks 1: a second divergence stops the job, no model saved', async (t) => {
+  const out = tmpOut(t, 'rollback-max');
+  const run = runJob(diverging('rollback-max', out, ['--on-divergence', 'rollback', '--max-rollbacks', '1']), 400_000);
+  t.not(run.status, 0, 'the job fails');
+  t.match(run.stdout + run.stderr, /rollback 1\/1: restoring .* lowering the learning rate 50 → 25/, 'one rollback, logged');
+  t.match(run.stderr, /job failed: .*trainer-0 diverged again after 1 rollback\(s\) \(--max-rollbacks 1, learning rate now 25\): training diverged at step \d+/s, 'then a clear stop');
+  t.notOk(existsSync(join(out, 'model', 'params.bin')), 'no model saved');
+  t.notOk(existsSync(join(out, 'metrics.json')), 'no metrics of a failed run');
+});
+
+t.test('the divergence flags are checked before anything starts', async (t) => {
+  const bad = runJob(['--on-divergence', 'retry', '--out', join(tmpdir(), `actorflow-never-${process.pid}`)]);
+  t.equal(bad.status, 2, 'a usage error');
+  t.match(bad.stderr, /--on-divergence must be stop or rollback, got 'retry'/);
+  const stray = runJob(['--max-rollbacks', '2', '--out', join(tmpdir(), `actorflow-never-${process.pid}`)]);
+  t.equal(stray.status, 2);
+  t.match(stray.stderr, /--max-rollbacks is for --on-divergence rollback/);
 });

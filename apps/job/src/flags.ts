@@ -8,6 +8,7 @@ import { listModels, workloadFor } from '@actorflow/workloads';
 import { ConfigFileError, withConfigFile } from './config-file.ts';
 import { FOLD_FLAG_OPTIONS, FOLD_USAGE, foldFlags } from './folds.ts';
 import { EARLY_STOP_FLAG_OPTIONS, EARLY_STOP_USAGE, earlyStopFlags } from './early-stop.ts';
+import { DIVERGENCE_FLAG_OPTIONS, DIVERGENCE_USAGE, divergenceFlags, type DivergencePlan } from './rollback.ts';
 
 export type StrategyName = 'ps' | 'mirrored';
 
@@ -51,6 +52,8 @@ export interface JobPlan {
   readonly folds?: number;
   /** --early-stop PATIENCE (with --validation): stop after PATIENCE epochs without improvement (src/early-stop.ts). */
   readonly earlyStop?: number;
+  /** --on-divergence / --max-rollbacks (src/rollback.ts); absent in plans saved before them: stop. */
+  readonly divergence?: DivergencePlan;
   /** --plan FILE or --blueprint FILE --use POLICY: actors run on node agents (src/remote.ts, docs/CLUSTER.md). */
   readonly cluster?: { readonly plan?: string; readonly blueprint?: string; readonly use?: string; readonly strategy?: string; readonly trainers?: string };
 }
@@ -116,6 +119,7 @@ Fault tolerance (docs/RELIABILITY.md):
                              mirrored: re-formations of the trainer group
   --min-trainers N           mirrored: when a rank keeps failing, go on with fewer ranks, down to N (default --trainers)
   --heartbeat-timeout S      an actor silent for S seconds is declared dead and handled as a crash (default 30)
+${DIVERGENCE_USAGE}
   --resume DIR               continue the job in DIR (its plan.json) from its newest complete checkpoint
   --plan FILE                run on node agents as FILE (from \`npx nx run plan -- … --out FILE\`) places them (docs/CLUSTER.md)
   --blueprint FILE --use P   plan now over the blueprint's machines selected by P (all|gpus|cpus|energy), then run there
@@ -180,6 +184,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
         plan: { type: 'string' },
         blueprint: { type: 'string' },
         use: { type: 'string' },
+        ...DIVERGENCE_FLAG_OPTIONS,
         ...FIRST_CLASS_FLAGS,
       },
     });
@@ -263,6 +268,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     ...earlyStopFlags(v, data.validation, (m) => new JobFlagError(m)),
     ...faultFlags(v),
     minTrainers,
+    ...divergenceFlags(v, (m) => new JobFlagError(m)),
     ...clusterFlags(v, env),
   };
 }
@@ -437,6 +443,7 @@ const KNOWN_FLAGS = [
   'blueprint',
   'use',
   'config',
+  ...Object.keys(DIVERGENCE_FLAG_OPTIONS),
   ...Object.keys(FIRST_CLASS_FLAGS),
 ];
 

@@ -24,6 +24,7 @@ import { Progress, type Throughput } from './progress.ts';
 import { ActorFailedError, Supervisor, type ActorExit, type ActorSpec, type ExitDecision } from './supervisor.ts';
 import { freePort, watchCommands } from './watch.ts';
 import { planReport, RemoteSpawner, resolveClusterJob } from './remote.ts';
+import { DivergenceHandler, type DivergenceLog } from './rollback.ts';
 
 /** metrics.json: the final metrics, and (Partial<Throughput>) the training speed measured from the trainers' reports. */
 export interface JobResult extends Partial<Throughput> {
@@ -50,6 +51,8 @@ export interface FaultLog {
   readonly resumedFromStep?: number;
   readonly checkpoints: number;
   readonly evaluatorGaveUp?: boolean;
+  /** --on-divergence: what happened when training diverged (src/rollback.ts). */
+  readonly divergence?: DivergenceLog;
 }
 
 export class JobFailedError extends Error {
@@ -176,6 +179,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       ...['--strategy', plan.strategy, '--ps-shard', `${i}`, '--ps-shards', `${aggregators}`, '--world-size', `${worldSize}`],
       ...['--data-shards', `${dataShards}`, '--model', plan.model, '--seed', `${plan.seed}`],
       ...plan.modelFlags,
+      ...divergence.aggregatorFlags(),
       ...(mirrored ? (i === 0 ? restoreArg('--restore-trainer', 'trainer.bin') : []) : restoreArg('--restore-shard', `ps-${i}.bin`)),
     ]);
   const evaluatorSpec = (): ActorSpec =>
@@ -209,6 +213,8 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   let reforming: Promise<void> | undefined;
   const onExit = async (exit: ActorExit): Promise<ExitDecision> => {
     if (closing || opts.signal?.aborted === true) return { action: 'ignore' }; // the job is stopping: no restarts
+    const diverged = await divergence.onExit(exit); // a non-finite loss is never restarted blindly (src/rollback.ts)
+    if (diverged !== undefined) return diverged;
     // Exit code 2 is a usage error (a bad flag, an unreadable file): deterministic, so never restarted.
     if (exit.code === 2 && !exit.stalled) return { action: 'fail' };
     const how = exit.stalled ? 'stalled (no heartbeat) and was killed' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
@@ -294,6 +300,24 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     // Only now: retiring earlier would leave only stopped workers, which reads as "all done".
     for (const n of retired) sup.retire(n);
   };
+
+  // --on-divergence (src/rollback.ts): stop, or restart the model's actors from the last checkpoint with a lower lr.
+  const modelActors = (): string[] => [
+    ...[...Array(worldSize).keys()].map((r) => `trainer-${r}`),
+    ...[...Array(aggregators).keys()].map((i) => `aggregator-${i}`),
+    ...(mirrored ? [] : [...Array(dataShards).keys()].map((i) => `data-shard-${i}`)),
+  ];
+  const divergence = new DivergenceHandler(plan.divergence, {
+    kill: (name) => sup.kill(name),
+    start: (spec) => sup.start(spec),
+    actors: () => ({
+      kill: modelActors(),
+      start: () => [...(mirrored ? [] : [...Array(dataShards).keys()].map(dataShardSpec)), ...[...Array(aggregators).keys()].map(aggregatorSpec), ...[...Array(worldSize).keys()].map(trainerSpec)],
+    }),
+    latestStep: () => ckpt.latest?.step,
+    prepare: () => void (mirrored && generation++),
+    log,
+  });
 
   const remote =
     placement !== undefined
@@ -440,6 +464,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     );
     for (let i = 0; i < aggregators; i++) sup.start(aggregatorSpec(i));
     const config = (await waitForAnswer(nc, subjects.ctl(plan.job, 'config'), 'the aggregator', 120_000, stopped)) as JobConfig;
+    divergence.setConfig(config);
     if (plan.data.validation !== undefined) {
       early = new EarlyStopper({
         nc,
@@ -482,7 +507,8 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     let checkpoint: Record<string, string>;
     try {
       const ratingRange = Array.isArray(info.ratingRange) && info.ratingRange.length === 2 ? { ratingRange: [Number(info.ratingRange[0]), Number(info.ratingRange[1])] as const } : {};
-      checkpoint = await workload.saveModel(nc, config, resolve(out, 'model'), { dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data }, mirrored, ...ratingRange });
+      const saved = divergence.config(config); // with the learning rate lowered by rollbacks (src/rollback.ts)
+      checkpoint = await workload.saveModel(nc, saved, resolve(out, 'model'), { dataset: { source: plan.dataset, split: plan.split, seed: plan.seed, ...plan.data }, mirrored, ...ratingRange });
     } catch (err) {
       // Never a corrupted model: a NaN/Inf anywhere means training went wrong.
       throw err instanceof ModelNotSavedError ? new JobFailedError(err.message) : err;
@@ -497,6 +523,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       ...faults,
       ...(mirrored ? { worldSize } : {}),
       checkpoints: ckpt.written,
+      divergence: divergence.log,
       ...(resumedFrom !== undefined ? { resumedFromStep: resumedFrom } : {}),
     };
     const result: JobResult = {
