@@ -27,6 +27,7 @@ t.test('bad fold, folds, validation and early-stop specs: exit 2 before anything
     [['--early-stop', '2'], /needs a validation set: add --validation 0.05/],
     [['--validation', '0.05', '--early-stop', '0'], /--early-stop takes a patience/],
     [['--validation', '2'], /--validation takes a fraction/],
+    [['--strategy', 'mirrored', '--validation', '0.05'], /implemented for --strategy ps/],
     [['--validation', 'file:missing.csv'], new RegExp(`no such file ${join(dir, 'missing.csv').replace(/[.]/g, '\\.')}`)],
   ];
   for (const [args, message] of cases) {

@@ -19,7 +19,10 @@ export const EARLY_STOP_USAGE = `  --validation F|file:PATH   a validation set c
                              PATIENCE epochs; the best epoch's model is what the job keeps`;
 
 /** --early-stop PATIENCE (needs --validation). */
-export function earlyStopFlags(v: { 'early-stop'?: string }, validation: string | undefined, fail: (message: string) => Error): { earlyStop?: number } {
+export function earlyStopFlags(v: { 'early-stop'?: string; strategy?: string }, validation: string | undefined, fail: (message: string) => Error): { earlyStop?: number } {
+  if (validation !== undefined && v.strategy === 'mirrored') {
+    throw fail(`--validation / --early-stop are implemented for --strategy ps (the launcher scores the parameter-server snapshot each epoch), not mirrored yet`);
+  }
   const raw = v['early-stop'];
   if (raw === undefined) return {};
   const n = Number(raw);
