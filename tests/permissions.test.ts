@@ -185,3 +185,21 @@ t.test('a distributed kNN job with one user per role runs to the end (blocks to 
   t.ok((await requestLarge(nc, `${job}.knn.neighbours`, new Uint8Array(0), { timeoutMs: 60_000 })).length > 8 * 1024, 'the launcher fetches the neighbour lists (chunked)');
   noViolations(t, log(), procs);
 });
+
+t.test('the launcher’s own broker: a mirrored job with one trainer user per rank runs to the end, without a violation', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'actorflow-perm-launch-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const job = start(
+    'job',
+    'job',
+    ['--job', 'permrank', '--strategy', 'mirrored', '--trainers', '2', '--data-shards', '1', '--epochs', '1', '--eval-every', '0', '--backend', 'wasm', '--out', out],
+    {},
+  );
+  t.teardown(() => job.kill());
+  t.equal(await job.exited, 0, `the job finishes: ${job.err().slice(-1500)}`);
+  const logs = ['trainer-0', 'trainer-1', 'aggregator-0', 'data-shard-0', 'evaluator'].map((a) => readFileSync(join(out, 'logs', `${a}.log`), 'utf8'));
+  for (const l of logs) t.notMatch(l, /permissions? violation/i, 'no permission error in any actor’s log');
+  t.notMatch(`${job.out()}${job.err()}`, /permissions? violation/i);
+  t.match(logs[2], /mirrored replica of step \d+ stored/, 'rank 0 (its own user, the only one allowed) wrote the replica');
+  t.ok(readFileSync(join(out, 'metrics.json'), 'utf8').includes('"rmse"'), 'metrics written');
+});

@@ -132,7 +132,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   let natsUrl = plan.natsUrl;
   // Our own broker gets one user per role with only the subjects that role needs (docs/SECURITY.md);
   // fresh passwords per run, handed to each child in its environment, never logged.
-  const creds = natsUrl === undefined ? generateRoleCredentials(plan.job) : undefined;
+  const creds = natsUrl === undefined ? generateRoleCredentials(plan.job, { trainerRanks: plan.trainers }) : undefined; // one trainer user per rank
   const brokerConfig = creds !== undefined ? natsAuthConfig(plan.job, creds) : undefined;
   if (natsUrl === undefined) {
     server = await NatsServer.start({ dieWithParent: true, maxPayload: JOB_MAX_PAYLOAD, ...(brokerConfig !== undefined ? { config: brokerConfig } : {}) });
@@ -147,7 +147,8 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   const writeActors = (): void =>
     writeFileSync(resolve(out, 'actors.json'), `${JSON.stringify({ broker: server !== undefined ? { url: natsUrl, pid: server.pid } : { url: natsUrl }, actors: sup.list() }, null, 2)}\n`);
 
-  const act = (name: string, app: string, role: ActorSpec['role'], args: string[]): ActorSpec => actor(name, app, role, args, creds !== undefined ? credentialsEnv(roleOfApp(app), creds) : undefined);
+  const act = (name: string, app: string, role: ActorSpec['role'], args: string[]): ActorSpec =>
+    actor(name, app, role, args, creds !== undefined ? credentialsEnv(roleOfApp(app), creds, name) : undefined);
   // --- what each actor is started with; restarts add --restore-* files from the newest checkpoint.
   const common = ['--job', plan.job];
   const dataShards = plan.dataShards;

@@ -46,6 +46,27 @@ export interface RoleCredentials {
   readonly pass: string;
 }
 
+/**
+ * Every role's credentials, and optionally one trainer user per rank (`<job>-trainer-<r>`): the
+ * launcher hands rank r's to trainer r, so ranks are told apart by the server — only rank 0's user
+ * may write the mirrored replica (`J.ctl.checkpoint`), and each rank has its own inbox. The plain
+ * trainer user (all ranks' rights) stays for actors started by hand.
+ */
+export type JobCredentials = Readonly<Record<Role, RoleCredentials>> & { readonly trainerRanks?: readonly RoleCredentials[] };
+
+/** The user of trainer rank `rank` of a job: `<job>-trainer-<rank>`. */
+export function trainerRankUser(job: string, rank: number): string {
+  if (!Number.isInteger(rank) || rank < 0) throw new PermissionsConfigError(`trainer rank ${rank} is not a non-negative integer`);
+  return `${roleUser(job, 'trainer')}-${rank}`;
+}
+
+/** Trainer rank r's permissions: the trainer's, with its own inbox, and the replica (`J.ctl.checkpoint`) for rank 0 only. */
+export function trainerRankPermissions(job: string, rank: number, user = trainerRankUser(job, rank)): NatsPermissions {
+  const base = rolePermissions(job, { trainer: user }).trainer;
+  const checkpoint = `${validateToken(job, 'job id')}.ctl.checkpoint`;
+  return { ...base, publish: { allow: base.publish.allow.filter((s) => rank === 0 || s !== checkpoint) } };
+}
+
 /** Bad input to the permission helpers (a missing role, a user name nats-server cannot parse). */
 export class PermissionsConfigError extends BusError {
   constructor(message: string) {
@@ -176,9 +197,15 @@ export function roleUser(job: string, role: Role): string {
   return `${validateToken(job, 'job id')}-${role}`;
 }
 
-/** Fresh random credentials for every role of a job (192-bit base64url passwords, node:crypto). */
-export function generateRoleCredentials(job = 'job'): Record<Role, RoleCredentials> {
-  return Object.fromEntries(ROLES.map((role) => [role, { user: roleUser(job, role), pass: randomBytes(24).toString('base64url') }])) as Record<Role, RoleCredentials>;
+/**
+ * Fresh random credentials for every role of a job (192-bit base64url passwords, node:crypto);
+ * with `trainerRanks: n`, also one trainer user per rank 0..n-1.
+ */
+export function generateRoleCredentials(job = 'job', o: { readonly trainerRanks?: number } = {}): Record<Role, RoleCredentials> & { readonly trainerRanks?: readonly RoleCredentials[] } {
+  const secret = (): string => randomBytes(24).toString('base64url');
+  const roles = Object.fromEntries(ROLES.map((role) => [role, { user: roleUser(job, role), pass: secret() }])) as Record<Role, RoleCredentials>;
+  if (o.trainerRanks === undefined) return roles;
+  return { ...roles, trainerRanks: Array.from({ length: o.trainerRanks }, (_, r) => ({ user: trainerRankUser(job, r), pass: secret() })) };
 }
 
 /** A string in nats-server config syntax (double-quoted, escaped). */
@@ -192,11 +219,14 @@ function list(subjects: readonly string[]): string {
 
 const SAFE = /^[A-Za-z0-9_.@+=-]+$/;
 
-function checkCredentials(creds: Readonly<Record<Role, RoleCredentials>>): void {
+function checkCredentials(creds: JobCredentials): void {
   const seen = new Set<string>();
-  const prefixes = new Map<string, Role>();
-  for (const role of ROLES) {
-    const c = creds[role] as RoleCredentials | undefined;
+  const prefixes = new Map<string, string>();
+  const all: [string, RoleCredentials | undefined][] = [
+    ...ROLES.map((r) => [r, creds[r]] as [string, RoleCredentials | undefined]),
+    ...(creds.trainerRanks ?? []).map((c, r) => [`trainer rank ${r}`, c] as [string, RoleCredentials]),
+  ];
+  for (const [role, c] of all) {
     if (c === undefined) throw new PermissionsConfigError(`no credentials for role ${role}: pass one {user, pass} per role (generateRoleCredentials() makes them)`);
     if (!SAFE.test(c.user)) throw new PermissionsConfigError(`the ${role} user name '${c.user}' is not usable: use letters, digits and . _ - @ + =`);
     // A password starting with `$2` would be read as a bcrypt hash by nats-server.
@@ -212,20 +242,25 @@ function checkCredentials(creds: Readonly<Record<Role, RoleCredentials>>): void 
 }
 
 /** The `users = [...]` entries of one job (to combine several jobs in one authorization block). */
-export function natsAuthUsers(job: string, creds: Readonly<Record<Role, RoleCredentials>>): string {
+export function natsAuthUsers(job: string, creds: JobCredentials): string {
   checkCredentials(creds);
   const all = rolePermissions(job, Object.fromEntries(ROLES.map((r) => [r, creds[r].user])));
-  return ROLES.map((role) => {
-    const p = all[role];
-    return [
-      `    # ${role} of job ${job}`,
-      `    { user: ${q(creds[role].user)}, password: ${q(creds[role].pass)}, permissions: {`,
-      `        publish: { allow: ${list(p.publish.allow)} }`,
-      `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
-      `        allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
-      `    } }`,
-    ].join('\n');
-  }).join('\n');
+  const entries: [string, RoleCredentials, NatsPermissions][] = [
+    ...ROLES.map((role) => [role, creds[role], all[role]] as [string, RoleCredentials, NatsPermissions]),
+    ...(creds.trainerRanks ?? []).map((c, r) => [`trainer rank ${r}`, c, trainerRankPermissions(job, r, c.user)] as [string, RoleCredentials, NatsPermissions]),
+  ];
+  return entries
+    .map(([role, c, p]) => {
+      return [
+        `    # ${role} of job ${job}`,
+        `    { user: ${q(c.user)}, password: ${q(c.pass)}, permissions: {`,
+        `        publish: { allow: ${list(p.publish.allow)} }`,
+        `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
+        `        allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
+        `    } }`,
+      ].join('\n');
+    })
+    .join('\n');
 }
 
 export interface NatsAuthConfigOptions {
@@ -242,16 +277,23 @@ export interface NatsAuthConfigOptions {
  * block, plus `no_auth_user` for anonymous read-only watchers. Pass it as NatsServer.start({ config }).
  * It holds the passwords: never log it.
  */
-export function natsAuthConfig(job: string, creds: Readonly<Record<Role, RoleCredentials>>, opts: NatsAuthConfigOptions = {}): string {
+export function natsAuthConfig(job: string, creds: JobCredentials, opts: NatsAuthConfigOptions = {}): string {
   const users = natsAuthUsers(job, creds);
   const lines = ['authorization {', '  users = [', users, '  ]', '}'];
   if (opts.anonymousMonitor !== false) lines.push(`no_auth_user: ${q(creds.monitor.user)}`);
   return `${lines.join('\n')}\n`;
 }
 
-/** The environment that gives a child process a role's credentials and inbox prefix (read by busOptionsFrom). */
-export function credentialsEnv(role: Role, creds: Readonly<Record<Role, RoleCredentials>>): { NATS_USER: string; NATS_PASSWORD: string; NATS_INBOX_PREFIX: string } {
-  const c = roleConnectOptions(role, creds);
+/**
+ * The environment that gives a child process a role's credentials and inbox prefix (read by
+ * busOptionsFrom). With the actor's name `trainer-<r>` and per-rank trainer users, rank r's.
+ */
+export function credentialsEnv(role: Role, creds: JobCredentials, actor?: string): { NATS_USER: string; NATS_PASSWORD: string; NATS_INBOX_PREFIX: string } {
+  const rank = role === 'trainer' && actor !== undefined ? /^trainer-(\d+)$/.exec(actor)?.[1] : undefined;
+  const ranked = rank !== undefined ? creds.trainerRanks?.[Number(rank)] : undefined;
+  if (rank !== undefined && creds.trainerRanks !== undefined && ranked === undefined)
+    throw new PermissionsConfigError(`no trainer user for rank ${rank} (users were made for ${creds.trainerRanks.length} rank(s))`);
+  const c = ranked !== undefined ? { user: ranked.user, pass: ranked.pass, inboxPrefix: inboxPrefix(ranked.user) } : roleConnectOptions(role, creds);
   return { NATS_USER: c.user, NATS_PASSWORD: c.pass, NATS_INBOX_PREFIX: c.inboxPrefix };
 }
 
@@ -274,12 +316,13 @@ export function roleOfApp(app: string): Role {
  * with fresh passwords, and, as comments, the environment each actor needs. It contains secrets:
  * write it where only the cluster's operator reads it.
  */
-export function printNatsConfig(job: string, creds: Readonly<Record<Role, RoleCredentials>> = generateRoleCredentials(job)): string {
+export function printNatsConfig(job: string, creds: JobCredentials = generateRoleCredentials(job)): string {
   const header = [
     `# actorflow: per-role NATS users of job ${job} (docs/SECURITY.md). Generated ${new Date().toISOString()}.`,
     '# Include this in the cluster\'s nats-server config (`include "actorflow-<job>.conf"`) and reload.',
     "# It holds passwords: keep it readable by the operator only. Give each actor its role's credentials:",
     ...ROLES.map((role) => `#   ${role.padEnd(10)} NATS_USER=${creds[role].user} NATS_PASSWORD=${creds[role].pass} NATS_INBOX_PREFIX=${inboxPrefix(creds[role].user)}`),
+    ...(creds.trainerRanks ?? []).map((c, r) => `#   ${`trainer ${r}`.padEnd(10)} NATS_USER=${c.user} NATS_PASSWORD=${c.pass} NATS_INBOX_PREFIX=${inboxPrefix(c.user)}`),
     '# (or --nats-user / --nats-pass / --nats-inbox-prefix; each user may read replies only under its own prefix).',
     '# Anonymous clients log in as the monitor (read-only train.loss / train.eval).',
     '',

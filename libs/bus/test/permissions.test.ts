@@ -111,6 +111,40 @@ t.test('credentials, env and config text', async (t) => {
   t.not(printNatsConfig('j1'), printNatsConfig('j1'), 'fresh passwords when none are given');
 });
 
+t.test('per-rank trainer users: only rank 0 may write the replica, each rank has its own inbox', async (t) => {
+  const creds = generateRoleCredentials('rk', { trainerRanks: 2 });
+  t.same(
+    creds.trainerRanks?.map((c) => c.user),
+    ['rk-trainer-0', 'rk-trainer-1'],
+  );
+  t.same(credentialsEnv('trainer', creds, 'trainer-1'), { NATS_USER: 'rk-trainer-1', NATS_PASSWORD: creds.trainerRanks?.[1]?.pass, NATS_INBOX_PREFIX: '_INBOX_rk-trainer-1' });
+  t.equal(credentialsEnv('trainer', creds).NATS_USER, 'rk-trainer', 'without an actor name: the plain trainer user');
+  t.equal(credentialsEnv('aggregator', creds, 'aggregator-0').NATS_USER, 'rk-aggregator');
+  t.throws(() => credentialsEnv('trainer', creds, 'trainer-2'), /no trainer user for rank 2/);
+  t.match(printNatsConfig('rk', creds), `#   trainer 1  NATS_USER=rk-trainer-1 NATS_PASSWORD=${creds.trainerRanks?.[1]?.pass}`);
+  const server = await NatsServer.start({ config: natsAuthConfig('rk', creds), maxPayload: 16 * 1024 });
+  t.teardown(() => server.stop());
+  const as = async (env: { NATS_USER: string; NATS_PASSWORD: string; NATS_INBOX_PREFIX: string }): Promise<Client> => client(server, { user: env.NATS_USER, pass: env.NATS_PASSWORD });
+  const [r0, r1, agg] = await Promise.all([as(credentialsEnv('trainer', creds, 'trainer-0')), as(credentialsEnv('trainer', creds, 'trainer-1')), as(credentialsEnv('aggregator', creds))]);
+  t.teardown(() => Promise.all([r0, r1, agg].map((c) => c.nc.close())));
+  const stored: number[] = [];
+  const sub = serveLarge(agg.nc, 'rk.ctl.checkpoint', (p) => (stored.push(p.length), enc.encode('stored')));
+  serveLarge(agg.nc, 'rk.ps.0.pull', () => enc.encode('rows'));
+  t.teardown(() => sub.unsubscribe());
+  await agg.nc.flush();
+  const replica = new Uint8Array(40_000).fill(7); // a chunked upload
+  t.equal(dec.decode(await requestLarge(r0.nc, 'rk.ctl.checkpoint', replica)), 'stored', 'rank 0 writes the replica');
+  const v = r1.violation();
+  await t.rejects(requestLarge(r1.nc, 'rk.ctl.checkpoint', replica, { timeoutMs: 1500 }), 'rank 1 cannot: its request never reaches the aggregator');
+  t.match(await v, { operation: 'publish', subject: 'rk.ctl.checkpoint' }, 'refused by the server');
+  t.same(stored, [40_000], 'only rank 0’s replica was stored');
+  t.equal(dec.decode(await requestLarge(r1.nc, 'rk.ps.0.pull', new Uint8Array(0))), 'rows', 'rank 1 does the rest of a trainer’s work');
+  const w = r1.violation();
+  r1.nc.subscribe('_INBOX_rk-trainer-0.>');
+  await r1.nc.flush();
+  t.match(await w, { operation: 'subscription', subject: '_INBOX_rk-trainer-0.>' }, 'rank 1 cannot read rank 0’s replies');
+});
+
 t.test('the printed config is accepted by nats-server as is', async (t) => {
   const creds = generateRoleCredentials('printed');
   const server = await NatsServer.start({ config: printNatsConfig('printed', creds) });
