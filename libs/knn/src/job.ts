@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlagError, RemoteError, intFlag, publishLarge, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import type { InteractionsBatch, Ratings } from '@actorflow/data';
-import { evalReportCodec, lossReportCodec, monitoringHeaders, subjects, type EvalReport } from '@actorflow/protocol';
+import { evalNowRequestCodec, evalReportCodec, lossReportCodec, monitoringHeaders, subjects, type EvalReport } from '@actorflow/protocol';
 import { collectKnnBlocks, fetchNeighbours, knnPlan, runKnnWorker, type KnnCollector } from './distributed.ts';
 import { KnnError } from './errors.ts';
 import { KNN_NOT_READY, neighboursCodec } from './messages.ts';
@@ -399,7 +399,7 @@ export function serveKnnEvaluator(
       },
     }),
     serveLarge(nc, subjects.evalNow(job), async (payload) => {
-      const final = payload.length > 0 && (JSON.parse(new TextDecoder().decode(payload)) as { final?: boolean }).final === true;
+      const final = evalNowRequestCodec.decode(payload).final === true;
       return evalReportCodec.encode(await evaluate(final));
     }),
   ];

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { FlagError, HandlerError, actorLog, intFlag, numberFlag, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
-import { snapshotCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
+import { snapshotCodec, stateRequestCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
 import { ParameterShard, parseStaleness, servePsShard, storeToSnapshot } from '@actorflow/strategies';
 import type { AggregatorRole, FlagValues, ServedAggregator } from './workload.ts';
 
@@ -169,8 +169,8 @@ function serveReplicaStore(nc: NatsConnection, job: string, log: (line: string) 
     serveLarge(nc, subjects.ctl(job, 'state'), (payload) => {
       if (latest === undefined) throw new HandlerError('NO_STATE', 'no mirrored replica stored yet');
       // {"after": step}: only a newer replica is worth its bytes (the launcher polls).
-      const after = payload.length > 0 ? (JSON.parse(new TextDecoder().decode(payload)) as { after?: unknown }).after : undefined;
-      if (typeof after === 'number' && latest.step <= after) throw new HandlerError('NOT_NEWER', `the stored replica (step ${latest.step}) is not newer than step ${after}`);
+      const { after } = stateRequestCodec.decode(payload);
+      if (after !== undefined && latest.step <= after) throw new HandlerError('NOT_NEWER', `the stored replica (step ${latest.step}) is not newer than step ${after}`);
       return latest.bytes;
     }),
   ];

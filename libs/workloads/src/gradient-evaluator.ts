@@ -7,7 +7,7 @@ import { serveLarge } from '@actorflow/bus';
 import { selectBackend } from '@actorflow/engine';
 import { DataClient } from '@actorflow/feed';
 import { createModel } from '@actorflow/models';
-import { evalReportCodec, lossReportCodec, monitoringHeaders, subjects, type EvalReport } from '@actorflow/protocol';
+import { evalNowRequestCodec, evalReportCodec, lossReportCodec, monitoringHeaders, subjects, type EvalReport } from '@actorflow/protocol';
 import { evaluateModel, headlineMetric, mergeSnapshots, popularityRanking } from '@actorflow/strategies';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { appendEvalHistory, jobSnapshots } from './save.ts';
@@ -76,7 +76,7 @@ export async function serveGradientEvaluator(o: EvaluatorOptions): Promise<Serve
       },
     }),
     serveLarge(nc, subjects.evalNow(job), async (payload) => {
-      const final = payload.length > 0 && (JSON.parse(new TextDecoder().decode(payload)) as { final?: boolean }).final === true;
+      const final = evalNowRequestCodec.decode(payload).final === true;
       // A final evaluation waits for one already running, then scores the newest parameters.
       if (final && running !== undefined) await running.catch(() => undefined);
       return evalReportCodec.encode(await runEval(final));

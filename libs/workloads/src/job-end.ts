@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { listActorServices, requestWithRetry, type ActorConnection, type NatsConnection } from '@actorflow/bus';
 import { DataClient, type DatasetInfo } from '@actorflow/feed';
-import { evalReportCodec, lossReportCodec, stopCodec, subjects, type EvalReport, type JobConfig } from '@actorflow/protocol';
+import { evalNowRequestCodec, evalReportCodec, lossReportCodec, stopCodec, subjects, type EvalReport, type JobConfig } from '@actorflow/protocol';
 import { appendEvalHistory, writeMetricsJson } from './save.ts';
 import type { Workload } from './workload.ts';
 
@@ -136,7 +136,7 @@ export async function finishByHand(o: FinishOptions): Promise<ByHandResult> {
   else
     try {
       report = evalReportCodec.decode(
-        await requestWithRetry(nc, subjects.evalNow(job), new TextEncoder().encode(JSON.stringify({ final: true })), { deadlineMs: o.evalDeadlineMs ?? 120_000, attemptTimeoutMs: 110_000 }),
+        await requestWithRetry(nc, subjects.evalNow(job), evalNowRequestCodec.encode({ final: true }), { deadlineMs: o.evalDeadlineMs ?? 120_000, attemptTimeoutMs: 110_000 }),
       );
     } catch (err) {
       log(`warning: no final evaluation (${(err as Error).message}); start an evaluator (\`npx nx serve evaluator -- --job ${job}\`) to get one`);
