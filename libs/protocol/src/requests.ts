@@ -19,7 +19,8 @@ const evalNow = defineJsonKind<EvalNowRequest>('EvalNowRequest', (o, c) => {
 });
 
 const state = defineJsonKind<StateRequest>('StateRequest', (o, c) => {
-  const after = o.after === undefined || o.after === null ? undefined : c.int(o, 'after');
+  // -1: "anything" (the launcher's first poll, before any checkpoint).
+  const after = o.after === undefined || o.after === null ? undefined : c.int(o, 'after', -1);
   return after !== undefined ? { after } : {};
 });
 
