@@ -54,8 +54,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 try {
   // --folds all: every fold of --split kfold:K as its own job, then mean ± std per metric (src/folds.ts).
   const folds = plan.folds;
-  const result =
-    folds !== undefined ? await runFolds({ ...plan, folds }, root, log, { signal: interrupt.signal }, launchJob) : await launchJob(plan, root, log, { signal: interrupt.signal });
+  const result = folds !== undefined ? await runFolds({ ...plan, folds }, root, log, { signal: interrupt.signal }, launchJob) : await launchJob(plan, root, log, { signal: interrupt.signal });
   log(
     `\ndone in ${result.seconds.toFixed(1)} s: ${formatMetrics(result.metrics)}` +
       (result.noiseFloorRmse !== undefined ? ` (noise floor RMSE of the synthetic data: ${result.noiseFloorRmse.toFixed(4)})` : ''),
