@@ -27,6 +27,7 @@ export { lowRankRatings, syntheticRatings, implicitClicks, writeRatingsCsv, SYNT
 export { loadIdx, parseIdx, encodeIdx, loadBundledDigits, MNIST_PIXELS, type ImageSet } from './src/mnist.ts';
 export { saveRatingsArrow, loadRatingsArrow, type RatingsFile } from './src/arrow-files.ts';
 export { shardOf, shardByUser, shardByRow, takeShard } from './src/sharding.ts';
+export { lowerBound, sortedIndexOf, type SortedNumbers } from './src/search.ts';
 export { EpochIterator, takeBatch, type EpochOptions } from './src/epochs.ts';
 export {
   EXAMPLE_KINDS,

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/data';
 import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
+import { OPTIMIZER_NAMES } from '@actorflow/protocol';
 import { listModels, workloadFor } from '@actorflow/workloads';
 import { ConfigFileError, withConfigFile } from './config-file.ts';
 import { FOLD_FLAG_OPTIONS, FOLD_USAGE, foldFlags } from './folds.ts';
@@ -447,7 +448,7 @@ const KNOWN_FLAGS = [
   ...Object.keys(FIRST_CLASS_FLAGS),
 ];
 
-const OPTIMIZERS = ['adam', 'adagrad', 'sgd', 'rmsprop'];
+const OPTIMIZERS: readonly string[] = OPTIMIZER_NAMES; // the names the job config accepts (libs/protocol)
 
 function firstClassModelFlags(v: { lr?: string; optimizer?: string; l2?: string }): string[] {
   const out: string[] = [];

@@ -5,6 +5,7 @@
 import { DataError } from './errors.ts';
 import type { ImageSet } from './mnist.ts';
 import { takeBatch } from './epochs.ts';
+import { sortedIndexOf } from './search.ts';
 import { shardOf } from './sharding.ts';
 import type { ImageBatch, InteractionsBatch, Ratings, RatingsBatch } from './types.ts';
 
@@ -120,14 +121,8 @@ export function rowsForIds(rows: InteractionsBatch, ids: Int32Array): Interactio
   const pos = new Int32Array(ids.length);
   const empty = rows.user.length;
   ids.forEach((id, k) => {
-    let lo = 0;
-    let hi = rows.user.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (rows.user[mid] < id) lo = mid + 1;
-      else hi = mid;
-    }
-    pos[k] = rows.user.length > 0 && rows.user[lo] === id ? lo : empty;
+    const at = sortedIndexOf(rows.user, id);
+    pos[k] = at >= 0 ? at : empty;
   });
   // An extra empty row at position `empty` stands for ids without data.
   const padded: InteractionsBatch = {

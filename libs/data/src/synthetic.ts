@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { RatingsBuilder } from './columns.ts';
 import { DataError } from './errors.ts';
 import { Rng, deriveSeed } from './random.ts';
+import { lowerBound } from './search.ts';
 import type { Ratings } from './types.ts';
 
 export interface LowRankOptions {
@@ -61,14 +62,8 @@ function zipfCdf(n: number, s: number): Float64Array {
 }
 
 function sampleCdf(cdf: Float64Array, u: number): number {
-  let lo = 0;
-  let hi = cdf.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (cdf[mid] < u) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  // The last bucket also takes u beyond cdf's end (rounding: the CDF may end a hair below 1).
+  return Math.min(lowerBound(cdf, u), cdf.length - 1);
 }
 
 export function lowRankRatings(o: LowRankOptions): SyntheticRatings {

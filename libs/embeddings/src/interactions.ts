@@ -8,6 +8,7 @@
 //
 //   r̂_e = μ + b_u + b_i + (p_u + z_u) · q_i     (z_u: optional per-user addition, SVD++'s implicit term)
 //   loss = mean_e (r̂_e − r_e)²
+import { sortedIndexOf } from '@actorflow/data';
 import { EmbeddingError, type SparseGradient } from './table.ts';
 import type { GatheredRows } from './bag.ts';
 import { batchScratch } from './wasm/kernels.ts';
@@ -22,17 +23,8 @@ export function setWasmKernels(on: boolean): void {
   useWasm = on;
 }
 
-/** Index of `id` in `rows` (sorted ascending, unique), or −1. */
-export function sortedIndexOf(rows: Int32Array, id: number): number {
-  let lo = 0;
-  let hi = rows.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (rows[mid] < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return rows.length > 0 && rows[lo] === id ? lo : -1;
-}
+// Index of an id in sorted rows, or −1: the one binary search, in @actorflow/data.
+export { sortedIndexOf };
 
 /** Position of every id among `rows` (sorted, unique); throws naming `what` for an id that is not there. */
 export function rowPositions(rows: Int32Array, ids: Int32Array, what: string): Int32Array {

@@ -1,7 +1,7 @@
 // Compressed sparse rows over the ratings, built once by user and once by item. At ML-20M
 // (20M ratings) each orientation is offsets (numRows+1)·4 B + cols 80 MB + values 80 MB, so the
 // pair costs ~320 MB — the same order as the columnar Ratings themselves, and no JS objects.
-import type { Ratings } from '@actorflow/data';
+import { sortedIndexOf, type Ratings } from '@actorflow/data';
 import { KnnError } from './errors.ts';
 
 /** Row r holds columns cols[offsets[r] … offsets[r+1]) in ascending order, with values alongside. */
@@ -64,16 +64,8 @@ export function buildCsr(ratings: Ratings, by: 'user' | 'item', numUsers: number
 /** Value at (row, col), or NaN when absent: binary search in the row's sorted columns. */
 export function csrGet(m: Csr, row: number, col: number): number {
   if (row < 0 || row >= m.numRows) return Number.NaN;
-  let lo = m.offsets[row];
-  let hi = m.offsets[row + 1] - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const c = m.cols[mid];
-    if (c === col) return m.values[mid];
-    if (c < col) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return Number.NaN;
+  const at = sortedIndexOf(m.cols, col, m.offsets[row], m.offsets[row + 1]);
+  return at < 0 ? Number.NaN : m.values[at];
 }
 
 /** Per-row mean and (population) standard deviation; empty rows get the fallback mean and σ 1. */

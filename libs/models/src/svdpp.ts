@@ -25,16 +25,9 @@ export interface SvdppOptions {
 function historyRowOf(history: InteractionsBatch, users: Int32Array): Int32Array {
   const out = new Int32Array(users.length);
   for (let i = 0; i < users.length; i++) {
-    const u = users[i];
-    let lo = 0;
-    let hi = history.user.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (history.user[mid] < u) lo = mid + 1;
-      else hi = mid;
-    }
-    if (history.user.length === 0 || history.user[lo] !== u) throw new ModelError(`svdpp: the batch's history has no row for user ${u}`);
-    out[i] = lo;
+    const at = sortedIndexOf(history.user, users[i]);
+    if (at < 0) throw new ModelError(`svdpp: the batch's history has no row for user ${users[i]}`);
+    out[i] = at;
   }
   return out;
 }

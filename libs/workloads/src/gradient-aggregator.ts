@@ -6,11 +6,9 @@ import { readFileSync } from 'node:fs';
 import { FlagError, HandlerError, actorLog, intFlag, numberFlag, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
-import { snapshotCodec, stateRequestCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
+import { OPTIMIZER_NAMES, snapshotCodec, stateRequestCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
 import { ParameterShard, parseStaleness, servePsShard, storeToSnapshot } from '@actorflow/strategies';
 import type { AggregatorRole, FlagValues, ServedAggregator } from './workload.ts';
-
-const OPTIMIZERS = ['adam', 'adagrad', 'sgd', 'rmsprop'] as const satisfies readonly JobConfig['optimizer']['name'][];
 
 const str = (v: FlagValues, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
 
@@ -30,7 +28,7 @@ export function gradientAggregator(modelName: string, v: FlagValues): Aggregator
   const psShards = intFlag('ps-shards', str(v, 'ps-shards'), 1, 1);
   if (shard >= psShards) throw new FlagError(`--ps-shard ${shard} must be below --ps-shards ${psShards}`);
   const optimizerName = str(v, 'optimizer') ?? recommended?.name ?? 'adam';
-  if (!(OPTIMIZERS as readonly string[]).includes(optimizerName)) throw new FlagError(`--optimizer must be ${OPTIMIZERS.join(', ')}, got '${optimizerName}'`);
+  if (!(OPTIMIZER_NAMES as readonly string[]).includes(optimizerName)) throw new FlagError(`--optimizer must be ${OPTIMIZER_NAMES.join(', ')}, got '${optimizerName}'`);
   const dim = str(v, 'dim');
   const initStd = str(v, 'init-std');
   const hyperFlags = Array.isArray(v.hyper) ? (v.hyper as readonly string[]) : [];
