@@ -2,6 +2,7 @@
 export { ProtocolError, DecodeError, ChunkError } from './src/errors.ts';
 export { encodeMsg, decodeMsg } from './src/msgpack.ts';
 export { subjects, validateToken, type ControlKind } from './src/subjects.ts';
+export { datasetInfoCodec, testSetRequestCodec, type DatasetInfo, type TestSetRequest } from './src/dataset-info.ts';
 export { evalNowRequestCodec, stateRequestCodec, type EvalNowRequest, type StateRequest } from './src/requests.ts';
 export { PROTOCOL_VERSION, OPTIMIZER_NAMES, ProtocolVersionError, jobConfigCodec, type JobConfig, type JobOptimizer } from './src/job-config.ts';
 export { splitIntoChunks, encodeChunk, decodeChunk, ChunkAssembler, MessageTooLargeError, CHUNK_OVERHEAD_BYTES, type Chunk, type ChunkAssemblerOptions } from './src/chunking.ts';

@@ -6,8 +6,18 @@ import { randomBytes } from 'node:crypto';
 import { requestWithRetry, type NatsConnection, type RetryOptions } from '@actorflow/bus';
 import type { AnyBatch, ExampleKind, HeldOut, ImageBatch, InteractionsBatch, Ratings, RatingsBatch } from '@actorflow/data';
 import type { ModelShape } from './dataset.ts';
-import { batchReplyCodec, batchRequestCodec, decodeImageBatch, decodeInteractionsBatch, decodeRatingsBatch, subjects, type BatchReply } from '@actorflow/protocol';
-import type { DatasetInfo } from './service.ts';
+import {
+  batchReplyCodec,
+  batchRequestCodec,
+  datasetInfoCodec,
+  testSetRequestCodec,
+  decodeImageBatch,
+  decodeInteractionsBatch,
+  decodeRatingsBatch,
+  subjects,
+  type BatchReply,
+} from '@actorflow/protocol';
+import type { DatasetInfo } from '@actorflow/protocol';
 
 export interface FedBatch<B = AnyBatch> {
   readonly epoch: number;
@@ -95,7 +105,7 @@ export class DataClient {
 
   async info(): Promise<DatasetInfo> {
     const reply = await this.#request(subjects.dataInfo(this.#job), new Uint8Array(0));
-    return JSON.parse(new TextDecoder().decode(reply)) as DatasetInfo;
+    return datasetInfoCodec.decode(reply);
   }
 
   /**
@@ -110,7 +120,7 @@ export class DataClient {
       backoff: { initialMs: 500, maxMs: 500, factor: 1, jitter: 0 },
       onRetry: (attempt) => onWait(attempt),
     });
-    return JSON.parse(new TextDecoder().decode(reply)) as DatasetInfo;
+    return datasetInfoCodec.decode(reply);
   }
 
   /**
@@ -184,7 +194,7 @@ export class DataClient {
   }
 
   async #test(kind: string): Promise<Uint8Array> {
-    return this.#request(subjects.dataTest(this.#job), new TextEncoder().encode(JSON.stringify({ kind })), this.#timeoutMs * 4);
+    return this.#request(subjects.dataTest(this.#job), testSetRequestCodec.encode({ kind }), this.#timeoutMs * 4);
   }
 
   async testSet(): Promise<Ratings> {

@@ -26,31 +26,22 @@ import {
   type Ratings,
   type RatingsBatch,
 } from '@actorflow/data';
-import { batchReplyCodec, batchRequestCodec, encodeImageBatch, encodeInteractionsBatch, encodeRatingsBatch, subjects, type BatchKind } from '@actorflow/protocol';
+import {
+  batchReplyCodec,
+  batchRequestCodec,
+  datasetInfoCodec,
+  testSetRequestCodec,
+  type DatasetInfo,
+  encodeImageBatch,
+  encodeInteractionsBatch,
+  encodeRatingsBatch,
+  subjects,
+  type BatchKind,
+} from '@actorflow/protocol';
 import { historyRatings, type JobDataset } from './dataset.ts';
 
-export interface DatasetInfo {
-  /** 'images' for image datasets (MNIST), else 'ratings'. */
-  readonly kind: 'ratings' | 'images';
-  readonly numUsers: number;
-  readonly numItems: number;
-  /** Training rows over all shards (ratings, or images). */
-  readonly trainRows: number;
-  readonly testRows: number;
-  readonly globalMean: number;
-  readonly shards: number;
-  readonly batchSize: number;
-  readonly epochs: number;
-  readonly noiseFloorRmse?: number;
-  /** The lowest and highest training rating (rating models' predictions are clipped to it). */
-  readonly ratingRange?: readonly [number, number];
-  readonly numClasses?: number;
-  /** Users and items with training ratings (the example counts of user-rows and item-rows models). */
-  readonly trainUsers?: number;
-  readonly trainItems?: number;
-  /** --validation: the ratings carved from training (never served as training batches). */
-  readonly validationRows?: number;
-}
+// The type and its validating codec live in libs/protocol (it owns every bus message).
+export type { DatasetInfo } from '@actorflow/protocol';
 
 export interface DataShardOptions {
   readonly job: string;
@@ -325,8 +316,8 @@ export function serveDataShard(nc: NatsConnection, o: DataShardOptions): DataSha
     throw new HandlerError('BAD_REQUEST', `unknown test set kind '${what}'; ask for ratings, validation, user-rows, item-rows, images, history or item-history`);
   };
   const subs: Subscription[] = [
-    serveLarge(nc, subjects.dataInfo(o.job), () => enc.encode(JSON.stringify(info)), { queue: 'data-info' }),
-    serveLarge(nc, subjects.dataTest(o.job), (payload) => testSet(payload.length === 0 ? 'ratings' : ((JSON.parse(new TextDecoder().decode(payload)) as { kind?: string }).kind ?? 'ratings')), {
+    serveLarge(nc, subjects.dataInfo(o.job), () => datasetInfoCodec.encode(info), { queue: 'data-info' }),
+    serveLarge(nc, subjects.dataTest(o.job), (payload) => testSet(testSetRequestCodec.decode(payload).kind ?? 'ratings'), {
       queue: 'data-test',
     }),
     serveLarge(nc, subjects.dataNext(o.job, o.shard), (payload) => {
