@@ -66,12 +66,14 @@ export {
   storeRequestCodec,
   storeReplyCodec,
   mirroredGradientCodec,
+  mirroredParamsCodec,
   type CollectiveUp,
   type CollectiveDown,
   type CollectiveP2p,
   type RingPhase,
   type StoreRequest,
   type StoreReply,
+  type MirroredParams,
   type MirroredGradient,
 } from './src/collective.ts';
 export {

@@ -681,8 +681,10 @@ export class StarProcessGroup implements ProcessGroup {
     if (this.rank === root && (parts === undefined || parts.length !== this.worldSize)) {
       throw new CollectiveError(`scatter: root needs ${this.worldSize} parts, got ${parts?.length ?? 0}`);
     }
-    const all = decodeMsg(await this.broadcast(this.rank === root ? encodeMsg(parts) : new Uint8Array(0), root)) as Uint8Array[];
-    return all[this.rank];
+    const all: unknown = decodeMsg(await this.broadcast(this.rank === root ? encodeMsg(parts) : new Uint8Array(0), root), 'scatter');
+    const mine = Array.isArray(all) && all.length === this.worldSize ? (all as unknown[])[this.rank] : undefined;
+    if (!(mine instanceof Uint8Array)) throw new CollectiveError(`scatter: root ${root} sent no byte part for rank ${this.rank} of ${this.worldSize}`);
+    return mine;
   }
 
   /**

@@ -207,3 +207,14 @@ export const mirroredGradientCodec: Codec<MirroredGradient> = defineMsgpackKind<
     return { rows, values };
   }),
 }));
+
+/** Rank 0's parameters, broadcast once at the start so every rank begins from the same replica. */
+export interface MirroredParams {
+  readonly tables: Record<string, Float32Array>;
+  readonly dense: Record<string, Float32Array>;
+}
+
+export const mirroredParamsCodec: Codec<MirroredParams> = defineMsgpackKind<MirroredParams>('MirroredParams', (o, c) => ({
+  tables: c.record(o.tables, 'tables', (x, p) => c.f32(x, p)),
+  dense: c.record(o.dense, 'dense', (x, p) => c.f32(x, p)),
+}));

@@ -9,6 +9,7 @@ import {
   collectiveUpCodec,
   encodeMsg,
   mirroredGradientCodec,
+  mirroredParamsCodec,
   storeReplyCodec,
   storeRequestCodec,
   type Codec,
@@ -57,6 +58,8 @@ t.test('every collective message round-trips', async (t) => {
   for (const m of stores) t.same(storeRequestCodec.decode(storeRequestCodec.encode(m)), m, `store ${m.op}`);
   for (const m of replies) t.same(storeReplyCodec.decode(storeReplyCodec.encode(m)), m, 'store reply');
   for (const m of grads) t.same(mirroredGradientCodec.decode(mirroredGradientCodec.encode(m)), m, 'mirrored gradient');
+  const params = { tables: { user: new Float32Array([1, 2, 3, 4]) }, dense: { mean: new Float32Array([3.5]) } };
+  t.same(mirroredParamsCodec.decode(mirroredParamsCodec.encode(params)), params, 'mirrored params');
   const r = collectiveDownCodec.decode(collectiveDownCodec.encode(downs[0]));
   t.ok(r.kind === 'result' && r.parts.every((p) => p instanceof Uint8Array), 'parts stay bytes');
 });
@@ -100,6 +103,8 @@ t.test('malformed messages are refused with a DecodeError naming the field', asy
     [storeReplyCodec, { missing: 'x' }, /'missing'/],
     [storeReplyCodec, { present: 1 }, /'present'/],
     [mirroredGradientCodec, { count: 1.5, loss: 0, dense: {}, sparse: {} }, /'count'/],
+    [mirroredParamsCodec, { tables: { user: [1, 2] }, dense: {} }, /tables\.user must be a Float32Array/],
+    [mirroredParamsCodec, { tables: {} }, /dense/],
     [mirroredGradientCodec, { count: 1, loss: 0, dense: { w: [1] }, sparse: {} }, /dense\.w must be a Float32Array/],
     [mirroredGradientCodec, { count: 1, loss: 0, dense: {}, sparse: { u: { rows: new Int32Array([1, 2]), values: new Float32Array(3) } } }, /do not divide/],
   ];
@@ -121,6 +126,7 @@ t.test('fuzzed bytes only ever raise ProtocolError', async (t) => {
     ...stores.map((m) => ['store', (b: Uint8Array) => storeRequestCodec.decode(b), storeRequestCodec.encode(m)] as [string, (b: Uint8Array) => unknown, Uint8Array]),
     ...replies.map((m) => ['reply', (b: Uint8Array) => storeReplyCodec.decode(b), storeReplyCodec.encode(m)] as [string, (b: Uint8Array) => unknown, Uint8Array]),
     ...grads.map((m) => ['grad', (b: Uint8Array) => mirroredGradientCodec.decode(b), mirroredGradientCodec.encode(m)] as [string, (b: Uint8Array) => unknown, Uint8Array]),
+    ['params', (b: Uint8Array) => mirroredParamsCodec.decode(b), mirroredParamsCodec.encode({ tables: { user: new Float32Array([1, 2]) }, dense: { mean: new Float32Array([3]) } })],
   ];
   let foreign = 0;
   const attempt = (decode: (b: Uint8Array) => unknown, b: Uint8Array): void => {

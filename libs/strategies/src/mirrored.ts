@@ -12,7 +12,7 @@ import type { Engine } from '@actorflow/engine';
 import { batchLength, type AnyBatch } from '@actorflow/data';
 import { addSparse, type OptimizerConfig, type RowOptimizer, type SparseGradient } from '@actorflow/embeddings';
 import type { TrainableModel } from '@actorflow/models';
-import { TRAINER_STATE_FORMAT, decodeMsg, encodeMsg, mirroredGradientCodec, type MirroredGradient, type OptimizerSlotState, type TableData, type TrainerState } from '@actorflow/protocol';
+import { TRAINER_STATE_FORMAT, mirroredGradientCodec, mirroredParamsCodec, type MirroredGradient, type OptimizerSlotState, type TableData, type TrainerState } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
 import { assertFiniteStep } from './guards.ts';
 import { prefetch } from './prefetch.ts';
@@ -115,8 +115,13 @@ function scaled(v: Float32Array, s: number): Float32Array {
 
 /** Rank 0's parameters on every rank (so ranks agree even if their seeds or code differ). */
 export async function broadcastParams(pg: ProcessGroup, params: ParamStore): Promise<void> {
-  const mine = pg.rank === 0 ? encodeMsg({ tables: Object.fromEntries(Object.entries(params.tables).map(([k, t]) => [k, t.data])), dense: params.dense }) : new Uint8Array(0);
-  const got = decodeMsg(await pg.broadcast(mine, 0)) as { tables: Record<string, Float32Array>; dense: Record<string, Float32Array> };
+  const mine = pg.rank === 0 ? mirroredParamsCodec.encode({ tables: Object.fromEntries(Object.entries(params.tables).map(([k, t]) => [k, t.data])), dense: params.dense }) : new Uint8Array(0);
+  const got = mirroredParamsCodec.decode(await pg.broadcast(mine, 0));
+  // Same model on every rank, or a clear error (never a TypeError, never a half-copied replica).
+  const mismatch = (what: string, name: string, theirs: number, ours: number | undefined): GradientMismatchError =>
+    new GradientMismatchError(`rank 0 broadcast ${what} '${name}' with ${theirs} values, this rank has ${ours ?? 'no such parameter'}; start every rank with the same model and hyper-parameters`);
+  for (const [k, data] of Object.entries(got.tables)) if (params.tables[k]?.data.length !== data.length) throw mismatch('table', k, data.length, params.tables[k]?.data.length);
+  for (const [k, v] of Object.entries(got.dense)) if (params.dense[k]?.length !== v.length) throw mismatch('dense parameter', k, v.length, params.dense[k]?.length);
   for (const [k, data] of Object.entries(got.tables)) params.tables[k].data.set(data);
   for (const [k, v] of Object.entries(got.dense)) params.dense[k].set(v);
 }
