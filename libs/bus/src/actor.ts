@@ -84,6 +84,39 @@ export function intFlag(name: string, raw: string | undefined, fallback: number,
 }
 
 /**
+ * `--hyper KEY=VALUE` pairs typed by `defaults` (number, boolean or string): an unknown key or a
+ * badly typed value is an error that names it — a FlagError unless `error` makes another kind.
+ * `owner` names whose hyper-parameters they are in that message ("this model", "kNN").
+ */
+export function hyperFlags(
+  pairs: readonly string[],
+  defaults: Readonly<Record<string, number | string | boolean>>,
+  o: { readonly owner: string; readonly error?: (message: string) => Error },
+): Record<string, number | string | boolean> {
+  const fail = (message: string): never => {
+    throw o.error !== undefined ? o.error(message) : new FlagError(message);
+  };
+  const out: Record<string, number | string | boolean> = {};
+  for (const kv of pairs) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) fail(`--hyper takes KEY=VALUE, got '${kv}'`);
+    const key = kv.slice(0, eq);
+    const raw = kv.slice(eq + 1);
+    if (!Object.hasOwn(defaults, key)) fail(`--hyper ${key}: ${o.owner} has no such hyper-parameter; it takes ${Object.keys(defaults).join(', ')}`);
+    const d = defaults[key];
+    if (typeof d === 'number') {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) fail(`--hyper ${key} must be a number, got '${raw}'`);
+      out[key] = n;
+    } else if (typeof d === 'boolean') {
+      if (raw !== 'true' && raw !== 'false') fail(`--hyper ${key} must be true or false, got '${raw}'`);
+      out[key] = raw === 'true';
+    } else out[key] = raw;
+  }
+  return out;
+}
+
+/**
  * Under a launcher (ACTORFLOW_SUPERVISED=1, stdin a pipe from it): exit when that pipe closes — the
  * launcher is gone, even if it was killed with -9 — so no actor outlives its job as an orphan.
  */

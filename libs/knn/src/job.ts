@@ -9,7 +9,7 @@
 // reports carry.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FlagError, RemoteError, intFlag, publishLarge, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { FlagError, RemoteError, hyperFlags, intFlag, publishLarge, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import type { InteractionsBatch, Ratings } from '@actorflow/data';
 import { evalNowRequestCodec, evalReportCodec, lossReportCodec, monitoringHeaders, subjects, type EvalReport } from '@actorflow/protocol';
 import { collectKnnBlocks, fetchNeighbours, knnPlan, runKnnWorker, type KnnCollector } from './distributed.ts';
@@ -57,25 +57,7 @@ export const KNN_LAUNCH: { readonly input: 'ratings'; readonly description: stri
 
 /** `--hyper KEY=VALUE` pairs typed by KNN_DEFAULTS; an unknown key or a badly typed value is a KnnError. */
 export function parseKnnHyper(pairs: readonly string[]): Record<string, number | string | boolean> {
-  const defaults: KnnHyper = KNN_DEFAULTS;
-  const out: Record<string, number | string | boolean> = {};
-  for (const kv of pairs) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new KnnError(`--hyper takes KEY=VALUE, got '${kv}'`);
-    const key = kv.slice(0, eq);
-    const raw = kv.slice(eq + 1);
-    if (!(key in defaults)) throw new KnnError(`--hyper ${key}: kNN has no such hyper-parameter; it takes ${Object.keys(defaults).join(', ')}`);
-    const d = defaults[key];
-    if (typeof d === 'number') {
-      const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new KnnError(`--hyper ${key} must be a number, got '${raw}'`);
-      out[key] = n;
-    } else if (typeof d === 'boolean') {
-      if (raw !== 'true' && raw !== 'false') throw new KnnError(`--hyper ${key} must be true or false, got '${raw}'`);
-      out[key] = raw === 'true';
-    } else out[key] = raw;
-  }
-  return out;
+  return hyperFlags(pairs, KNN_DEFAULTS, { owner: 'kNN', error: (m) => new KnnError(m) });
 }
 
 export interface KnnSettings {

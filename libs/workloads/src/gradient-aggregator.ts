@@ -3,7 +3,7 @@
 // rank 0 sends (<job>.ctl.checkpoint in, <job>.ctl.snapshot and <job>.ctl.state out) — so one
 // aggregator serves either strategy.
 import { readFileSync } from 'node:fs';
-import { FlagError, HandlerError, actorLog, intFlag, numberFlag, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { FlagError, HandlerError, actorLog, hyperFlags, intFlag, numberFlag, serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { DataClient, serveJobConfig, type JobConfig } from '@actorflow/feed';
 import { createModel, modelEntry, userHyper, withDataHyper, type ModelEntry } from '@actorflow/models';
 import { OPTIMIZER_NAMES, snapshotCodec, stateRequestCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
@@ -176,27 +176,7 @@ function serveReplicaStore(nc: NatsConnection, job: string, log: (line: string) 
 
 /** KEY=VALUE hyper-parameters typed by the model's defaults (number, boolean or string); unknown keys are errors. */
 export function parseHyper(entry: ModelEntry, pairs: readonly string[]): Record<string, number | string | boolean> {
-  const defaults = userHyper(entry);
-  const out: Record<string, number | string | boolean> = {};
-  for (const kv of pairs) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new FlagError(`--hyper takes KEY=VALUE, got '${kv}'`);
-    const key = kv.slice(0, eq);
-    const raw = kv.slice(eq + 1);
-    if (!(key in defaults)) {
-      throw new FlagError(`--hyper ${key}: this model has no such hyper-parameter; it takes ${Object.keys(defaults).join(', ')}`);
-    }
-    const d = defaults[key];
-    if (typeof d === 'number') {
-      const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new FlagError(`--hyper ${key} must be a number, got '${raw}'`);
-      out[key] = n;
-    } else if (typeof d === 'boolean') {
-      if (raw !== 'true' && raw !== 'false') throw new FlagError(`--hyper ${key} must be true or false, got '${raw}'`);
-      out[key] = raw === 'true';
-    } else out[key] = raw;
-  }
-  return out;
+  return hyperFlags(pairs, userHyper(entry), { owner: 'this model' });
 }
 
 /** A checkpoint part named by a --restore-* flag; a missing file is a flag error naming it. */
