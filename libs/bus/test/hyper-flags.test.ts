@@ -19,9 +19,12 @@ t.test('bad pairs name the key; the caller picks the error kind', async (t) => {
     ['dim=abc', /dim must be a number/],
     ['bias=1', /bias must be true or false/],
   ] as const) {
-    t.throws(() => hyperFlags([pair], defaults, { owner: 'this model' }), FlagError, pair);
-    t.throws(() => hyperFlags([pair], defaults, { owner: 'this model' }), re, pair);
+    const err = t.throws(() => hyperFlags([pair], defaults, { owner: 'this model' }), pair);
+    t.ok(err instanceof FlagError, `${pair}: a FlagError`);
+    t.match((err as Error).message, re, pair);
   }
   class OtherError extends Error {}
-  t.throws(() => hyperFlags(['x=1'], defaults, { owner: 'kNN', error: (m) => new OtherError(m) }), OtherError);
+  const err = t.throws(() => hyperFlags(['x=1'], defaults, { owner: 'kNN', error: (m) => new OtherError(m) }));
+  t.ok(err instanceof OtherError && !(err instanceof FlagError), "the caller's error kind");
+  t.match((err as Error).message, /kNN has no such hyper-parameter/);
 });
