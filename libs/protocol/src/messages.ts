@@ -289,22 +289,7 @@ export const batchReplyCodec = defineMsgpackKind<BatchReply>('BatchReply', (o, c
 }));
 
 // ---------------------------------------------------------------------------------------------
-// Control.
-
-export interface JoinMessage {
-  readonly job: string;
-  readonly rank: number;
-  /** Why the rank leaves, e.g. 'out-of-data'. */
-  readonly reason: string;
-  readonly step: number;
-}
-
-export const joinCodec = defineMsgpackKind<JoinMessage>('JoinMessage', (o, c) => ({
-  job: c.str(o, 'job'),
-  rank: c.int(o, 'rank'),
-  reason: c.str(o, 'reason'),
-  step: c.int(o, 'step'),
-}));
+// Control. (Errors of a request travel in the reply's headers: see libs/bus serveLarge.)
 
 export interface Heartbeat {
   readonly job: string;
@@ -335,17 +320,6 @@ export interface StopMessage {
 
 export const stopCodec = defineMsgpackKind<StopMessage>('StopMessage', (o, c) => ({ job: c.str(o, 'job'), reason: c.str(o, 'reason') }));
 
-export interface SnapshotRequest {
-  readonly job: string;
-  /** Tables to include; absent = all. */
-  readonly tables?: readonly string[];
-}
-
-export const snapshotRequestCodec = defineMsgpackKind<SnapshotRequest>('SnapshotRequest', (o, c) => {
-  const job = c.str(o, 'job');
-  return o.tables === undefined || o.tables === null ? { job } : { job, tables: c.strArray(o.tables, 'tables') };
-});
-
 /** Parameters at one point of training: whole tables (or the rows a shard owns) and dense tensors. */
 export interface Snapshot {
   readonly job: string;
@@ -362,18 +336,3 @@ export const snapshotCodec = defineMsgpackKind<Snapshot>('Snapshot', (o, c) => (
   tables: c.record(o.tables, 'tables', (x, p) => pulledTable(c, x, p)),
   dense: denseMap(c, o.dense, 'dense'),
 }));
-
-/** A request/reply error carried back to the requester. */
-export interface ErrorReply {
-  readonly error: { readonly code: string; readonly message: string };
-}
-
-export const errorReplyCodec = defineMsgpackKind<ErrorReply>('ErrorReply', (o, c) => {
-  const e = c.obj(o.error, 'error');
-  return { error: { code: c.str(e, 'code'), message: c.str(e, 'message') } };
-});
-
-/** True when a decoded msgpack value looks like an ErrorReply (checked before decoding the expected kind). */
-export function isErrorReply(value: unknown): value is ErrorReply {
-  return typeof value === 'object' && value !== null && 'error' in value && typeof (value as Obj).error === 'object';
-}

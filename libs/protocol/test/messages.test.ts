@@ -1,20 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import {
-  DecodeError,
-  ProtocolError,
-  batchRequestCodec,
-  decodeMsg,
-  encodeMsg,
-  errorReplyCodec,
-  evalReportCodec,
-  gradientCodec,
-  isErrorReply,
-  lossReportCodec,
-  monitoringHeaders,
-  pullReplyCodec,
-  pullRequestCodec,
-} from '../mod.ts';
+import { DecodeError, ProtocolError, batchRequestCodec, decodeMsg, encodeMsg, evalReportCodec, gradientCodec, lossReportCodec, monitoringHeaders, pullReplyCodec, pullRequestCodec } from '../mod.ts';
 import { examples } from './fixtures/examples.ts';
 
 const f32 = (...v: number[]): Float32Array => new Float32Array(v);
@@ -61,12 +47,6 @@ t.test('loss reports: JSON readable by a person, NaN survives as null, headers c
   t.match(text, /"loss":null/);
   t.ok(Number.isNaN(lossReportCodec.decode(bytes).loss));
   t.same(monitoringHeaders('j'), { 'Content-Type': 'application/json', 'Job-Id': 'j' });
-});
-
-t.test('error replies are recognised', async (t) => {
-  t.ok(isErrorReply(decodeMsg(errorReplyCodec.encode({ error: { code: 'X', message: 'm' } }))));
-  t.notOk(isErrorReply({ version: 1 }));
-  t.notOk(isErrorReply(null));
 });
 
 t.test('encodeMsg reports unencodable values as ProtocolError', async (t) => {
