@@ -138,14 +138,25 @@ t.test('hostile pushes during a live ps job are all rejected, counted by name, a
   const s = attacked.psShards ?? [];
   t.equal(s.length, PS_SHARDS, 'metrics.json has every shard');
   const expected: Record<number, Record<string, number>> = {};
-  for (const c of cases) expected[c.shard] = { ...expected[c.shard], [c.reason]: (expected[c.shard]?.[c.reason] ?? 0) + 1 };
+  for (const c of [...cases, { reason: 'TOO_LARGE', shard: 0 }]) expected[c.shard] = { ...expected[c.shard], [c.reason]: (expected[c.shard]?.[c.reason] ?? 0) + 1 };
   for (const shard of s) {
     t.same(shard.rejectedByReason, expected[shard.shard] ?? {}, `shard ${shard.shard}: each rejection counted under its name`);
     t.same(shard.bySender[String(ATTACKER)]?.accepted ?? 0, 0, `shard ${shard.shard}: nothing of the attacker's applied`);
-    t.same(shard.bySender[String(ATTACKER)]?.rejected ?? {}, Object.fromEntries(Object.entries(expected[shard.shard] ?? {}).filter(([r]) => r !== 'MALFORMED')), 'charged to the attacker rank');
+    t.same(
+      shard.bySender[String(ATTACKER)]?.rejected ?? {},
+      Object.fromEntries(Object.entries(expected[shard.shard] ?? {}).filter(([r]) => r !== 'MALFORMED' && r !== 'TOO_LARGE')),
+      'charged to the attacker rank',
+    );
+    // Bytes that are no gradient and an oversize upload's handshake carry no rank: charged to sender -1 (unknown).
+    t.same(
+      shard.bySender['-1']?.rejected ?? {},
+      Object.fromEntries(Object.entries(expected[shard.shard] ?? {}).filter(([r]) => r === 'MALFORMED' || r === 'TOO_LARGE')),
+      'unattributable ones charged to sender -1',
+    );
   }
   t.equal(s.find((x) => x.shard === 0)?.noReply, 1, 'the push without a reply subject was counted, not applied');
   t.match(stderr + readFileSync(join(attackedOut, 'logs', 'aggregator-0.log'), 'utf8'), /4294967296 B, above the limit/, 'the oversize upload is logged by the shard');
+  t.equal(s.find((x) => x.shard === 0)?.rejectedByReason.TOO_LARGE, 1, 'and counted in its stats as TOO_LARGE');
 
   // The model: what a clean run makes, byte for byte, all finite.
   const cleanParams = readFileSync(join(cleanOut, 'model', 'params.bin'));

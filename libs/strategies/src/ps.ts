@@ -3,7 +3,7 @@
 // needs from their owners, compute, and push gradient slices back with the version they pulled;
 // each shard applies pushes as they come (no barrier) with the same optimizer code as the local
 // reference, so one trainer and one shard reproduce single-process training exactly.
-import { HandlerError, serveLarge, type NatsConnection, type ServeLargeOptions, type Subscription } from '@actorflow/bus';
+import { HandlerError, RequestTooLargeError, serveLarge, type NatsConnection, type ServeLargeOptions, type Subscription } from '@actorflow/bus';
 import { hash32 } from '@actorflow/data';
 import type { OptimizerConfig } from '@actorflow/embeddings';
 import type { StepResult, TrainableModel } from '@actorflow/models';
@@ -90,7 +90,7 @@ export class ShardStateError extends Error {
 }
 
 /** Why a push was rejected; also the error code the pusher receives. */
-export type PushRejectReason = 'UNKNOWN_TABLE' | 'UNKNOWN_DENSE' | 'NOT_OWNER' | 'BAD_ROW' | 'DUPLICATE_ROW' | 'BAD_SHAPE' | 'NON_FINITE' | 'BAD_VERSION' | 'BAD_SENDER' | 'MALFORMED';
+export type PushRejectReason = 'UNKNOWN_TABLE' | 'UNKNOWN_DENSE' | 'NOT_OWNER' | 'BAD_ROW' | 'DUPLICATE_ROW' | 'BAD_SHAPE' | 'NON_FINITE' | 'BAD_VERSION' | 'BAD_SENDER' | 'MALFORMED' | 'TOO_LARGE';
 
 /** A push refused whole (nothing of it applied); travels to the pusher as a remote error with code `reason`. */
 export class PushRejected extends HandlerError {
@@ -369,6 +369,11 @@ export class ParameterShard {
     this.#countRejected(new PushRejected('MALFORMED', -1, this.shard, detail));
   }
 
+  /** An upload refused at its handshake for announcing more than maxRequestBytes (sender unknown: the handshake carries only a size): TOO_LARGE under sender -1. */
+  countTooLarge(detail: string): void {
+    this.#countRejected(new PushRejected('TOO_LARGE', -1, this.shard, detail));
+  }
+
   /** A request that arrived without a reply subject (it cannot be answered): counted, logged at a bounded rate. */
   countNoReply(subject: string): void {
     this.#noReply++;
@@ -530,7 +535,11 @@ export class ParameterShard {
 export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard, opts: Pick<ServeLargeOptions, 'maxRequestBytes'> = {}): Subscription[] {
   // A push carries at most every owned row's gradient (values and row ids): bound requests by the model's size.
   const maxRequestBytes = opts.maxRequestBytes ?? Math.max(8 * 1024 * 1024, 3 * ps.paramBytes);
-  const common = (subject: string): ServeLargeOptions => ({ maxRequestBytes, onNoReply: () => ps.countNoReply(subject) });
+  const common = (subject: string): ServeLargeOptions => ({
+    maxRequestBytes,
+    onNoReply: () => ps.countNoReply(subject),
+    onError: (err) => (err instanceof RequestTooLargeError ? ps.countTooLarge(err.message) : console.error(`[bus] ${subject}: ${err.message}`)),
+  });
   return [
     serveLarge(
       nc,
