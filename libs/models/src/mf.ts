@@ -2,8 +2,9 @@
 // biases are embedding tables (biases with dim 1), μ a dense scalar that starts at the training
 // mean. L2 on the touched rows is the optimizer's job (see @actorflow/embeddings).
 import { readTidy, type Tf } from '@actorflow/engine';
-import { biasedDotMse, biasedDotPredict, dedupeSparseGradient, type BiasedDotInputs } from '@actorflow/embeddings';
+import { biasedDotMse, biasedDotPredict, dedupeSparseGradient, type BiasedDotInputs, type SparseGradient } from '@actorflow/embeddings';
 import type { InteractionsBatch, RatingsBatch } from '@actorflow/data';
+import { addPerExampleL2, regOf } from './l2.ts';
 import { ModelError, needTable, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel } from './model.ts';
 import { registerModel, type Hyper } from './registry.ts';
 
@@ -14,6 +15,8 @@ export interface MfOptions {
   /** Std of the factors' normal init. */
   readonly initStd: number;
   readonly globalMean: number;
+  /** Per-example L2 λ (src/l2.ts; 0: none, the optimizer's l2 only). */
+  readonly reg?: number;
 }
 
 export class BiasedMF implements TrainableModel<RatingsBatch> {
@@ -71,7 +74,23 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
     const n = batch.user.length;
     if (n === 0) throw new ModelError('mf: empty batch');
     const g = biasedDotMse(this.#kernelInputs(batch, params), batch.rating);
-    return { loss: g.loss, count: n, sparse: { item: g.item, itemBias: g.itemBias, user: g.user, userBias: g.userBias }, dense: { mean: Float32Array.of(g.mean) } };
+    const sparse = { item: g.item, itemBias: g.itemBias, user: g.user, userBias: g.userBias };
+    return { loss: g.loss + this.#l2(batch, params, sparse), count: n, sparse, dense: { mean: Float32Array.of(g.mean) } };
+  }
+
+  /** Per-example L2 on the batch's rows (src/l2.ts), added to `sparse` in place; the penalty's share of the loss. */
+  #l2(batch: RatingsBatch, p: GatheredParams, sparse: Record<'item' | 'itemBias' | 'user' | 'userBias', SparseGradient>): number {
+    const reg = this.#o.reg ?? 0;
+    if (reg === 0) return 0;
+    const n = batch.user.length;
+    const d = this.#o.dim;
+    const need = (name: string): { rows: Int32Array; values: Float32Array } => needTable('mf', p, name);
+    return (
+      addPerExampleL2(sparse.user, batch.user, need('user'), d, reg, n, 'mf user') +
+      addPerExampleL2(sparse.userBias, batch.user, need('userBias'), 1, reg, n, 'mf userBias') +
+      addPerExampleL2(sparse.item, batch.item, need('item'), d, reg, n, 'mf item') +
+      addPerExampleL2(sparse.itemBias, batch.item, need('itemBias'), 1, reg, n, 'mf itemBias')
+    );
   }
 
   /** The TF.js autodiff formulation of the same step: the reference the fused kernel is tested against. */
@@ -88,7 +107,14 @@ export class BiasedMF implements TrainableModel<RatingsBatch> {
       const mu = tf.scalar(x.mu[0]);
       const r = tf.tensor1d(batch.rating);
       // Tensors in the order [P, Q, bu, bi, mu].
-      const f = (...t: ReturnType<typeof tf.tensor>[]) => tf.mean(tf.square(tf.sub(tf.add(tf.add(tf.add(t[4], t[2]), t[3]), tf.sum(tf.mul(t[0], t[1]), 1)), r))) as ReturnType<typeof tf.scalar>;
+      const reg = this.#o.reg ?? 0;
+      // Per-example L2: λ/n Σ_examples (‖p_u‖² + ‖q_i‖² + b_u² + b_i²) over the per-example rows.
+      const penalty = (t: ReturnType<typeof tf.tensor>[]) =>
+        tf.mul(tf.scalar(reg / n), tf.add(tf.add(tf.sum(tf.square(t[0])), tf.sum(tf.square(t[1]))), tf.add(tf.sum(tf.square(t[2])), tf.sum(tf.square(t[3])))));
+      const f = (...t: ReturnType<typeof tf.tensor>[]) => {
+        const mse = tf.mean(tf.square(tf.sub(tf.add(tf.add(tf.add(t[4], t[2]), t[3]), tf.sum(tf.mul(t[0], t[1]), 1)), r)));
+        return (reg > 0 ? tf.add(mse, penalty(t)) : mse) as ReturnType<typeof tf.scalar>;
+      };
       const { value, grads } = tf.valueAndGrads(f)([P, Q, bu, bi, mu]);
       return [value, ...grads];
     });
@@ -157,8 +183,15 @@ function num(h: Hyper, k: string): number {
 registerModel({
   name: 'mf',
   description: 'biased matrix factorisation (SVD): μ + b_u + b_i + p_u·q_i, MSE',
-  defaults: { numUsers: 0, numItems: 0, dim: 16, initStd: 0.1, globalMean: 0 },
+  defaults: { numUsers: 0, numItems: 0, dim: 16, initStd: 0.1, reg: 0, globalMean: 0 },
   recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 2e-4 }, batchSize: 1024, epochs: 10 },
   create: (h) =>
-    new BiasedMF({ numUsers: num(h, 'numUsers'), numItems: num(h, 'numItems'), dim: num(h, 'dim'), initStd: num(h, 'initStd'), globalMean: num(h, 'globalMean') }) as TrainableModel<unknown>,
+    new BiasedMF({
+      numUsers: num(h, 'numUsers'),
+      numItems: num(h, 'numItems'),
+      dim: num(h, 'dim'),
+      initStd: num(h, 'initStd'),
+      reg: regOf('mf', h.reg),
+      globalMean: num(h, 'globalMean'),
+    }) as TrainableModel<unknown>,
 });

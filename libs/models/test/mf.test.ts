@@ -84,36 +84,60 @@ t.test('mf: scoreItems equals predict on every (user, item) pair', async (t) => 
   t.equal(model.scoreItems(tf, { user: new Int32Array(0), offsets: new Int32Array([0]), items: new Int32Array(0), values: new Float32Array(0) }, p).length, 0);
 });
 
-t.test('mf: the fused kernel equals the TF.js autodiff reference on a random batch with repeats', async (t) => {
+for (const reg of [0, 0.05])
+  t.test(`mf: the fused kernel equals the TF.js autodiff reference on a random batch with repeats (per-example reg ${reg})`, async (t) => {
+    const { tf } = await selectBackend({ backend: 'cpu' });
+    const d = 8;
+    const model = new BiasedMF({ numUsers: 20, numItems: 30, dim: d, initStd: 0.1, globalMean: 3.5, reg });
+    let s = 7;
+    const rnd = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const n = 200;
+    const b = {
+      user: Int32Array.from({ length: n }, () => Math.floor(rnd() * 20)),
+      item: Int32Array.from({ length: n }, () => Math.floor(rnd() * 30)),
+      rating: Float32Array.from({ length: n }, () => 1 + Math.floor(rnd() * 5)),
+    };
+    const rows = model.rowsFor(b);
+    const vals = (r: Int32Array, dim: number): Float32Array => Float32Array.from({ length: r.length * dim }, () => (rnd() - 0.5) * 0.6);
+    const p: GatheredParams = {
+      tables: {
+        user: { rows: rows.user, values: vals(rows.user, d) },
+        item: { rows: rows.item, values: vals(rows.item, d) },
+        userBias: { rows: rows.userBias, values: vals(rows.userBias, 1) },
+        itemBias: { rows: rows.itemBias, values: vals(rows.itemBias, 1) },
+      },
+      dense: { mean: new Float32Array([3.5]) },
+    };
+    const fused = model.computeGradients(tf, b, p);
+    const ref = model.computeGradientsAutodiff(tf, b, p);
+    t.ok(Math.abs(fused.loss - ref.loss) < 1e-5, `loss ${fused.loss} vs ${ref.loss}`);
+    for (const name of ['user', 'item', 'userBias', 'itemBias']) {
+      t.same([...fused.sparse[name].rows], [...ref.sparse[name].rows], `${name} rows`);
+      const worst = fused.sparse[name].values.reduce((m, v, k) => Math.max(m, Math.abs(v - ref.sparse[name].values[k])), 0);
+      t.ok(worst < 1e-5, `${name}: max |fused − autodiff| ${worst}`);
+    }
+    t.ok(Math.abs(fused.dense.mean[0] - ref.dense.mean[0]) < 1e-5, 'mean');
+  });
+
+t.test('mf: per-example L2 is λ per observed rating (a row used c times gets 2λc/n·w), and reg is checked', async (t) => {
   const { tf } = await selectBackend({ backend: 'cpu' });
-  const d = 8;
-  const model = new BiasedMF({ numUsers: 20, numItems: 30, dim: d, initStd: 0.1, globalMean: 3.5 });
-  let s = 7;
-  const rnd = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const n = 200;
-  const b = {
-    user: Int32Array.from({ length: n }, () => Math.floor(rnd() * 20)),
-    item: Int32Array.from({ length: n }, () => Math.floor(rnd() * 30)),
-    rating: Float32Array.from({ length: n }, () => 1 + Math.floor(rnd() * 5)),
-  };
-  const rows = model.rowsFor(b);
-  const vals = (r: Int32Array, dim: number): Float32Array => Float32Array.from({ length: r.length * dim }, () => (rnd() - 0.5) * 0.6);
-  const p: GatheredParams = {
-    tables: {
-      user: { rows: rows.user, values: vals(rows.user, d) },
-      item: { rows: rows.item, values: vals(rows.item, d) },
-      userBias: { rows: rows.userBias, values: vals(rows.userBias, 1) },
-      itemBias: { rows: rows.itemBias, values: vals(rows.itemBias, 1) },
-    },
-    dense: { mean: new Float32Array([3.5]) },
-  };
-  const fused = model.computeGradients(tf, b, p);
-  const ref = model.computeGradientsAutodiff(tf, b, p);
-  t.ok(Math.abs(fused.loss - ref.loss) < 1e-5, `loss ${fused.loss} vs ${ref.loss}`);
-  for (const name of ['user', 'item', 'userBias', 'itemBias']) {
-    t.same([...fused.sparse[name].rows], [...ref.sparse[name].rows], `${name} rows`);
-    const worst = fused.sparse[name].values.reduce((m, v, k) => Math.max(m, Math.abs(v - ref.sparse[name].values[k])), 0);
-    t.ok(worst < 1e-5, `${name}: max |fused − autodiff| ${worst}`);
+  const plain = new BiasedMF({ numUsers: 3, numItems: 2, dim, initStd: 0.1, globalMean: 3.5 });
+  const reg = 0.1;
+  const withReg = new BiasedMF({ numUsers: 3, numItems: 2, dim, initStd: 0.1, globalMean: 3.5, reg });
+  const p = params();
+  const a = plain.computeGradients(tf, batch, p);
+  const b = withReg.computeGradients(tf, batch, p);
+  // batch: user 0 twice, user 2 once (n = 3); user rows [0, 2].
+  const uv = p.tables.user.values;
+  for (let k = 0; k < dim; k++) {
+    t.ok(Math.abs(b.sparse.user.values[k] - a.sparse.user.values[k] - ((2 * reg * 2) / 3) * uv[k]) < 1e-6, `user 0 [${k}]: 2λ·2/3·w`);
+    t.ok(Math.abs(b.sparse.user.values[dim + k] - a.sparse.user.values[dim + k] - ((2 * reg * 1) / 3) * uv[dim + k]) < 1e-6, `user 2 [${k}]: 2λ·1/3·w`);
   }
-  t.ok(Math.abs(fused.dense.mean[0] - ref.dense.mean[0]) < 1e-5, 'mean');
+  let pen = 0;
+  const sq = (v: Float32Array, r: number, d: number): number => v.subarray(r * d, (r + 1) * d).reduce((s, x) => s + x * x, 0);
+  const userAt = [0, 1, 0];
+  const itemAt = [1, 1, 0];
+  for (let e = 0; e < 3; e++) pen += sq(uv, userAt[e], dim) + sq(p.tables.item.values, itemAt[e], dim) + sq(p.tables.userBias.values, userAt[e], 1) + sq(p.tables.itemBias.values, itemAt[e], 1);
+  t.ok(Math.abs(b.loss - a.loss - (reg * pen) / 3) < 1e-6, 'loss + λ/n Σ_examples ‖w‖²');
+  t.throws(() => createModel('mf', { numUsers: 3, numItems: 2, reg: -1 }), ModelError, 'reg < 0 refused');
 });

@@ -61,16 +61,19 @@ t.test('svdpp: registry and errors', async (t) => {
   t.throws(() => new SvdPlusPlus({ numUsers: 1, numItems: 1, dim: 1.5, initStd: 0.1, globalMean: 0 }), /dim/);
 });
 
-t.test('svdpp: the fused kernel equals the TF.js autodiff reference', async (t) => {
-  const { tf } = await selectBackend({ backend: 'cpu' });
-  const p = params();
-  const fused = model.computeGradients(tf, batch, p);
-  const ref = model.computeGradientsAutodiff(tf, batch, p);
-  t.ok(Math.abs(fused.loss - ref.loss) < 1e-5, `loss ${fused.loss} vs ${ref.loss}`);
-  for (const name of Object.keys(ref.sparse)) {
-    t.same([...fused.sparse[name].rows], [...ref.sparse[name].rows], `${name} rows`);
-    const worst = fused.sparse[name].values.reduce((m, v, k) => Math.max(m, Math.abs(v - ref.sparse[name].values[k])), 0);
-    t.ok(worst < 1e-5, `${name}: max |fused − autodiff| ${worst}`);
-  }
-  t.ok(Math.abs(fused.dense.mean[0] - ref.dense.mean[0]) < 1e-5, 'mean');
-});
+for (const reg of [0, 0.05])
+  t.test(`svdpp: the fused kernel equals the TF.js autodiff reference (per-example reg ${reg})`, async (t) => {
+    const { tf } = await selectBackend({ backend: 'cpu' });
+    const p = params();
+    const m = reg === 0 ? model : new SvdPlusPlus({ numUsers: 3, numItems: 4, dim, initStd: 0.1, globalMean: 3.5, reg });
+    const fused = m.computeGradients(tf, batch, p);
+    const ref = m.computeGradientsAutodiff(tf, batch, p);
+    if (reg > 0) t.not(fused.loss, model.computeGradients(tf, batch, p).loss, 'the penalty counts in the loss');
+    t.ok(Math.abs(fused.loss - ref.loss) < 1e-5, `loss ${fused.loss} vs ${ref.loss}`);
+    for (const name of Object.keys(ref.sparse)) {
+      t.same([...fused.sparse[name].rows], [...ref.sparse[name].rows], `${name} rows`);
+      const worst = fused.sparse[name].values.reduce((m, v, k) => Math.max(m, Math.abs(v - ref.sparse[name].values[k])), 0);
+      t.ok(worst < 1e-5, `${name}: max |fused − autodiff| ${worst}`);
+    }
+    t.ok(Math.abs(fused.dense.mean[0] - ref.dense.mean[0]) < 1e-5, 'mean');
+  });
