@@ -7,7 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, busOptionsFrom, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
-import { calibrate, detectGpus, hostFacts, loadBlueprint, machineNameOf, measureLink, NodeAgent, DEFAULT_LEASE_MS } from '@actorflow/cluster';
+import { calibrate, detectGpus, hostFacts, loadBlueprint, machineNameOf, measureLink, measureRequest, NodeAgent, DEFAULT_LEASE_MS } from '@actorflow/cluster';
 
 const usage = `Usage: npx nx serve node -- [options]
   --name NAME            this node's name, a subject token (default: the host name)
@@ -17,6 +17,7 @@ const usage = `Usage: npx nx serve node -- [options]
   --blueprint FILE       take the name's labels, GPUs count and energy flag from a blueprint
   --root DIR             actor entries are resolved inside it (default: this repository)
   --backend NAME         TF.js backend for the calibration (default: the best that loads)
+  --cores N              cores this machine offers to jobs (default: all it has; less when it is shared)
   --lease-ms MS          stop a job's actors when its lease is silent this long (default ${DEFAULT_LEASE_MS})
 ${busFlagsHelp}`;
 
@@ -41,6 +42,7 @@ await runActor('node', usage, async () => {
       root: { type: 'string' },
       backend: { type: 'string' },
       'lease-ms': { type: 'string' },
+      cores: { type: 'string' },
       help: { type: 'boolean' },
       ...busFlagOptions,
     },
@@ -73,12 +75,14 @@ await runActor('node', usage, async () => {
   const [cal, gpus] = await Promise.all([calibrate({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), detectGpus()]);
   const conn = await connectActor(flags, { name: `node-${name}`, log });
   const linkMBps = await measureLink(conn.nc);
+  const requestMs = await measureRequest(conn.nc);
   const facts = hostFacts();
+  const cores = intFlag('cores', v.cores, facts.cores, 1);
   const servers = busOptionsFrom(flags, process.env).servers;
   const agent = await NodeAgent.start(conn.nc, {
     name,
     address: address ?? firstAddress(),
-    cores: facts.cores,
+    cores,
     cpuModel: facts.cpuModel,
     memoryBytes: facts.memoryBytes,
     freeMemory: () => hostFacts().freeMemoryBytes,
@@ -86,15 +90,21 @@ await runActor('node', usage, async () => {
     backends: cal.backends,
     labels,
     energyEfficient,
-    calibration: { sparseExamplesPerSec: cal.sparseExamplesPerSec, matmulGflops: cal.matmulGflops, ...(linkMBps !== undefined ? { linkMBps } : {}), ms: cal.ms },
+    calibration: {
+      sparseExamplesPerSec: cal.sparseExamplesPerSec,
+      matmulGflops: cal.matmulGflops,
+      ...(linkMBps !== undefined ? { linkMBps } : {}),
+      ...(requestMs !== undefined ? { requestMs } : {}),
+      ms: cal.ms,
+    },
     root,
     childEnv: { NATS_URL: servers.join(',') },
     leaseMs,
     log,
   });
   log(
-    `serving cluster.node.${name}.* on ${conn.nc.getServer()}: ${facts.cores} cores, ${(facts.memoryBytes / 1024 ** 3).toFixed(1)} GiB, ${gpus.length} GPU(s), backends ${cal.backends.join('/')}, ` +
-      `${cal.sparseExamplesPerSec} sparse ex/s, ${cal.matmulGflops} GFLOP/s, link ${linkMBps ?? '?'} MB/s (calibrated in ${cal.ms} ms)`,
+    `serving cluster.node.${name}.* on ${conn.nc.getServer()}: ${cores} cores, ${(facts.memoryBytes / 1024 ** 3).toFixed(1)} GiB, ${gpus.length} GPU(s), backends ${cal.backends.join('/')}, ` +
+      `${cal.sparseExamplesPerSec} sparse ex/s, ${cal.matmulGflops} GFLOP/s, link ${linkMBps ?? '?'} MB/s, ${requestMs ?? '?'} ms a request (calibrated in ${cal.ms} ms)`,
   );
   exitOnSignals(conn, () => agent.close());
 });

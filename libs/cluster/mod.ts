@@ -10,6 +10,10 @@ export {
   formatBytes,
   CALIBRATION_DIM,
   DEFAULT_CALIBRATION,
+  DEFAULT_REQUEST_MS,
+  cpuShare,
+  psRequestsPerStep,
+  mirroredRequestsPerStep,
   PROCESS_BASE_BYTES,
   MEMORY_HEADROOM,
   type Strategy,
@@ -52,5 +56,5 @@ export {
 } from './src/messages.ts';
 export { ActorProcesses, resolveEntry, type ActorProcessesOptions } from './src/processes.ts';
 export { calibrate, sparseKernelRate, matmulRate, detectGpus, parseNvidiaSmi, hostFacts, type Calibrated } from './src/calibrate.ts';
-export { NodeAgent, measureLink, type NodeAgentOptions } from './src/agent.ts';
+export { NodeAgent, measureLink, measureRequest, type NodeAgentOptions } from './src/agent.ts';
 export { nodeInfo, startActor, stopActors, listActors, renewLease, discoverNodes, capacityOfInfo, capacityOfMachine, ASSUMED_MEMORY_GIB, type NodeRequestOptions } from './src/client.ts';

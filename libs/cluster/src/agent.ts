@@ -4,7 +4,7 @@
 // `cluster.node.<name>.log.<actor>` and their ends on `cluster.node.<name>.exit.<actor>`, and stops a job's actors when the requester's lease
 // (`cluster.node.<name>.lease`, or the job's `<job>.hb.launcher` heartbeat) is silent too long.
 import { HandlerError, registerActorService, serveLarge, type ActorService, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { subjects } from '@actorflow/protocol';
+import { decodeMsg, encodeMsg, subjects } from '@actorflow/protocol';
 import { NodeAgentError } from './errors.ts';
 import {
   actorExitCodec,
@@ -68,6 +68,39 @@ export async function measureLink(nc: NatsConnection, o: { bytes?: number; round
     for (let i = 0; i < rounds; i++) await nc.request(`_CALIBRATE.${subject}`, payload, { timeout: 2000 });
     const sec = (performance.now() - t0) / 1000;
     return Math.round(((2 * size * rounds) / 1e6 / sec) * 10) / 10;
+  } catch {
+    return undefined;
+  } finally {
+    echo.unsubscribe();
+  }
+}
+
+/**
+ * The fixed cost of one request on the bus, ms: a round trip of a pull-sized message (`rows` row ids
+ * and a version, msgpack) to ourselves through the broker, decoded and re-encoded by the responder
+ * and decoded again here — what every pull, push and batch request of a step pays besides its bytes.
+ * The median of `rounds` round trips (the first few are a warm-up).
+ */
+export async function measureRequest(nc: NatsConnection, o: { rows?: number; rounds?: number } = {}): Promise<number | undefined> {
+  const subject = `_CALIBRATE.${nc.info?.client_id ?? 'x'}.rq${Math.random().toString(36).slice(2)}`;
+  const echo = nc.subscribe(subject, {
+    callback: (_e, m) => {
+      const v = decodeMsg(m.data, 'calibration request') as { rows: Int32Array; version: number };
+      m.respond(encodeMsg({ rows: v.rows, version: v.version + 1 }));
+    },
+  });
+  const rows = Int32Array.from({ length: o.rows ?? 512 }, (_, i) => (i * 7919) % 100_000);
+  const times: number[] = [];
+  try {
+    const rounds = o.rounds ?? 40;
+    for (let i = 0; i < rounds + 5; i++) {
+      const t0 = performance.now();
+      const r = await nc.request(subject, encodeMsg({ rows, version: i }), { timeout: 2000 });
+      decodeMsg(r.data, 'calibration reply');
+      if (i >= 5) times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return Math.round(times[Math.floor(times.length / 2)] * 1000) / 1000;
   } catch {
     return undefined;
   } finally {

@@ -67,6 +67,7 @@ export function capacityOfInfo(n: NodeInfo): NodeCapacity {
       sparseExamplesPerSec: n.calibration.sparseExamplesPerSec,
       matmulGflops: n.calibration.matmulGflops,
       ...(n.calibration.linkMBps !== undefined ? { linkMBps: n.calibration.linkMBps } : {}),
+      ...(n.calibration.requestMs !== undefined ? { requestMs: n.calibration.requestMs } : {}),
     },
   };
 }

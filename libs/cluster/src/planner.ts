@@ -16,6 +16,11 @@ export interface Calibration {
   readonly matmulGflops: number;
   /** A round trip of a large message through the broker, MB/s (the node's link to NATS). */
   readonly linkMBps?: number;
+  /**
+   * One small request's round trip through the broker with its msgpack codec, ms (a pull-sized
+   * message to itself and back): the fixed cost every pull, push and batch request pays besides its bytes.
+   */
+  readonly requestMs?: number;
 }
 
 /** The dim the sparse calibration kernel runs at (MF's default). */
@@ -116,18 +121,41 @@ export interface ShardingPlan {
   readonly assumptions: readonly string[];
 }
 
-export const DEFAULT_CALIBRATION: Calibration = { sparseExamplesPerSec: 2_000_000, matmulGflops: 2, linkMBps: 100 };
+export const DEFAULT_CALIBRATION: Calibration = { sparseExamplesPerSec: 2_000_000, matmulGflops: 2, linkMBps: 100, requestMs: 0.5 };
 
 /** Memory every actor process needs before its data (Node.js, TF.js, buffers). */
 export const PROCESS_BASE_BYTES = 200 * 1024 * 1024;
 /** Fraction of a machine's memory the plan may use (the rest is the OS's and others'). */
 export const MEMORY_HEADROOM = 0.8;
-/** Round trips per step that cost latency besides bandwidth (pull, push, batch). */
-const LATENCY_MS = 0.5;
+/** The per-request cost assumed for a machine whose agent did not measure one, ms. */
+export const DEFAULT_REQUEST_MS = 0.5;
 
 function calibrationOf(n: NodeCapacity): Required<Calibration> {
   const c = n.calibration ?? DEFAULT_CALIBRATION;
-  return { sparseExamplesPerSec: c.sparseExamplesPerSec, matmulGflops: c.matmulGflops, linkMBps: c.linkMBps ?? 100 };
+  return { sparseExamplesPerSec: c.sparseExamplesPerSec, matmulGflops: c.matmulGflops, linkMBps: c.linkMBps ?? 100, requestMs: c.requestMs ?? DEFAULT_REQUEST_MS };
+}
+
+/** Roles that are busy every step (the evaluator and the mirrored aggregator only now and then). */
+const BUSY_ROLES: ReadonlySet<PlacedRole> = new Set(['trainer', 'ps-shard', 'data-shard']);
+
+/**
+ * How much slower than calibrated a machine runs its share of a step: its busy actors over its
+ * cores (at least 1). The calibration ran alone on an idle machine; during the job every busy
+ * actor placed there (trainers, parameter shards, data shards) wants a core at once.
+ */
+export function cpuShare(placements: readonly Placement[], n: NodeCapacity): number {
+  const busy = placements.filter((p) => p.machine === n.name && BUSY_ROLES.has(p.role)).length;
+  return Math.max(1, busy / Math.max(1, n.cores));
+}
+
+/** Requests on one ps trainer's step: a pull and a push to every parameter shard, and one batch. */
+export function psRequestsPerStep(psShards: number): number {
+  return 2 * psShards + 1;
+}
+
+/** Requests on a mirrored step's critical path: the batch, the gradient to rank 0, the result back, and rank 0 taking the other W − 1. */
+export function mirroredRequestsPerStep(trainers: number): number {
+  return trainers === 1 ? 1 : 2 + trainers;
 }
 
 /** Bytes of the rows and dense tensors one trainer step moves one way (pull, or push). */
@@ -219,7 +247,7 @@ function validate(input: PlanInput): void {
   for (const n of input.nodes) {
     if (!(n.memoryBytes > 0)) throw new PlanError(`machine ${n.name}: unknown or zero memory; give memoryGiB in the blueprint or run its agent`);
     const c = n.calibration;
-    if (c !== undefined && !(c.sparseExamplesPerSec > 0 && c.matmulGflops > 0 && (c.linkMBps === undefined || c.linkMBps > 0)))
+    if (c !== undefined && !(c.sparseExamplesPerSec > 0 && c.matmulGflops > 0 && (c.linkMBps === undefined || c.linkMBps > 0) && (c.requestMs === undefined || c.requestMs >= 0)))
       throw new PlanError(`machine ${n.name}: calibration figures must be positive`);
   }
 }
@@ -266,17 +294,23 @@ function draftMirrored(input: PlanInput, trainers: number, slots: number): Draft
   p.place('aggregator', 0, PROCESS_BASE_BYTES + replica, 'the mirrored aggregator (keeps the latest replica for checkpoints)');
   p.place('evaluator', 0, PROCESS_BASE_BYTES + model.parameterBytes + datasetBytes(input.dataset), 'the evaluator');
   const used = [...new Set(order)];
-  const compute = Math.max(...used.map((n) => computeMs(model, batchSize, n)));
+  // Each rank's compute, slowed by the busy actors sharing its machine; the step waits for the slowest.
+  const compute = Math.max(...used.map((n) => computeMs(model, batchSize, n) * cpuShare(p.placements, n)));
   // Star all-gather: every rank sends its gradient to rank 0, rank 0 sends all W of them to each
   // rank; rank 0's link carries ~2·W gradients, the bottleneck. One rank: nothing on the wire.
   const grad = stepBytesOneWay(model, batchSize);
   const rank0Link = calibrationOf(order[0]).linkMBps;
   const slowest = Math.min(...used.map((n) => calibrationOf(n).linkMBps));
-  const comm = trainers === 1 ? 0 : transferMs(2 * trainers * grad, Math.min(rank0Link, slowest)) + 2 * LATENCY_MS;
-  const batchMs = LATENCY_MS; // the next batch is prefetched; its request costs a round trip
-  const stepMs = compute + comm + batchMs;
+  // Every request pays its measured round trip, on the busiest trainer machine's share of a core.
+  const requests = mirroredRequestsPerStep(trainers);
+  const perRequest = Math.max(...used.map((n) => calibrationOf(n).requestMs * cpuShare(p.placements, n)));
+  const requestMs = requests * perRequest;
+  const comm = (trainers === 1 ? 0 : transferMs(2 * trainers * grad, Math.min(rank0Link, slowest))) + requestMs;
+  const stepMs = compute + comm;
   const examplesPerSec = (trainers * batchSize) / (stepMs / 1000);
-  const notes = [`mirrored: each step waits for the slowest trainer (${compute.toFixed(2)} ms of compute) and an all-gather of ${trainers} × ${bytes(grad)} through rank 0 (${comm.toFixed(2)} ms)`];
+  const notes = [
+    `mirrored: each step waits for the slowest trainer (${compute.toFixed(2)} ms of compute with the actors sharing its cores), an all-gather of ${trainers} × ${bytes(grad)} through rank 0 and ${requests} requests at ${perRequest.toFixed(2)} ms (${comm.toFixed(2)} ms in all)`,
+  ];
   return { strategy: 'mirrored', placements: p.placements, loads: p.loads, predicted: predicted(stepMs, compute, comm, examplesPerSec, input), psShards: 0, notes };
 }
 
@@ -301,10 +335,19 @@ function draftPs(input: PlanInput, trainers: number, slots: number): Draft {
   for (let k = 0; k < psShards; k++) p.place('ps-shard', k, perShard, `parameter shard ${k} of ${psShards} (${bytes(Math.ceil(state / psShards))} of parameters and optimizer state)`);
   p.place('evaluator', 0, PROCESS_BASE_BYTES + model.parameterBytes + datasetBytes(input.dataset), 'the evaluator (merges a snapshot of every shard)');
   const oneWay = stepBytesOneWay(model, batchSize);
-  // Each trainer steps on its own: compute, then pull and push over its link.
+  const shardNodes = p.placements.filter((x) => x.role === 'ps-shard').map((x) => input.nodes.find((n) => n.name === x.machine) ?? input.nodes[0]);
+  const shardShare = shardNodes.reduce((s, n) => s + cpuShare(p.placements, n), 0) / shardNodes.length;
+  // A shard applies its part of every push (the optimizer over the pushed rows): about the batch's
+  // sparse compute over the shards, on the slowest shard's machine and share of it.
+  const applyMs = Math.max(...shardNodes.map((n) => computeMs(model, Math.max(1, Math.ceil(batchSize / psShards)), n) * cpuShare(p.placements, n)));
+  const requests = psRequestsPerStep(psShards);
+  // Each trainer steps on its own: compute, then 2·S + 1 requests (each at its measured round trip,
+  // slowed by the busy actors at both ends), the bytes over its link and a shard's apply.
   const steps = order.map((n) => {
-    const c = computeMs(model, batchSize, n);
-    const comm = transferMs(2 * oneWay, calibrationOf(n).linkMBps) + 3 * LATENCY_MS;
+    const share = cpuShare(p.placements, n);
+    const c = computeMs(model, batchSize, n) * share;
+    const perRequest = calibrationOf(n).requestMs * ((share + shardShare) / 2);
+    const comm = transferMs(2 * oneWay, calibrationOf(n).linkMBps) + requests * perRequest + applyMs;
     return { c, comm, total: c + comm };
   });
   // The shards' links carry every trainer's traffic: a bound on the total rate.
@@ -314,7 +357,9 @@ function draftPs(input: PlanInput, trainers: number, slots: number): Draft {
   const examplesPerSec = steps.reduce((s, x) => s + batchSize / (x.total / 1000), 0) / slowdown;
   const mean = (f: (x: { c: number; comm: number; total: number }) => number): number => steps.reduce((s, x) => s + f(x), 0) / steps.length;
   const stepMs = mean((x) => x.total) * slowdown;
-  const notes = [`ps: each trainer steps alone: ${mean((x) => x.c).toFixed(2)} ms of compute and ${mean((x) => x.comm).toFixed(2)} ms pulling and pushing ${bytes(oneWay)} each way`];
+  const notes = [
+    `ps: each trainer steps alone: ${mean((x) => x.c).toFixed(2)} ms of compute (with the actors sharing its cores) and ${mean((x) => x.comm).toFixed(2)} ms for ${requests} requests (a pull and a push per shard, a batch), ${bytes(oneWay)} each way and a shard's apply (${applyMs.toFixed(2)} ms)`,
+  ];
   if (slowdown > 1) notes.push(`ps: the ${psShards} shards' links (${shardLinks.toFixed(0)} MB/s) are the bottleneck: ×${slowdown.toFixed(2)} on the step`);
   return {
     strategy: 'ps',
@@ -354,7 +399,10 @@ export function planJob(original: PlanInput): ShardingPlan {
   // Every node with figures: measured ones, else the defaults (the assumptions say which).
   const input: PlanInput = {
     ...original,
-    nodes: original.nodes.map((n) => ({ ...n, calibration: { ...(n.calibration ?? DEFAULT_CALIBRATION), linkMBps: n.calibration?.linkMBps ?? link } })),
+    nodes: original.nodes.map((n) => ({
+      ...n,
+      calibration: { ...(n.calibration ?? DEFAULT_CALIBRATION), linkMBps: n.calibration?.linkMBps ?? link, requestMs: n.calibration?.requestMs ?? DEFAULT_REQUEST_MS },
+    })),
   };
   const requested = input.strategy ?? 'auto';
   const trainers = input.trainers ?? input.nodes.length;
@@ -420,6 +468,11 @@ export function planJob(original: PlanInput): ShardingPlan {
     assumptions.push(
       `not measured (no agent answered): ${uncalibrated.join(', ')} — assumed ${DEFAULT_CALIBRATION.sparseExamplesPerSec} sparse examples/s, ${DEFAULT_CALIBRATION.matmulGflops} GFLOP/s`,
     );
+  assumptions.push(
+    `cpu: the calibration ran on an idle machine; during the job each machine's compute and requests are slowed by its busy actors (trainers, parameter shards, data shards) over its cores`,
+  );
+  const noRequest = original.nodes.filter((n) => n.calibration !== undefined && n.calibration.requestMs === undefined).map((n) => n.name);
+  if (noRequest.length > 0) assumptions.push(`request round trip not measured for ${noRequest.join(', ')}: assumed ${DEFAULT_REQUEST_MS} ms`);
   const noLink = original.nodes.filter((n) => n.calibration?.linkMBps === undefined).map((n) => n.name);
   if (noLink.length > 0) assumptions.push(`link throughput not measured for ${noLink.join(', ')}: assumed ${link} MB/s`);
   const other = chosen.strategy === 'ps' ? mirrored : ps;

@@ -4,7 +4,21 @@ import { resolve } from 'node:path';
 import t from 'tap';
 import { connect, NatsServer, listActorServices, requestWithRetry } from '@actorflow/bus';
 import { subjects, heartbeatCodec } from '@actorflow/protocol';
-import { clusterSubjects, discoverNodes, listActors, logLineCodec, measureLink, NodeAgent, nodeInfo, renewLease, resolveEntry, startActor, stopActors, type NodeAgentOptions } from '../mod.ts';
+import {
+  clusterSubjects,
+  discoverNodes,
+  listActors,
+  logLineCodec,
+  measureLink,
+  measureRequest,
+  NodeAgent,
+  nodeInfo,
+  renewLease,
+  resolveEntry,
+  startActor,
+  stopActors,
+  type NodeAgentOptions,
+} from '../mod.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const tiny = 'test/fixtures/tiny-actor.ts';
@@ -57,6 +71,8 @@ t.test('an agent on the bus: info, discovery, actors, logs, exit codes, stop, le
 
   const link = await measureLink(client, { bytes: 64 * 1024, rounds: 2 });
   t.ok(link !== undefined && link > 0, `link ${link} MB/s`);
+  const rq = await measureRequest(client, { rows: 64, rounds: 3 });
+  t.ok(rq !== undefined && rq > 0, `a request round trip takes ${rq} ms`);
 
   const info = await nodeInfo(client, 'n1');
   t.match(info, { name: 'n1', address: '127.0.0.1', cores: 2, memoryBytes: 8 * 1024 ** 3, freeMemoryBytes: 4 * 1024 ** 3, energyEfficient: true, labels: { zone: 'a' }, running: 0 });

@@ -2,7 +2,10 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import {
   capacityOfMachine,
+  cpuShare,
   loadBlueprint,
+  mirroredRequestsPerStep,
+  psRequestsPerStep,
   MEMORY_HEADROOM,
   modelCost,
   planJob,
@@ -71,7 +74,7 @@ t.test('a plan on each of the four selections keeps the invariants', async (t) =
 });
 
 t.test('small model, compute-bound, fast links: mirrored, with the reason', async (t) => {
-  const nodes = nodesOf('gpus').map((n) => ({ ...n, calibration: { sparseExamplesPerSec: 100_000, matmulGflops: 5, linkMBps: 1000 } }));
+  const nodes = nodesOf('gpus').map((n) => ({ ...n, calibration: { sparseExamplesPerSec: 100_000, matmulGflops: 5, linkMBps: 1000, requestMs: 0.05 } }));
   const plan = planJob({ nodes, model: mf, dataset, batchSize: 1024, strategy: 'auto' });
   t.equal(plan.strategy, 'mirrored');
   t.equal(plan.requestedStrategy, 'auto');
@@ -109,7 +112,7 @@ t.test('a huge table does not fit a replica: ps with its tables sharded, stalene
 });
 
 t.test('heterogeneous machines: ps is faster and its staleness risk is quantified', async (t) => {
-  const nodes = nodesOf('all').map((n, i) => ({ ...n, calibration: { sparseExamplesPerSec: i === 0 ? 2_000_000 : 100_000, matmulGflops: 5, linkMBps: 1000 } }));
+  const nodes = nodesOf('all').map((n, i) => ({ ...n, calibration: { sparseExamplesPerSec: i === 0 ? 2_000_000 : 100_000, matmulGflops: 5, linkMBps: 1000, requestMs: 0.05 } }));
   const plan = planJob({ nodes, model: mf, dataset, batchSize: 1024 });
   t.equal(plan.strategy, 'ps');
   t.match(plan.reasons[0], /the machines differ (19|20)\.\d× in speed: mirrored would wait for the slowest every step; ps is predicted faster/);
@@ -122,7 +125,7 @@ t.test('heterogeneous machines: ps is faster and its staleness risk is quantifie
 });
 
 t.test('communication-bound on slow links: the faster strategy, and why', async (t) => {
-  const nodes = nodesOf('cpus').map((n) => ({ ...n, calibration: { sparseExamplesPerSec: 5_000_000, matmulGflops: 5, linkMBps: 10 } }));
+  const nodes = nodesOf('cpus').map((n) => ({ ...n, calibration: { sparseExamplesPerSec: 5_000_000, matmulGflops: 5, linkMBps: 10, requestMs: 0.05 } }));
   const plan = planJob({ nodes, model: mf, dataset, batchSize: 1024 });
   t.match(plan.reasons[0], /the all-gather .* outweighs the compute/);
   t.equal(plan.strategy, 'ps', 'ps moves each trainer’s rows once; the all-gather moves every rank’s to every rank');
@@ -214,5 +217,37 @@ t.test('the table shows machines, actors, the prediction and the reasons', async
   t.match(m, /1 trainer\(s\), 1 data shard\(s\), 1 aggregator, 1 evaluator/);
   t.match(m, /ps instead: [\d.]+ ms per step/);
   t.notMatch(m, /risks:/);
-  t.equal(mirrored.predicted.communicationMs, 0, 'one rank: nothing on the wire');
+  t.equal(mirrored.predicted.communicationMs, 1, 'one rank: no all-gather, only its batch request (the assumed 0.5 ms, × 2 for the trainer and data shard on its one core)');
+});
+
+t.test('the per-request cost and the cores shared by busy actors enter the step time', async (t) => {
+  t.equal(psRequestsPerStep(3), 7, 'ps: a pull and a push per shard and a batch');
+  t.equal(mirroredRequestsPerStep(1), 1, 'one rank: its batch only');
+  t.equal(mirroredRequestsPerStep(2), 4, 'two ranks: batch, gradient up, result down, rank 0 taking the other');
+  const node = (name: string, cores: number): NodeCapacity => ({ name, cores, memoryBytes: 16 * 1024 ** 3, gpus: 0, energyEfficient: false });
+  const pl = (role: 'trainer' | 'ps-shard' | 'data-shard' | 'evaluator', machine: string) => ({ role, index: 0, machine, memoryBytes: 1 });
+  const placements = [pl('trainer', 'a'), pl('ps-shard', 'a'), pl('data-shard', 'a'), pl('evaluator', 'a'), pl('trainer', 'b')];
+  t.equal(cpuShare(placements, node('a', 1)), 3, 'three busy actors on one core (the evaluator is not counted)');
+  t.equal(cpuShare(placements, node('a', 4)), 1, 'never faster than calibrated');
+  t.equal(cpuShare(placements, node('c', 1)), 1, 'a machine with nothing on it');
+  const cal = (requestMs: number) => ({ sparseExamplesPerSec: 2_000_000, matmulGflops: 5, linkMBps: 1000, requestMs });
+  const nodes = (requestMs: number): NodeCapacity[] => ['a', 'b', 'c'].map((n) => ({ ...node(n, 2), calibration: cal(requestMs) }));
+  const base: Omit<PlanInput, 'nodes'> = { model: mf, dataset, batchSize: 512, trainers: 2 };
+  for (const strategy of ['ps', 'mirrored'] as const) {
+    const fast = planJob({ ...base, nodes: nodes(0.1), strategy });
+    const slow = planJob({ ...base, nodes: nodes(1.1), strategy });
+    const requests = strategy === 'ps' ? psRequestsPerStep(fast.psShards) : mirroredRequestsPerStep(2);
+    const grew = slow.predicted.stepMs - fast.predicted.stepMs;
+    t.ok(grew >= requests * 1 - 1e-6, `${strategy}: 1 ms more a request adds at least ${requests} ms a step (${grew.toFixed(3)})`);
+    t.ok(
+      slow.reasons.some((r) => /requests/.test(r)),
+      `${strategy}: the reason counts the requests`,
+    );
+  }
+  const unmeasured = planJob({ ...base, nodes: ['a', 'b'].map((n) => ({ ...node(n, 2), calibration: { sparseExamplesPerSec: 1e6, matmulGflops: 1 } })) });
+  t.ok(
+    unmeasured.assumptions.some((a) => a.includes('request round trip not measured for a, b')),
+    'an agent that measured no request cost: the assumed one is listed',
+  );
+  t.throws(() => planJob({ ...base, nodes: [{ ...node('a', 1), calibration: cal(-1) }] }), /calibration figures must be positive/);
 });

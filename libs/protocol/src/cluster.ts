@@ -37,6 +37,8 @@ export interface NodeCalibration {
   readonly matmulGflops: number;
   /** Through the broker and back, MB/s (absent when it could not be measured). */
   readonly linkMBps?: number;
+  /** One small request's round trip through the broker with its msgpack codec, ms (absent: not measured). */
+  readonly requestMs?: number;
   /** How long the whole calibration took, ms. */
   readonly ms: number;
 }
@@ -132,6 +134,8 @@ export const nodeInfoCodec: Codec<NodeInfo> = defineJsonKind<NodeInfo>('NodeInfo
   if (!Array.isArray(o.gpus)) c.fail("field 'gpus' must be an array");
   const cal = c.obj(o.calibration, 'calibration');
   const link = optNum(c, cal, 'linkMBps');
+  const requestMs = optNum(c, cal, 'requestMs');
+  if (requestMs !== undefined && !(requestMs >= 0)) c.fail(`field 'calibration.requestMs' must be >= 0, got ${requestMs}`);
   return {
     name: validateToken(c.str(o, 'name'), 'node name'),
     address: c.str(o, 'address'),
@@ -150,6 +154,7 @@ export const nodeInfoCodec: Codec<NodeInfo> = defineJsonKind<NodeInfo>('NodeInfo
       sparseExamplesPerSec: positive(c, cal, 'sparseExamplesPerSec'),
       matmulGflops: positive(c, cal, 'matmulGflops'),
       ...(link !== undefined ? { linkMBps: link } : {}),
+      ...(requestMs !== undefined ? { requestMs } : {}),
       ms: c.num(cal, 'ms'),
     },
     platform: c.str(o, 'platform'),
