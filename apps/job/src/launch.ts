@@ -11,7 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { NatsServer, connect, credentialsEnv, generateRoleCredentials, roleConnectOptions, natsAuthConfig, roleOfApp, type NatsConnection } from '@actorflow/bus';
-import { latestCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
+import { latestCheckpoint, listCheckpoints, type Checkpoint } from '@actorflow/checkpoint';
 import { JobCheckpointer } from './checkpointer.ts';
 import { EarlyStopper } from './early-stop.ts';
 import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
@@ -316,6 +316,9 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       start: () => [...(mirrored ? [] : [...Array(dataShards).keys()].map(dataShardSpec)), ...[...Array(aggregators).keys()].map(aggregatorSpec), ...[...Array(worldSize).keys()].map(trainerSpec)],
     }),
     latestStep: () => ckpt.latest?.step,
+    // The newest finite checkpoint kept is restored (rollback.ts checks each, newest first).
+    checkpoints: async () => (await listCheckpoints(ckptRoot)).flatMap((l) => (l.checkpoint !== undefined ? [l.checkpoint] : [])),
+    use: (cp) => void (ckpt.latest = cp),
     prepare: () => void (mirrored && generation++),
     log,
   });

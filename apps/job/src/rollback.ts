@@ -11,8 +11,15 @@
 //   when none was taken yet) with the learning rate halved. After --max-rollbacks of them the next
 //   divergence stops the job as `stop` would. Each rollback is logged and recorded in
 //   metrics.json `faults.divergence`.
+//
+// The checkpoint restored is checked first (nonFiniteIn): every parameter and optimizer moment of
+// its parts must be finite. One that is not (an update that overflowed on a shard, a replica saved
+// just before the divergence) is skipped for the next older one kept; when no kept checkpoint is
+// finite the job stops with an error naming them, rather than restore a broken model.
 import type { JobConfig } from '@actorflow/feed';
 import { EXIT_DIVERGED } from '@actorflow/bus';
+import type { Checkpoint } from '@actorflow/checkpoint';
+import { shardStateCodec, trainerStateCodec, type OptimizerSlotState } from '@actorflow/protocol';
 import type { ActorExit, ActorSpec, ExitDecision } from './supervisor.ts';
 
 /** The exit code of a diverged actor (EXIT_DIVERGED of @actorflow/bus). */
@@ -83,6 +90,13 @@ export interface RollbackHooks {
   actors(): { readonly kill: readonly string[]; readonly start: () => readonly ActorSpec[] };
   /** Step of the newest complete checkpoint (what the restarted actors restore), if any. */
   latestStep(): number | undefined;
+  /**
+   * The complete checkpoints kept, newest first (a rollback restores the newest finite one). Without
+   * it, latestStep() is restored unchecked.
+   */
+  checkpoints?(): Promise<readonly Checkpoint[]>;
+  /** Make `cp` the checkpoint the restarted actors restore (the launcher's newest one otherwise). */
+  use?(cp: Checkpoint): void;
   /** Called before the actors start again (e.g. a new mirrored generation). */
   prepare?(): void;
   log(line: string): void;
@@ -94,6 +108,70 @@ function divergenceLine(exit: ActorExit): string {
   const found = [...lines].reverse().find((l) => /training diverged/.test(l));
   return (found ?? lines[lines.length - 1] ?? `exited with code ${exit.code}`).replace(/^\[[^\]]+\]\s*(fatal:\s*)?/, '');
 }
+
+function firstBad(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}
+
+function badSlot(slots: Readonly<Record<string, OptimizerSlotState>>): string | undefined {
+  for (const [name, s] of Object.entries(slots)) {
+    for (const [k, v] of [
+      ['m', s.m],
+      ['v', s.v],
+    ] as const) {
+      const i = firstBad(v);
+      if (i >= 0) return `optimizer state ${name}.${k}[${i}] is ${v[i]}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why checkpoint `cp` must not be restored: the first non-finite parameter or optimizer moment of
+ * its model parts (`ps-<k>.bin`, `trainer.bin`), or a part that does not decode; undefined when
+ * every value is finite. Data-shard cursors hold no values.
+ */
+export function nonFiniteIn(cp: Checkpoint): string | undefined {
+  for (const part of cp.parts) {
+    const shard = /^ps-\d+\.bin$/.test(part);
+    if (!shard && part !== 'trainer.bin') continue;
+    try {
+      const bytes = cp.read(part);
+      if (shard) {
+        const st = shardStateCodec.decode(bytes);
+        for (const [name, t] of Object.entries(st.tables)) {
+          const i = firstBad(t.values);
+          if (i >= 0) return `${part}: table ${name}, row ${t.owned[Math.floor(i / t.dim)]}, is ${t.values[i]}`;
+        }
+        for (const [name, v] of Object.entries(st.dense)) {
+          const i = firstBad(v);
+          if (i >= 0) return `${part}: dense ${name}[${i}] is ${v[i]}`;
+        }
+        const slot = badSlot(st.slots);
+        if (slot !== undefined) return `${part}: ${slot}`;
+      } else {
+        const st = trainerStateCodec.decode(bytes);
+        for (const [name, t] of Object.entries(st.params.tables)) {
+          const i = firstBad(t.data);
+          if (i >= 0) return `${part}: table ${name}, row ${Math.floor(i / t.dim)}, is ${t.data[i]}`;
+        }
+        for (const [name, v] of Object.entries(st.params.dense)) {
+          const i = firstBad(v);
+          if (i >= 0) return `${part}: dense ${name}[${i}] is ${v[i]}`;
+        }
+        const slot = badSlot(st.optimizer);
+        if (slot !== undefined) return `${part}: ${slot}`;
+      }
+    } catch (err) {
+      return `${part} cannot be read: ${(err as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+/** Which checkpoint a rollback restores: the newest finite one, or why there is none. */
+type Choice = { readonly cp?: Checkpoint; readonly step?: number; readonly skipped: readonly string[] } | { readonly fail: string };
 
 export class DivergenceHandler {
   readonly #plan: DivergencePlan;
@@ -146,18 +224,49 @@ export class DivergenceHandler {
       };
     }
     if (this.#lr === undefined) return { action: 'fail', why: `diverged before the job's learning rate was known, so it cannot be lowered: ${why}` };
-    this.#rolling = this.#rollback(exit, why).finally(() => {
+    // Everything from here on, the checkpoint check included, is the rollback under way: the other
+    // ranks of a mirrored group diverge at the same step and must not start a second one.
+    let decision: ExitDecision = { action: 'ignore' };
+    this.#rolling = (async () => {
+      const choice = await this.#choose();
+      if ('fail' in choice) decision = { action: 'fail', why: `diverged (${why}), and cannot roll back: ${choice.fail}` };
+      else await this.#rollback(exit, why, choice);
+    })().finally(() => {
       this.#rolling = undefined;
     });
     await this.#rolling;
-    return { action: 'ignore' };
+    return decision;
   }
 
-  async #rollback(exit: ActorExit, why: string): Promise<void> {
+  /** The newest kept checkpoint whose values are all finite (none kept: the start). */
+  async #choose(): Promise<Choice> {
+    const h = this.#hooks;
+    if (h.checkpoints === undefined) {
+      const step = h.latestStep();
+      return { ...(step !== undefined ? { step } : {}), skipped: [] };
+    }
+    const kept = await h.checkpoints();
+    if (kept.length === 0) return { skipped: [] };
+    const skipped: string[] = [];
+    for (const cp of kept) {
+      const bad = nonFiniteIn(cp);
+      if (bad === undefined) return { cp, step: cp.step, skipped };
+      skipped.push(`step ${cp.step} (${bad})`);
+    }
+    return {
+      fail:
+        `none of the ${kept.length} kept checkpoint(s) holds finite values — ${skipped.join('; ')}. ` +
+        'Start again with a lower learning rate (--lr), more checkpoints kept (--keep-checkpoints), or --on-divergence stop',
+    };
+  }
+
+  async #rollback(exit: ActorExit, why: string, choice: Exclude<Choice, { fail: string }>): Promise<void> {
     const h = this.#hooks;
     const lrBefore = this.#lr as number;
     const lrAfter = lrBefore * this.#plan.lrFactor;
-    const fromStep = h.latestStep();
+    const fromStep = choice.step;
+    for (const s of choice.skipped) h.log(`rollback: skipping the checkpoint of ${s}: it holds non-finite values`);
+    if (choice.cp !== undefined) h.use?.(choice.cp);
     const record: RollbackRecord = { actor: exit.name, error: why, ...(fromStep !== undefined ? { fromStep } : {}), lrBefore, lrAfter, at: (Date.now() - this.#started) / 1000 };
     this.#rollbacks.push(record);
     this.#lr = lrAfter;
