@@ -56,5 +56,5 @@ export {
 } from './src/messages.ts';
 export { ActorProcesses, resolveEntry, type ActorProcessesOptions } from './src/processes.ts';
 export { calibrate, sparseKernelRate, matmulRate, detectGpus, parseNvidiaSmi, hostFacts, type Calibrated } from './src/calibrate.ts';
-export { NodeAgent, measureLink, measureRequest, type NodeAgentOptions } from './src/agent.ts';
+export { NodeAgent, measureLink, measureRequest, FETCH_FILES_ENV, type NodeAgentOptions } from './src/agent.ts';
 export { nodeInfo, startActor, stopActors, listActors, renewLease, discoverNodes, capacityOfInfo, capacityOfMachine, ASSUMED_MEMORY_GIB, type NodeRequestOptions } from './src/client.ts';

@@ -9,8 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { NatsConnection, Subscription } from '@actorflow/bus';
-import { actorExitCodec, clusterSubjects, listActors, logLineCodec, nodeInfo, renewLease, startActor, stopActors, type ShardingPlan } from '@actorflow/cluster';
+import { serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { actorExitCodec, clusterSubjects, FETCH_FILES_ENV, listActors, logLineCodec, nodeInfo, renewLease, startActor, stopActors, type ShardingPlan } from '@actorflow/cluster';
 import type { JobPlan } from './flags.ts';
 import { localSpawner, type ActorSpec, type SpawnContext, type SpawnedActor, type Spawner } from './supervisor.ts';
 
@@ -118,6 +118,9 @@ export function planReport(sp: ShardingPlan, rankSteps: Readonly<Record<string, 
   };
 }
 
+/** Flags whose value is a file of the launcher's that an actor on another machine must be given (restore parts). */
+export const SHIPPED_FILE_FLAGS: ReadonlySet<string> = new Set(['--restore-shard', '--restore-state', '--restore-trainer']);
+
 interface RemoteActor {
   readonly node: string;
   readonly name: string;
@@ -149,6 +152,7 @@ export class RemoteSpawner implements Spawner {
   readonly #subs: Subscription[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   #next = 0;
+  #files = 0;
 
   private constructor(nc: NatsConnection, o: RemoteSpawnerOptions) {
     this.#nc = nc;
@@ -230,7 +234,11 @@ export class RemoteSpawner implements Spawner {
     const node = this.#pick(spec.name);
     if (node === undefined) return localSpawner.spawn(spec, ctx);
     // The agent gives its actors its own NATS servers (the ones near it); ours would be the wrong ones.
-    const env = Object.fromEntries(Object.entries(ctx.env).filter(([k]) => k !== 'NATS_URL'));
+    const env: Record<string, string> = Object.fromEntries(Object.entries(ctx.env).filter(([k]) => k !== 'NATS_URL'));
+    // Restore parts are the launcher's files: served on `<job>.files.<actor>.<n>` until the agent has
+    // fetched them (it does so before it answers the start), never assumed at the same path there.
+    const shipped = this.#shipFiles(spec);
+    if (shipped.fetch !== undefined) env[FETCH_FILES_ENV] = shipped.fetch;
     let resolveExit!: (v: { code: number | null; signal: NodeJS.Signals | null }) => void;
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => (resolveExit = r));
     const key = `${node}/${spec.name}`;
@@ -248,6 +256,9 @@ export class RemoteSpawner implements Spawner {
     };
     this.#actors.set(key, a);
     void startActor(this.#nc, node, { job: this.#o.job, actor: spec.name, entry: spec.entry, args: spec.args, env, leaseMs: this.#o.leaseMs ?? 15_000 }, { deadlineMs: 20_000 })
+      .finally(() => {
+        for (const sub of shipped.subs) sub.unsubscribe();
+      })
       .then((st) => {
         a.pid = st.pid;
         this.#lastAnswer.set(node, Date.now());
@@ -279,6 +290,24 @@ export class RemoteSpawner implements Spawner {
           });
       },
     };
+  }
+
+  #shipFiles(spec: ActorSpec): { fetch?: string; subs: Subscription[] } {
+    const wanted: Record<string, string> = {};
+    const subs: Subscription[] = [];
+    spec.args.forEach((arg, i) => {
+      if (i === 0 || !SHIPPED_FILE_FLAGS.has(spec.args[i - 1])) return;
+      let bytes: Uint8Array;
+      try {
+        bytes = readFileSync(arg);
+      } catch (err) {
+        throw new ClusterJobError(`${spec.name}: cannot read ${arg} to send it with ${spec.args[i - 1]} (${(err as Error).message})`);
+      }
+      const subject = `${this.#o.job}.files.${spec.name}.${this.#files++}`;
+      subs.push(serveLarge(this.#nc, subject, () => bytes, { onError: (err) => this.#o.log(`serving ${arg} to ${spec.name}: ${err.message}`) }));
+      wanted[String(i)] = subject;
+    });
+    return subs.length > 0 ? { fetch: JSON.stringify(wanted), subs } : { subs };
   }
 
   #markLost(node: string, why: string): void {

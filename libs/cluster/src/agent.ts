@@ -3,7 +3,10 @@
 // starts, stops and lists a job's actors on request, streams their output lines on
 // `cluster.node.<name>.log.<actor>` and their ends on `cluster.node.<name>.exit.<actor>`, and stops a job's actors when the requester's lease
 // (`cluster.node.<name>.lease`, or the job's `<job>.hb.launcher` heartbeat) is silent too long.
-import { HandlerError, registerActorService, serveLarge, type ActorService, type NatsConnection, type Subscription } from '@actorflow/bus';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { HandlerError, registerActorService, requestLarge, serveLarge, type ActorService, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { decodeMsg, encodeMsg, subjects } from '@actorflow/protocol';
 import { NodeAgentError } from './errors.ts';
 import {
@@ -21,6 +24,7 @@ import {
   type GpuInfo,
   type NodeCalibration,
   type NodeInfo,
+  type StartActorRequest,
 } from './messages.ts';
 import { ActorProcesses } from './processes.ts';
 
@@ -40,9 +44,24 @@ export interface NodeAgentOptions {
   readonly root: string;
   /** Environment for every actor (NATS_URL of the agent's servers, …). */
   readonly childEnv?: Readonly<Record<string, string>>;
+  /** Where files named by FETCH_FILES_ENV are written (default: the OS temp folder). */
+  readonly filesDir?: string;
   /** Default lease of a job whose start request names none (default 15 s). */
   readonly leaseMs?: number;
   readonly log?: (line: string) => void;
+}
+
+/**
+ * A start request's environment may name files the actor needs that live with the requester (a
+ * restarted shard's checkpoint part): `{"<index in args>": "<job>.files.<…>"}`. The agent fetches
+ * each over the bus before it starts the actor, writes it under its own temp folder and puts that
+ * path in the argument instead — so no machine needs the launcher's files at the same path.
+ */
+export const FETCH_FILES_ENV = 'ACTORFLOW_FETCH_FILES';
+
+/** Where fetched files go on this machine (default: the OS temp folder). */
+function fetchedPath(dir: string, job: string, actor: string, index: number, original: string): string {
+  return join(dir, `actorflow-${job}`, `${actor}-${index}-${basename(original)}`);
 }
 
 interface Lease {
@@ -191,8 +210,8 @@ export class NodeAgent {
       serveLarge(
         this.#nc,
         clusterSubjects.start(o.name),
-        guard((p) => {
-          const req = startActorRequestCodec.decode(p);
+        guard(async (p) => {
+          const req = await this.#fetchFiles(startActorRequestCodec.decode(p));
           this.#lease(req.job, req.leaseMs ?? o.leaseMs ?? DEFAULT_LEASE_MS);
           const fresh = !this.#procs.list().some((a) => a.running && a.actor === req.actor);
           const status = this.#procs.start(req);
@@ -248,6 +267,40 @@ export class NodeAgent {
       }),
     });
     await this.#nc.flush();
+  }
+
+  /** Fetches the files a start request names (FETCH_FILES_ENV) and points its arguments at the local copies. */
+  async #fetchFiles(req: StartActorRequest): Promise<StartActorRequest> {
+    const spec = req.env?.[FETCH_FILES_ENV];
+    if (spec === undefined) return req;
+    let wanted: unknown;
+    try {
+      wanted = JSON.parse(spec);
+    } catch {
+      throw new NodeAgentError('BAD_REQUEST', `${FETCH_FILES_ENV} of ${req.actor} is not JSON: send {"<arg index>": "<job>.files.<name>"}`);
+    }
+    if (typeof wanted !== 'object' || wanted === null || Array.isArray(wanted))
+      throw new NodeAgentError('BAD_REQUEST', `${FETCH_FILES_ENV} of ${req.actor} must be an object {"<arg index>": "<job>.files.<name>"}`);
+    const args = [...req.args];
+    for (const [k, subject] of Object.entries(wanted as Record<string, unknown>)) {
+      const i = Number(k);
+      if (!Number.isInteger(i) || i < 0 || i >= args.length) throw new NodeAgentError('BAD_REQUEST', `${FETCH_FILES_ENV} of ${req.actor}: no argument ${k} (it has ${args.length})`);
+      if (typeof subject !== 'string' || !subject.startsWith(`${req.job}.files.`))
+        throw new NodeAgentError('BAD_REQUEST', `${FETCH_FILES_ENV} of ${req.actor}: argument ${k} must come from a subject under ${req.job}.files., got ${String(subject)}`);
+      let bytes: Uint8Array;
+      try {
+        bytes = await requestLarge(this.#nc, subject, new Uint8Array(0), { timeoutMs: 60_000 });
+      } catch (err) {
+        throw new NodeAgentError('FETCH_FAILED', `could not fetch ${args[i]} for ${req.actor} from ${subject}: ${(err as Error).message}; is its launcher still running?`);
+      }
+      const file = fetchedPath(this.#o.filesDir ?? tmpdir(), req.job, req.actor, i, args[i]);
+      mkdirSync(join(file, '..'), { recursive: true });
+      writeFileSync(file, bytes);
+      this.#o.log?.(`fetched ${args[i - 1] ?? 'a file'} of ${req.actor} (job ${req.job}) over the bus: ${bytes.length} bytes → ${file}`);
+      args[i] = file;
+    }
+    const env = Object.fromEntries(Object.entries(req.env ?? {}).filter(([name]) => name !== FETCH_FILES_ENV));
+    return { ...req, args, env };
   }
 
   #lease(job: string, ms: number): void {

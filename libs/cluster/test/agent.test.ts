@@ -2,11 +2,12 @@
 // nats-server, real actor processes (test/fixtures/tiny-actor.ts).
 import { resolve } from 'node:path';
 import t from 'tap';
-import { connect, NatsServer, listActorServices, requestWithRetry } from '@actorflow/bus';
+import { connect, NatsServer, listActorServices, requestWithRetry, serveLarge } from '@actorflow/bus';
 import { subjects, heartbeatCodec } from '@actorflow/protocol';
 import {
   clusterSubjects,
   discoverNodes,
+  FETCH_FILES_ENV,
   listActors,
   logLineCodec,
   measureLink,
@@ -103,6 +104,34 @@ t.test('an agent on the bus: info, discovery, actors, logs, exit codes, stop, le
   const log = await firstLog;
   t.match(log, { job: 'j1', actor: 'a1', line: 'tiny ready --hello x actor=a1 nats=nats://example:4222' });
   logSub.unsubscribe();
+
+  // A file of the requester's (a restore part) is fetched over the bus, never read at the requester's path.
+  const served = serveLarge(client, 'jf.files.f1.0', () => new TextEncoder().encode('part-bytes'));
+  const fileLog = (async () => {
+    for await (const m of client.subscribe(clusterSubjects.log('n1', 'f1'), { max: 2 })) {
+      const line = logLineCodec.decode(m.data).line;
+      if (line.startsWith('file ')) return line;
+    }
+    return undefined;
+  })();
+  await client.flush();
+  await startActor(client, 'n1', { job: 'jf', actor: 'f1', entry: tiny, args: ['--print-file', '/launcher/only/ps-0.bin', '--exit', '0'], env: { [FETCH_FILES_ENV]: '{"1":"jf.files.f1.0"}' } });
+  const printed = (await fileLog) ?? '';
+  t.match(printed, /^file .*actorflow-jf.*f1-1-ps-0\.bin=part-bytes$/, `the actor read the fetched copy (${printed})`);
+  t.notMatch(printed, /\/launcher\/only/, "not the requester's path");
+  served.unsubscribe();
+  for (const [env, code, message] of [
+    ['{"1":"elsewhere.files.x"}', 'BAD_REQUEST', /must come from a subject under jf\.files\./],
+    ['{"7":"jf.files.x"}', 'BAD_REQUEST', /no argument 7/],
+    ['[1]', 'BAD_REQUEST', /must be an object/],
+    ['not json', 'BAD_REQUEST', /is not JSON/],
+    ['{"1":"jf.files.nobody"}', 'FETCH_FAILED', /could not fetch \/x for f2 from jf\.files\.nobody/],
+  ] as const)
+    await t.rejects(startActor(client, 'n1', { job: 'jf', actor: 'f2', entry: tiny, args: ['--print-file', '/x'], env: { [FETCH_FILES_ENV]: env } }, { deadlineMs: 70_000 }), {
+      name: 'RemoteError',
+      code,
+      message,
+    });
 
   await t.rejects(startActor(client, 'n1', { job: 'j2', actor: 'a1', entry: tiny, args: [] }), { name: 'RemoteError', code: 'ACTOR_EXISTS', message: /already running here \(job j1/ });
   await t.rejects(startActor(client, 'n1', { job: 'j1', actor: 'evil', entry: '../../etc/x.ts', args: [] }), {
