@@ -1,6 +1,18 @@
 // Public API of @actorflow/protocol: subjects, message types and codecs (msgpack, JSON, Arrow IPC), chunking.
 export { ProtocolError, DecodeError, ChunkError } from './src/errors.ts';
 export { encodeMsg, decodeMsg } from './src/msgpack.ts';
+export {
+  ROW_FRAME_MAGIC,
+  ROW_FRAME_MAX_BLOCKS,
+  isRowFrame,
+  encodeGradientFrame,
+  decodeGradientFrame,
+  encodePullReplyFrame,
+  encodePullReplyFrameFrom,
+  decodePullReplyFrame,
+  decodeGradient,
+  decodePullReply,
+} from './src/rowframe.ts';
 export { subjects, validateToken, type ControlKind } from './src/subjects.ts';
 export { datasetInfoCodec, testSetRequestCodec, type DatasetInfo, type TestSetRequest } from './src/dataset-info.ts';
 export { evalNowRequestCodec, stateRequestCodec, type EvalNowRequest, type StateRequest } from './src/requests.ts';

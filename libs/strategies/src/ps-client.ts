@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { RemoteError, requestWithRetry, type NatsConnection, type RetryOptions } from '@actorflow/bus';
 import type { GatheredParams, StepResult } from '@actorflow/models';
-import { gradientCodec, pullReplyCodec, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PushReply, type Snapshot } from '@actorflow/protocol';
+import { decodePullReply, encodeGradientFrame, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PushReply, type Snapshot } from '@actorflow/protocol';
 import { ownerOfDense, ownerOfRow, psStatsSubject, type ShardStats } from './ps.ts';
 
 export interface PsClientOptions {
@@ -161,7 +161,7 @@ export class PsClient {
         for (let attempt = 0; ; attempt++) {
           const raw = await this.#request(subjects.psPull(this.#job, k), req, k);
           const t1 = performance.now();
-          const reply = pullReplyCodec.decode(raw);
+          const reply = decodePullReply(raw);
           this.#serdeMs += performance.now() - t1;
           if (minVersions === undefined || attempt > 0 || reply.version >= (await minVersions())[k]) return reply;
           this.#repulls++;
@@ -225,7 +225,7 @@ export class PsClient {
     const t0 = performance.now();
     const msgs = sparseParts.map((sparse, k) => {
       const dense = Object.fromEntries(Object.entries(result.dense).filter(([n]) => ownerOfDense(n, this.#shards) === k));
-      return gradientCodec.encode({ job: this.#job, rank, step, paramVersion: versions[k], count: result.count, loss: result.loss, dense, sparse, pushId });
+      return encodeGradientFrame({ job: this.#job, rank, step, paramVersion: versions[k], count: result.count, loss: result.loss, dense, sparse, pushId });
     });
     this.#serdeMs += performance.now() - t0;
     const raw = await Promise.all(

@@ -8,8 +8,8 @@ import { hash32 } from '@actorflow/data';
 import type { OptimizerConfig } from '@actorflow/embeddings';
 import type { StepResult, TrainableModel } from '@actorflow/models';
 import {
-  gradientCodec,
-  pullReplyCodec,
+  decodeGradient,
+  encodePullReplyFrameFrom,
   pullRequestCodec,
   pushReplyCodec,
   shardStateCodec,
@@ -225,6 +225,16 @@ export class ParameterShard {
       d[name] = v.slice();
     }
     return { version: this.#version, tables: out, dense: d };
+  }
+
+  /** `pull` encoded as a row frame, the rows gathered straight from the tables into it (what servePsShard answers). */
+  pullFrame(tables: Readonly<Record<string, Int32Array>>, dense: readonly string[]): Uint8Array {
+    const blocks = Object.entries(tables).map(([name, rows]) => {
+      this.#checkOwned(name, rows);
+      const t = this.params.tables[name];
+      return { name, rows, dim: t.dim, source: t.data };
+    });
+    return encodePullReplyFrameFrom(this.#version, blocks, this.pull({}, dense).dense);
   }
 
   /**
@@ -547,7 +557,7 @@ export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard
       async (payload) => {
         const req = pullRequestCodec.decode(payload);
         await ps.waitForTurn(req.rank);
-        return pullReplyCodec.encode(ps.pull(req.tables, req.dense));
+        return ps.pullFrame(req.tables, req.dense);
       },
       common(subjects.psPull(job, ps.shard)),
     ),
@@ -557,7 +567,7 @@ export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard
       (payload) => {
         let g;
         try {
-          g = gradientCodec.decode(payload);
+          g = decodeGradient(payload);
         } catch (err) {
           ps.countMalformed((err as Error).message);
           throw new HandlerError('MALFORMED', (err as Error).message);

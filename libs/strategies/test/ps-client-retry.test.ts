@@ -3,7 +3,7 @@
 import t from 'tap';
 import { NatsServer, connect, serveLarge, type NatsConnection } from '@actorflow/bus';
 import { BiasedMF, type StepResult } from '@actorflow/models';
-import { gradientCodec, pullReplyCodec, pullRequestCodec, pushReplyCodec, subjects } from '@actorflow/protocol';
+import { decodeGradient, pullReplyCodec, pullRequestCodec, pushReplyCodec, subjects } from '@actorflow/protocol';
 import { ParameterShard, PsClient, psStatsSubject, servePsShard } from '../mod.ts';
 
 const optimizer = { name: 'sgd', lr: 0.1 } as const;
@@ -56,7 +56,7 @@ function serveDeduping(nc: NatsConnection, job: string, ps: ParameterShard, onPu
   });
   serveLarge(nc, psStatsSubject(job, 0), () => new TextEncoder().encode(JSON.stringify(ps.stats)));
   serveLarge(nc, subjects.psPush(job, 0), async (payload) => {
-    const g = gradientCodec.decode(payload);
+    const g = decodeGradient(payload);
     pushIds.push(g.pushId ?? '(none)');
     const seen = g.pushId !== undefined ? replies.get(g.pushId) : undefined;
     if (seen !== undefined) return seen;
