@@ -27,7 +27,8 @@ t.test('bad fold, folds, validation and early-stop specs: exit 2 before anything
     [['--early-stop', '2'], /needs a validation set: add --validation 0.05/],
     [['--validation', '0.05', '--early-stop', '0'], /--early-stop takes a patience/],
     [['--validation', '2'], /--validation takes a fraction/],
-    [['--strategy', 'mirrored', '--validation', '0.05'], /implemented for --strategy ps/],
+    [['--model', 'neumf', '--validation', '0.05'], /for gradient rating models .*neumf is a ranking model/],
+    [['--model', 'knn', '--validation', '0.05', '--early-stop', '2'], /knn is not a gradient model/],
     [['--validation', 'file:missing.csv'], new RegExp(`no such file ${join(dir, 'missing.csv').replace(/[.]/g, '\\.')}`)],
   ];
   for (const [args, message] of cases) {

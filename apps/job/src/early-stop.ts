@@ -1,12 +1,14 @@
 // Early stopping on a validation set carved from training (--validation F|file:PATH, served by
 // the data shards as the 'validation' kind and never trained on): flags.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { requestLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { saveParams } from '@actorflow/embeddings';
 import { selectBackend, type Engine } from '@actorflow/engine';
 import { heldOutOf, loadJobDataset, type DatasetSpec, type JobConfig } from '@actorflow/feed';
-import { createModel, type TrainableModel } from '@actorflow/models';
-import { lossReportCodec, subjects } from '@actorflow/protocol';
-import { PsClient, evaluateModel, headlineMetric, mergeSnapshots, type EvalData, type ParamStore } from '@actorflow/strategies';
-import type { NatsConnection, Subscription } from '@actorflow/bus';
+import { createModel, listModels, type TrainableModel } from '@actorflow/models';
+import { lossReportCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
+import { PsClient, evaluateModel, headlineMetric, initParams, mergeSnapshots, type EvalData, type ParamStore } from '@actorflow/strategies';
 
 export const EARLY_STOP_FLAG_OPTIONS = {
   validation: { type: 'string' },
@@ -19,9 +21,11 @@ export const EARLY_STOP_USAGE = `  --validation F|file:PATH   a validation set c
                              PATIENCE epochs; the best epoch's model is what the job keeps`;
 
 /** --early-stop PATIENCE (needs --validation). */
-export function earlyStopFlags(v: { 'early-stop'?: string; strategy?: string }, validation: string | undefined, fail: (message: string) => Error): { earlyStop?: number } {
-  if (validation !== undefined && v.strategy === 'mirrored') {
-    throw fail(`--validation / --early-stop are implemented for --strategy ps (the launcher scores the parameter-server snapshot each epoch), not mirrored yet`);
+export function earlyStopFlags(v: { 'early-stop'?: string; strategy?: string; model?: string }, validation: string | undefined, fail: (message: string) => Error): { earlyStop?: number } {
+  if (validation !== undefined) {
+    const name = v.model ?? 'mf';
+    const kind = ratingModelKind(name);
+    if (kind !== undefined) throw fail(`--validation / --early-stop are for gradient rating models (validation RMSE each epoch); ${name} is ${kind}`);
   }
   const raw = v['early-stop'];
   if (raw === undefined) return {};
@@ -31,12 +35,31 @@ export function earlyStopFlags(v: { 'early-stop'?: string; strategy?: string }, 
   return { earlyStop: n };
 }
 
+/** Undefined for a gradient rating model (what early stopping scores); else what the model is, for the message. */
+function ratingModelKind(name: string): string | undefined {
+  const entry = listModels().find((m) => m.name === name);
+  if (entry === undefined) return 'not a gradient model (no epochs to stop)';
+  let model: TrainableModel<unknown>;
+  try {
+    // Sizes the data decides, small: only the model's kind is wanted here.
+    model = entry.create({ ...entry.defaults, numUsers: 2, numItems: 2, numClasses: 10, globalMean: 3 });
+  } catch {
+    return undefined; // the launcher's start-time check still applies
+  }
+  const task = model.task ?? 'rating';
+  const input = model.input ?? 'ratings';
+  return task === 'rating' && input === 'ratings' ? undefined : `a ${task} model of ${input}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The early stopper: in the launcher process, at each epoch boundary (the first loss report of a
-// new epoch) it pulls the parameters (ps: every shard's snapshot, merged), evaluates them on the
-// validation rows with evaluateModel, keeps the best, and resolves `stopped` when the metric has
-// not improved for `patience` epochs (the launcher then finishes the job as when the trainers
-// end). finish() evaluates the best epoch's parameters on the test set and saves them as the model.
+// new epoch) it pulls the parameters (ps: every shard's snapshot, merged; mirrored: the replica
+// rank 0 sent at the epoch's end, libs/workloads' onEpochEnd), evaluates them on the validation
+// rows with evaluateModel, keeps the best, and resolves `stopped` when the metric has not improved
+// for `patience` epochs (the launcher then finishes the job as when the trainers end). finish()
+// evaluates the best epoch's parameters on the test set, saves them as the model, and writes them
+// to <out>/checkpoints/best/ — outside the step-numbered rotation, so --keep-checkpoints never
+// removes them (mirrored: the whole TrainerState, as a step checkpoint's trainer.bin; ps: the merged parameters).
 
 export class EarlyStopError extends Error {
   constructor(message: string) {
@@ -78,7 +101,24 @@ interface Best {
   readonly epoch: number;
   readonly value: number;
   readonly params: ParamStore;
+  /** Mirrored: the replica's TrainerState bytes (a resumable checkpoint part). */
+  readonly state?: Uint8Array;
+  readonly step?: number;
 }
+
+/** What #params pulled: the parameters and, for mirrored, the replica they came from. */
+interface Pulled {
+  readonly params: ParamStore;
+  readonly state?: Uint8Array;
+  readonly step?: number;
+  /** Mirrored: the replica's epoch (0-based) and steps into it. */
+  readonly at?: { readonly epoch: number; readonly stepInEpoch: number };
+}
+
+/** The directory (beside the rotated step checkpoints) where finish() keeps the best epoch. */
+export const BEST_CHECKPOINT_DIR = 'best';
+
+const enc = new TextEncoder();
 interface Ctx {
   readonly engine: Engine;
   readonly model: TrainableModel<unknown>;
@@ -107,8 +147,6 @@ export class EarlyStopper {
 
   /** Once the data shards and the aggregator answer: fetch the validation and test rows, then watch the epochs. */
   async start(config: JobConfig): Promise<void> {
-    if (this.#o.strategy !== 'ps')
-      throw new EarlyStopError(`--validation / --early-stop are implemented for --strategy ps (the launcher pulls the parameter-server snapshot each epoch); mirrored is not yet supported`);
     const model = createModel(config.model, config.hyper);
     const metric = headlineMetric(model);
     if ((model.task ?? 'rating') !== 'rating' || (model.input ?? 'ratings') !== 'ratings')
@@ -140,21 +178,43 @@ export class EarlyStopper {
     });
   }
 
-  async #params(): Promise<ParamStore> {
+  async #params(): Promise<Pulled> {
     const ctx = this.#ctx;
     if (ctx === undefined) throw new EarlyStopError('the early stopper never started');
+    if (this.#o.strategy === 'mirrored') {
+      // The newest replica the aggregator holds: rank 0 sends each epoch's last one before the next
+      // epoch's first step, so at the first loss report of an epoch it is the finished epoch's.
+      const bytes = await requestLarge(this.#o.nc, subjects.ctl(this.#o.job, 'state'), enc.encode(JSON.stringify({ after: -1 })), { timeoutMs: 30_000 });
+      const state = trainerStateCodec.decode(bytes);
+      const params = initParams(ctx.model, ctx.config.seed);
+      for (const [name, t] of Object.entries(state.params.tables)) {
+        const table = params.tables[name];
+        if (table === undefined || table.data.length !== t.data.length) throw new EarlyStopError(`the mirrored replica's table '${name}' does not fit model ${ctx.config.model}`);
+        table.data.set(t.data);
+      }
+      for (const [name, v] of Object.entries(state.params.dense)) {
+        const d = params.dense[name];
+        if (d === undefined || d.length !== v.length) throw new EarlyStopError(`the mirrored replica's dense '${name}' does not fit model ${ctx.config.model}`);
+        d.set(v);
+      }
+      return { params, state: bytes, step: state.step, at: { epoch: state.epoch, stepInEpoch: state.stepInEpoch } };
+    }
     const ps = new PsClient(this.#o.nc, { job: this.#o.job, shards: ctx.config.psShards, retry: { deadlineMs: 30_000 } });
-    return mergeSnapshots(ctx.model, ctx.config.seed, await ps.snapshot());
+    return { params: mergeSnapshots(ctx.model, ctx.config.seed, await ps.snapshot()) };
   }
 
   async #evaluate(epoch: number, step: number): Promise<void> {
     const ctx = this.#ctx;
     if (ctx === undefined || this.#stopped) return;
-    const params = await this.#params();
+    const pulled = await this.#params();
+    const { params } = pulled;
+    // Mirrored: the replica should be epoch `epoch`'s last (0-based epoch − 1); a periodic one may have overtaken it.
+    if (pulled.at !== undefined && pulled.at.epoch !== epoch - 1)
+      this.#o.log(`validation: the replica scored for epoch ${epoch} is of step ${pulled.step ?? '?'} (${pulled.at.stepInEpoch} step(s) into epoch ${pulled.at.epoch + 1})`);
     const value = evaluateModel(ctx.engine, ctx.model, params, ctx.validation)[ctx.metric.name];
-    this.curve.push({ epoch, step, value });
+    this.curve.push({ epoch, step: pulled.step ?? step, value });
     const better = this.#best === undefined || (ctx.metric.lowerIsBetter ? value < this.#best.value : value > this.#best.value);
-    if (better) this.#best = { epoch, value, params };
+    if (better) this.#best = { epoch, value, params, ...(pulled.state !== undefined ? { state: pulled.state } : {}), ...(pulled.step !== undefined ? { step: pulled.step } : {}) };
     const best = this.#best ?? { epoch, value, params };
     this.#o.log(`validation after epoch ${epoch}: ${ctx.metric.name} ${value.toFixed(4)}${better ? ' (best so far)' : ` (best ${best.value.toFixed(4)} at epoch ${best.epoch})`}`);
     const patience = this.#o.patience;
@@ -187,6 +247,7 @@ export class EarlyStopper {
     };
     if (best === undefined) return { metrics: jobMetrics, validation: log };
     saveParams(`${modelDir}/params.bin`, { tables: Object.values(best.params.tables), dense: best.params.dense, meta: { job: ctx.config.job, model: ctx.config.model, bestEpoch: best.epoch } });
+    this.#keepBest(join(dirname(modelDir), 'checkpoints', BEST_CHECKPOINT_DIR), best);
     const metrics = evaluateModel(ctx.engine, ctx.model, best.params, ctx.test);
     this.#o.log(
       `best epoch ${best.epoch} (validation ${ctx.metric.name} ${best.value.toFixed(4)}) saved as the model; test ${Object.entries(metrics)
@@ -194,6 +255,30 @@ export class EarlyStopper {
         .join(', ')}`,
     );
     return { metrics, validation: log };
+  }
+
+  /**
+   * <out>/checkpoints/best/: the best epoch, which the rotation of step-numbered checkpoints never
+   * removes — best.json (epoch, step, metric) and trainer.bin (mirrored: the TrainerState, the part a
+   * step checkpoint holds) or params.bin (ps: the merged parameters, as <out>/model holds them).
+   */
+  #keepBest(dir: string, best: Best): void {
+    const ctx = this.#ctx;
+    if (ctx === undefined) return;
+    mkdirSync(dir, { recursive: true });
+    if (best.state !== undefined) writeFileSync(join(dir, 'trainer.bin'), best.state);
+    else saveParams(join(dir, 'params.bin'), { tables: Object.values(best.params.tables), dense: best.params.dense, meta: { job: ctx.config.job, model: ctx.config.model, bestEpoch: best.epoch } });
+    const info = {
+      job: ctx.config.job,
+      model: ctx.config.model,
+      strategy: this.#o.strategy,
+      bestEpoch: best.epoch,
+      ...(best.step !== undefined ? { step: best.step } : {}),
+      metric: ctx.metric.name,
+      value: best.value,
+      part: best.state !== undefined ? 'trainer.bin' : 'params.bin',
+    };
+    writeFileSync(join(dir, 'best.json'), `${JSON.stringify(info, null, 2)}\n`);
   }
 
   close(): void {

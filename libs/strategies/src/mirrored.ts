@@ -63,6 +63,8 @@ export function combineGradients(parts: readonly Uint8Array[]): Uint8Array {
 
 export interface MirroredStep {
   readonly step: number;
+  /** The epoch (0-based) of this step's batch. */
+  readonly epoch: number;
   readonly loss: number;
   /** Examples over all ranks in this step. */
   readonly examples: number;
@@ -143,6 +145,11 @@ export async function runMirroredTrainer(o: {
    */
   readonly onParams?: (step: number, params: ParamStore, state: () => TrainerState) => Promise<void> | undefined;
   /**
+   * Called when the next batch starts a new epoch, before it is computed: the replica is then the
+   * finished epoch's (`epoch`, 0-based) last step's — what early stopping scores. Not called after the last epoch (the loop ends).
+   */
+  readonly onEpochEnd?: (epoch: number, step: number, state: () => TrainerState) => Promise<void> | undefined;
+  /**
    * Continue from a TrainerState (the same bytes on every rank): its parameters and optimizer
    * state are loaded on every rank (no broadcast), and steps count on from `resume.step`. The
    * caller starts `data` at (resume.epoch, resume.stepInEpoch) — the next global step's batch.
@@ -173,6 +180,8 @@ export async function runMirroredTrainer(o: {
       const next = await it.next();
       if (next.done === true) exhausted = true;
       else if (next.value.epoch !== epoch) {
+        // Every rank sees the new epoch on the same global step (the batches are slices of one global batch).
+        if (stepInEpoch > 0) await o.onEpochEnd?.(epoch, step, state);
         epoch = next.value.epoch;
         stepInEpoch = 0;
       }
@@ -233,6 +242,7 @@ export async function runMirroredTrainer(o: {
     const t4 = performance.now();
     o.onStep?.({
       step,
+      epoch,
       loss: ringSum !== undefined ? ringSum[denseSize + 1] / total : got.loss,
       examples: total,
       localExamples: mine.count,

@@ -82,7 +82,7 @@ export async function runGradientTrainer(o: TrainerOptions): Promise<{ steps: nu
             stepsDone = Math.max(stepsDone, s.step);
             examplesDone += s.localExamples;
             o.onProgress?.(stepsDone, examplesDone);
-            if (s.step % lossEvery === 0) publish({ rank: r, step: s.step, epoch: 0, loss: s.loss, examples: s.localExamples, examplesPerSec: rate(), timing: s.timing });
+            if (s.step % lossEvery === 0) publish({ rank: r, step: s.step, epoch: s.epoch, loss: s.loss, examples: s.localExamples, examplesPerSec: rate(), timing: s.timing });
             const now = performance.now();
             if (now - last > 2000) {
               last = now;
@@ -94,6 +94,9 @@ export async function runGradientTrainer(o: TrainerOptions): Promise<{ steps: nu
             ? {
                 onParams: (step: number, _params: unknown, state: () => TrainerState) =>
                   step % snapshotEvery === 0 || (snapshotSeconds > 0 && performance.now() - lastSent >= snapshotSeconds * 1000) ? checkpoint(state) : undefined,
+                // Each epoch's last replica too, before the next epoch's first step (and so before its loss
+                // report): the launcher's early stopper scores it (apps/job/src/early-stop.ts).
+                onEpochEnd: (_epoch: number, _step: number, state: () => TrainerState) => checkpoint(state),
               }
             : {}),
         });
