@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { RemoteError, requestWithRetry, type NatsConnection, type RetryOptions } from '@actorflow/bus';
 import type { GatheredParams, StepResult } from '@actorflow/models';
-import { decodePullReply, encodeGradientFrame, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PushReply, type Snapshot } from '@actorflow/protocol';
+import { decodePullReply, encodeGradientFrame, gradientCodec, pullRequestCodec, pushReplyCodec, snapshotCodec, subjects, type PushReply, type Snapshot } from '@actorflow/protocol';
 import { ownerOfDense, ownerOfRow, psStatsSubject, type ShardStats } from './ps.ts';
 
 export interface PsClientOptions {
@@ -36,6 +36,11 @@ export interface PsClientCounters {
 }
 
 const LOG_INTERVAL_MS = 5000;
+/**
+ * ACTORFLOW_PS_WIRE=msgpack sends pushes (and asks nothing else) in the older msgpack encoding
+ * instead of row frames — for before/after benchmarks; shards decode either.
+ */
+export const PS_WIRE_MSGPACK = process.env.ACTORFLOW_PS_WIRE === 'msgpack';
 
 /**
  * max_payload of the broker a job launches (8 MiB, NATS's recommended ceiling): a pull or push
@@ -225,7 +230,8 @@ export class PsClient {
     const t0 = performance.now();
     const msgs = sparseParts.map((sparse, k) => {
       const dense = Object.fromEntries(Object.entries(result.dense).filter(([n]) => ownerOfDense(n, this.#shards) === k));
-      return encodeGradientFrame({ job: this.#job, rank, step, paramVersion: versions[k], count: result.count, loss: result.loss, dense, sparse, pushId });
+      const g = { job: this.#job, rank, step, paramVersion: versions[k], count: result.count, loss: result.loss, dense, sparse, pushId };
+      return PS_WIRE_MSGPACK ? gradientCodec.encode(g) : encodeGradientFrame(g);
     });
     this.#serdeMs += performance.now() - t0;
     const raw = await Promise.all(

@@ -10,6 +10,7 @@ import type { StepResult, TrainableModel } from '@actorflow/models';
 import {
   decodeGradient,
   encodePullReplyFrameFrom,
+  pullReplyCodec,
   pullRequestCodec,
   pushReplyCodec,
   shardStateCodec,
@@ -557,7 +558,8 @@ export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard
       async (payload) => {
         const req = pullRequestCodec.decode(payload);
         await ps.waitForTurn(req.rank);
-        return ps.pullFrame(req.tables, req.dense);
+        // ACTORFLOW_PS_WIRE=msgpack: the older msgpack reply (before/after benchmarks); PsClient decodes either.
+        return process.env.ACTORFLOW_PS_WIRE === 'msgpack' ? pullReplyCodec.encode(ps.pull(req.tables, req.dense)) : ps.pullFrame(req.tables, req.dense);
       },
       common(subjects.psPull(job, ps.shard)),
     ),
