@@ -7,7 +7,7 @@
 // that are left. Leases keep the actors alive only while this launcher is: if it dies, every agent
 // stops the job's actors within the lease.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { actorExitCodec, clusterSubjects, FETCH_FILES_ENV, listActors, logLineCodec, nodeInfo, renewLease, startActor, stopActors, type ShardingPlan } from '@actorflow/cluster';
@@ -97,9 +97,19 @@ export function resolveClusterJob(job: JobPlan, root: string): { job: JobPlan; s
   if (job.natsUrl === undefined)
     throw new ClusterJobError(`--plan / --blueprint need --nats-url (or NATS_URL): the NATS servers the node agents are connected to, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222`);
   const file = req.plan ?? req.blueprint ?? '';
+  const out = resolve(root, job.out);
+  if (job.resume !== undefined) {
+    // --resume: the plan the job ran with (its checkpoint's shards follow it), never a new one.
+    const saved = resolve(out, 'cluster-plan.json');
+    if (!existsSync(saved))
+      throw new ClusterJobError(
+        `--resume ${job.resume}: the job ran on ${req.plan !== undefined ? `--plan ${req.plan}` : `--blueprint ${req.blueprint}`}, but the plan it ran with (${saved}) is gone and its checkpoint's shards follow that plan: copy that plan there (npx nx run plan -- … --out ${saved} makes a new one, which must have the same strategy and shard counts), or start the job afresh without --resume`,
+      );
+    const sharding = loadShardingPlan(saved);
+    return { job: applyShardingPlan(job, sharding, saved), sharding, placement: actorPlacement(sharding) };
+  }
   const sharding = req.plan !== undefined ? loadShardingPlan(req.plan) : planFromBlueprint(job, req, root, job.natsUrl);
   // Kept with the job's outputs: where every actor was planned, and why.
-  const out = resolve(root, job.out);
   mkdirSync(out, { recursive: true });
   writeFileSync(resolve(out, 'cluster-plan.json'), `${JSON.stringify(sharding, null, 2)}\n`);
   return { job: applyShardingPlan(job, sharding, file), sharding, placement: actorPlacement(sharding) };

@@ -3,7 +3,7 @@
 // actors real processes: libs/cluster's tiny test actor) — exit codes, logs, restarts, stop, and a
 // machine that goes silent (its actors count as killed, their restarts go to the other machine).
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, NatsServer } from '@actorflow/bus';
@@ -78,6 +78,18 @@ t.test('plan files: checked, placed, applied to the job', async (t) => {
   t.equal(r.placement?.get('evaluator'), 'h2');
   t.equal(resolveClusterJob({ ...job, cluster: undefined }, dir).placement, undefined, 'a local job is left alone');
   t.throws(() => resolveClusterJob({ ...job, natsUrl: undefined }, dir), { name: 'ClusterJobError', message: /need --nats-url/ });
+  // --resume: the plan the job ran with, kept in its out folder (cluster-plan.json), not the --plan/--blueprint again.
+  const ran = join(dir, 'ran');
+  mkdirSync(ran, { recursive: true });
+  writeFileSync(join(ran, 'cluster-plan.json'), JSON.stringify(plan));
+  const resumed = resolveClusterJob({ ...job, out: ran, resume: ran, cluster: { plan: join(dir, 'moved-away.json') } }, dir);
+  t.equal(resumed.placement?.get('evaluator'), 'h2', 'resumed on the plan it ran with (written when it started)');
+  const again = resolveClusterJob({ ...job, out: ran, resume: ran, cluster: { blueprint: '/nowhere/machines.json', use: 'all' } }, dir);
+  t.equal(again.sharding?.psShards, 3, 'a --blueprint job resumes on its saved plan without planning again');
+  t.throws(() => resolveClusterJob({ ...job, out: join(dir, 'never-ran'), resume: join(dir, 'never-ran') }, dir), {
+    name: 'ClusterJobError',
+    message: /--resume .*never-ran: the job ran on --plan .*is gone.*copy that plan there/,
+  });
   t.ok(new ClusterJobError('x') instanceof Error);
 });
 
