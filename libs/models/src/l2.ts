@@ -31,7 +31,8 @@ export function addPerExampleL2(
   const g = grad.values;
   const w = gathered.values;
   for (let r = 0; r < grad.rows.length; r++) {
-    const at = sortedIndexOf(gathered.rows, grad.rows[r]);
+    // The kernels' gradients usually come aligned with the gathered rows (every gathered row touched).
+    const at = grad.rows === gathered.rows ? r : sortedIndexOf(gathered.rows, grad.rows[r]);
     if (at < 0) throw new ModelError(`${what}: row ${grad.rows[r]} was not gathered for this batch`);
     const scale = (2 * lambda * counts[r]) / n;
     let sq = 0;
