@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NatsServer } from '@actorflow/bus';
 import { evalReportCodec } from '@actorflow/protocol';
+import { readScalars } from '@actorflow/tensorboard';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -40,16 +41,63 @@ async function allExitZero(t: Test, procs: readonly Proc[]): Promise<void> {
   procs.forEach((p, i) => t.equal(codes[i], 0, `${p.name} exited 0 by itself${codes[i] !== 0 ? `:\n${p.output().slice(-2000)}` : ''}`));
 }
 
+/** A by-hand trainer shows the job's step out of its planned total, and examples/s, as the launcher does. */
+function checkTrainerProgress(t: Test, p: Proc, mirrored: boolean): void {
+  const out = p.output();
+  const planned = /(\d+) steps planned/.exec(out)?.[1];
+  t.ok(planned !== undefined && Number(planned) > 0, `${p.name} states the planned step total (${planned})`);
+  const lines = [...out.matchAll(/step (\d+)\/(\d+) \((\d+) %\) epoch \d+ loss [\d.]+ (\d+) ex\/s over \d+ rank\(s\)/g)];
+  t.ok(lines.length > 0, `${p.name} prints step/total and ex/s`);
+  const last = lines.at(-1);
+  t.equal(last?.[2], planned, 'counted to the planned total');
+  // Mirrored ranks step together: each saw the group reach the total. A ps trainer that ends first
+  // may not have heard the other's last pushes yet (the job total is over every trainer).
+  if (mirrored) t.equal(last?.[1], planned, 'and reached it when the job ended');
+  else t.ok(Number(last?.[1]) > 0 && Number(last?.[1]) <= Number(planned), `the job's pushes so far (${last?.[1]}) within the total`);
+  t.ok(Number(last?.[4]) > 0, 'examples/s measured');
+}
+
 function checkSaved(t: Test, out: string, strategy: string): void {
   t.ok(existsSync(join(out, 'model', 'params.bin')), 'model/params.bin written');
   const config = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { model: string; dataset?: { source: string } };
   t.equal(config.model, 'mf');
   t.equal(config.dataset?.source, 'synthetic:tiny', 'the dataset recorded for recommend');
-  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { strategy: string; metrics: Record<string, number>; steps: number; checkpoint: Record<string, string> };
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+    strategy: string;
+    metrics: Record<string, number>;
+    steps: number;
+    checkpoint: Record<string, string>;
+    trainSeconds: number;
+    examplesPerSecond: number;
+    backend: string;
+    stepTiming: { computeMs: number; serdeMs: number; waitMs: number; waitAndSerdeShare: number };
+    faults: { restarts: Record<string, number>; stalls: string[]; brokerRestarts: number; groupReformations: number; checkpoints: number; evaluatorGaveUp: boolean; worldSize?: number };
+    psShards?: { pushes: number }[];
+  };
   t.equal(metrics.strategy, strategy, 'metrics.json names the strategy the trainers ran');
   t.ok(Number.isFinite(metrics.metrics.rmse) && metrics.metrics.rmse > 0 && metrics.metrics.rmse < 2, `final rmse ${metrics.metrics.rmse}`);
   t.ok(metrics.steps > 0, `${metrics.steps} steps`);
   t.equal(metrics.checkpoint.params, join(out, 'model', 'params.bin'));
+  // The launcher's throughput and faults fields (apps/job JobResult extends the same JobMetrics).
+  t.ok(metrics.trainSeconds > 0 && metrics.trainSeconds < metrics.seconds, `trainSeconds ${metrics.trainSeconds} within the job's ${metrics.seconds} s`);
+  t.ok(metrics.examplesPerSecond > 0, `examplesPerSecond ${metrics.examplesPerSecond}`);
+  t.equal(metrics.backend, 'cpu', "the trainers' backend");
+  const st = metrics.stepTiming;
+  t.ok(st.computeMs > 0 && st.serdeMs >= 0 && st.waitMs >= 0 && st.waitAndSerdeShare >= 0 && st.waitAndSerdeShare <= 1, `per-step split ${JSON.stringify(st)}`);
+  t.same(
+    {
+      restarts: metrics.faults.restarts,
+      stalls: metrics.faults.stalls,
+      brokerRestarts: metrics.faults.brokerRestarts,
+      groupReformations: metrics.faults.groupReformations,
+      checkpoints: metrics.faults.checkpoints,
+      evaluatorGaveUp: metrics.faults.evaluatorGaveUp,
+    },
+    { restarts: {}, stalls: [], brokerRestarts: 0, groupReformations: 0, checkpoints: 0, evaluatorGaveUp: false },
+    'the faults block: nothing went wrong',
+  );
+  if (strategy === 'mirrored') t.equal(metrics.faults.worldSize, 2, "the mirrored group's world size");
+  else t.ok(metrics.psShards !== undefined && metrics.psShards.length === 1 && metrics.psShards[0].pushes > 0, `the parameter shard's counters: ${metrics.psShards?.[0]?.pushes} pushes applied`);
   const evals = readFileSync(join(out, 'eval.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -57,6 +105,13 @@ function checkSaved(t: Test, out: string, strategy: string): void {
   t.equal(evals.at(-1)?.final, true, 'the last evaluation is the final one');
   t.equal(evals.at(-1)?.metrics.rmse, metrics.metrics.rmse, 'metrics.json holds the final evaluation');
   t.match(readFileSync(join(out, 'eval.csv'), 'utf8'), /^ts,step,final,/);
+  // TensorBoard, as the launcher writes it: loss per rank, and the eval metrics, read back from the event files.
+  const scalars = readScalars(join(out, 'tensorboard'));
+  t.ok((scalars['loss/rank0']?.length ?? 0) > 0 && (scalars['loss/rank1']?.length ?? 0) > 0, 'loss of both ranks in the TensorBoard events');
+  t.ok(
+    scalars['eval/rmse']?.some((p) => Math.abs(p.value - metrics.metrics.rmse) < 1e-6),
+    'the final eval RMSE is among the TensorBoard scalars',
+  );
 }
 
 t.test('by hand, ps: trainers started first, then evaluator, aggregator --out and data shard — the job ends and is saved', { timeout: 900_000 }, async (t) => {
@@ -75,6 +130,8 @@ t.test('by hand, ps: trainers started first, then evaluator, aggregator --out an
   t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
   await allExitZero(t, procs);
   checkSaved(t, out, 'ps');
+  checkTrainerProgress(t, procs[0], false);
+  checkTrainerProgress(t, procs[1], false);
   t.match(procs[3].output(), /job handps has ended: exiting/);
   t.match(procs[4].output(), /job handps has ended: exiting/);
 });
@@ -95,6 +152,8 @@ t.test('by hand, mirrored: two ranks, an aggregator that serves either strategy 
   t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
   await allExitZero(t, procs);
   checkSaved(t, out, 'mirrored');
+  checkTrainerProgress(t, procs[1], true);
+  checkTrainerProgress(t, procs[3], true);
 });
 
 t.test('no --job: the aggregator mints a fresh id, the others join it; --keep-serving keeps the data shard up after the end', { timeout: 900_000 }, async (t) => {

@@ -4,8 +4,11 @@
 // <job>.ctl.snapshot out) — so `nx serve aggregator` with no flags serves either strategy.
 // With no NATS_URL and nothing on the default address, it starts a local nats-server.
 import { parseArgs } from 'node:util';
-import { busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, registerActorService, runActor } from '@actorflow/bus';
+import { busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, registerActorService, runActor, type NatsConnection } from '@actorflow/bus';
 import { resolveUserPath } from '@actorflow/data';
+import { evalReportCodec, lossReportCodec, subjects } from '@actorflow/protocol';
+import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
+import { join } from 'node:path';
 import { exitActor, finishByHand, listModels, mintJobId, onJobEnd, supervised, workloadFor } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx serve aggregator -- [options]
@@ -27,7 +30,8 @@ const usage = `Usage: npx nx serve aggregator -- [options]
   --restore-shard FILE    ps: start this parameter shard from a checkpoint part (parameters, optimizer state, version)
   --restore-trainer FILE  mirrored: start with this replica state (a checkpoint's trainer.bin) for the ranks to resume from
   --out DIR               by hand: when the trainers are done, take the final evaluation and write the model
-                          (DIR/model), metrics.json, eval.jsonl and eval.csv as the launcher does
+                          (DIR/model), metrics.json, eval.jsonl, eval.csv and TensorBoard scalars (DIR/tensorboard)
+                          as the launcher does
   --dataset SPEC, --split SPEC   by hand: the data shards' dataset and split, recorded in DIR/model/config.json
                           for \`recommend\` (default synthetic:small, random:0.1 — the data shard's defaults)
   --keep-serving          by hand: keep serving after the job ends (by default the job's actors exit then)
@@ -108,7 +112,9 @@ await runActor('aggregator', usage, async () => {
   }
   // By hand, the config owner ends the job (libs/workloads): final evaluation, the saved model, the end announced.
   const dataset = { source: v.dataset ?? 'synthetic:small', split: v.split ?? 'random:0.1', seed: served.config.seed };
+  const board = out !== undefined ? boardOf(conn.nc, role.job, join(out, 'tensorboard')) : undefined;
   await finishByHand({ nc: conn.nc, workload, config: served.config, dataset, started, log: role.log, ...(out !== undefined ? { out } : {}) });
+  board?.close();
   if (keepServing) {
     role.log(`job ${role.job} has ended; still serving (--keep-serving)`);
     return;
@@ -118,3 +124,36 @@ await runActor('aggregator', usage, async () => {
   await new Promise((r) => setTimeout(r, 500));
   await exitActor(conn, () => served.stop());
 });
+
+/** TensorBoard scalars of a by-hand job, as the launcher writes them: loss and ex/s per rank, eval metrics (DIR/tensorboard). */
+function boardOf(nc: NatsConnection, job: string, dir: string): { close(): void } {
+  const board = new ScalarWriter(dir);
+  const subs = [
+    nc.subscribe(subjects.loss, {
+      callback: (_e, m) => {
+        try {
+          const r = lossReportCodec.decode(m.data);
+          if (r.job === job && r.done !== true) summarizeLoss(board, r);
+        } catch {
+          /* not a loss report */
+        }
+      },
+    }),
+    nc.subscribe(subjects.eval, {
+      callback: (_e, m) => {
+        try {
+          const r = evalReportCodec.decode(m.data);
+          if (r.job === job) summarizeEval(board, r);
+        } catch {
+          /* not an eval report */
+        }
+      },
+    }),
+  ];
+  return {
+    close: () => {
+      for (const s of subs) s.unsubscribe();
+      board.close();
+    },
+  };
+}

@@ -3,8 +3,8 @@
 // every step's loss on train.loss (JSON, readable with `nats sub train.loss`).
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, connectActor, exitOnSignals, FlagError, intFlag, registerActorService, runActor } from '@actorflow/bus';
-import { fetchJobConfig } from '@actorflow/feed';
-import { discoverJob, workloadFor } from '@actorflow/workloads';
+import { DataClient, fetchJobConfig } from '@actorflow/feed';
+import { discoverJob, plannedJobSteps, supervised, watchJobProgress, workloadFor } from '@actorflow/workloads';
 
 const usage = `Usage: npx nx run trainer -- --strategy ps|mirrored --rank R [options]
   --job ID               job id (default: the one running job, found through its aggregator)
@@ -79,15 +79,28 @@ await runActor('trainer', usage, async () => {
   const config = await fetchJobConfig(conn.nc, job, 600_000, (n) => {
     if (n === 1) log(`waiting for the aggregator of job ${job} …`);
   });
+  const workload = workloadFor(config.model);
+  const worldSize = intFlag('world-size', worldSizeFlag, config.worldSize, 1);
+  // By hand (no launcher to show it): the job's step out of its planned total, examples/s and ETA,
+  // from every rank's train.loss reports — the launcher's progress line, in the trainer's log.
+  let watch: { stop(): void } | undefined;
+  if (!supervised()) {
+    const info = await new DataClient(conn.nc, { job, shards: 1 }).waitForInfo(600_000);
+    const totalSteps = plannedJobSteps(workload, config, strategy, worldSize, info);
+    log(
+      `job ${job}: ${totalSteps !== undefined ? `${totalSteps} steps planned` : 'no step total known'} (${strategy}${strategy === 'mirrored' ? `, world size ${worldSize}` : ''}, ${info.epochs} epoch(s), batch ${info.batchSize})`,
+    );
+    watch = watchJobProgress(conn.nc, { job, strategy, totalSteps, log });
+  }
   // What training is depends on the model: its workload trains (libs/workloads).
-  await workloadFor(config.model).runTrainer({
+  await workload.runTrainer({
     nc: conn.nc,
     config,
     job,
     strategy,
     rank,
     ranks,
-    worldSize: intFlag('world-size', worldSizeFlag, config.worldSize, 1),
+    worldSize,
     flags: v,
     log,
     onProgress: (steps, examples) => {
@@ -95,6 +108,8 @@ await runActor('trainer', usage, async () => {
       examplesDone = examples;
     },
   });
+  await conn.nc.flush();
+  watch?.stop();
   await conn.nc.drain();
   process.exit(0);
 });

@@ -29,5 +29,24 @@ export { gradientWorkload, openedGradientModel, ModelOpenError } from './src/gra
 export { knnWorkload } from './src/knn.ts';
 export { parseHyper } from './src/gradient-aggregator.ts';
 export { jobSnapshots, writeGradientModel, saveGradientModel, appendEvalHistory, writeMetricsJson, ModelNotSavedError } from './src/save.ts';
-export { supervised, trainersDone, finishByHand, announceEnd, onJobEnd, exitActor, type TrainersDone, type FinishOptions, type ByHandResult } from './src/job-end.ts';
+export {
+  supervised,
+  trainersDone,
+  finishByHand,
+  announceEnd,
+  onJobEnd,
+  exitActor,
+  ThroughputMeter,
+  JobProgress,
+  watchJobProgress,
+  plannedJobSteps,
+  formatDuration,
+  type TrainersDone,
+  type FinishOptions,
+  type ByHandResult,
+  type JobMetrics,
+  type JobFaults,
+  type Throughput,
+  type SpeedSample,
+} from './src/job-end.ts';
 export { mintJobId, liveJobs, discoverJob, JobDiscoveryError } from './src/job-id.ts';

@@ -17,24 +17,20 @@ import { EarlyStopper } from './early-stop.ts';
 import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
 import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
 import { JOB_MAX_PAYLOAD, PsClient, type ShardStats } from '@actorflow/strategies';
-import { ModelNotSavedError, workloadFor } from '@actorflow/workloads';
+import { ModelNotSavedError, workloadFor, writeMetricsJson, type JobFaults, type JobMetrics } from '@actorflow/workloads';
 import { dataOptionFlags, type JobConfig } from '@actorflow/feed';
 import type { JobPlan } from './flags.ts';
-import { Progress, type Throughput } from './progress.ts';
+import { Progress } from './progress.ts';
 import { ActorFailedError, Supervisor, type ActorExit, type ActorSpec, type ExitDecision } from './supervisor.ts';
 import { freePort, watchCommands } from './watch.ts';
 import { planReport, RemoteSpawner, resolveClusterJob } from './remote.ts';
 import { DivergenceHandler, type DivergenceLog } from './rollback.ts';
 
-/** metrics.json: the final metrics, and (Partial<Throughput>) the training speed measured from the trainers' reports. */
-export interface JobResult extends Partial<Throughput> {
-  readonly job: string;
-  readonly strategy: string;
-  readonly model: string;
-  readonly metrics: Readonly<Record<string, number>>;
-  readonly steps: number;
-  readonly seconds: number;
-  readonly noiseFloorRmse?: number;
+/**
+ * metrics.json: the final metrics and (Partial<Throughput>) the training speed measured from the
+ * trainers' reports — the fields a by-hand job writes too (JobMetrics, libs/workloads) — always with an out/ folder.
+ */
+export interface JobResult extends JobMetrics {
   readonly out: string;
   /** What went wrong and was survived: restarts per actor, stalls, broker restarts, group re-formations. */
   readonly faults?: FaultLog;
@@ -42,15 +38,8 @@ export interface JobResult extends Partial<Throughput> {
   readonly plan?: Readonly<Record<string, unknown>>;
 }
 
-export interface FaultLog {
-  readonly restarts: Record<string, number>;
-  readonly stalls: string[];
-  readonly brokerRestarts: number;
-  readonly groupReformations: number;
-  readonly worldSize?: number;
-  readonly resumedFromStep?: number;
-  readonly checkpoints: number;
-  readonly evaluatorGaveUp?: boolean;
+/** The by-hand job's fault fields (JobFaults, libs/workloads), and what only a launcher sees. */
+export interface FaultLog extends JobFaults {
   /** --on-divergence: what happened when training diverged (src/rollback.ts). */
   readonly divergence?: DivergenceLog;
 }
@@ -543,10 +532,14 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       faults: faultLog,
       ...(sharding !== undefined ? { plan: planReport(sharding, progress.rankSteps(), throughput?.trainSeconds) } : {}),
     };
-    writeFileSync(
-      resolve(out, 'metrics.json'),
-      `${JSON.stringify({ ...result, ...(kept !== undefined ? { bestEpoch: kept.validation.bestEpoch, validation: kept.validation } : {}), checkpoint, ...(ckpt.latest !== undefined ? { lastCheckpoint: ckpt.latest.dir } : {}), ...(psShardStats !== undefined ? { psShards: psShardStats } : {}) }, null, 2)}\n`,
-    );
+    // The one metrics.json writer, shared with a by-hand job's aggregator --out (libs/workloads).
+    writeMetricsJson(out, {
+      ...result,
+      ...(kept !== undefined ? { bestEpoch: kept.validation.bestEpoch, validation: kept.validation } : {}),
+      checkpoint,
+      ...(ckpt.latest !== undefined ? { lastCheckpoint: ckpt.latest.dir } : {}),
+      ...(psShardStats !== undefined ? { psShards: psShardStats } : {}),
+    });
     return result;
   };
 

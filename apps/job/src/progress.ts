@@ -1,6 +1,7 @@
 // The launcher's live view of a job, fed by `train.loss` and `train.eval`. Prints one line per
 // interval (not per step: a job can run hundreds of steps a second), so it reads the same in a
 // terminal, a CI log or a file.
+import { ThroughputMeter, formatDuration, type Throughput } from '@actorflow/workloads';
 import type { JobPlan } from './flags.ts';
 
 interface RankState {
@@ -19,16 +20,8 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-/** What metrics.json records of training speed (issue 10): measured from the trainers' train.loss reports. */
-export interface Throughput {
-  /** First step report to last step report, over every trainer, plus one mean step (the first step's own time). */
-  readonly trainSeconds: number;
-  /** Training examples of every trainer over trainSeconds. */
-  readonly examplesPerSecond: number;
-  readonly backend?: string;
-  /** Mean per-step split, milliseconds and shares of the step, when the trainers report it. */
-  readonly stepTiming?: { readonly computeMs: number; readonly serdeMs: number; readonly waitMs: number; readonly waitAndSerdeShare: number };
-}
+export type { Throughput } from '@actorflow/workloads';
+export { formatDuration } from '@actorflow/workloads';
 
 export class Progress {
   readonly #plan: JobPlan;
@@ -40,7 +33,8 @@ export class Progress {
   #backend: string | undefined;
   #lastEval: Record<string, number> | undefined;
   readonly #intervalMs: number;
-  readonly #speed = { first: Number.POSITIVE_INFINITY, last: Number.NEGATIVE_INFINITY, reports: 0, examples: 0, computeMs: 0, serdeMs: 0, waitMs: 0, timed: 0 };
+  /** metrics.json's throughput: the meter a by-hand job's config owner uses too (libs/workloads). */
+  readonly #speed = new ThroughputMeter();
   readonly #now: () => number;
   /** Training examples per epoch, once known (the step total follows the world size from it). */
   #rows: number | undefined;
@@ -162,7 +156,7 @@ export class Progress {
       done: msg.done === true,
     });
     if (typeof msg.backend === 'string') this.#backend = msg.backend;
-    this.#countSpeed(msg);
+    this.#speed.add(msg);
     const now = this.#now();
     this.#rateFrom ??= { t: now, steps: this.stepsDone };
     if (now - this.#lastPrint >= this.#intervalMs) {
@@ -210,56 +204,14 @@ export class Progress {
     return (total - steps) / perSecond;
   }
 
-  #countSpeed(msg: Record<string, unknown>): void {
-    const ts = num(msg.ts);
-    const examples = num(msg.examples);
-    if (msg.done === true || ts === undefined || examples === undefined || examples <= 0) return;
-    const s = this.#speed;
-    s.first = Math.min(s.first, ts);
-    s.last = Math.max(s.last, ts);
-    s.reports++;
-    s.examples += examples;
-    if (isRecord(msg.timing)) {
-      const c = num(msg.timing.computeMs);
-      const z = num(msg.timing.serdeMs);
-      const w = num(msg.timing.waitMs);
-      if (c !== undefined && z !== undefined && w !== undefined) {
-        s.computeMs += c;
-        s.serdeMs += z;
-        s.waitMs += w;
-        s.timed++;
-      }
-    }
-  }
-
   /** Training speed over the job so far; undefined before two step reports. */
   throughput(): Throughput | undefined {
-    const s = this.#speed;
-    if (s.reports < 2 || !(s.last > s.first)) return undefined;
-    const span = (s.last - s.first) / 1000;
-    // The span misses the first step of each rank: add the mean time between reports once.
-    const trainSeconds = span + span / (s.reports - 1);
-    const t = s.timed > 0 ? { computeMs: s.computeMs / s.timed, serdeMs: s.serdeMs / s.timed, waitMs: s.waitMs / s.timed } : undefined;
-    const total = t !== undefined ? t.computeMs + t.serdeMs + t.waitMs : 0;
-    return {
-      trainSeconds,
-      examplesPerSecond: s.examples / trainSeconds,
-      ...(this.#backend !== undefined ? { backend: this.#backend } : {}),
-      ...(t !== undefined ? { stepTiming: { ...t, waitAndSerdeShare: total > 0 ? (t.serdeMs + t.waitMs) / total : 0 } } : {}),
-    };
+    return this.#speed.throughput();
   }
 
   finish(): void {
     if (this.#ranks.size > 0) this.#log(this.line());
   }
-}
-
-/** `42s`, `3m05s`, `1h02m`. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** The metrics worth a progress line, in this order, when present (ranking reports carry dozens). */

@@ -1,8 +1,20 @@
 // The by-hand end of a job over a real nats-server: when the trainers count as done, and who hears the end.
 import t from 'tap';
 import { NatsServer, connect } from '@actorflow/bus';
-import { lossReportCodec, subjects, type LossReport } from '@actorflow/protocol';
-import { announceEnd, onJobEnd, supervised, trainersDone } from '../mod.ts';
+import { lossReportCodec, subjects, type JobConfig, type LossReport } from '@actorflow/protocol';
+import { announceEnd, formatDuration, gradientWorkload, JobProgress, knnWorkload, onJobEnd, plannedJobSteps, supervised, ThroughputMeter, trainersDone } from '../mod.ts';
+
+const baseConfig = (model: string, hyper: JobConfig['hyper']): JobConfig => ({
+  job: 'j',
+  strategy: 'ps',
+  worldSize: 2,
+  model,
+  hyper,
+  optimizer: { name: 'sgd', lr: 0.01 },
+  psShards: 1,
+  staleness: 'none',
+  seed: 1,
+});
 
 const report = (job: string, rank: number, step: number, done: boolean, strategy = 'ps'): Uint8Array =>
   lossReportCodec.encode({ job, rank, step, epoch: 0, loss: 0.5, examples: 8, examplesPerSec: 1, strategy, backend: 'cpu', ts: Date.now(), ...(done ? { done } : {}) } satisfies LossReport);
@@ -58,4 +70,55 @@ t.test('the end reaches actors that listen, not those that keep serving or run u
   await drained;
   t.same(heard, ['plain done']);
   other.stop();
+});
+
+t.test('a by-hand job progress: step out of the planned total, examples/s over the ranks, an ETA at the rate seen', (t) => {
+  let now = 0;
+  const ps = new JobProgress({ strategy: 'ps', totalSteps: 100, now: () => now });
+  t.equal(ps.etaSeconds(), undefined, 'no ETA before any step');
+  ps.onLoss({ rank: 0, step: 10, epoch: 0, loss: 0.5, examplesPerSec: 300 });
+  ps.onLoss({ rank: 1, step: 10, epoch: 1, loss: 0.7, examplesPerSec: 200 });
+  t.equal(ps.stepsDone, 20, 'ps: pushes summed over the trainers');
+  t.equal(ps.etaSeconds(), undefined, 'no ETA before a second of rate');
+  now = 2000;
+  ps.onLoss({ rank: 0, step: 30, epoch: 1, loss: 0.5, examplesPerSec: 300 });
+  t.equal(ps.stepsDone, 40);
+  t.equal(ps.etaSeconds(), 4, 'from the first report (10 steps) to 40 in 2 s: 60 left take 4 s');
+  t.equal(ps.line(), 'step 40/100 (40 %) epoch 2 loss 0.6000 500 ex/s over 2 rank(s) | ETA 4s');
+  now = 3000;
+  ps.onLoss({ rank: 1, step: 70, epoch: 2, loss: 0.4, examplesPerSec: 200 });
+  t.equal(ps.etaSeconds(), undefined, 'no ETA once the total is reached');
+  t.match(ps.line(), /^step 100\/100 \(100 %\) epoch 3 /);
+  const mirrored = new JobProgress({ strategy: 'mirrored', totalSteps: undefined });
+  mirrored.onLoss({ rank: 0, step: 7, epoch: 0, loss: 1, examplesPerSec: 10 });
+  mirrored.onLoss({ rank: 1, step: 6, epoch: 0, loss: 1, examplesPerSec: 10 });
+  t.equal(mirrored.stepsDone, 7, "mirrored: the furthest rank's global step");
+  t.equal(mirrored.line(), 'step 7 epoch 1 loss 1.0000 20 ex/s over 2 rank(s)', 'no total known: no fraction, no ETA');
+  t.end();
+});
+
+t.test('the planned step total: the workload plan, else examples per epoch over the (global) batch, times the epochs', (t) => {
+  const info = { kind: 'ratings', numUsers: 10, numItems: 10, trainRows: 1000, testRows: 10, globalMean: 3, shards: 1, batchSize: 64, epochs: 3, trainUsers: 90 } as const;
+  const mf = baseConfig('mf', { numUsers: 10, numItems: 10, dim: 4 });
+  t.equal(plannedJobSteps(gradientWorkload, mf, 'ps', 1, info), 16 * 3, 'ps: ceil(1000 / 64) batches per epoch, over every trainer');
+  t.equal(plannedJobSteps(gradientWorkload, mf, 'mirrored', 2, info), 8 * 3, 'mirrored: the global step takes 2 × 64');
+  t.equal(plannedJobSteps(gradientWorkload, mf, 'ps', 1, { ...info, epochs: 0 }), undefined, 'unknown epochs: no total');
+  const knn = baseConfig('knn', { blocks: 8, numUsers: 50, numItems: 40 });
+  t.equal(plannedJobSteps(knnWorkload, knn, 'mirrored', 2, info), 4, "kNN: the workload's own plan (its blocks over the ranks)");
+  t.end();
+});
+
+t.test("the throughput meter: metrics.json's trainSeconds, examples/s and per-step split from the step reports", (t) => {
+  const m = new ThroughputMeter();
+  m.add({ ts: 1000, examples: 100, backend: 'cpu', timing: { computeMs: 6, serdeMs: 2, waitMs: 2 } });
+  t.equal(m.throughput(), undefined, 'one report: no span yet');
+  m.add({ ts: 2000, examples: 100, timing: { computeMs: 2, serdeMs: 0, waitMs: 0 } });
+  m.add({ ts: 3000, examples: 100 });
+  m.add({ ts: 9000, examples: 0, done: true }); // the final report: not a step
+  m.add({ ts: 'late', examples: 5 }); // not a number: ignored
+  t.same(m.throughput(), { trainSeconds: 3, examplesPerSecond: 100, backend: 'cpu', stepTiming: { computeMs: 4, serdeMs: 1, waitMs: 1, waitAndSerdeShare: 1 / 3 } });
+  t.equal(formatDuration(42), '42s');
+  t.equal(formatDuration(185), '3m05s');
+  t.equal(formatDuration(3720), '1h02m');
+  t.end();
 });
