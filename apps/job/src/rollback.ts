@@ -95,8 +95,8 @@ export interface RollbackHooks {
    * it, latestStep() is restored unchecked.
    */
   checkpoints?(): Promise<readonly Checkpoint[]>;
-  /** Make `cp` the checkpoint the restarted actors restore (the launcher's newest one otherwise). */
-  use?(cp: Checkpoint): void;
+  /** Make `cp` the checkpoint the restarted actors restore (undefined: the start). */
+  use?(cp: Checkpoint | undefined): void;
   /** Called before the actors start again (e.g. a new mirrored generation). */
   prepare?(): void;
   log(line: string): void;
@@ -171,13 +171,15 @@ export function nonFiniteIn(cp: Checkpoint): string | undefined {
 }
 
 /** Which checkpoint a rollback restores: the newest finite one, or why there is none. */
-type Choice = { readonly cp?: Checkpoint; readonly step?: number; readonly skipped: readonly string[] } | { readonly fail: string };
+type Choice = { readonly cp?: Checkpoint; readonly step?: number; readonly start?: true; readonly skipped: readonly string[] } | { readonly fail: string };
 
 export class DivergenceHandler {
   readonly #plan: DivergencePlan;
   readonly #hooks: RollbackHooks;
   readonly #started = Date.now();
   readonly #rollbacks: RollbackRecord[] = [];
+  /** Steps of the checkpoints rollbacks restored. */
+  readonly #restored = new Set<number>();
   #lr: number | undefined;
   #rolling: Promise<void> | undefined;
 
@@ -248,10 +250,21 @@ export class DivergenceHandler {
     const kept = await h.checkpoints();
     if (kept.length === 0) return { skipped: [] };
     const skipped: string[] = [];
+    let retried = 0;
     for (const cp of kept) {
+      // Restored once and diverged again before a newer checkpoint was kept: finite, but already
+      // too far off (a replica saved just before the divergence); an older one, or the start, next.
+      if (this.#restored.has(cp.step)) {
+        retried++;
+        continue;
+      }
       const bad = nonFiniteIn(cp);
       if (bad === undefined) return { cp, step: cp.step, skipped };
       skipped.push(`step ${cp.step} (${bad})`);
+    }
+    if (retried > 0) {
+      for (const step of this.#restored) skipped.push(`step ${step} (restored before, and training diverged again from it)`);
+      return { start: true, skipped };
     }
     return {
       fail:
@@ -265,14 +278,17 @@ export class DivergenceHandler {
     const lrBefore = this.#lr as number;
     const lrAfter = lrBefore * this.#plan.lrFactor;
     const fromStep = choice.step;
-    for (const s of choice.skipped) h.log(`rollback: skipping the checkpoint of ${s}: it holds non-finite values`);
-    if (choice.cp !== undefined) h.use?.(choice.cp);
+    for (const s of choice.skipped) h.log(`rollback: skipping the checkpoint of ${s}`);
+    if (choice.cp !== undefined) {
+      this.#restored.add(choice.cp.step);
+      h.use?.(choice.cp);
+    } else if (choice.start === true) h.use?.(undefined);
     const record: RollbackRecord = { actor: exit.name, error: why, ...(fromStep !== undefined ? { fromStep } : {}), lrBefore, lrAfter, at: (Date.now() - this.#started) / 1000 };
     this.#rollbacks.push(record);
     this.#lr = lrAfter;
     h.log(
       `${exit.name} diverged (${why}); rollback ${this.#rollbacks.length}/${this.#plan.maxRollbacks}: ` +
-        `restoring ${fromStep !== undefined ? `the checkpoint of step ${fromStep}` : 'the start (no checkpoint yet)'} and lowering the learning rate ${lrBefore} → ${lrAfter}`,
+        `restoring ${fromStep !== undefined ? `the checkpoint of step ${fromStep}` : choice.start === true ? 'the start (no kept checkpoint left to try)' : 'the start (no checkpoint yet)'} and lowering the learning rate ${lrBefore} → ${lrAfter}`,
     );
     const { kill, start } = h.actors();
     // Trainers first, so no push of the diverged run reaches a restored shard.

@@ -62,7 +62,7 @@ function hooks(dir: string, lines: string[], used: Checkpoint[], killed: string[
     actors: () => ({ kill: ['trainer-0', 'aggregator-0'], start: () => [] }),
     latestStep: () => 99,
     checkpoints: () => kept(dir),
-    use: (cp) => void used.push(cp),
+    use: (cp) => void (cp !== undefined && used.push(cp)),
     log: (l) => void lines.push(l),
   };
 }
@@ -148,4 +148,27 @@ t.test('the other ranks of a mirrored group, diverging at the same step, join th
   t.same(both, [{ action: 'ignore' }, { action: 'ignore' }]);
   t.equal(d.log.rollbacks.length, 1, 'one rollback, not one per rank');
   t.equal(d.log.lr, 4, 'the learning rate halved once');
+});
+
+t.test('a checkpoint restored once is not restored again when training diverges before a newer one: older, then the start', async (t) => {
+  const dir = root(t);
+  await writeCheckpoint(dir, 4, { 'trainer.bin': trainerState(1) }, {}, { keep: 5 });
+  await writeCheckpoint(dir, 6, { 'trainer.bin': trainerState(2) }, {}, { keep: 5 });
+  const lines: string[] = [];
+  const used: (Checkpoint | undefined)[] = [];
+  const h = hooks(dir, lines, [], []);
+  const d = new DivergenceHandler({ mode: 'rollback', maxRollbacks: 5, lrFactor: 0.5 }, { ...h, use: (cp) => void used.push(cp) });
+  d.setConfig({ optimizer: { name: 'sgd', lr: 8 } as never });
+  for (let i = 0; i < 3; i++) t.same(await d.onExit(exit), { action: 'ignore' });
+  t.same(
+    used.map((c) => c?.step),
+    [6, 4, undefined],
+    'step 6, then 4, then the start',
+  );
+  t.same(
+    d.log.rollbacks.map((r) => r.fromStep),
+    [6, 4, undefined],
+  );
+  t.match(lines.join('\n'), /skipping the checkpoint of step 6 \(restored before, and training diverged again from it\)/);
+  t.match(lines.join('\n'), /rollback 3\/5: restoring the start \(no kept checkpoint left to try\)/);
 });
