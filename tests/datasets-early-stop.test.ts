@@ -35,7 +35,7 @@ t.test('--validation 0.1 --early-stop 2 on an overfitting MF: stops after the be
       'tsx',
       join(root, 'apps/job/main.ts'),
       ...['--job', 'es', '--dataset', 'synthetic:tiny', '--out', 'es', '--validation', '0.1', '--early-stop', `${PATIENCE}`],
-      ...['--hyper', 'dim=32', '--lr', '0.05', '--l2', '0', '--epochs', `${EPOCHS}`, '--batch-size', '256'],
+      ...['--hyper', 'dim=32', '--hyper', 'reg=0', '--lr', '0.05', '--l2', '0', '--epochs', `${EPOCHS}`, '--batch-size', '256'],
       ...['--trainers', '1', '--data-shards', '2', '--ps-shards', '1', '--eval-every', '0', '--backend', 'cpu'],
       // Frequent checkpoints and a rotation of one: the best epoch must survive it.
       ...['--checkpoint-every', '10', '--keep-checkpoints', '1'],
@@ -94,7 +94,7 @@ t.test('mirrored, 2 trainers: --validation 0.1 --early-stop 2 scores each epoch-
       'tsx',
       join(root, 'apps/job/main.ts'),
       ...['--job', 'esm', '--strategy', 'mirrored', '--dataset', 'synthetic:tiny', '--out', 'esm', '--validation', '0.1', '--early-stop', `${PATIENCE}`],
-      ...['--hyper', 'dim=32', '--lr', '0.05', '--l2', '0', '--epochs', '40', '--batch-size', '128'],
+      ...['--hyper', 'dim=32', '--hyper', 'reg=0', '--lr', '0.05', '--l2', '0', '--epochs', '40', '--batch-size', '128'],
       ...['--trainers', '2', '--data-shards', '1', '--eval-every', '0', '--backend', 'cpu', '--keep-checkpoints', '1'],
     ],
     { cwd: join(root, 'apps/job'), encoding: 'utf8', timeout: 600_000, env },
