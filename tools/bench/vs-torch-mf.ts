@@ -48,7 +48,8 @@ let mean = 0;
 for (const r of train.rating) mean += r;
 mean /= train.length;
 const epochs = Number(v.epochs);
-const model = createModel('mf', { numUsers: Number(v.users), numItems: Number(v.items), dim: Number(v.dim), initStd: 0.1, globalMean: mean });
+// reg 0: the optimizer's l2 only, PyTorch's recipe (mf's per-example reg defaults to 0.05).
+const model = createModel('mf', { numUsers: Number(v.users), numItems: Number(v.items), dim: Number(v.dim), initStd: 0.1, reg: 0, globalMean: mean });
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const res = trainLocal({ engine, model, train, batchSize: Number(v.batch), epochs, seed: 42, optimizer: { name: 'adam', lr: Number(v.lr), l2: Number(v.l2) } });

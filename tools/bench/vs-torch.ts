@@ -169,6 +169,9 @@ const jobEngine = (trainers: number): Engine => ({
       `file:${mlTest}`,
       '--hyper',
       `dim=${hp.dim}`,
+      // PyTorch's recipe: the optimizer's l2 only (mf's per-example reg defaults to 0.05).
+      '--hyper',
+      'reg=0',
       '--model-flag',
       `lr=${hp.lr}`,
       '--model-flag',
