@@ -60,11 +60,41 @@ export function trainerRankUser(job: string, rank: number): string {
   return `${roleUser(job, 'trainer')}-${rank}`;
 }
 
-/** Trainer rank r's permissions: the trainer's, with its own inbox, and the replica (`J.ctl.checkpoint`) for rank 0 only. */
+/**
+ * The collective subjects trainer rank `rank` may publish and subscribe (libs/collectives star.ts:
+ * `J.coll.<group>[.g<generation>].up|down|down.<r>|p2p.<r>|store`). Only rank 0, the root, may
+ * publish on `down` and `down.<r>` (results, errors, progress: what every rank acts on) and serve
+ * the rendezvous `store`; the others send contributions on `up` and ask the store. Ring chunks go
+ * to the next rank and acknowledgements to the previous one, so rank r publishes only on
+ * `p2p.<r±1>` and `p2p.0` (the next rank of the last one, whatever the world size after a group
+ * shrank); rank 0 on any `p2p.*` (its previous rank is the last). Each rank subscribes only to its
+ * own `down.<r>` and `p2p.<r>` (and rank 0 to `up`, `store` and `p2p.0`).
+ */
+export function collectivePermissions(job: string, rank: number): { publish: string[]; subscribe: string[] } {
+  if (!Number.isInteger(rank) || rank < 0) throw new PermissionsConfigError(`trainer rank ${rank} is not a non-negative integer`);
+  const j = validateToken(job, 'job id');
+  // With and without the generation token: J.coll.<group>.<tail> and J.coll.<group>.g<N>.<tail>.
+  const coll = (...tails: string[]): string[] => tails.flatMap((tail) => [`${j}.coll.*.${tail}`, `${j}.coll.*.*.${tail}`]);
+  if (rank === 0) return { publish: coll('down', 'down.*', 'p2p.*'), subscribe: coll('up', 'store', 'p2p.0') };
+  const p2p = [...new Set([rank - 1, rank + 1, 0])].map((k) => `p2p.${k}`);
+  return { publish: coll('up', 'store', ...p2p), subscribe: coll('down', `down.${rank}`, `p2p.${rank}`) };
+}
+
+/**
+ * Trainer rank r's permissions: the trainer's, with its own inbox, the replica (`J.ctl.checkpoint`)
+ * for rank 0 only, and of the collectives only its rank's part (collectivePermissions).
+ */
 export function trainerRankPermissions(job: string, rank: number, user = trainerRankUser(job, rank)): NatsPermissions {
   const base = rolePermissions(job, { trainer: user }).trainer;
-  const checkpoint = `${validateToken(job, 'job id')}.ctl.checkpoint`;
-  return { ...base, publish: { allow: base.publish.allow.filter((s) => rank === 0 || s !== checkpoint) } };
+  const j = validateToken(job, 'job id');
+  const checkpoint = `${j}.ctl.checkpoint`;
+  const allColl = `${j}.coll.>`;
+  const coll = collectivePermissions(job, rank);
+  return {
+    ...base,
+    publish: { allow: [...base.publish.allow.filter((s) => s !== allColl && (rank === 0 || s !== checkpoint)), ...coll.publish] },
+    subscribe: { allow: [...base.subscribe.allow.filter((s) => s !== allColl), ...coll.subscribe] },
+  };
 }
 
 /** Bad input to the permission helpers (a missing role, a user name nats-server cannot parse). */
@@ -120,11 +150,16 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
   const actorSub = (role: Role): string[] => [...SERVICE_SUBSCRIBE, statusEndpoint(j, role), inbox(role)];
   return {
     // Serves batches, the data description, the test set and its cursor state; requests nothing.
-    'data-shard': perms(actorPub, [...actorSub('data-shard'), `${j}.data.info`, `${j}.data.test`, `${j}.data.*.next`, `${j}.data.*.state`]),
+    // Exits on a by-hand job's end (`J.ctl.stop`, announced by the config owner).
+    'data-shard': perms(actorPub, [...actorSub('data-shard'), `${j}.data.info`, `${j}.data.test`, `${j}.data.*.next`, `${j}.data.*.state`, `${j}.ctl.stop`]),
     // Serves the parameter shards, the job config, the mirrored replica store and kNN collection;
     // asks the data shards for the data description (and, for kNN, the training history on data.test).
+    // A by-hand job (libs/workloads job-end.ts) is ended by its config owner, aggregator shard 0: it
+    // watches train.loss / train.eval, finds the evaluator ($SRV), asks it for the final score
+    // (`J.eval.now`), reads the model and the shards' stats to save them, and announces the end on
+    // `J.ctl.stop` — only aggregators may (the other shards, the data shards and the evaluator exit on it).
     aggregator: perms(
-      [...actorPub, `${j}.data.info`, `${j}.data.test`],
+      [...actorPub, `${j}.data.info`, `${j}.data.test`, `${j}.eval.now`, `${j}.ctl.snapshot`, `${j}.ps.*.snapshot`, `${j}.ps.*.stats`, `${j}.knn.neighbours`, `${j}.ctl.stop`, ...SERVICE_REQUEST],
       [
         ...actorSub('aggregator'),
         `${j}.ps.*.pull`,
@@ -138,6 +173,9 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
         `${j}.ctl.state`,
         `${j}.knn.block`,
         `${j}.knn.neighbours`,
+        'train.loss',
+        'train.eval',
+        `${j}.ctl.stop`,
       ],
     ),
     // Requests config, data and parameters, pushes gradients, sends (rank 0) and fetches
@@ -165,7 +203,7 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
     // watches train.loss, reports train.eval, answers the launcher's final `<job>.eval.now`.
     evaluator: perms(
       [...actorPub, 'train.eval', `${j}.ctl.config`, `${j}.data.info`, `${j}.data.test`, `${j}.ctl.snapshot`, `${j}.ps.*.snapshot`, `${j}.knn.neighbours`],
-      [...actorSub('evaluator'), 'train.loss', `${j}.eval.now`],
+      [...actorSub('evaluator'), 'train.loss', `${j}.eval.now`, `${j}.ctl.stop`],
     ),
     // Read-only: train.loss / train.eval of every job (public by contract) and service discovery.
     // Anonymous clients are the monitor user too and use the default inbox: it keeps `_INBOX.>`.
