@@ -122,6 +122,43 @@ t.test('ps, --on-divergence rollback: restores the last checkpoint with the lear
   t.ok(params.length > 0, 'a model was saved (the save refuses non-finite parameters)');
 });
 
+t.test('mirrored, --on-divergence rollback: the group restores the replica rank 0 checkpointed, lr halved, once per divergence, until stable', async (t) => {
+  const out = tmpOut(t, 'rollback-mirrored');
+  const args = diverging('rollback-mirrored', out, ['--on-divergence', 'rollback', '--max-rollbacks', '10', '--checkpoint-every', '2']);
+  args.splice(args.indexOf('ps'), 1, 'mirrored');
+  args.splice(args.indexOf('--trainers') + 1, 1, '2');
+  const run = runJob(args, 560_000);
+  t.equal(run.status, 0, `the job recovers and finishes: ${run.stderr.slice(-1500)}`);
+  const log = run.stdout + run.stderr;
+  const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+    metrics: { rmse?: number };
+    faults: { restarts: Record<string, number>; groupReformations: number; divergence?: { mode: string; rollbacks: RollbackRecord[]; lr?: number } };
+  };
+  const rollbacks = m.faults.divergence?.rollbacks ?? [];
+  t.ok(rollbacks.length >= 1 && rollbacks.length <= 10, `${rollbacks.length} rollback(s) recorded`);
+  let lr = 50;
+  for (const [i, r] of rollbacks.entries()) {
+    t.match(r, { actor: /^trainer-[01]$/, lrBefore: lr, lrAfter: lr / 2 }, `rollback ${i + 1}: lr ${lr} → ${lr / 2}`);
+    t.match(r.error, /training diverged at step \d+ on rank [01]/);
+    t.match(log, `rollback ${i + 1}/10: restoring `, 'and logged');
+    lr /= 2;
+  }
+  // Both ranks see the same all-reduced gradient, so both diverge at the same step: one rollback, not two.
+  const steps = [...log.matchAll(/training diverged at step (\d+) on rank \d[^\n]*rollback (\d+)\/10/g)].map((x) => ({ step: Number(x[1]), n: Number(x[2]) }));
+  t.equal(steps.length, rollbacks.length, 'every rollback answers one logged divergence');
+  t.ok(
+    rollbacks.some((r) => r.fromStep !== undefined),
+    `a checkpointed replica was restored (steps ${rollbacks.map((r) => r.fromStep ?? 'start').join(', ')})`,
+  );
+  for (const r of rollbacks.filter((x) => x.fromStep !== undefined)) t.match(log, `restoring the checkpoint of step ${r.fromStep} `, `step ${r.fromStep} restored, as logged`);
+  t.equal(m.faults.divergence?.lr, lr, `finished with lr ${lr}`);
+  t.same(m.faults.restarts, {}, 'no rank restarted as if it had crashed');
+  t.ok(Number.isFinite(m.metrics.rmse), `a finite final RMSE (${m.metrics.rmse})`);
+  const config = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { optimizer: { lr: number } };
+  t.equal(config.optimizer.lr, lr, 'the saved model records the lowered learning rate');
+  t.ok(readFileSync(join(out, 'model', 'params.bin')).length > 0, 'a model was saved (the save refuses non-finite parameters)');
+});
+
 t.test('ps, --on-divergence rollback --max-rollbacks 1: a second divergence stops the job, no model saved', async (t) => {
   const out = tmpOut(t, 'rollback-max');
   const run = runJob(diverging('rollback-max', out, ['--on-divergence', 'rollback', '--max-rollbacks', '1']), 400_000);
