@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { NatsServer } from '@actorflow/bus';
+import { NatsServer, actorServiceStats, connect, listActorServices } from '@actorflow/bus';
 import { evalReportCodec } from '@actorflow/protocol';
 import { readScalars } from '@actorflow/tensorboard';
 
@@ -66,6 +66,7 @@ function checkSaved(t: Test, out: string, strategy: string): void {
     strategy: string;
     metrics: Record<string, number>;
     steps: number;
+    seconds: number;
     checkpoint: Record<string, string>;
     trainSeconds: number;
     examplesPerSecond: number;
@@ -174,4 +175,35 @@ t.test('no --job: the aggregator mints a fresh id, the others join it; --keep-se
   t.equal(shard.child.exitCode, null, 'the data shard still runs (--keep-serving)');
   shard.child.kill('SIGTERM');
   t.equal(await shard.exited, 0, 'and stops on SIGTERM');
+});
+
+t.test('$SRV.INFO / STATS list every actor of every job with its role, job and rank', { timeout: 900_000 }, async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const env = handEnv(server.url);
+  const procs: Proc[] = [];
+  for (const job of ['svc-a', 'svc-b'])
+    procs.push(
+      start(`aggregator ${job}`, 'aggregator', ['--job', job, '--dim', '4'], env),
+      start(`data shard ${job}`, 'data-shard', ['--job', job, '--dataset', 'synthetic:tiny'], env),
+      start(`evaluator ${job}`, 'evaluator', ['--job', job, '--every', '0', '--backend', 'cpu'], env),
+    );
+  t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
+  const nc = await connect({ servers: [server.url] });
+  t.teardown(() => nc.close());
+  // No trainer: nobody ends these jobs, so every actor serves until it is stopped.
+  const want = ['svc-a aggregator 0/1', 'svc-a data-shard 0/1', 'svc-a evaluator', 'svc-b aggregator 0/1', 'svc-b data-shard 0/1', 'svc-b evaluator'];
+  let listed: string[] = [];
+  for (let i = 0; i < 240 && listed.length < want.length; i++) {
+    listed = (await listActorServices(nc, { timeoutMs: 500 }))
+      .map((s) => `${s.metadata?.job} ${s.metadata?.role}${s.metadata?.rank !== undefined && s.metadata.rank !== '' ? ` ${s.metadata.rank}` : ''}`)
+      .sort();
+    if (listed.length < want.length) await new Promise((r) => setTimeout(r, 500));
+  }
+  t.same(listed, want, `every actor of both jobs listed:\n${procs.map((p) => `${p.name}: ${p.output().slice(-300)}`).join('\n')}`);
+  const stats = await actorServiceStats(nc, { job: 'svc-a' });
+  t.same(stats.map((s) => s.metadata?.role).sort(), ['aggregator', 'data-shard', 'evaluator'], "one job's STATS: its actors only");
+  for (const s of stats) t.match(s.endpoints?.[0]?.data, { role: s.metadata?.role, job: 'svc-a' }, `${s.metadata?.role}: live stats with role and job`);
+  procs.forEach((p) => p.child.kill('SIGTERM'));
+  await Promise.all(procs.map((p) => p.exited));
 });
