@@ -43,6 +43,7 @@ export {
   type RequestWithRetryOptions,
   type Attempt,
 } from './src/retry.ts';
+export { levenshtein, didYouMean, type DidYouMeanOptions } from './src/suggest.ts';
 export { connectActor, exitOnSignals, actorLog, runActor, EXIT_DIVERGED, intFlag, numberFlag, hyperFlags, FlagError, type ActorConnection } from './src/actor.ts';
 export { startHeartbeat, LivenessTracker, type HeartbeatHandle } from './src/heartbeat.ts';
 export { registerActorService, actorName, listActorServices, actorServiceStats, ACTOR_SERVICE_NAME, type ActorService, type ActorServiceOptions, type ActorStats } from './src/service.ts';

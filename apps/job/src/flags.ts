@@ -2,6 +2,7 @@
 // errors that name the flag, so a typo never silently runs a different job.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { didYouMean } from '@actorflow/bus';
 import { parseSplitSpec, resolveUserPath, SYNTHETIC_SIZES } from '@actorflow/data';
 import { parseDataOptions as parseDataFlags, type DataOptions } from '@actorflow/feed';
 import { OPTIMIZER_NAMES } from '@actorflow/protocol';
@@ -144,7 +145,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   let parsed;
   try {
     // --config FILE (config-file.ts): the file's flags before the command line's, so the command line wins.
-    const args = withConfigFile(argv, env, KNOWN_FLAGS, (w) => didYouMean(w, KNOWN_FLAGS, ''));
+    const args = withConfigFile(argv, env, KNOWN_FLAGS, (w) => didYouMean(w, KNOWN_FLAGS));
     parsed = parseArgs({
       args: joinDashValues(args),
       strict: true,
@@ -460,7 +461,7 @@ function firstClassModelFlags(v: { lr?: string; optimizer?: string; l2?: string 
     out.push(`--${name}`, raw);
   }
   if (v.optimizer !== undefined) {
-    if (!OPTIMIZERS.includes(v.optimizer)) throw new JobFlagError(`--optimizer must be ${OPTIMIZERS.join(', ')}, got '${v.optimizer}'${didYouMean(v.optimizer, OPTIMIZERS, '')}`);
+    if (!OPTIMIZERS.includes(v.optimizer)) throw new JobFlagError(`--optimizer must be ${OPTIMIZERS.join(', ')}, got '${v.optimizer}'${didYouMean(v.optimizer, OPTIMIZERS)}`);
     out.push('--optimizer', v.optimizer);
   }
   return out;
@@ -480,33 +481,12 @@ function joinDashValues(argv: readonly string[]): string[] {
   return out;
 }
 
-export function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
-}
-
-/** " (did you mean --x?)" for the nearest candidate within a third of the word's length, else "". */
-function didYouMean(word: string, candidates: readonly string[], prefix = '--'): string {
-  let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const c of candidates) {
-    const d = levenshtein(word, c);
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean ${prefix}${best}?)` : '';
-}
-
 /** One line for a parser error: the unknown flag with "did you mean", or the parser's message. */
 function flagErrorLine(err: Error): string {
   const unknown = /Unknown option '(-{1,2})([^'=]+)/.exec(err.message);
   if (unknown !== null) {
     const name = unknown[2] ?? '';
-    return `unknown flag ${unknown[1] ?? ''}${name}${didYouMean(name, KNOWN_FLAGS)}; run with --help for the list of options`;
+    return `unknown flag ${unknown[1] ?? ''}${name}${didYouMean(name, KNOWN_FLAGS, { prefix: '--' })}; run with --help for the list of options`;
   }
   const firstLine = err.message.split('\n')[0] ?? err.message;
   return `${firstLine.trim()} (run with --help for the list of options)`;

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { tsxCommand } from '@actorflow/test-child';
 import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
 import { configArgs, takeConfigFlag, withConfigFile } from '../src/config-file.ts';
 
@@ -134,7 +135,8 @@ t.test('the launcher refuses a bad config file with exit 2 before starting anyth
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
   const file = write('cli.yaml', 'epoch: 3\n');
   const out = join(dir, 'no-out');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--config', file, '--out', out], { encoding: 'utf8', env: { ...process.env, INIT_CWD: elsewhere } });
+  const cmd = tsxCommand(main, ['--config', file, '--out', out]);
+  const r = spawnSync(cmd.command, cmd.args, { encoding: 'utf8', env: { ...process.env, INIT_CWD: elsewhere } });
   t.equal(r.status, 2);
   t.match(r.stderr, /^job: --config .*cli\.yaml: unknown key 'epoch' \(did you mean epochs\?\)/);
   t.equal(r.stdout, '');

@@ -1,20 +1,13 @@
 // Launcher flag errors (issue 15): one line with "did you mean", negative numbers named, and the
 // first-class optimizer flags mapped onto the aggregator's flags.
 import t from 'tap';
-import { JobFlagError, levenshtein, parseJobFlags, type JobPlan } from '../src/flags.ts';
+import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
 
 const parse = (args: string[]): JobPlan => {
   const p = parseJobFlags(args, {});
   if (p === 'help') throw new Error('help');
   return p;
 };
-
-t.test('levenshtein', async (t) => {
-  t.equal(levenshtein('epoch', 'epochs'), 1);
-  t.equal(levenshtein('strateg', 'strategy'), 1);
-  t.equal(levenshtein('', 'abc'), 3);
-  t.equal(levenshtein('kitten', 'sitting'), 3);
-});
 
 t.test('unknown flags: one line, with the nearest known flag', async (t) => {
   for (const [args, re] of [

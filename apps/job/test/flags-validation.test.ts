@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { tsxCommand } from '@actorflow/test-child';
 import { JobFlagError, parseCheckpointEvery, parseJobFlags, type JobPlan } from '../src/flags.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'job-flags-'));
@@ -56,7 +57,8 @@ t.test('the launcher rejects a bad flag before starting anything, and leaves no 
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
   // As npm/nx run it: in the app's folder, with the user's folder in INIT_CWD.
   const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--dataset', 'u1.base', '--split', 'file:nope.test', '--out', 'o'], {
+  const cmd = tsxCommand(main, ['--dataset', 'u1.base', '--split', 'file:nope.test', '--out', 'o']);
+  const r = spawnSync(cmd.command, cmd.args, {
     encoding: 'utf8',
     timeout: 60_000,
     env: { ...process.env, INIT_CWD: dir },

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tsxCommand } from '@actorflow/test-child';
 import { NatsServer, connect } from '@actorflow/bus';
 import { lossReportCodec, monitoringHeaders, subjects } from '@actorflow/protocol';
 import { headers as natsHeaders } from '@nats-io/nats-core';
@@ -35,8 +36,8 @@ t.test('the printed --tail command, run as printed, shows the job’s reports', 
   t.teardown(() => server.stop());
   const line = watchCommands(server.url, 'watched')[1] ?? '';
   const args = line.slice(line.indexOf(' -- ') + 4).split(' ');
-  const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', join(root, 'apps/monitor/main.ts'), ...args], {
+  const cmd = tsxCommand(join(root, 'apps/monitor/main.ts'), args);
+  const child = spawn(cmd.command, cmd.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NATS_URL: '' },
   });

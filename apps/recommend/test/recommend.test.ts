@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { tsxCommand } from '@actorflow/test-child';
 import { selectBackend } from '@actorflow/engine';
 import { lowRankRatings } from '@actorflow/data';
 import { saveParams } from '@actorflow/embeddings';
@@ -73,7 +74,7 @@ t.test('top-N on raw ids, training items excluded, best first', async (t) => {
 
 t.test('the command line', async (t) => {
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
-  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', main, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const run = (...args: string[]) => (({ command, args: argv }) => spawnSync(command, argv, { encoding: 'utf8', timeout: 120_000 }))(tsxCommand(main, args));
   const ok = run('--model-dir', modelDir, '--user', '1003', '--n', '3', '--json', '--backend', 'cpu');
   t.equal(ok.status, 0, ok.stderr);
   t.equal((JSON.parse(ok.stdout) as unknown[]).length, 3);

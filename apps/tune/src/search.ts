@@ -2,6 +2,7 @@
 // (every combination, or --random N of them, seeded) and how each setting becomes launcher flags.
 // Everything is checked before the first job starts.
 import { parseArgs } from 'node:util';
+import { didYouMean } from '@actorflow/bus';
 import { resolveUserPath } from '@actorflow/data';
 import { DATA_HYPER, listModels, modelEntry } from '@actorflow/models';
 
@@ -137,7 +138,7 @@ export function checkGrid(model: string, grid: readonly { key: string; values: r
     const launcher = (LAUNCHER_KEYS as readonly string[]).includes(key);
     if (!launcher && !own.includes(key)) {
       throw new TuneFlagError(
-        `--grid ${key}: model '${model}' has no hyper-parameter '${key}'${nearest(key, [...own, ...LAUNCHER_KEYS])}; it takes ${own.join(', ')}, or the launcher's ${LAUNCHER_KEYS.join(', ')}`,
+        `--grid ${key}: model '${model}' has no hyper-parameter '${key}'${didYouMean(key, [...own, ...LAUNCHER_KEYS], { ignoreCase: true })}; it takes ${own.join(', ')}, or the launcher's ${LAUNCHER_KEYS.join(', ')}`,
       );
     }
     const numeric = launcher ? key !== 'optimizer' && key !== 'validation' : typeof defaults[key] === 'number';
@@ -246,7 +247,7 @@ export function unknownJobFlags(jobArgs: readonly string[], launcherUsage: strin
   const bad: string[] = [];
   for (const a of jobArgs) {
     const m = /^--([a-z][-a-z0-9]*)/.exec(a);
-    if (m !== null && !known.includes(m[1] ?? '')) bad.push(`--${m[1] ?? ''}${nearest(m[1] ?? '', known).replace('mean ', 'mean --')}`);
+    if (m !== null && !known.includes(m[1] ?? '')) bad.push(`--${m[1] ?? ''}${didYouMean(m[1] ?? '', known, { prefix: '--', ignoreCase: true })}`);
   }
   return bad;
 }
@@ -263,25 +264,4 @@ function fixedKeys(job: readonly string[]): Map<string, string> {
     else if ((LAUNCHER_KEYS as readonly string[]).includes(flag)) out.set(flag, `--${flag} ${value}`);
   }
   return out;
-}
-
-/** " (did you mean x?)" for a near key, else "". */
-function nearest(word: string, candidates: readonly string[]): string {
-  let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const c of candidates) {
-    const d = distance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean ${best}?)` : '';
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
 }

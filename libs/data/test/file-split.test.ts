@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DataError, loadRatings, lowRankRatings, parseSplitSpec, resolveUserPath, splitBySpec, userCwd } from '../mod.ts';
+import { tsxCommand } from '@actorflow/test-child';
 
 t.test('resolveUserPath: relative to INIT_CWD when npm/nx set it, else the cwd; absolute paths unchanged', async (t) => {
   t.equal(resolveUserPath('data/x.csv', { INIT_CWD: '/home/u/proj' }), '/home/u/proj/data/x.csv');
@@ -80,7 +81,7 @@ t.test('data:describe resolves its file against INIT_CWD', async (t) => {
   writeFileSync(join(dir, 'u.data'), '1\t10\t5\t100\n2\t20\t3\t101\n');
   const cli = fileURLToPath(new URL('../src/cli/describe.ts', import.meta.url));
   const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const run = (arg: string) => spawnSync(process.execPath, ['--import', 'tsx', cli, arg], { encoding: 'utf8', timeout: 60_000, cwd, env: { ...process.env, INIT_CWD: dir } });
+  const run = (arg: string) => (({ command, args }) => spawnSync(command, args, { encoding: 'utf8', timeout: 60_000, cwd, env: { ...process.env, INIT_CWD: dir } }))(tsxCommand(cli, [arg]));
   const ok = run('u.data');
   t.equal(ok.status, 0, ok.stderr);
   t.match(ok.stdout, /2/);

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { tsxCommand } from '@actorflow/test-child';
 import { FormatError, IdMap, encodeIdx, loadBundledDigits, loadIdx, loadRatingsArrow, parseIdx, saveRatingsArrow, syntheticRatings, MNIST_PIXELS } from '../mod.ts';
+
+const runCli = (cli: string, ...args: string[]) => {
+  const cmd = tsxCommand(cli, args);
+  return spawnSync(cmd.command, cmd.args, { encoding: 'utf8' });
+};
 
 const dir = t.testdir({});
 
@@ -58,25 +64,25 @@ t.test('describe CLI prints the summary of a file and fails clearly on a missing
   const path = join(dir, 'u.data');
   writeFileSync(path, '1\t1\t5\t1\n1\t2\t3\t2\n2\t1\t4\t3\n');
   const cli = fileURLToPath(new URL('../src/cli/describe.ts', import.meta.url));
-  const ok = spawnSync(process.execPath, ['--import', 'tsx', cli, path], { encoding: 'utf8' });
+  const ok = runCli(cli, path);
   t.equal(ok.status, 0, ok.stderr);
   t.match(ok.stdout, /users\s+2/);
   t.match(ok.stdout, /mean\s+4\.0000/);
-  const missing = spawnSync(process.execPath, ['--import', 'tsx', cli, join(dir, 'nope')], { encoding: 'utf8' });
+  const missing = runCli(cli, join(dir, 'nope'));
   t.equal(missing.status, 1);
   t.match(missing.stderr, /no such file/);
-  const none = spawnSync(process.execPath, ['--import', 'tsx', cli], { encoding: 'utf8' });
+  const none = runCli(cli);
   t.equal(none.status, 2);
 });
 
 t.test('smoke CLI generates, splits and saves the synthetic dataset', async (t) => {
   const out = join(dir, 'smoke');
   const cli = fileURLToPath(new URL('../src/cli/smoke.ts', import.meta.url));
-  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, '--size', 'tiny', '--out', out], { encoding: 'utf8' });
+  const run = runCli(cli, '--size', 'tiny', '--out', out);
   t.equal(run.status, 0, run.stderr);
   t.match(run.stdout, /noise floor: the true low-rank model scores RMSE 0\.\d+/);
   t.equal(loadRatingsArrow(join(out, 'train.arrow')).meta?.source, 'synthetic:tiny');
-  const bad = spawnSync(process.execPath, ['--import', 'tsx', cli, '--size', 'huge'], { encoding: 'utf8' });
+  const bad = runCli(cli, '--size', 'huge');
   t.equal(bad.status, 2);
   t.match(bad.stderr, /unknown size 'huge'/);
 });
