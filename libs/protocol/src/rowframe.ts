@@ -141,7 +141,8 @@ function decodeFrame(bytes: Uint8Array, kind: number, what: string): Decoded {
   if (size !== bytes.length) fail(`the header describes ${size} bytes, the frame has ${bytes.length}`);
   for (let i = 8 + h; i < start; i++) if (bytes[i] !== 0) fail('non-zero padding after the header');
   // Views need 4-byte alignment; a frame at an odd offset is copied once.
-  const buf = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  // (A copy through the Uint8Array constructor: Buffer#slice would return a view at the same offset.)
+  const buf = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
   let at = buf.byteOffset + start;
   const tables: Record<string, PulledTable> = {};
   for (const [name, n, dim] of t) {
