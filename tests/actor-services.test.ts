@@ -5,12 +5,13 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { NatsServer, actorServiceStats, connect, listActorServices } from '@actorflow/bus';
+import { tsxCommand } from '@actorflow/test-child';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function start(app: string, args: string[], env: Record<string, string> = {}) {
-  const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', `apps/${app}/main.ts`, ...args], {
+  const cmd = tsxCommand(`apps/${app}/main.ts`, args);
+  const child = spawn(cmd.command, cmd.args, {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NATS_URL: '', RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', ...env },

@@ -27,6 +27,7 @@ import {
   type RoleCredentials,
 } from '@actorflow/bus';
 import { evalReportCodec, subjects } from '@actorflow/protocol';
+import { tsxCommand } from '@actorflow/test-child';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const enc = new TextEncoder();
@@ -41,8 +42,8 @@ interface Proc {
 }
 
 function start(name: string, app: string, args: string[], env: Record<string, string>): Proc {
-  const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', `apps/${app}/main.ts`, ...args], {
+  const cmd = tsxCommand(`apps/${app}/main.ts`, args);
+  const child = spawn(cmd.command, cmd.args, {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NATS_URL: '', NATS_USER: '', NATS_PASSWORD: '', NATS_INBOX_PREFIX: '', RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', ACTORFLOW_ACTOR: '', ...env },

@@ -7,7 +7,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { actorLog, busFlagOptions, busFlagsHelp, busOptionsFrom, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
-import { calibrate, detectGpus, hostFacts, loadBlueprint, machineNameOf, measureLink, measureRequest, NodeAgent, DEFAULT_LEASE_MS } from '@actorflow/cluster';
+import { calibrate, detectGpus, hostFacts, loadBlueprint, machineNameOf, measureLink, measureRequest, NodeAgent } from '@actorflow/cluster';
+import { DEFAULT_LEASE_MS } from '@actorflow/protocol';
 
 const usage = `Usage: npx nx serve node -- [options]
   --name NAME            this node's name, a subject token (default: the host name)

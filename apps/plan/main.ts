@@ -16,9 +16,9 @@ import {
   renderPlan,
   selectMachines,
   SELECTION_POLICIES,
-  type NodeInfo,
   type RequestedStrategy,
 } from '@actorflow/cluster';
+import type { NodeInfo } from '@actorflow/protocol';
 import { resolveUserPath, SYNTHETIC_SIZES, type SyntheticSize } from '@actorflow/data';
 import { loadJobDataset } from '@actorflow/feed';
 import { modelEntry, type Hyper } from '@actorflow/models';

@@ -1,5 +1,5 @@
 // Public API of @actorflow/cluster: the machine blueprint, selection policies, the placement planner
-// (ShardingPlan) and its table, the node agent (on the bus), its client, calibration and messages.
+// (ShardingPlan) and its table, the node agent (on the bus), its client, and calibration (its bus messages are in @actorflow/protocol, src/cluster.ts).
 export { BlueprintError, SelectionError, PlanError, NodeAgentError } from './src/errors.ts';
 export { parseBlueprint, loadBlueprint, machineNameOf, type Blueprint, type Machine } from './src/blueprint.ts';
 export { selectMachines, parseSelectionPolicy, gpuCount, SELECTION_POLICIES, type SelectionPolicy, type Selectable } from './src/select.ts';
@@ -31,29 +31,6 @@ export {
 } from './src/planner.ts';
 export { modelCost, type ModelCostOptions } from './src/model-cost.ts';
 export { renderPlan } from './src/render.ts';
-export {
-  clusterSubjects,
-  CLUSTER_JOB,
-  DEFAULT_LEASE_MS,
-  nodeInfoCodec,
-  startActorRequestCodec,
-  actorStatusCodec,
-  stopActorsRequestCodec,
-  actorListCodec,
-  leaseRenewalCodec,
-  logLineCodec,
-  actorExitCodec,
-  type NodeInfo,
-  type GpuInfo,
-  type NodeCalibration,
-  type StartActorRequest,
-  type ActorStatus,
-  type StopActorsRequest,
-  type ActorList,
-  type LeaseRenewal,
-  type LogLine,
-  type ActorExitEvent,
-} from './src/messages.ts';
 export { ActorProcesses, resolveEntry, type ActorProcessesOptions } from './src/processes.ts';
 export { calibrate, sparseKernelRate, matmulRate, detectGpus, parseNvidiaSmi, hostFacts, type Calibrated } from './src/calibrate.ts';
 export { NodeAgent, measureLink, measureRequest, FETCH_FILES_ENV, type NodeAgentOptions } from './src/agent.ts';

@@ -15,6 +15,7 @@ import { loadJobDataset } from '@actorflow/feed';
 import { createModel, type TrainableModel } from '@actorflow/models';
 import { clipToRange, gather, initParams, trainLocal, withColdStart, type ParamStore } from '@actorflow/strategies';
 import { ExportError, buildLayersModel, exportModel } from '../src/export.ts';
+import { tsxCommand } from '@actorflow/test-child';
 
 const spec = { source: 'synthetic:tiny', split: 'random:0.2', seed: 3 };
 const root = mkdtempSync(join(tmpdir(), 'export-'));
@@ -177,7 +178,7 @@ t.test('what cannot be exported fails with what to do', async (t) => {
 
 t.test('the command line', async (t) => {
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
-  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', main, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const run = (...args: string[]) => (({ command, args: argv }) => spawnSync(command, argv, { encoding: 'utf8', timeout: 120_000 }))(tsxCommand(main, args));
   const modelDir = join(root, 'mf', 'model'); // written by the tests above
   const out = join(root, 'cli-out');
   const ok = run('--model-dir', modelDir, '--out', out, '--backend', 'cpu');

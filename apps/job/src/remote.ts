@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { serveLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { actorExitCodec, clusterSubjects, FETCH_FILES_ENV, listActors, logLineCodec, nodeInfo, renewLease, startActor, stopActors, type ShardingPlan } from '@actorflow/cluster';
+import { FETCH_FILES_ENV, listActors, nodeInfo, renewLease, startActor, stopActors, type ShardingPlan } from '@actorflow/cluster';
+import { actorExitCodec, clusterSubjects, logLineCodec } from '@actorflow/protocol';
 import type { JobPlan } from './flags.ts';
 import { localSpawner, type ActorSpec, type SpawnContext, type SpawnedActor, type Spawner } from './supervisor.ts';
 

@@ -7,14 +7,15 @@ import { fileURLToPath } from 'node:url';
 import { NatsServer, connect } from '@actorflow/bus';
 import type { StateSnapshot } from '../src/state.ts';
 import { demoReports, publishReports } from './helpers.ts';
+import { tsxCommand } from '@actorflow/test-child';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'main.ts');
 
 function run(args: string[]): { out: () => string; err: () => string; exited: Promise<number | null>; kill: () => void } {
   // Without tap's coverage hooks (tap re-injects them into spawned processes, so `env -u` drops
   // them just before node starts): V8 coverage of the tsx-compiled sources would garble the report.
-  const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '' } });
+  const cmd = tsxCommand(main, args);
+  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NATS_URL: '' } });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));

@@ -11,12 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { NatsServer } from '@actorflow/bus';
 import { requireChromium } from './helpers.ts';
+import { tsxCommand } from '@actorflow/test-child';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const app = resolve(here, '..');
 
 function start(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: app, stdio: ['pipe', 'pipe', 'pipe'] });
+  const cmd = tsxCommand(args[0] ?? '', args.slice(1));
+  const child = spawn(cmd.command, cmd.args, { cwd: app, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdout?.setEncoding('utf8');
   child.stderr?.setEncoding('utf8');
   return child;

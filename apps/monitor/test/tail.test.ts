@@ -8,6 +8,7 @@ import { headers as natsHeaders } from '@nats-io/nats-core';
 import { NatsServer, connect, listActorServices } from '@actorflow/bus';
 import { tailLine, tailReports } from '../src/tail.ts';
 import { demoReports, publishReports } from './helpers.ts';
+import { tsxCommand } from '@actorflow/test-child';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'main.ts');
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -49,8 +50,8 @@ t.test('tailReports writes a line per message of the job, in order, until stoppe
 t.test('monitor --tail --job prints one JSON line per message of that job, then exits on SIGTERM', async (t) => {
   const server = await NatsServer.start();
   t.teardown(() => server.stop());
-  const unset = ['NODE_OPTIONS', 'NODE_V8_COVERAGE', ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS'))].flatMap((k) => ['-u', k]);
-  const child = spawn('env', [...unset, process.execPath, '--import', 'tsx', main, '--tail', '--job', 'tailjob', '--server', server.url], {
+  const cmd = tsxCommand(main, ['--tail', '--job', 'tailjob', '--server', server.url]);
+  const child = spawn(cmd.command, cmd.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NATS_URL: '' },
   });

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import t from 'tap';
 import { connect, NatsServer } from '@actorflow/bus';
 import { discoverNodes, listActors, nodeInfo, startActor, stopActors } from '@actorflow/cluster';
+import { tsxCommand } from '@actorflow/test-child';
 
 const root = resolve(import.meta.dirname, '../../..');
 const tiny = 'libs/cluster/test/fixtures/tiny-actor.ts';
@@ -23,14 +24,11 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, deadlineM
 t.test('the node agent process', async (t) => {
   const server = await NatsServer.start();
   t.teardown(() => server.stop());
-  const agent = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'apps/node/main.ts', '--nats-url', server.url, '--name', 'alpha', '--label', 'zone=a', '--label', 'disk=ssd', '--energy-efficient', '--backend', 'cpu'],
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const cmd = tsxCommand('apps/node/main.ts', ['--nats-url', server.url, '--name', 'alpha', '--label', 'zone=a', '--label', 'disk=ssd', '--energy-efficient', '--backend', 'cpu']);
+  const agent = spawn(cmd.command, cmd.args, {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   agent.stdout.on('data', (d: Buffer) => (output += d.toString()));
   agent.stderr.on('data', (d: Buffer) => (output += d.toString()));

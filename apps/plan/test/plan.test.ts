@@ -6,13 +6,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import type { ShardingPlan } from '@actorflow/cluster';
+import { tsxCommand } from '@actorflow/test-child';
 
 const root = resolve(import.meta.dirname, '../../..');
 const blueprint = 'libs/cluster/test/fixtures/blueprint.json';
 
 function plan(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    execFile(process.execPath, ['--import', 'tsx', 'apps/plan/main.ts', ...args], { cwd: root, env: { ...process.env, NATS_URL: '', INIT_CWD: root } }, (err, stdout, stderr) =>
+    const cmd = tsxCommand('apps/plan/main.ts', args);
+    execFile(cmd.command, cmd.args, { cwd: root, env: { ...process.env, NATS_URL: '', INIT_CWD: root } }, (err, stdout, stderr) =>
       resolveRun({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr }),
     );
   });

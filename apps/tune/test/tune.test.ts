@@ -8,11 +8,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TuneSummary } from '../src/report.ts';
+import { tsxCommand } from '@actorflow/test-child';
 
 const app = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 function tune(args: string[], userDir: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'main.ts', ...args], { cwd: app, encoding: 'utf8', env: { ...process.env, INIT_CWD: userDir }, timeout: 900_000 });
+  const cmd = tsxCommand('main.ts', args);
+  const r = spawnSync(cmd.command, cmd.args, { cwd: app, encoding: 'utf8', env: { ...process.env, INIT_CWD: userDir }, timeout: 900_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -7,7 +7,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { HandlerError, registerActorService, requestLarge, serveLarge, type ActorService, type NatsConnection, type Subscription } from '@actorflow/bus';
-import { decodeMsg, encodeMsg, subjects } from '@actorflow/protocol';
 import { NodeAgentError } from './errors.ts';
 import {
   actorExitCodec,
@@ -15,17 +14,20 @@ import {
   actorStatusCodec,
   CLUSTER_JOB,
   clusterSubjects,
+  decodeMsg,
   DEFAULT_LEASE_MS,
+  encodeMsg,
   leaseRenewalCodec,
   logLineCodec,
   nodeInfoCodec,
   startActorRequestCodec,
   stopActorsRequestCodec,
+  subjects,
   type GpuInfo,
   type NodeCalibration,
   type NodeInfo,
   type StartActorRequest,
-} from './messages.ts';
+} from '@actorflow/protocol';
 import { ActorProcesses } from './processes.ts';
 
 export interface NodeAgentOptions {

@@ -5,7 +5,7 @@ import { cpus, freemem, totalmem } from 'node:os';
 import { biasedDotMse } from '@actorflow/embeddings';
 import { availableBackends, selectBackend, type Tf } from '@actorflow/engine';
 import { CALIBRATION_DIM } from './planner.ts';
-import type { GpuInfo } from './messages.ts';
+import type { GpuInfo } from '@actorflow/protocol';
 
 /** Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader` output. */
 export function parseNvidiaSmi(text: string): GpuInfo[] {

@@ -14,7 +14,7 @@ import {
   type ActorStatus,
   type NodeInfo,
   type StartActorRequest,
-} from './messages.ts';
+} from '@actorflow/protocol';
 import type { NodeCapacity } from './planner.ts';
 
 export interface NodeRequestOptions {

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { isAbsolute, normalize, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { NodeAgentError } from './errors.ts';
-import type { ActorStatus, StartActorRequest } from './messages.ts';
+import type { ActorStatus, StartActorRequest } from '@actorflow/protocol';
 
 interface Running {
   status: ActorStatus;

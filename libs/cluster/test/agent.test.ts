@@ -3,23 +3,8 @@
 import { resolve } from 'node:path';
 import t from 'tap';
 import { connect, NatsServer, listActorServices, requestWithRetry, serveLarge } from '@actorflow/bus';
-import { subjects, heartbeatCodec } from '@actorflow/protocol';
-import {
-  clusterSubjects,
-  discoverNodes,
-  FETCH_FILES_ENV,
-  listActors,
-  logLineCodec,
-  measureLink,
-  measureRequest,
-  NodeAgent,
-  nodeInfo,
-  renewLease,
-  resolveEntry,
-  startActor,
-  stopActors,
-  type NodeAgentOptions,
-} from '../mod.ts';
+import { clusterSubjects, heartbeatCodec, logLineCodec, subjects } from '@actorflow/protocol';
+import { discoverNodes, FETCH_FILES_ENV, listActors, measureLink, measureRequest, NodeAgent, nodeInfo, renewLease, resolveEntry, startActor, stopActors, type NodeAgentOptions } from '../mod.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const tiny = 'test/fixtures/tiny-actor.ts';
