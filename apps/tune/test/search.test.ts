@@ -54,7 +54,7 @@ t.test('--random N: N distinct settings, the same for the same --seed', async (t
 
 t.test('every grid key is checked against the model before anything runs', async (t) => {
   const bad: [string[], RegExp][] = [
-    [['--grid', 'dimm=8,16'], /^--grid dimm: model 'mf' has no hyper-parameter 'dimm' \(did you mean dim\?\); it takes dim, initStd, or the launcher's lr, l2/],
+    [['--grid', 'dimm=8,16'], /^--grid dimm: model 'mf' has no hyper-parameter 'dimm' \(did you mean dim\?\); it takes dim, initStd, reg, or the launcher's lr, l2/],
     [['--grid', 'numUsers=5'], /the data sets numUsers; it cannot be tuned/],
     [['--grid', 'dim=8,x'], /--grid dim: 'x' is not a number/],
     [['--grid', 'dim=8', '--grid', 'dim=16'], /given twice/],
