@@ -21,6 +21,7 @@ import {
   natsAuthConfig,
   requestLarge,
   requestWithRetry,
+  retrying,
   roleConnectOptions,
   type NatsConnection,
   type Role,
@@ -89,6 +90,17 @@ async function heartbeatsOf(nc: NatsConnection, job: string): Promise<Set<string
   return seen;
 }
 
+/** The evaluator's final score; retried while it is not yet listening (it starts with the others and loads its backend). */
+async function finalEval(nc: NatsConnection, job: string) {
+  const bytes = await retrying(() => requestLarge(nc, subjects.evalNow(job), enc.encode(JSON.stringify({ final: true })), { timeoutMs: 120_000 }), {
+    nc,
+    what: 'eval.now',
+    deadlineMs: 120_000,
+    attemptTimeoutMs: 120_000,
+  });
+  return evalReportCodec.decode(bytes);
+}
+
 t.test('a ps job with one user per role runs to the end', async (t) => {
   const job = 'permps';
   const creds = generateRoleCredentials(job);
@@ -120,7 +132,7 @@ t.test('a ps job with one user per role runs to the end', async (t) => {
   t.same(await Promise.all(trainers.map((p) => p.exited)), [0, 0], 'both trainers finish the epochs');
   t.ok(losses.length > 0, 'train.loss reports reached the launcher');
 
-  const report = evalReportCodec.decode(await requestLarge(nc, subjects.evalNow(job), enc.encode(JSON.stringify({ final: true })), { timeoutMs: 120_000 }));
+  const report = await finalEval(nc, job);
   t.ok(Number.isFinite(report.metrics.rmse), `final evaluation answered (rmse ${report.metrics.rmse})`);
   t.ok((await requestLarge(nc, subjects.psState(job, 0), new Uint8Array(0), { timeoutMs: 60_000 })).length > 8 * 1024, 'the shard state arrives (chunked)');
   t.match(JSON.parse(dec.decode(await requestLarge(nc, subjects.dataState(job, 0), new Uint8Array(0), { timeoutMs: 30_000 }))), {}, 'the data cursor arrives');
@@ -160,7 +172,7 @@ t.test('a mirrored job with one user per role runs to the end (replica to the ag
   t.match(procs[1]!.err(), /mirrored replica of step \d+ stored/, 'rank 0 wrote its replica (ctl.checkpoint, chunked)');
   const state = await requestLarge(nc, subjects.ctl(job, 'state'), new Uint8Array(0), { timeoutMs: 30_000 });
   t.ok(state.length > 8 * 1024, 'the launcher reads the replica (ctl.state, chunked)');
-  const report = evalReportCodec.decode(await requestLarge(nc, subjects.evalNow(job), enc.encode(JSON.stringify({ final: true })), { timeoutMs: 120_000 }));
+  const report = await finalEval(nc, job);
   t.ok(Number.isFinite(report.metrics.rmse), `the evaluator scored the mirrored snapshot (rmse ${report.metrics.rmse})`);
   noViolations(t, log(), procs);
 });
@@ -181,7 +193,7 @@ t.test('a distributed kNN job with one user per role runs to the end (blocks to 
   const trainers = [0, 1].map((r) => actor(creds, server, `trainer ${r}`, 'trainer', 'trainer', [...common, '--strategy', 'ps', '--rank', String(r), '--world-size', '2']));
   procs.push(...trainers);
   t.same(await Promise.all(trainers.map((p) => p.exited)), [0, 0], 'both kNN workers deliver their blocks');
-  const report = evalReportCodec.decode(await requestLarge(nc, subjects.evalNow(job), enc.encode(JSON.stringify({ final: true })), { timeoutMs: 120_000 }));
+  const report = await finalEval(nc, job);
   t.ok(Number.isFinite(report.metrics.rmse), `the evaluator scored the merged neighbours (rmse ${report.metrics.rmse})`);
   t.ok((await requestLarge(nc, `${job}.knn.neighbours`, new Uint8Array(0), { timeoutMs: 60_000 })).length > 8 * 1024, 'the launcher fetches the neighbour lists (chunked)');
   noViolations(t, log(), procs);

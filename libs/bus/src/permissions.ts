@@ -182,6 +182,7 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
     // (restarted ranks) the mirrored replica, runs the collectives, reports train.loss. Large
     // requests (pushes, replicas, kNN blocks) upload their chunks to the aggregator's private
     // upload subject under allow_responses (it is the reply subject of the handshake answer).
+    // A trainer started by hand also reads train.loss (public by contract) for the job's step/total and ETA.
     trainer: perms(
       [
         ...actorPub,
@@ -197,7 +198,7 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
         `${j}.knn.block`,
         `${j}.coll.>`,
       ],
-      [...actorSub('trainer'), `${j}.coll.>`],
+      [...actorSub('trainer'), 'train.loss', `${j}.coll.>`],
     ),
     // Fetches config, test set and parameters (ps snapshots, the mirrored snapshot, kNN lists),
     // watches train.loss, reports train.eval, answers the launcher's final `<job>.eval.now`.
