@@ -34,7 +34,10 @@ const cases: ZooCase[] = [
   { model: 'autorec', hyper: { hidden: 16 }, dataset: 'synthetic:tiny', epochs: 6, batch: 8, lr: 0.01, tol: [0.005, 0.03] },
   { model: 'multvae', hyper: { hidden: '32', latent: 8 }, dataset: 'synthetic:tiny', epochs: 6, batch: 8, lr: 0.01, tol: [0.005, 0.05] },
   // ps: one asynchronous epoch of the CNN lands 0.00–0.031 from the single process between runs (two trainers prefetching, stale pulls vary with load).
-  { model: 'mnist-cnn', hyper: { filters: 4, dense: 16 }, dataset: 'mnist:bundled', epochs: 1, batch: 64, lr: 0.003, tol: [0.005, 0.05] },
+  // ps is asynchronous: how stale the two trainers' pushes are depends on the machine's load, and one
+  // epoch of the CNN is where that shows most (|Δ| 0.02–0.03 on a quiet machine, 0.13 once on a loaded
+  // CI run). 0.15 still fails a ps path that does not learn (chance is 0.1, the single process 0.87).
+  { model: 'mnist-cnn', hyper: { filters: 4, dense: 16 }, dataset: 'mnist:bundled', epochs: 1, batch: 64, lr: 0.003, tol: [0.005, 0.15] },
   { model: 'svdpp', hyper: { dim: 8 }, dataset: 'synthetic:tiny', epochs: 10, batch: 64, lr: 0.003, tol: [0.005, 0.01] },
   { model: 'ncf', hyper: { dim: 8, layers: '16' }, dataset: 'synthetic:tiny', epochs: 10, batch: 64, lr: 0.003, tol: [0.005, 0.01] },
   { model: 'multdae', hyper: { hidden: '32', latent: 8 }, dataset: 'synthetic:tiny', epochs: 6, batch: 8, lr: 0.01, tol: [0.005, 0.05] },
