@@ -6,7 +6,7 @@
 // shards exit on that message unless --keep-serving. Under a launcher (ACTORFLOW_SUPERVISED=1)
 // none of this runs: the launcher ends the job and stops its actors.
 import { join } from 'node:path';
-import { listActorServices, requestWithRetry, type ActorConnection, type NatsConnection } from '@actorflow/bus';
+import { listActorServices, requestWithRetry, type ActorConnection, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { DataClient, type DatasetInfo } from '@actorflow/feed';
 import { evalNowRequestCodec, evalReportCodec, lossReportCodec, stopCodec, subjects, type EvalReport, type JobConfig, type LossReport } from '@actorflow/protocol';
 import { PsClient, type ShardStats } from '@actorflow/strategies';
@@ -44,29 +44,20 @@ export function trainersDone(
   const done = new Promise<TrainersDone>((r) => (resolve = r));
   let timer: NodeJS.Timeout | undefined;
   const complete = (): boolean => finished.size >= Math.max(1, o.minRanks(strategy)) && [...seen].every((r) => finished.has(r));
-  const sub = nc.subscribe(subjects.loss, {
-    callback: (_e, m) => {
-      let r;
-      try {
-        r = lossReportCodec.decode(m.data);
-      } catch {
-        return; // not a loss report
-      }
-      if (r.job !== job) return;
-      seen.add(r.rank);
-      strategy = r.strategy;
-      steps = Math.max(steps, r.step);
-      if (r.done === true) finished.add(r.rank);
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      // A moment's quiet first: another rank's last reports may still be on their way.
-      if (complete())
-        timer = setTimeout(() => {
-          if (!complete()) return;
-          sub.unsubscribe();
-          resolve({ strategy, steps, ranks: [...finished].sort((a, b) => a - b) });
-        }, o.settleMs ?? 1000);
-    },
+  const sub = onJobLoss(nc, job, (r) => {
+    seen.add(r.rank);
+    strategy = r.strategy;
+    steps = Math.max(steps, r.step);
+    if (r.done === true) finished.add(r.rank);
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    // A moment's quiet first: another rank's last reports may still be on their way.
+    if (complete())
+      timer = setTimeout(() => {
+        if (!complete()) return;
+        sub.unsubscribe();
+        resolve({ strategy, steps, ranks: [...finished].sort((a, b) => a - b) });
+      }, o.settleMs ?? 1000);
   });
   return {
     done,
@@ -246,22 +237,14 @@ export function watchJobProgress(
 ): { readonly progress: JobProgress; stop(): void } {
   const progress = new JobProgress({ strategy: o.strategy, totalSteps: o.totalSteps });
   let last = Date.now();
-  const sub = nc.subscribe(subjects.loss, {
-    callback: (_e, m) => {
-      let r;
-      try {
-        r = lossReportCodec.decode(m.data);
-      } catch {
-        return; // not a loss report
-      }
-      if (r.job !== o.job || r.done === true) return;
-      progress.onLoss(r);
-      const now = Date.now();
-      if (now - last >= (o.intervalMs ?? 2000)) {
-        last = now;
-        o.log(`job ${o.job}: ${progress.line()}`);
-      }
-    },
+  const sub = onJobLoss(nc, o.job, (r) => {
+    if (r.done === true) return;
+    progress.onLoss(r);
+    const now = Date.now();
+    if (now - last >= (o.intervalMs ?? 2000)) {
+      last = now;
+      o.log(`job ${o.job}: ${progress.line()}`);
+    }
   });
   return {
     progress,
@@ -465,4 +448,19 @@ export async function exitActor(conn: ActorConnection, cleanup: () => void = () 
   } finally {
     process.exit(0);
   }
+}
+
+/** Calls `f` with every valid loss report of `job` on train.loss (anything else there is ignored). */
+function onJobLoss(nc: NatsConnection, job: string, f: (r: LossReport) => void): Subscription {
+  return nc.subscribe(subjects.loss, {
+    callback: (_e, m) => {
+      let r: LossReport;
+      try {
+        r = lossReportCodec.decode(m.data);
+      } catch {
+        return; // not a loss report
+      }
+      if (r.job === job) f(r);
+    },
+  });
 }
