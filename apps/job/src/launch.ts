@@ -14,7 +14,7 @@ import { NatsServer, connect, credentialsEnv, generateRoleCredentials, roleConne
 import { latestCheckpoint, listCheckpoints, type Checkpoint } from '@actorflow/checkpoint';
 import { JobCheckpointer } from './checkpointer.ts';
 import { EarlyStopper } from './early-stop.ts';
-import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects } from '@actorflow/protocol';
+import { evalReportCodec, heartbeatCodec, lossReportCodec, subjects, type EvalReport, type LossReport } from '@actorflow/protocol';
 import { ScalarWriter, summarizeEval, summarizeLoss } from '@actorflow/tensorboard';
 import { JOB_MAX_PAYLOAD, PsClient, type ShardStats } from '@actorflow/strategies';
 import { ModelNotSavedError, workloadFor, writeMetricsJson, type JobFaults, type JobMetrics } from '@actorflow/workloads';
@@ -397,24 +397,26 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
   const board = new ScalarWriter(resolve(out, 'tensorboard'));
   const lossSub = nc.subscribe(subjects.loss, {
     callback: (_e, m) => {
-      progress.onLoss(parseReply(m.data));
+      let r: LossReport;
       try {
-        const r = lossReportCodec.decode(m.data);
-        if (r.job === plan.job && r.done !== true) summarizeLoss(board, r);
+        r = lossReportCodec.decode(m.data);
       } catch {
-        /* not a loss report of ours */
+        return; // not a loss report (train.loss is public: anyone may publish there)
       }
+      progress.onLoss(r);
+      if (r.job === plan.job && r.done !== true) summarizeLoss(board, r);
     },
   });
   const evalSub = nc.subscribe(subjects.eval, {
     callback: (_e, m) => {
-      progress.onEval(parseReply(m.data));
+      let r: EvalReport;
       try {
-        const r = evalReportCodec.decode(m.data);
-        if (r.job === plan.job) summarizeEval(board, r);
+        r = evalReportCodec.decode(m.data);
       } catch {
-        /* not an eval report of ours */
+        return; // not an eval report
       }
+      progress.onEval(r);
+      if (r.job === plan.job) summarizeEval(board, r);
     },
   });
   if (resumeFrom !== undefined && typeof resumeFrom.meta.trainerSteps === 'object' && resumeFrom.meta.trainerSteps !== null && !mirrored)

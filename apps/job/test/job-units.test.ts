@@ -2,6 +2,7 @@ import t from 'tap';
 import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
 import { Progress, formatMetrics } from '../src/progress.ts';
 import { ActorFailedError, Supervisor } from '../src/supervisor.ts';
+import { lossReport } from './loss-report.ts';
 
 t.test('flags: defaults, pass-through model flags, and clear errors', async (t) => {
   const plan = parseJobFlags(['--job', 'j1', '--model-flag', 'lr=0.02', '--epochs', '3'], {}) as JobPlan;
@@ -35,16 +36,15 @@ t.test('progress lines summarise ranks and evals of this job only', async (t) =>
   const plan = parseJobFlags(['--job', 'p1', '--batch-size', '10', '--epochs', '2'], {}) as JobPlan;
   const p = new Progress(plan, (l) => lines.push(l), 0);
   p.setDataInfo({ trainRows: 100 });
-  p.onLoss({ job: 'p1', rank: 0, step: 5, epoch: 0, loss: 0.5, examplesPerSec: 100, backend: 'wasm' });
-  p.onLoss({ job: 'other', rank: 1, step: 50, epoch: 0, loss: 9, examplesPerSec: 1 });
-  p.onLoss({ job: 'p1', rank: 1, step: 5, epoch: 1, loss: 0.7, examplesPerSec: 50 });
-  p.onLoss('garbage');
-  p.onEval({ job: 'p1', step: 10, metrics: { rmse: 0.9, bad: 'x' } });
-  p.onEval({ job: 'other', step: 10, metrics: { rmse: 0.1 } });
+  p.onLoss(lossReport({ job: 'p1', rank: 0, step: 5, epoch: 0, loss: 0.5, examplesPerSec: 100 }));
+  p.onLoss(lossReport({ job: 'other', rank: 1, step: 50, epoch: 0, loss: 9, examplesPerSec: 1 }));
+  p.onLoss(lossReport({ job: 'p1', rank: 1, step: 5, epoch: 1, loss: 0.7, examplesPerSec: 50 }));
+  p.onEval({ job: 'p1', step: 10, metrics: { rmse: 0.9 }, ts: 0 });
+  p.onEval({ job: 'other', step: 10, metrics: { rmse: 0.1 }, ts: 0 });
   p.finish();
   t.equal(p.maxStep, 5);
   t.match(lines.at(-2) ?? '', /eval @ step 10: rmse 0\.9000/);
-  t.match(lines.at(-1) ?? '', /step 10\/20 \(50 %\) epoch 1 loss 0\.6000 150 ex\/s over 2 rank\(s\) \[wasm\] \| last eval rmse 0\.9000/);
+  t.match(lines.at(-1) ?? '', /step 10\/20 \(50 %\) epoch 2 loss 0\.6000 150 ex\/s over 2 rank\(s\) \[wasm\] \| last eval rmse 0\.9000/);
   t.equal(formatMetrics({ a: 1 }), 'a 1.0000');
 });
 
@@ -53,8 +53,8 @@ t.test('progress measures training speed from the step reports (metrics.json thr
   const p = new Progress(plan, () => undefined, 1e9);
   t.equal(p.throughput(), undefined, 'nothing before two reports');
   const timing = { computeMs: 8, serdeMs: 1, waitMs: 1 };
-  for (let k = 0; k < 5; k++) p.onLoss({ job: 'p2', rank: k % 2, step: k, epoch: 0, loss: 1, examples: 10, examplesPerSec: 0, backend: 'cpu', ts: 1000 + 250 * k, timing });
-  p.onLoss({ job: 'p2', rank: 0, step: 5, epoch: 0, loss: 1, examples: 0, examplesPerSec: 0, backend: 'cpu', ts: 9000, done: true });
+  for (let k = 0; k < 5; k++) p.onLoss(lossReport({ job: 'p2', rank: k % 2, step: k, epoch: 0, loss: 1, examples: 10, examplesPerSec: 0, backend: 'cpu', ts: 1000 + 250 * k, timing }));
+  p.onLoss(lossReport({ job: 'p2', rank: 0, step: 5, epoch: 0, loss: 1, examples: 0, examplesPerSec: 0, backend: 'cpu', ts: 9000, done: true }));
   const tp = p.throughput();
   t.ok(tp !== undefined);
   t.equal(tp?.trainSeconds, 1.25, '1 s between the first and last report plus one mean interval');

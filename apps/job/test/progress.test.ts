@@ -3,6 +3,7 @@
 import t from 'tap';
 import { parseJobFlags, type JobPlan } from '../src/flags.ts';
 import { Progress, formatDuration } from '../src/progress.ts';
+import { lossReport } from './loss-report.ts';
 
 const mirrored = (): JobPlan => parseJobFlags(['--job', 'shrink', '--strategy', 'mirrored', '--trainers', '3', '--min-trainers', '1', '--batch-size', '10', '--epochs', '2'], {}) as JobPlan;
 
@@ -13,7 +14,7 @@ function clock(): { now: () => number; set: (ms: number) => void } {
 }
 
 function report(p: Progress, ranks: number, step: number): void {
-  for (let rank = 0; rank < ranks; rank++) p.onLoss({ job: 'shrink', rank, step, epoch: 0, loss: 0.5, examplesPerSec: 100 });
+  for (let rank = 0; rank < ranks; rank++) p.onLoss(lossReport({ job: 'shrink', rank, step, epoch: 0, loss: 0.5, examplesPerSec: 100, strategy: 'mirrored' }));
 }
 
 t.test('a shrinking mirrored group: the step total and the ETA follow the world size', async (t) => {

@@ -175,9 +175,10 @@ export function plannedJobSteps(workload: Workload, config: JobConfig, strategy:
  */
 export class JobProgress {
   readonly #strategy: string;
-  readonly #total: number | undefined;
+  #total: number | undefined;
   readonly #now: () => number;
   readonly #ranks = new Map<number, { step: number; epoch: number; loss: number; examplesPerSec: number }>();
+  /** Where the ETA's rate is measured from (restarted when a mirrored group changes size). */
   #from: { t: number; steps: number } | undefined;
 
   constructor(o: { readonly strategy: string; readonly totalSteps: number | undefined; readonly now?: () => number }) {
@@ -190,6 +191,11 @@ export class JobProgress {
     return this.#total;
   }
 
+  /** A new planned total (the launcher learns it from the data shards, or a mirrored group shrank). */
+  setTotalSteps(total: number | undefined): void {
+    this.#total = total;
+  }
+
   onLoss(r: Pick<LossReport, 'rank' | 'step' | 'epoch' | 'loss' | 'examplesPerSec'>): void {
     this.#ranks.set(r.rank, { step: r.step, epoch: r.epoch, loss: r.loss, examplesPerSec: r.examplesPerSec });
     this.#from ??= { t: this.#now(), steps: this.stepsDone };
@@ -197,9 +203,41 @@ export class JobProgress {
 
   /** Steps done: summed over the trainers in ps (pushes), the furthest rank's in mirrored. */
   get stepsDone(): number {
+    return this.#strategy === 'ps' ? this.#sumSteps() : this.maxStep;
+  }
+
+  /** The furthest step any rank reported. */
+  get maxStep(): number {
     let n = 0;
-    for (const r of this.#ranks.values()) n = this.#strategy === 'ps' ? n + r.step : Math.max(n, r.step);
+    for (const r of this.#ranks.values()) n = Math.max(n, r.step);
     return n;
+  }
+
+  #sumSteps(): number {
+    let n = 0;
+    for (const r of this.#ranks.values()) n += r.step;
+    return n;
+  }
+
+  /** The last step each rank reported (a restarted ps trainer continues its count from here). */
+  rankSteps(): Record<string, number> {
+    return Object.fromEntries([...this.#ranks.entries()].map(([rank, r]) => [String(rank), r.step]));
+  }
+
+  /** A resumed job: each rank starts from the step it had reached (what is left counts as to do). */
+  setRankSteps(byRank: Readonly<Record<string, number>>): void {
+    for (const [rank, step] of Object.entries(byRank)) this.#ranks.set(Number(rank), { step, epoch: 0, loss: Number.NaN, examplesPerSec: 0 });
+  }
+
+  /** Forgets ranks `n` and above (a mirrored group re-formed with fewer ranks). */
+  keepRanks(n: number): void {
+    for (const rank of [...this.#ranks.keys()]) if (rank >= n) this.#ranks.delete(rank);
+  }
+
+  /** A mirrored group went back to the checkpoint of step `step`: the kept ranks redo what followed, at a new rate. */
+  rewindTo(step: number): void {
+    for (const r of this.#ranks.values()) r.step = Math.min(r.step, step);
+    this.#from = undefined;
   }
 
   /** Seconds left at the rate seen so far; undefined before a second of it, without a total, or once reached. */
@@ -210,19 +248,26 @@ export class JobProgress {
     return (this.#total - steps) / ((steps - from.steps) / ((now - from.t) / 1000));
   }
 
-  /** `step 120/300 (40 %) epoch 2 loss 0.8123 5400 ex/s over 2 rank(s) | ETA 12s` */
-  line(): string {
+  /** How many ranks have reported. */
+  get ranks(): number {
+    return this.#ranks.size;
+  }
+
+  /** `step 120/300 (40 %) epoch 2 loss 0.8123 5400 ex/s over 2 rank(s) | ETA 12s`; `extra` goes before the ETA. */
+  line(extra = '', now = this.#now()): string {
     const ranks = [...this.#ranks.values()];
     const steps = this.stepsDone;
     const total = this.#total;
     const pct = total !== undefined ? ` (${Math.min(100, (100 * steps) / total).toFixed(0)} %)` : '';
-    const loss = ranks.length > 0 ? ranks.reduce((s, r) => s + r.loss, 0) / ranks.length : Number.NaN;
+    // A resumed rank has no loss until its first report: average the ranks that have one.
+    const losses = ranks.map((r) => r.loss).filter((l) => !Number.isNaN(l));
+    const loss = losses.length > 0 ? losses.reduce((s, l) => s + l, 0) / losses.length : Number.NaN;
     const rate = ranks.reduce((s, r) => s + r.examplesPerSec, 0);
     const epoch = ranks.length > 0 ? Math.max(...ranks.map((r) => r.epoch)) + 1 : 1;
-    const eta = this.etaSeconds();
+    const eta = this.etaSeconds(now);
     return (
       `step ${steps}${total !== undefined ? `/${total}` : ''}${pct} epoch ${epoch} loss ${loss.toFixed(4)} ${Math.round(rate)} ex/s over ${ranks.length} rank(s)` +
-      `${eta !== undefined ? ` | ETA ${formatDuration(eta)}` : ''}`
+      `${extra}${eta !== undefined ? ` | ETA ${formatDuration(eta)}` : ''}`
     );
   }
 }

@@ -97,6 +97,26 @@ t.test('a by-hand job progress: step out of the planned total, examples/s over t
   t.end();
 });
 
+t.test('job progress as the launcher drives it: resumed ranks, a shrinking group rewound to its checkpoint', (t) => {
+  let now = 0;
+  const p = new JobProgress({ strategy: 'mirrored', totalSteps: undefined, now: () => now });
+  p.setRankSteps({ '0': 12, '1': 12, '2': 12 });
+  t.equal(p.ranks, 3);
+  t.same(p.rankSteps(), { '0': 12, '1': 12, '2': 12 }, 'a resumed job starts from the steps it had reached');
+  p.setTotalSteps(40);
+  t.equal(p.totalSteps, 40);
+  p.onLoss({ rank: 0, step: 20, epoch: 1, loss: 0.5, examplesPerSec: 10 });
+  now = 5000;
+  p.onLoss({ rank: 0, step: 25, epoch: 1, loss: 0.5, examplesPerSec: 10 });
+  t.equal(p.etaSeconds(), 15, '5 steps in 5 s, 15 to go');
+  p.keepRanks(2);
+  p.rewindTo(18);
+  t.same(p.rankSteps(), { '0': 18, '1': 12 }, 'rank 2 forgotten, the others back at the checkpoint');
+  t.equal(p.etaSeconds(), undefined, 'the rate is measured again after a rewind');
+  t.equal(p.line(' [cpu]'), 'step 18/40 (45 %) epoch 2 loss 0.5000 10 ex/s over 2 rank(s) [cpu]', 'the mean loss of the ranks that reported one; extra text before the ETA');
+  t.end();
+});
+
 t.test('the planned step total: the workload plan, else examples per epoch over the (global) batch, times the epochs', (t) => {
   const info = { kind: 'ratings', numUsers: 10, numItems: 10, trainRows: 1000, testRows: 10, globalMean: 3, shards: 1, batchSize: 64, epochs: 3, trainUsers: 90 } as const;
   const mf = baseConfig('mf', { numUsers: 10, numItems: 10, dim: 4 });
