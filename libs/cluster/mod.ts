@@ -29,7 +29,7 @@ export {
   type Prediction,
   type ShardingPlan,
 } from './src/planner.ts';
-export { modelCost, type ModelCostOptions } from './src/model-cost.ts';
+export { modelCost, modelFlagSizing, type ModelCostOptions, type ModelFlagSizing } from './src/model-cost.ts';
 export { renderPlan } from './src/render.ts';
 export { ActorProcesses, resolveEntry, type ActorProcessesOptions } from './src/processes.ts';
 export { calibrate, sparseKernelRate, matmulRate, detectGpus, parseNvidiaSmi, hostFacts, type Calibrated } from './src/calibrate.ts';

@@ -78,10 +78,35 @@ export function applyShardingPlan(job: JobPlan, sp: ShardingPlan, file: string):
   };
 }
 
+/**
+ * The job's model flags (as the aggregators take them: `--hyper K=V`, `--dim 64`, `--optimizer sgd`,
+ * a bare `--dense-updates`) as the planner's `--hyper` / `--model-flag FLAG=VALUE`, so it sizes the
+ * model the job will build.
+ */
+export function plannerModelArgs(modelFlags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < modelFlags.length; i++) {
+    const flag = modelFlags[i].replace(/^--/, '');
+    const next = modelFlags[i + 1];
+    const value = next !== undefined && !next.startsWith('--') ? next : undefined;
+    if (value !== undefined) i++;
+    if (flag === 'hyper' && value !== undefined) out.push('--hyper', value);
+    else out.push('--model-flag', value !== undefined ? `${flag}=${value}` : flag);
+  }
+  return out;
+}
+
+/** apps/plan's arguments for a --blueprint job: its model, data, batch, epochs and model flags. */
+export function plannerArgs(job: JobPlan, req: ClusterRequest, natsUrl: string): string[] {
+  const args = ['--blueprint', req.blueprint ?? '', '--use', req.use ?? 'all', '--model', job.model, '--dataset', job.dataset, '--split', job.split];
+  args.push('--batch-size', `${job.batchSize}`, '--epochs', `${job.epochs}`, ...plannerModelArgs(job.modelFlags));
+  args.push('--strategy', req.strategy ?? 'auto', ...(req.trainers !== undefined ? ['--trainers', req.trainers] : []), '--nats-url', natsUrl, '--json');
+  return args;
+}
+
 /** --blueprint FILE --use POLICY: the plan of apps/plan (run as a process; its agents' measurements included). */
 export function planFromBlueprint(job: JobPlan, req: ClusterRequest, root: string, natsUrl: string): ShardingPlan {
-  const args = ['--blueprint', req.blueprint ?? '', '--use', req.use ?? 'all', '--model', job.model, '--dataset', job.dataset, '--split', job.split, '--batch-size', `${job.batchSize}`];
-  args.push('--strategy', req.strategy ?? 'auto', ...(req.trainers !== undefined ? ['--trainers', req.trainers] : []), '--nats-url', natsUrl, '--json');
+  const args = plannerArgs(job, req, natsUrl);
   const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(root, 'apps/plan/main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 300_000 });
   if (r.status !== 0) throw new ClusterJobError(`planning on --blueprint ${req.blueprint} failed: ${(r.stderr || r.stdout || `exit ${r.status}`).trim()}`);
   try {

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { connect, NatsServer } from '@actorflow/bus';
 import { NodeAgent, type NodeAgentOptions, type ShardingPlan } from '@actorflow/cluster';
 import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
-import { actorPlacement, applyShardingPlan, ClusterJobError, loadShardingPlan, planReport, RemoteSpawner, resolveClusterJob } from '../src/remote.ts';
+import { actorPlacement, applyShardingPlan, ClusterJobError, loadShardingPlan, planFromBlueprint, plannerArgs, plannerModelArgs, planReport, RemoteSpawner, resolveClusterJob } from '../src/remote.ts';
 import { Supervisor, type ActorExit } from '../src/supervisor.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'remote-test-'));
@@ -100,6 +100,41 @@ t.test('flags: --plan, --blueprint and --use', async (t) => {
   t.throws(() => parseJobFlags(['--plan', '/p.json', '--blueprint', '/m.json'], {}), JobFlagError);
   t.throws(() => parseJobFlags(['--use', 'gpus'], {}), /--use selects machines of a --blueprint FILE/);
   t.equal((parseJobFlags([], {}) as JobPlan).cluster, undefined);
+});
+
+t.test('--blueprint: the planner sizes the model the job builds (hyper, model flags, batch, epochs)', async (t) => {
+  const job = parseJobFlags(
+    ['--blueprint', '/m.json', '--use', 'cpus', '--model', 'mf', '--hyper', 'dim=64', '--model-flag', 'init-std=0.05', '--model-flag', 'dense-updates', '--optimizer', 'sgd', '--lr', '0.1'],
+    {},
+  ) as JobPlan;
+  t.same(plannerModelArgs(job.modelFlags), ['--model-flag', 'init-std=0.05', '--model-flag', 'dense-updates', '--hyper', 'dim=64', '--model-flag', 'lr=0.1', '--model-flag', 'optimizer=sgd']);
+  const args = plannerArgs({ ...job, epochs: 7, batchSize: 256 }, job.cluster ?? {}, 'nats://x:1');
+  const after = (flag: string): string | undefined => args[args.indexOf(flag) + 1];
+  t.equal(after('--epochs'), '7');
+  t.equal(after('--batch-size'), '256');
+  t.equal(after('--use'), 'cpus');
+  t.equal(after('--nats-url'), 'nats://x:1');
+  t.ok(args.includes('--json'));
+
+  // The planner as the launcher runs it, against a broker with no agents: the blueprint's machines.
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const bp = resolve(clusterRoot, 'test/fixtures/blueprint.json');
+  const small = parseJobFlags(['--blueprint', bp, '--use', 'cpus', '--model', 'mf', '--dataset', 'synthetic:tiny', '--epochs', '3'], {}) as JobPlan;
+  const big = parseJobFlags(['--blueprint', bp, '--use', 'cpus', '--model', 'mf', '--dataset', 'synthetic:tiny', '--epochs', '3', '--model-flag', 'dim=128', '--optimizer', 'sgd'], {}) as JobPlan;
+  const root = resolve(import.meta.dirname, '../../..');
+  const a = planFromBlueprint(small, small.cluster ?? {}, root, server.url);
+  const b = planFromBlueprint(big, big.cluster ?? {}, root, server.url);
+  t.equal(a.sizing?.epochs, 3);
+  t.ok(a.predicted.trainSeconds !== undefined && Math.abs(a.predicted.trainSeconds - a.predicted.epochSeconds * 3) < 0.01, 'the whole training time is predicted');
+  t.equal(a.sizing?.optimizerSlots, 2, 'mf recommends adam: two slots');
+  t.equal(b.sizing?.optimizerSlots, 0, '--optimizer sgd: no optimizer state');
+  t.same(b.sizing?.hyper, { dim: 128 });
+  t.ok(
+    b.sizing !== undefined && a.sizing !== undefined && b.sizing.parameterBytes > 3 * a.sizing.parameterBytes,
+    `dim 128 sizes a bigger model (${b.sizing?.parameterBytes} vs ${a.sizing?.parameterBytes} bytes)`,
+  );
+  t.throws(() => planFromBlueprint(small, { blueprint: '/nonexistent.json', use: 'cpus' }, root, server.url), /planning on --blueprint \/nonexistent.json failed: .*cannot be read/);
 });
 
 t.test('planReport: predicted against measured step time', async (t) => {

@@ -52,6 +52,16 @@ t.test('--json prints the plan; the energy selection', async (t) => {
   t.equal(p.requestedStrategy, 'ps');
 });
 
+t.test('--model-flag and --epochs: the model as the job builds it, and the whole training time', async (t) => {
+  const r = await plan(['--blueprint', blueprint, '--use', 'cpus', '--dataset', 'synthetic:tiny', '--model-flag', 'dim=96', '--model-flag', 'optimizer=sgd', '--epochs', '5', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout) as ShardingPlan;
+  t.same(p.sizing?.hyper, { dim: 96 });
+  t.equal(p.sizing?.optimizerSlots, 0);
+  t.equal(p.sizing?.epochs, 5);
+  t.ok(p.predicted.trainSeconds !== undefined && p.predicted.trainSeconds > 0);
+});
+
 t.test('errors: an empty selection, a bad policy, no agents', async (t) => {
   const thesis = 'libs/cluster/test/fixtures/thesis.json';
   const cpuOnly = join(mkdtempSync(join(tmpdir(), 'plan-')), 'cpu.json');

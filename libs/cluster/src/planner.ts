@@ -71,6 +71,10 @@ export interface PlanInput {
   readonly defaultLinkMBps?: number;
   /** Optimizer state per parameter in floats besides the parameter (Adam: 2; default 2). */
   readonly optimizerSlots?: number;
+  /** The job's epochs: the prediction then includes the whole training time. */
+  readonly epochs?: number;
+  /** Hyper-parameters the model was sized with (recorded in the plan, so a person can check them). */
+  readonly hyper?: Readonly<Record<string, number | string | boolean>>;
 }
 
 export type PlacedRole = 'trainer' | 'data-shard' | 'ps-shard' | 'aggregator' | 'evaluator';
@@ -99,6 +103,8 @@ export interface Prediction {
   readonly communicationMs: number;
   readonly examplesPerSec: number;
   readonly epochSeconds: number;
+  /** epochSeconds × the job's epochs, when the planner was told them. */
+  readonly trainSeconds?: number;
 }
 
 export interface ShardingPlan {
@@ -119,6 +125,13 @@ export interface ShardingPlan {
   readonly reasons: readonly string[];
   readonly risks: readonly string[];
   readonly assumptions: readonly string[];
+  /** What the model was sized as: its parameter bytes, the optimizer slots, the hyper-parameters given and the epochs. */
+  readonly sizing?: {
+    readonly parameterBytes: number;
+    readonly optimizerSlots: number;
+    readonly hyper: Readonly<Record<string, number | string | boolean>>;
+    readonly epochs?: number;
+  };
 }
 
 export const DEFAULT_CALIBRATION: Calibration = { sparseExamplesPerSec: 2_000_000, matmulGflops: 2, linkMBps: 100, requestMs: 0.5 };
@@ -244,6 +257,7 @@ function validate(input: PlanInput): void {
   if (!Number.isInteger(input.batchSize) || input.batchSize < 1) throw new PlanError(`batch size must be a positive integer, got ${input.batchSize}`);
   if (input.trainers !== undefined && (!Number.isInteger(input.trainers) || input.trainers < 1)) throw new PlanError(`trainers must be a positive integer, got ${input.trainers}`);
   if (input.dataset.trainRows < 1) throw new PlanError(`dataset ${input.dataset.name} has no training rows`);
+  if (input.epochs !== undefined && (!Number.isInteger(input.epochs) || input.epochs < 1)) throw new PlanError(`epochs must be a positive integer, got ${input.epochs}`);
   for (const n of input.nodes) {
     if (!(n.memoryBytes > 0)) throw new PlanError(`machine ${n.name}: unknown or zero memory; give memoryGiB in the blueprint or run its agent`);
     const c = n.calibration;
@@ -379,7 +393,15 @@ function draftPs(input: PlanInput, trainers: number, slots: number): Draft {
 
 function predicted(stepMs: number, compute: number, comm: number, examplesPerSec: number, input: PlanInput): Prediction {
   const r = (x: number): number => Math.round(x * 1000) / 1000;
-  return { stepMs: r(stepMs), computeMs: r(compute), communicationMs: r(comm), examplesPerSec: Math.round(examplesPerSec), epochSeconds: r(input.dataset.trainRows / examplesPerSec) };
+  const epochSeconds = r(input.dataset.trainRows / examplesPerSec);
+  return {
+    stepMs: r(stepMs),
+    computeMs: r(compute),
+    communicationMs: r(comm),
+    examplesPerSec: Math.round(examplesPerSec),
+    epochSeconds,
+    ...(input.epochs !== undefined ? { trainSeconds: r(epochSeconds * input.epochs) } : {}),
+  };
 }
 
 function attempt(f: () => Draft): Draft | PlanError {
@@ -499,5 +521,6 @@ export function planJob(original: PlanInput): ShardingPlan {
     reasons,
     risks,
     assumptions,
+    sizing: { parameterBytes: model.parameterBytes, optimizerSlots: slots, hyper: { ...(input.hyper ?? {}) }, ...(input.epochs !== undefined ? { epochs: input.epochs } : {}) },
   };
 }

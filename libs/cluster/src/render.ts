@@ -15,6 +15,13 @@ function table(rows: readonly (readonly string[])[]): string[] {
 export function renderPlan(plan: ShardingPlan): string {
   const out: string[] = [];
   out.push(`plan: ${plan.model} on ${plan.dataset}, batch ${plan.batchSize}, strategy ${plan.strategy}${plan.requestedStrategy === 'auto' ? ' (auto)' : ''}`);
+  if (plan.sizing !== undefined) {
+    const z = plan.sizing;
+    const hyper = Object.entries(z.hyper).map(([k, x]) => `${k}=${String(x)}`);
+    out.push(
+      `model: ${formatBytes(z.parameterBytes)} of parameters, ${z.optimizerSlots} optimizer slot(s) per parameter${hyper.length > 0 ? `, ${hyper.join(' ')}` : ''}${z.epochs !== undefined ? `, ${z.epochs} epoch(s)` : ''}`,
+    );
+  }
   out.push(`${plan.trainers} trainer(s), ${plan.dataShards} data shard(s)${plan.strategy === 'ps' ? `, ${plan.psShards} parameter shard(s)` : ', 1 aggregator'}, 1 evaluator`);
   out.push('');
   out.push(
@@ -26,7 +33,7 @@ export function renderPlan(plan: ShardingPlan): string {
   out.push('');
   const p = plan.predicted;
   out.push(
-    `predicted step: ${p.stepMs.toFixed(2)} ms (compute ${p.computeMs.toFixed(2)} ms, communication ${p.communicationMs.toFixed(2)} ms), ${p.examplesPerSec} examples/s, ${p.epochSeconds.toFixed(1)} s per epoch`,
+    `predicted step: ${p.stepMs.toFixed(2)} ms (compute ${p.computeMs.toFixed(2)} ms, communication ${p.communicationMs.toFixed(2)} ms), ${p.examplesPerSec} examples/s, ${p.epochSeconds.toFixed(1)} s per epoch${p.trainSeconds !== undefined ? `, ${p.trainSeconds.toFixed(1)} s in all` : ''}`,
   );
   const a = plan.alternative;
   if (a !== undefined) {

@@ -8,6 +8,7 @@ import {
   psRequestsPerStep,
   MEMORY_HEADROOM,
   modelCost,
+  modelFlagSizing,
   planJob,
   PlanError,
   renderPlan,
@@ -250,4 +251,25 @@ t.test('the per-request cost and the cores shared by busy actors enter the step 
     'an agent that measured no request cost: the assumed one is listed',
   );
   t.throws(() => planJob({ ...base, nodes: [{ ...node('a', 1), calibration: cal(-1) }] }), /calibration figures must be positive/);
+});
+
+t.test('model flags size the model; epochs give the whole training time', async (t) => {
+  t.same(modelFlagSizing([]), { hyper: {} });
+  t.same(modelFlagSizing([], 'adam'), { hyper: {}, optimizer: 'adam', optimizerSlots: 2 });
+  t.same(modelFlagSizing(['dim=64', '--init-std=0.05', 'lr=0.1', 'dense-updates', 'optimizer=sgd'], 'adam'), { hyper: { dim: 64, initStd: 0.05 }, optimizer: 'sgd', optimizerSlots: 0 });
+  t.equal(modelFlagSizing(['optimizer=sgd', 'momentum=0.9']).optimizerSlots, 1, 'sgd with momentum keeps a velocity');
+  t.equal(modelFlagSizing(['optimizer=adagrad', 'momentum=0.9']).optimizerSlots, 1);
+  t.equal(modelFlagSizing(['optimizer=rmsprop', 'momentum=0']).optimizerSlots, 1);
+  t.same(modelFlagSizing(['optimizer=lion', 'dim=abc']), { hyper: {}, optimizer: 'lion' }, 'an unknown optimizer or a non-number dim: no guess');
+  const nodes = nodesOf('cpus');
+  const plain = planJob({ nodes, model: mf, dataset, batchSize: 512 });
+  t.equal(plain.predicted.trainSeconds, undefined);
+  t.same(plain.sizing, { parameterBytes: mf.parameterBytes, optimizerSlots: 2, hyper: {} });
+  const sized = planJob({ nodes, model: modelCost('mf', small, { hyper: { dim: 64 } }), dataset, batchSize: 512, epochs: 4, optimizerSlots: 0, hyper: { dim: 64 } });
+  t.equal(sized.sizing?.epochs, 4);
+  t.ok(Math.abs((sized.predicted.trainSeconds ?? 0) - sized.predicted.epochSeconds * 4) < 0.01);
+  t.ok((sized.sizing?.parameterBytes ?? 0) > mf.parameterBytes);
+  t.match(renderPlan(sized), /model: [\d.]+ [KMG]?i?B of parameters, 0 optimizer slot\(s\) per parameter, dim=64, 4 epoch\(s\)/);
+  t.match(renderPlan(sized), /s per epoch, [\d.]+ s in all/);
+  t.throws(() => planJob({ nodes, model: mf, dataset, batchSize: 512, epochs: 0 }), /epochs must be a positive integer, got 0/);
 });
