@@ -25,7 +25,7 @@ import { loadJobDataset } from '@actorflow/feed';
 import { modelEntry, type Hyper } from '@actorflow/models';
 
 const usage = `Usage: npx nx run plan -- [options]
-  --blueprint FILE        the machines (JSON; see docs/CLUSTER.md); without it, the node agents on the bus
+  --blueprint FILE        the machines (.json, or .yaml/.yml; see docs/CLUSTER.md); without it, the node agents on the bus
   --use POLICY            ${SELECTION_POLICIES.join('|')} (default all)
   --model M               a registered model (default mf)
   --dataset D             synthetic:tiny|small|medium|ml20m, a ratings file, mnist:bundled (default synthetic:small)

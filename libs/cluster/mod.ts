@@ -1,7 +1,7 @@
 // Public API of @actorflow/cluster: the machine blueprint, selection policies, the placement planner
 // (ShardingPlan) and its table, the node agent (on the bus), its client, and calibration (its bus messages are in @actorflow/protocol, src/cluster.ts).
 export { BlueprintError, SelectionError, PlanError, NodeAgentError } from './src/errors.ts';
-export { parseBlueprint, loadBlueprint, machineNameOf, type Blueprint, type Machine } from './src/blueprint.ts';
+export { parseBlueprint, loadBlueprint, machineNameOf, blueprintFormatOf, type Blueprint, type BlueprintFormat, type Machine } from './src/blueprint.ts';
 export { selectMachines, parseSelectionPolicy, gpuCount, SELECTION_POLICIES, type SelectionPolicy, type Selectable } from './src/select.ts';
 export {
   planJob,

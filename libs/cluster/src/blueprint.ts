@@ -1,8 +1,9 @@
-// The machine blueprint: a JSON file naming the machines a job may use. Our shape is
+// The machine blueprint: a JSON or YAML file naming the machines a job may use. Our shape is
 // `{ machines: [{ name, address, cores?, memoryGiB?, gpus?, energyEfficient?, labels?, ssh? }] }`;
 // the thesis's shape `{ connections: [{ IP, GPUS, "energy efficient" }] }` is accepted too. A
 // password anywhere is refused: agents are started by the user, or over ssh with keys.
 import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { BlueprintError } from './errors.ts';
 
 export interface Machine {
@@ -151,14 +152,28 @@ function connection(file: string, v: unknown, path: string): Machine {
   return { name: machineNameOf(address), address, ...(gpus !== undefined ? { gpus } : {}), ...(energyEfficient !== undefined ? { energyEfficient } : {}) };
 }
 
-/** Parses and validates a blueprint's text (`file` names it in errors). */
-export function parseBlueprint(text: string, file = '<inline>'): Blueprint {
-  let parsed: unknown;
+export type BlueprintFormat = 'json' | 'yaml';
+
+/** The format a file's name says: `.yaml`/`.yml` are YAML, anything else JSON. */
+export function blueprintFormatOf(file: string): BlueprintFormat {
+  return /\.ya?ml$/i.test(file) ? 'yaml' : 'json';
+}
+
+function parseText(text: string, file: string, format: BlueprintFormat): unknown {
   try {
-    parsed = JSON.parse(text);
+    // YAML: the core schema (yes/no stay strings, as in JSON; the fields accept them), duplicate keys are errors.
+    return format === 'yaml' ? parseYaml(text, { uniqueKeys: true, prettyErrors: true }) : JSON.parse(text);
   } catch (err) {
-    throw new BlueprintError(file, '(file)', `is not JSON (${(err as Error).message})`);
+    throw new BlueprintError(file, '(file)', `is not ${format === 'yaml' ? 'YAML' : 'JSON'} (${(err as Error).message.split('\n')[0]})`);
   }
+}
+
+/**
+ * Parses and validates a blueprint's text (`file` names it in errors). The format is `file`'s
+ * extension's (`.yaml`/`.yml`: YAML, else JSON) unless given; both are validated alike.
+ */
+export function parseBlueprint(text: string, file = '<inline>', format: BlueprintFormat = blueprintFormatOf(file)): Blueprint {
+  const parsed = parseText(text, file, format);
   refusePasswords(file, parsed, '');
   if (!isObj(parsed)) throw new BlueprintError(file, '(top level)', 'must be an object with a "machines" array (or the thesis\'s "connections" array)');
   let machines: Machine[];
@@ -181,7 +196,7 @@ export function parseBlueprint(text: string, file = '<inline>'): Blueprint {
   return { source: file, machines };
 }
 
-/** Reads and parses a blueprint file. */
+/** Reads and parses a blueprint file (JSON, or YAML when it is named .yaml/.yml). */
 export function loadBlueprint(path: string): Blueprint {
   let text: string;
   try {

@@ -2,7 +2,8 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { BlueprintError, loadBlueprint, machineNameOf, parseBlueprint } from '../mod.ts';
+import { stringify as toYaml } from 'yaml';
+import { BlueprintError, blueprintFormatOf, loadBlueprint, machineNameOf, parseBlueprint } from '../mod.ts';
 
 const fixture = (f: string): string => join(import.meta.dirname, 'fixtures', f);
 
@@ -89,6 +90,10 @@ t.test('every invalid field is a typed error naming the file and the field', asy
     t.equal(err.field, field, JSON.stringify(doc));
     t.match(err.message, reason);
     t.match(err.message, `blueprint bp.json: ${field}`);
+    // The same document as YAML: the same field, the same words.
+    const yamlErr = t.throws(() => parseBlueprint(toYaml(doc), 'bp.yaml'), `yaml: ${JSON.stringify(doc)}`) as BlueprintError;
+    t.equal(yamlErr.field, field);
+    t.equal(yamlErr.message, err.message.replace('bp.json', 'bp.yaml'), `yaml: ${JSON.stringify(doc)}`);
   }
 });
 
@@ -97,4 +102,24 @@ t.test('a file that is not JSON or cannot be read', async (t) => {
   writeFileSync(join(dir, 'bad.json'), '{ machines: [');
   t.throws(() => loadBlueprint(join(dir, 'bad.json')), { name: 'BlueprintError', message: /bad\.json: \(file\): is not JSON/ });
   t.throws(() => loadBlueprint(join(dir, 'missing.json')), { name: 'BlueprintError', message: /missing\.json: \(file\): cannot be read/ });
+});
+
+t.test('YAML blueprints (.yaml/.yml): the same machines, the same checks', async (t) => {
+  t.equal(blueprintFormatOf('m.yaml'), 'yaml');
+  t.equal(blueprintFormatOf('/x/M.YML'), 'yaml');
+  t.equal(blueprintFormatOf('m.json'), 'json');
+  t.equal(blueprintFormatOf('machines'), 'json');
+  const yaml = loadBlueprint(fixture('blueprint.yaml'));
+  t.same(yaml.machines, loadBlueprint(fixture('blueprint.json')).machines);
+  t.equal(yaml.source, fixture('blueprint.yaml'));
+  const thesis = parseBlueprint('connections:\n  - IP: 192.168.1.10\n    GPUS: 2\n    energy efficient: no\n', 'thesis.yml');
+  t.same(thesis.machines, [{ name: '192-168-1-10', address: '192.168.1.10', gpus: 2, energyEfficient: false }]);
+  t.throws(() => parseBlueprint('machines:\n  - name: a\n    address: x\n    password: hunter2\n', 'bp.yaml'), {
+    name: 'BlueprintError',
+    message: /bp\.yaml: machines\[0\]\.password: passwords are never read/,
+  });
+  t.throws(() => parseBlueprint('machines:\n  - name: a\n    name: b\n    address: x\n', 'bp.yaml'), { name: 'BlueprintError', message: /bp\.yaml: \(file\): is not YAML \(.*[Uu]nique/ });
+  t.throws(() => parseBlueprint('machines: [\n', 'bp.yaml'), { name: 'BlueprintError', message: /bp\.yaml: \(file\): is not YAML/ });
+  t.throws(() => parseBlueprint('', 'bp.yaml'), { name: 'BlueprintError', message: /bp\.yaml: \(top level\): must be an object/ });
+  t.same(parseBlueprint('{"machines": [{"address": "h"}]}', 'bp.json', 'yaml').machines, [{ name: 'h', address: 'h' }], 'JSON is YAML too, when the format is given');
 });
