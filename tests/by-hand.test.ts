@@ -41,6 +41,24 @@ async function allExitZero(t: Test, procs: readonly Proc[]): Promise<void> {
   procs.forEach((p, i) => t.equal(codes[i], 0, `${p.name} exited 0 by itself${codes[i] !== 0 ? `:\n${p.output().slice(-2000)}` : ''}`));
 }
 
+/** Waits until the job's actors `want` (`role rank`) are listed by $SRV.INFO. */
+async function waitForServices(t: Test, url: string, job: string, want: readonly string[], procs: readonly Proc[]): Promise<void> {
+  const nc = await connect({ servers: [url] });
+  try {
+    let listed: string[] = [];
+    for (let i = 0; i < 600 && !want.every((w) => listed.includes(w)); i++) {
+      listed = (await listActorServices(nc, { job, timeoutMs: 500 })).map((s) => `${s.metadata?.role} ${s.metadata?.rank ?? ''}`.trim());
+      if (!want.every((w) => listed.includes(w))) await new Promise((r) => setTimeout(r, 500));
+    }
+    t.ok(
+      want.every((w) => listed.includes(w)),
+      `${want.join(', ')} registered (${listed.join(', ')})${want.every((w) => listed.includes(w)) ? '' : `:\n${procs.map((p) => `${p.name}: ${p.output().slice(-500)}`).join('\n')}`}`,
+    );
+  } finally {
+    await nc.close();
+  }
+}
+
 /** A by-hand trainer shows the job's step out of its planned total, and examples/s, as the launcher does. */
 function checkTrainerProgress(t: Test, p: Proc, mirrored: boolean): void {
   const out = p.output();
@@ -124,11 +142,16 @@ t.test('by hand, ps: trainers started first, then evaluator, aggregator --out an
   const procs = [
     start('trainer 0', 'trainer', [...job, '--strategy', 'ps', '--rank', '0', '--backend', 'cpu'], env),
     start('trainer 1', 'trainer', [...job, '--strategy', 'ps', '--rank', '1', '--backend', 'cpu'], env),
+  ];
+  t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
+  // Both trainers are up and waiting before the rest starts: on a loaded machine one trainer's
+  // start-up can take longer than the whole (tiny, async) job, and the other would take every batch.
+  await waitForServices(t, server.url, 'handps', ['trainer 0', 'trainer 1'], procs);
+  procs.push(
     start('evaluator', 'evaluator', [...job, '--every', '50', '--backend', 'cpu'], env),
     start('aggregator', 'aggregator', [...job, '--dim', '8', '--out', out, '--dataset', 'synthetic:tiny'], env),
     start('data shard', 'data-shard', [...job, '--dataset', 'synthetic:tiny', '--epochs', '3', '--batch-size', '64'], env),
-  ];
-  t.teardown(() => procs.forEach((p) => p.child.kill('SIGKILL')));
+  );
   await allExitZero(t, procs);
   checkSaved(t, out, 'ps');
   checkTrainerProgress(t, procs[0], false);
