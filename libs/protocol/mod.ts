@@ -1,6 +1,7 @@
 // Public API of @actorflow/protocol: subjects, message types and codecs (msgpack, JSON, Arrow IPC), chunking.
 export { ProtocolError, DecodeError, ChunkError } from './src/errors.ts';
 export { encodeMsg, decodeMsg } from './src/msgpack.ts';
+export { firstNonFiniteIndex } from './src/finite.ts';
 export {
   ROW_FRAME_MAGIC,
   ROW_FRAME_MAX_BLOCKS,

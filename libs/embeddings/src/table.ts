@@ -113,6 +113,14 @@ export function addSparse(a: SparseGradient, b: SparseGradient, dim: number, sca
   // ranks' gradients runs every mirrored step, and growing JS arrays made it the step's bulk.
   const na = a.rows.length;
   const nb = b.rows.length;
+  if (na === 0) {
+    // The first rank's rows (the root's reduction starts from nothing): the merge below with
+    // every row from b, in one pass — the same bits (0 + x turns −0 into +0).
+    const vals = new Float32Array(nb * dim);
+    const bv = b.values;
+    for (let k = 0; k < vals.length; k++) vals[k] = Math.fround(0 + Math.fround(bv[k] * scale));
+    return { rows: b.rows.slice(), values: vals };
+  }
   const rows = new Int32Array(na + nb);
   const vals = new Float32Array((na + nb) * dim);
   const av = a.values;

@@ -18,6 +18,7 @@
 // (integers, bounded, sizes summed without overflow and equal to the frame's length), rows ≥ 0;
 // pull replies also must hold only finite values. A gradient's values are checked for finiteness by
 // the parameter shard (ParameterShard.push rejects them as NON_FINITE, counted per sender).
+import { firstNonFiniteIndex } from './finite.ts';
 import { DecodeError, ProtocolError } from './errors.ts';
 import { decodeMsg, encodeMsg } from './msgpack.ts';
 import { gradientCodec, pullReplyCodec, type GradientMessage, type PulledTable, type PullReply, type SparseRows } from './messages.ts';
@@ -167,15 +168,6 @@ function int(h: Record<string, unknown>, key: string, what: string): number {
   return v as number;
 }
 
-function firstNonFiniteIn(v: Float32Array): number {
-  // x · 0 is 0 for every finite x and NaN for NaN/±∞: one branch-free pass, then find the culprit.
-  let acc = 0;
-  for (let i = 0; i < v.length; i++) acc += v[i] * 0;
-  if (acc === 0) return -1;
-  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
-  return -1;
-}
-
 /** Encodes a gradient push as a row frame (tables' dims from values ÷ rows). */
 export function encodeGradientFrame(g: GradientMessage): Uint8Array {
   const tables = Object.entries(g.sparse).map(([name, s]) => ({ name, rows: s.rows, values: s.values, dim: s.rows.length === 0 ? 1 : s.values.length / s.rows.length }));
@@ -238,11 +230,11 @@ export function decodePullReplyFrame(bytes: Uint8Array): PullReply {
   const what = 'PullReply row frame';
   const { header: h, tables, dense } = decodeFrame(bytes, KIND_PULL_REPLY, what);
   for (const [name, t] of Object.entries(tables)) {
-    const i = firstNonFiniteIn(t.values);
+    const i = firstNonFiniteIndex(t.values);
     if (i >= 0) throw new DecodeError(what, `table ${name}: value ${t.values[i]} at row ${t.rows[Math.floor(i / t.dim)]}`);
   }
   for (const [name, v] of Object.entries(dense)) {
-    const i = firstNonFiniteIn(v);
+    const i = firstNonFiniteIndex(v);
     if (i >= 0) throw new DecodeError(what, `dense ${name}: element ${i} is ${v[i]}`);
   }
   return { version: int(h, 'version', what), tables, dense };

@@ -2,6 +2,7 @@
 // all-reducing it would spread it to every parameter within a few steps, so the trainer stops
 // with a DivergenceError that names the step, the rank and where the bad value is.
 import type { StepResult } from '@actorflow/models';
+import { firstNonFiniteIndex } from '@actorflow/protocol';
 
 /** Training diverged: a loss or gradient stopped being a finite number. */
 export class DivergenceError extends Error {
@@ -22,6 +23,11 @@ export class DivergenceError extends Error {
 
 /** The first non-finite value of `a` (with its index), or undefined when all are finite. */
 export function firstNonFinite(a: ArrayLike<number>): { index: number; value: number } | undefined {
+  if (a instanceof Float32Array) {
+    // Every gradient and parameter is float32: the protocol's branch-free scan.
+    const i = firstNonFiniteIndex(a);
+    return i < 0 ? undefined : { index: i, value: a[i] };
+  }
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return { index: i, value: a[i] };
   return undefined;
 }

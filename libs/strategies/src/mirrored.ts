@@ -111,8 +111,13 @@ export function loadTrainerState(params: ParamStore, optimizer: RowOptimizer, st
   optimizer.loadState(slots);
 }
 
+/** `v` times `s`, each product rounded to float32 (the store rounds, as Math.fround would). */
 function scaled(v: Float32Array, s: number): Float32Array {
-  return v.map((x) => Math.fround(x * s));
+  // A plain loop: Float32Array.prototype.map with a callback was most of a mirrored step's
+  // compute (and its garbage) in the CPU profile of a 100-factor MF job.
+  const out = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = v[i] * s;
+  return out;
 }
 
 /** Rank 0's parameters on every rank (so ranks agree even if their seeds or code differ). */
