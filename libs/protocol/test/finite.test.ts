@@ -7,7 +7,7 @@ import { firstNonFiniteIndex } from '../mod.ts';
 
 const naive = (v: Float32Array): number => v.findIndex((x) => !Number.isFinite(x));
 
-t.test('equals the obvious loop on arbitrary bit patterns', async (t) => {
+t.test('equals the obvious loop on arbitrary bit patterns', async () => {
   fc.assert(
     fc.property(fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 67 }), fc.nat(7), (bits, skip) => {
       const all = new Int32Array(bits.length + skip);
