@@ -10,6 +10,7 @@ export {
   listCheckpoints,
   openCheckpoint,
   pruneCheckpoints,
+  discardCheckpointsAfter,
   checkpointDir,
   stepDirName,
   validatePartName,

@@ -3,7 +3,7 @@
 // parameter shard's state and every data shard's cursor; mirrored: the newest replica rank 0 sent
 // to the aggregator. A round that cannot reach every part is skipped (expected while an actor restarts).
 import { RemoteError, requestLarge, type NatsConnection } from '@actorflow/bus';
-import { latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
+import { discardCheckpointsAfter, latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { subjects, trainerStateCodec } from '@actorflow/protocol';
 
 export interface CheckpointerOptions {
@@ -96,7 +96,24 @@ export class JobCheckpointer {
     }
   }
 
-  /** Checkpoints on the cadence until stop(). Mirrored: rank 0 sets the cadence; each newer replica seen is saved. */
+  /**
+   * A rollback restores `step` (undefined: the start; `latest` is set by the caller). What was
+   * written after it belongs to the run that diverged: removed, so the restored run's own
+   * checkpoints — whose steps count on from `step` again — are written, kept and chosen instead.
+   */
+  async rewind(step: number | undefined): Promise<void> {
+    await this.#running;
+    const from = step ?? -1;
+    const removed = await discardCheckpointsAfter(this.#o.root, from);
+    if (removed.length > 0) this.#o.log(`rollback: removed ${removed.length} checkpoint(s) newer than ${step === undefined ? 'the start' : `step ${step}`} (written by the run that diverged)`);
+    this.#lastStep = from;
+  }
+
+  /**
+   * Checkpoints on the cadence until stop(). Mirrored: rank 0 sets the cadence (it sends the
+   * aggregator a replica every --checkpoint-every steps); each newer replica is fetched on the next
+   * tick, so a short run that diverges still leaves its replicas on disk.
+   */
   start(): void {
     const { steps, seconds } = this.#o.every;
     const mirrored = this.#o.strategy === 'mirrored';
@@ -105,7 +122,7 @@ export class JobCheckpointer {
       const sinceMs = Date.now() - this.#lastAt;
       const dueBySteps = steps !== undefined && !mirrored && this.#o.progress.stepsDone - Math.max(0, this.#lastStep) >= steps;
       const dueBySeconds = seconds !== undefined && sinceMs >= seconds * 1000;
-      if (dueBySteps || dueBySeconds || (mirrored && sinceMs >= 1000)) void this.take('periodic');
+      if (dueBySteps || dueBySeconds || mirrored) void this.take('periodic');
     }, 250);
     this.#timer.unref();
   }

@@ -308,6 +308,9 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
     // The newest finite checkpoint kept is restored (rollback.ts checks each, newest first).
     checkpoints: async () => (await listCheckpoints(ckptRoot)).flatMap((l) => (l.checkpoint !== undefined ? [l.checkpoint] : [])),
     use: (cp) => void (ckpt.latest = cp),
+    // Mirrored: the replica rank 0 sent since the last tick is saved before choosing (ps shards hold the diverged run's state: not saved).
+    ...(mirrored ? { flush: async () => void (await ckpt.take('before the rollback')) } : {}),
+    rewind: (step) => ckpt.rewind(step),
     prepare: () => void (mirrored && generation++),
     log,
   });

@@ -19,7 +19,7 @@
 import type { JobConfig } from '@actorflow/feed';
 import { EXIT_DIVERGED } from '@actorflow/bus';
 import type { Checkpoint } from '@actorflow/checkpoint';
-import { shardStateCodec, trainerStateCodec, type OptimizerSlotState } from '@actorflow/protocol';
+import { firstNonFiniteIndex, shardStateCodec, trainerStateCodec, type OptimizerSlotState } from '@actorflow/protocol';
 import type { ActorExit, ActorSpec, ExitDecision } from './supervisor.ts';
 
 /** The exit code of a diverged actor (EXIT_DIVERGED of @actorflow/bus). */
@@ -97,6 +97,10 @@ export interface RollbackHooks {
   checkpoints?(): Promise<readonly Checkpoint[]>;
   /** Make `cp` the checkpoint the restarted actors restore (undefined: the start). */
   use?(cp: Checkpoint | undefined): void;
+  /** Before the checkpoints are listed: save what is not on disk yet (mirrored: the replica the aggregator holds). */
+  flush?(): Promise<void>;
+  /** After the choice: discard the checkpoints newer than the restored step (undefined: the start); the restored run counts on from it. */
+  rewind?(step: number | undefined): Promise<void>;
   /** Called before the actors start again (e.g. a new mirrored generation). */
   prepare?(): void;
   log(line: string): void;
@@ -109,18 +113,13 @@ function divergenceLine(exit: ActorExit): string {
   return (found ?? lines[lines.length - 1] ?? `exited with code ${exit.code}`).replace(/^\[[^\]]+\]\s*(fatal:\s*)?/, '');
 }
 
-function firstBad(values: Float32Array): number {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
-  return -1;
-}
-
 function badSlot(slots: Readonly<Record<string, OptimizerSlotState>>): string | undefined {
   for (const [name, s] of Object.entries(slots)) {
     for (const [k, v] of [
       ['m', s.m],
       ['v', s.v],
     ] as const) {
-      const i = firstBad(v);
+      const i = firstNonFiniteIndex(v);
       if (i >= 0) return `optimizer state ${name}.${k}[${i}] is ${v[i]}`;
     }
   }
@@ -141,11 +140,11 @@ export function nonFiniteIn(cp: Checkpoint): string | undefined {
       if (shard) {
         const st = shardStateCodec.decode(bytes);
         for (const [name, t] of Object.entries(st.tables)) {
-          const i = firstBad(t.values);
+          const i = firstNonFiniteIndex(t.values);
           if (i >= 0) return `${part}: table ${name}, row ${t.owned[Math.floor(i / t.dim)]}, is ${t.values[i]}`;
         }
         for (const [name, v] of Object.entries(st.dense)) {
-          const i = firstBad(v);
+          const i = firstNonFiniteIndex(v);
           if (i >= 0) return `${part}: dense ${name}[${i}] is ${v[i]}`;
         }
         const slot = badSlot(st.slots);
@@ -153,11 +152,11 @@ export function nonFiniteIn(cp: Checkpoint): string | undefined {
       } else {
         const st = trainerStateCodec.decode(bytes);
         for (const [name, t] of Object.entries(st.params.tables)) {
-          const i = firstBad(t.data);
+          const i = firstNonFiniteIndex(t.data);
           if (i >= 0) return `${part}: table ${name}, row ${Math.floor(i / t.dim)}, is ${t.data[i]}`;
         }
         for (const [name, v] of Object.entries(st.params.dense)) {
-          const i = firstBad(v);
+          const i = firstNonFiniteIndex(v);
           if (i >= 0) return `${part}: dense ${name}[${i}] is ${v[i]}`;
         }
         const slot = badSlot(st.optimizer);
@@ -247,6 +246,7 @@ export class DivergenceHandler {
       const step = h.latestStep();
       return { ...(step !== undefined ? { step } : {}), skipped: [] };
     }
+    await h.flush?.();
     const kept = await h.checkpoints();
     if (kept.length === 0) return { skipped: [] };
     const skipped: string[] = [];
@@ -283,6 +283,7 @@ export class DivergenceHandler {
       this.#restored.add(choice.cp.step);
       h.use?.(choice.cp);
     } else if (choice.start === true) h.use?.(undefined);
+
     const record: RollbackRecord = { actor: exit.name, error: why, ...(fromStep !== undefined ? { fromStep } : {}), lrBefore, lrAfter, at: (Date.now() - this.#started) / 1000 };
     this.#rollbacks.push(record);
     this.#lr = lrAfter;
@@ -294,6 +295,12 @@ export class DivergenceHandler {
     // Trainers first, so no push of the diverged run reaches a restored shard.
     for (const name of kill) await h.kill(name);
     h.prepare?.();
+    if (h.rewind !== undefined) {
+      // Only now, with the diverged run's actors gone (none can hand the checkpointer a newer state):
+      // the newer checkpoints are removed, and with them their steps, which the restored run may write again.
+      for (const s of this.#restored) if (fromStep === undefined || s > fromStep) this.#restored.delete(s);
+      await h.rewind(fromStep);
+    }
     for (const spec of start()) h.start(spec);
   }
 }

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { listCheckpoints, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
+import { discardCheckpointsAfter, listCheckpoints, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { shardStateCodec, trainerStateCodec, SHARD_STATE_FORMAT, TRAINER_STATE_FORMAT } from '@actorflow/protocol';
 import { DivergenceHandler, EXIT_DIVERGED, nonFiniteIn, type RollbackHooks } from '../src/rollback.ts';
 import type { ActorExit, ActorSpec } from '../src/supervisor.ts';
@@ -171,4 +171,47 @@ t.test('a checkpoint restored once is not restored again when training diverges 
   );
   t.match(lines.join('\n'), /skipping the checkpoint of step 6 \(restored before, and training diverged again from it\)/);
   t.match(lines.join('\n'), /rollback 3\/5: restoring the start \(no kept checkpoint left to try\)/);
+});
+
+t.test('flush saves what is not on disk yet before the choice; rewind discards the diverged run’s newer checkpoints, whose steps the restored run writes afresh', async (t) => {
+  const dir = root(t);
+  await writeCheckpoint(dir, 4, { 'trainer.bin': trainerState(1) }, {}, { keep: 10 });
+  await writeCheckpoint(dir, 6, { 'trainer.bin': trainerState(2) }, {}, { keep: 10 });
+  const order: string[] = [];
+  const used: (number | undefined)[] = [];
+  const flushes: (number | undefined)[] = [8, undefined, 8, undefined];
+  const h = hooks(dir, [], [], []);
+  const d = new DivergenceHandler(
+    { mode: 'rollback', maxRollbacks: 5, lrFactor: 0.5 },
+    {
+      ...h,
+      kill: async (name) => void order.push(`kill ${name}`),
+      use: (cp) => void used.push(cp?.step),
+      // The replica the aggregator holds, saved just before the choice (the checkpointer's take).
+      flush: async () => {
+        const step = flushes.shift();
+        if (step !== undefined) await writeCheckpoint(dir, step, { 'trainer.bin': trainerState(step) }, {}, { keep: 10 });
+      },
+      rewind: async (step) => {
+        order.push(`rewind ${step ?? 'start'}`);
+        await discardCheckpointsAfter(dir, step ?? -1);
+      },
+    },
+  );
+  d.setConfig({ optimizer: { name: 'sgd', lr: 8 } as never });
+  t.same(await d.onExit(exit), { action: 'ignore' });
+  t.same(order, ['kill trainer-0', 'kill aggregator-0', 'rewind 8'], 'the flushed step 8 is restored; the rewind comes once the diverged actors are gone');
+  t.same(await d.onExit(exit), { action: 'ignore' });
+  t.same(
+    (await kept(dir)).map((c) => c.step),
+    [6, 4],
+    'restored 8 diverged again: 6 restored, and 8 (of the diverged run) removed',
+  );
+  t.same(await d.onExit(exit), { action: 'ignore' });
+  t.same(used, [8, 6, 8], 'the restored run’s own step 8 is a new checkpoint, restored though an older run’s step 8 was');
+  t.same(await d.onExit(exit), { action: 'ignore' });
+  t.same(used, [8, 6, 8, 4], 'then 4: 6 was restored once already');
+  t.same(await d.onExit(exit), { action: 'ignore' });
+  t.same(used.at(-1), undefined, 'every kept one restored and diverged again: the start');
+  t.same(await kept(dir), [], 'and nothing of the diverged runs is left to resume from');
 });

@@ -368,6 +368,22 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
 }
 
 /**
+ * Removes every step directory under `root` newer than `step` (−1: all of them), complete or not:
+ * a rollback that restores `step` discards what training wrote after it, so a later checkpoint of
+ * the restored run is not mistaken for — or pruned in favour of — the abandoned one. Returns the
+ * removed directories, newest first.
+ */
+export async function discardCheckpointsAfter(root: string, step: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const d of await stepDirs(root)) {
+    if (d.step <= step) continue;
+    await rm(d.dir, { recursive: true, force: true });
+    removed.push(d.dir);
+  }
+  return removed;
+}
+
+/**
  * Keeps the newest `keep` complete checkpoints under `root`; removes older complete ones and every
  * incomplete directory older than the newest complete one (newer incomplete ones may still be
  * being written). Returns the removed directories.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtemp, readFile, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +14,7 @@ import {
   listCheckpoints,
   openCheckpoint,
   pruneCheckpoints,
+  discardCheckpointsAfter,
   stepDirName,
   validatePartName,
   writeCheckpoint,
@@ -103,6 +104,21 @@ t.test('keep-K pruning keeps the newest complete checkpoints', async (t) => {
     ],
   );
   t.same(await pruneCheckpoints(root, 1), [checkpointDir(root, 50), checkpointDir(root, 40)]);
+});
+
+t.test('discardCheckpointsAfter removes every step directory newer than the restored step, complete or not', async (t) => {
+  const root = await tempRoot(t);
+  for (const s of [10, 20, 30]) await writeCheckpoint(root, s, { p: bytes(s) });
+  await mkdir(checkpointDir(root, 40), { recursive: true }); // torn
+  t.same(await discardCheckpointsAfter(root, 20), [checkpointDir(root, 40), checkpointDir(root, 30)]);
+  t.same(
+    (await listCheckpoints(root)).map((l) => l.step),
+    [20, 10],
+    'the restored step and older ones stay',
+  );
+  t.same(await discardCheckpointsAfter(root, 20), [], 'nothing newer: nothing removed');
+  t.same(await discardCheckpointsAfter(root, -1), [checkpointDir(root, 20), checkpointDir(root, 10)], '-1: back to the start');
+  t.same(await discardCheckpointsAfter(join(root, 'missing'), -1), [], 'no directory: nothing to do');
 });
 
 t.test('torn writes are skipped with a reason and the previous checkpoint is returned', async (t) => {
