@@ -100,6 +100,7 @@ export function subscribeLarge(nc: NatsConnection, subject: string, handler: (pa
     Math.min(5000, opts.chunkTimeoutMs ?? 30_000),
   );
   sweep.unref();
+  const wildcard = subject.split('.').some((token) => token === '*' || token === '>');
   const deliver = (payload: Uint8Array, msg: Msg): void => {
     try {
       const r = handler(payload, msg);
@@ -120,7 +121,10 @@ export function subscribeLarge(nc: NatsConnection, subject: string, handler: (pa
         return;
       }
       try {
-        const whole = assembler.add(decodeChunk(msg.data));
+        const chunk = decodeChunk(msg.data);
+        // Under a wildcard, chunks are told apart per subject too: a publisher on one subject (say
+        // another rank's `up.<r>`) cannot complete or corrupt a message arriving on another.
+        const whole = assembler.add(wildcard ? { ...chunk, id: `${msg.subject}#${chunk.id}` } : chunk);
         if (whole !== undefined) deliver(whole, msg);
       } catch (e) {
         onError(e as Error);

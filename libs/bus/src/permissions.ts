@@ -62,22 +62,24 @@ export function trainerRankUser(job: string, rank: number): string {
 
 /**
  * The collective subjects trainer rank `rank` may publish and subscribe (libs/collectives star.ts:
- * `J.coll.<group>[.g<generation>].up|down|down.<r>|p2p.<r>|store`). Only rank 0, the root, may
- * publish on `down` and `down.<r>` (results, errors, progress: what every rank acts on) and serve
- * the rendezvous `store`; the others send contributions on `up` and ask the store. Ring chunks go
- * to the next rank and acknowledgements to the previous one, so rank r publishes only on
- * `p2p.<r±1>` and `p2p.0` (the next rank of the last one, whatever the world size after a group
- * shrank); rank 0 on any `p2p.*` (its previous rank is the last). Each rank subscribes only to its
- * own `down.<r>` and `p2p.<r>` (and rank 0 to `up`, `store` and `p2p.0`).
+ * `J.coll.<group>[.g<generation>].up.<from>|down|down.<r>|p2p.<to>.<from>|store`). Only rank 0,
+ * the root, may publish on `down` and `down.<r>` (results, errors, progress: what every rank acts
+ * on) and serve the rendezvous `store`; rank r sends its contributions on `up.<r>` alone and asks
+ * the store. Ring chunks go to the next rank and acknowledgements to the previous one, so rank r
+ * publishes only on `p2p.<r±1>.<r>` and `p2p.0.<r>` (rank 0 is the next rank of the last one,
+ * whatever the world size after a group shrank); rank 0 on `p2p.*.0` (its previous rank is the
+ * last). The sender's rank ends every such subject, so no rank can speak as another (the group
+ * also checks it against the rank a message claims). Each rank subscribes only to its own
+ * `down.<r>` and `p2p.<r>.*` (and rank 0 to `up.*`, `store` and `p2p.0.*`).
  */
 export function collectivePermissions(job: string, rank: number): { publish: string[]; subscribe: string[] } {
   if (!Number.isInteger(rank) || rank < 0) throw new PermissionsConfigError(`trainer rank ${rank} is not a non-negative integer`);
   const j = validateToken(job, 'job id');
   // With and without the generation token: J.coll.<group>.<tail> and J.coll.<group>.g<N>.<tail>.
   const coll = (...tails: string[]): string[] => tails.flatMap((tail) => [`${j}.coll.*.${tail}`, `${j}.coll.*.*.${tail}`]);
-  if (rank === 0) return { publish: coll('down', 'down.*', 'p2p.*'), subscribe: coll('up', 'store', 'p2p.0') };
-  const p2p = [...new Set([rank - 1, rank + 1, 0])].map((k) => `p2p.${k}`);
-  return { publish: coll('up', 'store', ...p2p), subscribe: coll('down', `down.${rank}`, `p2p.${rank}`) };
+  if (rank === 0) return { publish: coll('down', 'down.*', 'p2p.*.0'), subscribe: coll('up.*', 'store', 'p2p.0.*') };
+  const p2p = [...new Set([rank - 1, rank + 1, 0])].map((k) => `p2p.${k}.${rank}`);
+  return { publish: coll(`up.${rank}`, 'store', ...p2p), subscribe: coll('down', `down.${rank}`, `p2p.${rank}.*`) };
 }
 
 /**

@@ -40,22 +40,22 @@ function received(nc: NatsConnection, subject: string): string[] {
 
 t.test('collectivePermissions: the root alone on down and store, ring neighbours only on p2p', async (t) => {
   const r0 = collectivePermissions(JOB, 0);
-  t.same(r0.publish, ['rq.coll.*.down', 'rq.coll.*.*.down', 'rq.coll.*.down.*', 'rq.coll.*.*.down.*', 'rq.coll.*.p2p.*', 'rq.coll.*.*.p2p.*']);
-  t.same(r0.subscribe, ['rq.coll.*.up', 'rq.coll.*.*.up', 'rq.coll.*.store', 'rq.coll.*.*.store', 'rq.coll.*.p2p.0', 'rq.coll.*.*.p2p.0']);
+  t.same(r0.publish, ['rq.coll.*.down', 'rq.coll.*.*.down', 'rq.coll.*.down.*', 'rq.coll.*.*.down.*', 'rq.coll.*.p2p.*.0', 'rq.coll.*.*.p2p.*.0']);
+  t.same(r0.subscribe, ['rq.coll.*.up.*', 'rq.coll.*.*.up.*', 'rq.coll.*.store', 'rq.coll.*.*.store', 'rq.coll.*.p2p.0.*', 'rq.coll.*.*.p2p.0.*']);
   const r2 = collectivePermissions(JOB, 2);
   t.same(r2.publish, [
-    'rq.coll.*.up',
-    'rq.coll.*.*.up',
+    'rq.coll.*.up.2',
+    'rq.coll.*.*.up.2',
     'rq.coll.*.store',
     'rq.coll.*.*.store',
-    'rq.coll.*.p2p.1',
-    'rq.coll.*.*.p2p.1',
-    'rq.coll.*.p2p.3',
-    'rq.coll.*.*.p2p.3',
-    'rq.coll.*.p2p.0',
-    'rq.coll.*.*.p2p.0',
+    'rq.coll.*.p2p.1.2',
+    'rq.coll.*.*.p2p.1.2',
+    'rq.coll.*.p2p.3.2',
+    'rq.coll.*.*.p2p.3.2',
+    'rq.coll.*.p2p.0.2',
+    'rq.coll.*.*.p2p.0.2',
   ]);
-  t.same(r2.subscribe, ['rq.coll.*.down', 'rq.coll.*.*.down', 'rq.coll.*.down.2', 'rq.coll.*.*.down.2', 'rq.coll.*.p2p.2', 'rq.coll.*.*.p2p.2']);
+  t.same(r2.subscribe, ['rq.coll.*.down', 'rq.coll.*.*.down', 'rq.coll.*.down.2', 'rq.coll.*.*.down.2', 'rq.coll.*.p2p.2.*', 'rq.coll.*.*.p2p.2.*']);
   t.notOk(trainerRankPermissions(JOB, 1).publish.allow.includes('rq.coll.>'), 'a rank user has no blanket coll.>');
   t.ok(rolePermissions(JOB).trainer.publish.allow.includes('rq.coll.>'), 'the plain trainer user (started by hand) keeps it');
   t.throws(() => collectivePermissions(JOB, -1), /not a non-negative integer/);
@@ -86,23 +86,24 @@ t.test('a real nats-server: rank 1 cannot post as rank 0, read rank 2’s subjec
   // What rank 2 (a member) hears from the root.
   const at2 = received(r2.nc, 'rq.coll.world.g1.down');
   const at2own = received(r2.nc, 'rq.coll.world.g1.down.2');
-  const atRoot = received(r0.nc, 'rq.coll.world.g1.up');
+  const atRoot = received(r0.nc, 'rq.coll.world.g1.up.*');
   await Promise.all([r0.nc.flush(), r2.nc.flush()]);
 
   // The root speaks; a member contributes: both allowed.
   r0.nc.publish('rq.coll.world.g1.down', enc.encode('result'));
   r0.nc.publish('rq.coll.world.g1.down.2', enc.encode('for-2'));
-  r1.nc.publish('rq.coll.world.g1.up', enc.encode('contribution'));
+  r1.nc.publish('rq.coll.world.g1.up.1', enc.encode('contribution'));
   await Promise.all([r0.nc.flush(), r1.nc.flush()]);
 
   // Rank 1 posing as the root: the issue's fake error on coll.world.down, with and without a generation.
-  for (const subject of ['rq.coll.world.down', 'rq.coll.world.g1.down', 'rq.coll.world.g1.down.2']) {
+  // And posing as another member: rank 2's contribution subject, a ring chunk "from" rank 2 or 0.
+  for (const subject of ['rq.coll.world.down', 'rq.coll.world.g1.down', 'rq.coll.world.g1.down.2', 'rq.coll.world.g1.up.2', 'rq.coll.world.g1.p2p.2.0', 'rq.coll.world.g1.p2p.0.2']) {
     const v = r1.violation();
     r1.nc.publish(subject, enc.encode('forged error'));
     await r1.nc.flush();
     t.match(await v, { operation: 'publish', subject }, `rank 1 may not publish on ${subject}`);
   }
-  for (const subject of ['rq.coll.world.g1.down.2', 'rq.coll.world.g1.p2p.2', 'rq.coll.world.g1.store', 'rq.coll.world.g1.up']) {
+  for (const subject of ['rq.coll.world.g1.down.2', 'rq.coll.world.g1.p2p.2.*', 'rq.coll.world.g1.p2p.2.1', 'rq.coll.world.g1.store', 'rq.coll.world.g1.up.*', 'rq.coll.world.g1.up.2']) {
     const v = r1.violation();
     r1.nc.subscribe(subject);
     await r1.nc.flush();
@@ -110,13 +111,13 @@ t.test('a real nats-server: rank 1 cannot post as rank 0, read rank 2’s subjec
   }
   {
     const v = r1.violation();
-    r1.nc.publish('rq.coll.world.g1.p2p.3', enc.encode('not my neighbour'));
+    r1.nc.publish('rq.coll.world.g1.p2p.3.1', enc.encode('not my neighbour'));
     await r1.nc.flush();
-    t.match(await v, { operation: 'publish', subject: 'rq.coll.world.g1.p2p.3' }, 'rank 1 sends ring chunks only to its neighbours');
+    t.match(await v, { operation: 'publish', subject: 'rq.coll.world.g1.p2p.3.1' }, 'rank 1 sends ring chunks only to its neighbours');
   }
-  const at2p2p = received(r2.nc, 'rq.coll.world.g1.p2p.2');
+  const at2p2p = received(r2.nc, 'rq.coll.world.g1.p2p.2.*');
   await r2.nc.flush();
-  r1.nc.publish('rq.coll.world.g1.p2p.2', enc.encode('chunk'));
+  r1.nc.publish('rq.coll.world.g1.p2p.2.1', enc.encode('chunk'));
   await r1.nc.flush();
 
   // The end of a by-hand job: a data shard listens; every role but the aggregator is refused.
@@ -137,7 +138,7 @@ t.test('a real nats-server: rank 1 cannot post as rank 0, read rank 2’s subjec
 
   t.same(at2, ['rq.coll.world.g1.down:result'], 'rank 2 heard the root and nobody else on down');
   t.same(at2own, ['rq.coll.world.g1.down.2:for-2'], 'and on its own down.2 only the root');
-  t.same(atRoot, ['rq.coll.world.g1.up:contribution'], 'the root got the member’s contribution');
-  t.same(at2p2p, ['rq.coll.world.g1.p2p.2:chunk'], 'rank 2 got its neighbour’s ring chunk');
+  t.same(atRoot, ['rq.coll.world.g1.up.1:contribution'], 'the root got the member’s contribution, and no forged one');
+  t.same(at2p2p, ['rq.coll.world.g1.p2p.2.1:chunk'], 'rank 2 got its neighbour’s ring chunk');
   t.same(stops, ['rq.ctl.stop:stop from aggregator'], 'only the aggregator’s stop reached the data shard');
 });

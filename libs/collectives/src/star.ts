@@ -29,9 +29,11 @@
 // generation + 1) lives on subjects of its own, so a new group never receives — or acts on — the
 // old one's traffic.
 //
-// Subjects: <job>.coll.<group>[.g<generation>].up (to rank 0), .down (from rank 0 to all), .down.<r>
-// (from rank 0 to rank r), .p2p.<r> (ring neighbours to rank r), .store (the rendezvous store
-// rank 0 serves). Payloads are the validating codecs of @actorflow/protocol (collective.ts),
+// Subjects: <job>.coll.<group>[.g<generation>].up.<r> (from rank r to rank 0), .down (from rank 0
+// to all), .down.<r> (from rank 0 to rank r), .p2p.<to>.<from> (ring neighbours), .store (the
+// rendezvous store rank 0 serves). The sender's rank is in the subject of everything a member
+// sends, so per-rank NATS users (libs/bus collectivePermissions) let only rank r publish as r; a
+// message whose claimed rank differs from its subject's is ignored and counted (rejected.subject). Payloads are the validating codecs of @actorflow/protocol (collective.ts),
 // chunked over max_payload by @actorflow/bus; a malformed or foreign message is counted (stats())
 // and ignored, logged at most once per LOG_EVERY_MS.
 import { publishLarge, subscribeLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
@@ -112,7 +114,7 @@ export class StarProcessGroup implements ProcessGroup {
   #status: AsyncIterable<unknown> | undefined;
   #destroyed = false;
   readonly #stats = { malformed: 0, foreign: 0, duplicates: 0, resent: 0, reconnects: 0 };
-  readonly #rejected = { job: 0, generation: 0, worldSize: 0, rank: 0 };
+  readonly #rejected = { job: 0, generation: 0, worldSize: 0, rank: 0, subject: 0 };
   readonly #options: GroupOptions;
   #loggedAt = -Infinity;
   #unlogged = 0;
@@ -148,12 +150,12 @@ export class StarProcessGroup implements ProcessGroup {
     const g = new StarProcessGroup(o);
     const onError = (err: Error): void => g.#warn(`transport: ${err.message}`);
     if (g.#ownStore !== undefined) g.#subs.push(serveStore(g.#nc, g.#storeSubject, g.#ownStore, onError));
-    if (g.rank === 0) g.#subs.push(subscribeLarge(g.#nc, g.#up, (b) => g.#onUp(b), { onError }));
+    if (g.rank === 0) g.#subs.push(subscribeLarge(g.#nc, `${g.#up}.*`, (b, msg) => g.#onUp(b, msg.subject), { onError }));
     else {
       g.#subs.push(subscribeLarge(g.#nc, g.#down, (b) => g.#onDown(b), { onError }));
       g.#subs.push(subscribeLarge(g.#nc, `${g.#down}.${g.rank}`, (b) => g.#onDown(b), { onError }));
     }
-    g.#subs.push(subscribeLarge(g.#nc, `${g.#p2pPrefix}.${g.rank}`, (b) => g.#onP2p(b), { onError }));
+    g.#subs.push(subscribeLarge(g.#nc, `${g.#p2pPrefix}.${g.rank}.*`, (b, msg) => g.#onP2p(b, msg.subject), { onError }));
     g.#watchConnection();
     const tick = Math.max(10, Math.floor(g.#resendMs / 4));
     g.#ticker = setInterval(() => g.#resendDue(), tick);
@@ -194,6 +196,19 @@ export class StarProcessGroup implements ProcessGroup {
       `ignored a ${what} claiming to come from rank ${claimed} of job '${m.job}', generation ${m.generation ?? 'none'}, world size ${m.worldSize}` +
         ` — not a member of this group (job '${this.#job}', generation ${this.generation ?? 'none'}, world size ${this.worldSize}; wrong ${reason})`,
     );
+    return false;
+  }
+
+  /**
+   * Whether a message claiming rank `claimed` came on that rank's subject (the last token of
+   * `up.<r>` and `p2p.<to>.<r>`, which only rank r's NATS user may publish on); counts it if not.
+   */
+  #fromItsSubject(claimed: number, subject: string, what: string): boolean {
+    const token = subject.slice(subject.lastIndexOf('.') + 1);
+    if (String(claimed) === token) return true;
+    this.#rejected.subject++;
+    this.#stats.foreign++;
+    this.#warn(`ignored a ${what} claiming to come from rank ${claimed} on ${subject} (rank ${token}'s subject): a rank speaks only on its own subjects`);
     return false;
   }
 
@@ -267,15 +282,16 @@ export class StarProcessGroup implements ProcessGroup {
 
   // --- rank 0 -------------------------------------------------------------------------------
 
-  #onUp(bytes: Uint8Array): void {
+  #onUp(bytes: Uint8Array, subject: string): void {
     let m;
     try {
       m = collectiveUpCodec.decode(bytes);
     } catch (err) {
       this.#stats.malformed++;
-      this.#warn(`ignored a malformed message on ${this.#up}: ${(err as Error).message}`);
+      this.#warn(`ignored a malformed message on ${subject}: ${(err as Error).message}`);
       return;
     }
+    if (!this.#fromItsSubject(m.rank, subject, m.kind === 'data' ? 'contribution' : m.kind)) return;
     if (m.job !== this.#job || m.generation !== this.generation) {
       this.#isMember(m, m.kind === 'data' ? 'contribution' : m.kind, m.rank, true);
       return;
@@ -497,7 +513,7 @@ export class StarProcessGroup implements ProcessGroup {
     } else {
       const bytes = collectiveUpCodec.encode({ kind: 'data', rank: this.rank, seq, ack: this.#ack, data, ...this.#stamp });
       const ask = collectiveUpCodec.encode({ kind: 'ask', rank: this.rank, seq, ack: this.#ack, ...this.#stamp });
-      const r: Resend = { subject: this.#up, bytes, ask, sentAt: Date.now(), expires: Infinity };
+      const r: Resend = { subject: `${this.#up}.${this.rank}`, bytes, ask, sentAt: Date.now(), expires: Infinity };
       this.#pendingUp.set(seq, r);
       this.#publish(r.subject, r.bytes);
     }
@@ -563,7 +579,7 @@ export class StarProcessGroup implements ProcessGroup {
           const recvChunk = phase === 'rs' ? mod(this.rank - step - 1) : mod(this.rank - step);
           const [a, b] = bounds(sendChunk);
           const bytes = collectiveP2pCodec.encode({ kind: 'chunk', from: this.rank, seq, phase, step, data: buf.slice(a, b), ...this.#stamp });
-          const r: Resend = { subject: `${this.#p2pPrefix}.${next}`, bytes, sentAt: Date.now(), expires: Date.now() + this.#timeoutMs };
+          const r: Resend = { subject: `${this.#p2pPrefix}.${next}.${this.rank}`, bytes, sentAt: Date.now(), expires: Date.now() + this.#timeoutMs };
           this.#unacked.set(ringKey(seq, phase, step), r);
           this.#publish(r.subject, r.bytes);
           const got = await this.#receive(seq, phase, step, prev);
@@ -578,7 +594,7 @@ export class StarProcessGroup implements ProcessGroup {
     }
   }
 
-  #onP2p(bytes: Uint8Array): void {
+  #onP2p(bytes: Uint8Array, subject: string): void {
     let m;
     try {
       m = collectiveP2pCodec.decode(bytes);
@@ -587,6 +603,7 @@ export class StarProcessGroup implements ProcessGroup {
       this.#warn(`ignored a malformed ring message: ${(err as Error).message}`);
       return;
     }
+    if (!this.#fromItsSubject(m.from, subject, `ring ${m.kind}`)) return;
     const W = this.worldSize;
     const expected = m.kind === 'chunk' ? (this.rank - 1 + W) % W : (this.rank + 1) % W;
     if (!this.#isMember(m, `ring ${m.kind}`, m.from, m.from === expected && m.from !== this.rank)) return;
@@ -596,7 +613,7 @@ export class StarProcessGroup implements ProcessGroup {
       return;
     }
     // Acknowledge every copy (the first acknowledgement may be the one that got lost).
-    this.#publish(`${this.#p2pPrefix}.${m.from}`, collectiveP2pCodec.encode({ kind: 'ack', from: this.rank, seq: m.seq, phase: m.phase, step: m.step, ...this.#stamp }));
+    this.#publish(`${this.#p2pPrefix}.${m.from}.${this.rank}`, collectiveP2pCodec.encode({ kind: 'ack', from: this.rank, seq: m.seq, phase: m.phase, step: m.step, ...this.#stamp }));
     if (this.#isFinished(m.seq) || this.#consumed.has(key) || this.#p2p.has(key)) {
       this.#stats.duplicates++;
       return;

@@ -42,6 +42,8 @@ export interface RejectedStats {
   readonly worldSize: number;
   /** A sender that cannot have sent it: a member claiming to be the root, a root message from another rank, a ring message from a rank that is not the neighbour. */
   readonly rank: number;
+  /** A claimed rank other than the rank of the subject it came on (`up.<r>`, `p2p.<to>.<r>`): another rank posing as r. */
+  readonly subject: number;
 }
 
 /** Counters of what a group ignored or repeated (for tests and diagnostics). */

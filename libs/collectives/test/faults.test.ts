@@ -104,22 +104,22 @@ t.test('duplicate and forged messages break nothing; foreign world sizes and gen
     [[1], [2]],
   );
   // A resend of rank 1's finished contribution, with other bytes: rank 0 answers with the kept result.
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 1, seq: 1, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([99]) }));
+  spy.publish(`${base}.up.1`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 1, seq: 1, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([99]) }));
   // Garbage, a contribution claiming rank 0, a rank past the world size, a seq far ahead.
-  spy.publish(`${base}.up`, new Uint8Array([0xc1, 1, 2]));
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 0, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
-  spy.publish(`${base}.up`, encodeMsg({ kind: 'data', job: 'forge', rank: 5, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 1, seq: 1000, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
-  spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'ask', job: 'forge', rank: 1, seq: 2, ack: 1, worldSize: 2, generation: 2 }));
+  spy.publish(`${base}.up.1`, new Uint8Array([0xc1, 1, 2]));
+  spy.publish(`${base}.up.0`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 0, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
+  spy.publish(`${base}.up.5`, encodeMsg({ kind: 'data', job: 'forge', rank: 5, seq: 2, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
+  spy.publish(`${base}.up.1`, collectiveUpCodec.encode({ kind: 'data', job: 'forge', rank: 1, seq: 1000, ack: 0, worldSize: 2, generation: 3, data: new Uint8Array([7]) }));
+  spy.publish(`${base}.up.1`, collectiveUpCodec.encode({ kind: 'ask', job: 'forge', rank: 1, seq: 2, ack: 1, worldSize: 2, generation: 2 }));
   // Errors and results for the next collective naming another world size or generation.
   spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'error', job: 'forge', from: 0, seq: 2, error: 'forged', worldSize: 3, generation: 3 }));
   spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'error', job: 'forge', from: 0, seq: 2, error: 'forged', worldSize: 2, generation: 2 }));
   spy.publish(`${base}.down.1`, collectiveDownCodec.encode({ kind: 'result', job: 'forge', from: 0, seq: 2, parts: [new Uint8Array(1), new Uint8Array(1)], worldSize: 2 }));
   spy.publish(`${base}.down`, new Uint8Array([1, 2, 3]));
   // Ring chunks from a rank that is not the neighbour, of another generation, and malformed.
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 1, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(1) }));
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 1, data: new Float32Array(1) }));
-  spy.publish(`${base}.p2p.0`, new Uint8Array(0));
+  spy.publish(`${base}.p2p.1.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 1, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(1) }));
+  spy.publish(`${base}.p2p.1.0`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 1, data: new Float32Array(1) }));
+  spy.publish(`${base}.p2p.0.1`, new Uint8Array(0));
   await spy.flush();
   await nc.flush();
   const second = await Promise.all(g.map((p) => p.allGather(new Uint8Array([p.rank + 10]))));
@@ -135,8 +135,8 @@ t.test('duplicate and forged messages break nothing; foreign world sizes and gen
   t.same([...ring[0]], [1, 2, 4, 6]);
   t.same([...ring[1]], [1, 2, 4, 6]);
   // A late copy of a ring chunk already consumed, and one far ahead: both ignored (and acknowledged).
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
-  spy.publish(`${base}.p2p.1`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3000, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
+  spy.publish(`${base}.p2p.1.0`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
+  spy.publish(`${base}.p2p.1.0`, collectiveP2pCodec.encode({ kind: 'chunk', job: 'forge', from: 0, seq: 3000, phase: 'rs', step: 0, worldSize: 2, generation: 3, data: new Float32Array(2) }));
   await spy.flush();
   const after = await Promise.all(g.map((p) => p.allReduceRing(new Float32Array([p.rank, 1, 2, 3]))));
   t.same([...after[1]], [1, 2, 4, 6], 'the ring after them is untouched');
@@ -269,7 +269,7 @@ t.test('a contribution rank 0 confirmed is not resent in full while a slow rank 
   const [nc, spy] = await connections(server.url, 2);
   t.teardown(() => Promise.all([nc.close(), spy.close()]));
   const sizes: number[] = [];
-  const sub = spy.subscribe('slow.coll.world.up', { callback: (_e, m) => void sizes.push(m.data.length) });
+  const sub = spy.subscribe('slow.coll.world.up.1', { callback: (_e, m) => void sizes.push(m.data.length) });
   await spy.flush();
   const g = await Promise.all([0, 1, 2].map((rank) => group(nc, { job: 'slow', worldSize: 3, rank, timeoutMs: 10_000, resendMs: 100 })));
   sizes.length = 0;

@@ -5,7 +5,7 @@
 // the right bits, and its counters must show the rejections. Real nats-server, real connections.
 import t from 'tap';
 import { NatsServer, connect, type NatsConnection } from '@actorflow/bus';
-import { collectiveDownCodec, collectiveUpCodec, encodeMsg } from '@actorflow/protocol';
+import { collectiveDownCodec, collectiveP2pCodec, collectiveUpCodec, encodeMsg } from '@actorflow/protocol';
 import { ProcessGroup, ReduceOp, reduceInRankOrder } from '../mod.ts';
 
 const STEPS = 25;
@@ -25,10 +25,14 @@ function forge(spy: NatsConnection, job: string, base: string, generation: numbe
     spy.publish(`${base}.down`, collectiveDownCodec.encode({ kind: 'reduced', seq, from: 0, job: 'another-job', worldSize: 2, ...gen, data: new Uint8Array(8196) }));
     // Contributions to the root: another job's, another generation's, "rank 0"'s, an unknown rank's.
     const data = new Uint8Array(new Float32Array(2049).fill(1e30).buffer);
-    spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq, ack: seq - 1, job: 'another-job', worldSize: 2, ...gen, data }));
-    spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq, ack: seq - 1, job, worldSize: 2, ...otherGen, data }));
-    spy.publish(`${base}.up`, collectiveUpCodec.encode({ kind: 'data', rank: 0, seq, ack: seq - 1, job, worldSize: 2, ...gen, data }));
-    spy.publish(`${base}.up`, encodeMsg({ kind: 'data', rank: 9, seq, ack: seq - 1, job, worldSize: 2, ...gen, data }));
+    spy.publish(`${base}.up.1`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq, ack: seq - 1, job: 'another-job', worldSize: 2, ...gen, data }));
+    spy.publish(`${base}.up.1`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq, ack: seq - 1, job, worldSize: 2, ...otherGen, data }));
+    spy.publish(`${base}.up.0`, collectiveUpCodec.encode({ kind: 'data', rank: 0, seq, ack: seq - 1, job, worldSize: 2, ...gen, data }));
+    spy.publish(`${base}.up.9`, encodeMsg({ kind: 'data', rank: 9, seq, ack: seq - 1, job, worldSize: 2, ...gen, data }));
+    // Rank 1's contribution, every field right, on a subject that is not rank 1's (per-rank users let
+    // only rank r publish on up.<r> and p2p.<to>.<r>): another member posing as rank 1.
+    spy.publish(`${base}.up.0`, collectiveUpCodec.encode({ kind: 'data', rank: 1, seq, ack: seq - 1, job, worldSize: 2, ...gen, data }));
+    spy.publish(`${base}.p2p.1.7`, collectiveP2pCodec.encode({ kind: 'chunk', from: 0, seq, phase: 'rs', step: 0, job, worldSize: 2, ...gen, data: new Float32Array(4) }));
   }
 }
 
@@ -71,9 +75,13 @@ for (const generation of [undefined, 3]) {
       s1.rejected.job > 0 && s1.rejected.generation > 0 && s1.rejected.rank > 0 && s1.rejected.worldSize > 0,
       `rank 1 rejected forged root messages by job, generation, rank and world size: ${JSON.stringify(s1.rejected)}`,
     );
-    t.ok(s0.rejected.job > 0 && s0.rejected.generation > 0 && s0.rejected.rank > 0, `the root rejected forged contributions by job, generation and rank: ${JSON.stringify(s0.rejected)}`);
+    t.ok(
+      s0.rejected.job > 0 && s0.rejected.generation > 0 && s0.rejected.rank > 0 && s0.rejected.subject > 0,
+      `the root rejected forged contributions by job, generation, rank and subject: ${JSON.stringify(s0.rejected)}`,
+    );
+    t.ok(s1.rejected.subject > 0, `rank 1 rejected a ring chunk claiming rank 0 on another rank's subject: ${JSON.stringify(s1.rejected)}`);
     t.ok(s0.malformed > 0 && s1.malformed > 0, 'ranks outside the world are refused by the codec (counted as malformed)');
-    t.equal(s1.foreign, s1.rejected.job + s1.rejected.generation + s1.rejected.rank + s1.rejected.worldSize, 'every foreign message of rank 1 has its reason');
+    t.equal(s1.foreign, s1.rejected.job + s1.rejected.generation + s1.rejected.rank + s1.rejected.worldSize + s1.rejected.subject, 'every foreign message of rank 1 has its reason');
     t.ok(
       lines.some((l) => /claiming to come from rank \d+ of job 'another-job'.*not a member/.test(l)),
       'a rejection is logged with the claimed sender',
