@@ -100,7 +100,7 @@ t.test('hostile pushes during a live ps job are all rejected, counted by name, a
   const rows = (rs: number[], fill = 0.5): { rows: Int32Array; values: Float32Array } => ({ rows: Int32Array.from(rs), values: new Float32Array(rs.length * dim).fill(fill) });
   const encode = (sparse: Record<string, { rows: Int32Array; values: Float32Array }>, dense: Record<string, Float32Array>, paramVersion: number): Uint8Array =>
     gradientCodec.encode({ job: JOB, rank: ATTACKER, step: 0, paramVersion, count: 1, loss: 1, dense, sparse });
-  const push = async (shard: number, payload: Uint8Array): Promise<unknown> => requestLarge(attacker, subjects.psPush(JOB, shard), payload, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+  const push = async (shard: number, payload: Uint8Array): Promise<unknown> => requestLarge(attacker, subjects.psPush(JOB, shard, ATTACKER), payload, { timeoutMs: 20_000 }).catch((e: unknown) => e);
 
   const nan = rows(mine.slice(0, 3));
   nan.values[dim + 1] = Number.NaN;
@@ -126,10 +126,10 @@ t.test('hostile pushes during a live ps job are all rejected, counted by name, a
   // An upload announcing 4 GiB: refused at the handshake, before a byte is held.
   const h = natsHeaders();
   h.set('Af-Upload', String(4 * 1024 ** 3));
-  const big = await attacker.request(subjects.psPush(JOB, 0), new Uint8Array(0), { timeout: 20_000, headers: h });
+  const big = await attacker.request(subjects.psPush(JOB, 0, ATTACKER), new Uint8Array(0), { timeout: 20_000, headers: h });
   t.equal(big.headers?.get('Af-Error'), 'TOO_LARGE', `a 4 GiB upload is refused at once: ${dec.decode(big.data).slice(0, 160)}`);
   // A valid push without a reply subject: never applied, counted.
-  attacker.publish(subjects.psPush(JOB, 0), encode({ user: rows([mine[2]!]) }, {}, await versionOf(0)));
+  attacker.publish(subjects.psPush(JOB, 0, ATTACKER), encode({ user: rows([mine[2]!]) }, {}, await versionOf(0)));
   await attacker.flush();
 
   const code = await exited;

@@ -145,7 +145,7 @@ t.test('a ps job with one user per role runs to the end', async (t) => {
   t.match(monitor.out(), /"job":"permps"/, 'the monitor tails the job');
   noViolations(t, log(), procs);
   // The check above can fail: a refused publish (the launcher forging a push) is in the server's log.
-  nc.publish(subjects.psPush(job, 0), enc.encode('forged'));
+  nc.publish(subjects.psPush(job, 0, 0), enc.encode('forged'));
   await nc.flush();
   while (!/Violation[^\n]*permps\.ps\.0\.push/.test(log())) await new Promise((r) => setTimeout(r, 100));
   t.match(log(), /Violation[^\n]*permps\.ps\.0\.push/, 'a refused publish shows in the server log');

@@ -33,7 +33,7 @@ t.test('bad pushes to a live shard are rejected whole, counted, and change nothi
   const mine = rowsOf(0);
   const foreign = rowsOf(1)[0];
   const push = async (sparse: Record<string, { rows: Int32Array; values: Float32Array }>, dense: Record<string, Float32Array>, paramVersion = 0, rank = 66): Promise<unknown> =>
-    requestLarge(hostile, subjects.psPush(job, 0), gradientCodec.encode({ job, rank, step: 0, paramVersion, count: 1, loss: 1, dense, sparse }), { timeoutMs: 10_000 }).catch((e: unknown) => e);
+    requestLarge(hostile, subjects.psPush(job, 0, rank), gradientCodec.encode({ job, rank, step: 0, paramVersion, count: 1, loss: 1, dense, sparse }), { timeoutMs: 10_000 }).catch((e: unknown) => e);
   const rows = (rs: number[], fill = 1): { rows: Int32Array; values: Float32Array } => ({ rows: Int32Array.from(rs), values: new Float32Array(rs.length * 8).fill(fill) });
 
   const nan = rows(mine.slice(0, 3));
@@ -47,6 +47,14 @@ t.test('bad pushes to a live shard are rejected whole, counted, and change nothi
     ['UNKNOWN_DENSE', () => push({ user: rows([mine[0]]) }, { nope: new Float32Array(1) })],
     ['UNKNOWN_TABLE', () => push({ users: rows([mine[0]]) }, {})],
     ['BAD_ROW', () => push({ user: rows([200]) }, {})],
+    // A valid push claiming rank 66 on rank 3's subject (per-rank users let only rank 3 publish there).
+    [
+      'BAD_SENDER',
+      () =>
+        requestLarge(hostile, subjects.psPush(job, 0, 3), gradientCodec.encode({ job, rank: 66, step: 0, paramVersion: 0, count: 1, loss: 1, dense: {}, sparse: { user: rows([mine[0]]) } }), {
+          timeoutMs: 10_000,
+        }).catch((e: unknown) => e),
+    ],
   ];
   // The dense mean's owner gets a good sparse row with a NaN dense part: nothing may apply.
   const meanOwner = ownerOfDense('mean', 2);
@@ -57,18 +65,18 @@ t.test('bad pushes to a live shard are rejected whole, counted, and change nothi
   }
   const partial = await requestLarge(
     hostile,
-    subjects.psPush(job, meanOwner),
+    subjects.psPush(job, meanOwner, 67),
     gradientCodec.encode({ job, rank: 67, step: 0, paramVersion: 0, count: 1, loss: 1, dense: { mean: new Float32Array([Number.NaN]) }, sparse: { user: rows([rowsOf(meanOwner)[0]]) } }),
     { timeoutMs: 10_000 },
   ).catch((e: unknown) => e);
   t.equal((partial as RemoteError).code, 'NON_FINITE', 'a NaN dense part rejects the whole push, its valid rows too');
   // An upload announcing more than the bound: refused at the handshake.
-  const huge = await requestLarge(hostile, subjects.psPush(job, 0), new Uint8Array(2 * 1024 * 1024), { timeoutMs: 10_000 }).catch((e: unknown) => e);
+  const huge = await requestLarge(hostile, subjects.psPush(job, 0, 66), new Uint8Array(2 * 1024 * 1024), { timeoutMs: 10_000 }).catch((e: unknown) => e);
   t.equal((huge as RemoteError).code, 'TOO_LARGE', 'an oversize upload is refused before it is held');
   // Bytes that are not a gradient: MALFORMED. A push without a reply subject: counted.
-  const junk = await requestLarge(hostile, subjects.psPush(job, 0), new Uint8Array([1, 2, 3]), { timeoutMs: 10_000 }).catch((e: unknown) => e);
+  const junk = await requestLarge(hostile, subjects.psPush(job, 0, 66), new Uint8Array([1, 2, 3]), { timeoutMs: 10_000 }).catch((e: unknown) => e);
   t.equal((junk as RemoteError).code, 'MALFORMED');
-  hostile.publish(subjects.psPush(job, 0), gradientCodec.encode({ job, rank: 66, step: 0, paramVersion: 0, count: 1, loss: 1, dense: {}, sparse: { user: rows([mine[5]]) } }));
+  hostile.publish(subjects.psPush(job, 0, 66), gradientCodec.encode({ job, rank: 66, step: 0, paramVersion: 0, count: 1, loss: 1, dense: {}, sparse: { user: rows([mine[5]]) } }));
   await hostile.flush();
 
   const stats: ShardStats[] = await client.stats();

@@ -258,8 +258,18 @@ export interface ServeLargeOptions {
 /** Default bound on one request served by serveLarge. */
 export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024;
 
-/** Serves request/reply where requests and replies may exceed max_payload. */
-export function serveLarge(nc: NatsConnection, subject: string, handler: (payload: Uint8Array, msg: Msg) => Promise<Uint8Array> | Uint8Array, opts: ServeLargeOptions = {}): Subscription {
+/**
+ * Serves request/reply where requests and replies may exceed max_payload. The handler gets the
+ * request's bytes, the message to answer and the subject the request came on (for an upload, the
+ * handshake's: under a wildcard, its last tokens can name the sender, whose NATS user alone may
+ * publish there — the upload's private subject only it is told).
+ */
+export function serveLarge(
+  nc: NatsConnection,
+  subject: string,
+  handler: (payload: Uint8Array, msg: Msg, subject: string) => Promise<Uint8Array> | Uint8Array,
+  opts: ServeLargeOptions = {},
+): Subscription {
   const onError = opts.onError ?? ((err: Error) => console.error(`[bus] ${subject}: ${err.message}`));
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   let noReply = 0;
@@ -272,14 +282,14 @@ export function serveLarge(nc: NatsConnection, subject: string, handler: (payloa
       noReplyLoggedAt = Date.now();
       onError(new BusError(`${subject}: ignored ${noReply} request(s) without a reply subject so far (use request/reply, not publish)`));
     });
-  const respond = async (payload: Uint8Array, msg: Msg): Promise<void> => {
+  const respond = async (payload: Uint8Array, msg: Msg, requestSubject: string): Promise<void> => {
     if (msg.reply === undefined || msg.reply === '') {
       onNoReply(msg);
       return;
     }
     let out: Uint8Array;
     try {
-      out = await handler(payload, msg);
+      out = await handler(payload, msg, requestSubject);
     } catch (err) {
       const code = err instanceof HandlerError ? err.code : 'INTERNAL';
       nc.publish(msg.reply, new TextEncoder().encode((err as Error).message), { headers: toHeaders(undefined, { [ERROR_CODE]: code }) });
@@ -293,7 +303,7 @@ export function serveLarge(nc: NatsConnection, subject: string, handler: (payloa
     subject,
     (payload, msg) => {
       const upload = msg.headers?.get(UPLOAD);
-      if (upload === undefined || upload === '') return respond(payload, msg);
+      if (upload === undefined || upload === '') return respond(payload, msg, msg.subject);
       const announced = Number(upload);
       if (!Number.isSafeInteger(announced) || announced < 0 || announced > maxRequestBytes) {
         const err = new RequestTooLargeError(subject, upload, maxRequestBytes);
@@ -314,7 +324,7 @@ export function serveLarge(nc: NatsConnection, subject: string, handler: (payloa
         (whole, chunkMsg) => {
           clearTimeout(timer);
           uploadSub.unsubscribe();
-          return respond(whole, chunkMsg);
+          return respond(whole, chunkMsg, msg.subject);
         },
         // The upload may carry at most what it announced.
         { onError, maxPendingBytes: Math.max(1, announced) },

@@ -84,17 +84,21 @@ export function collectivePermissions(job: string, rank: number): { publish: str
 
 /**
  * Trainer rank r's permissions: the trainer's, with its own inbox, the replica (`J.ctl.checkpoint`)
- * for rank 0 only, and of the collectives only its rank's part (collectivePermissions).
+ * for rank 0 only, pushes only on its own `J.ps.*.push.<r>` (the shard checks the rank a push
+ * claims against it), and of the collectives only its rank's part (collectivePermissions).
  */
 export function trainerRankPermissions(job: string, rank: number, user = trainerRankUser(job, rank)): NatsPermissions {
   const base = rolePermissions(job, { trainer: user }).trainer;
   const j = validateToken(job, 'job id');
   const checkpoint = `${j}.ctl.checkpoint`;
   const allColl = `${j}.coll.>`;
+  const anyPush = `${j}.ps.*.push.*`;
   const coll = collectivePermissions(job, rank);
   return {
     ...base,
-    publish: { allow: [...base.publish.allow.filter((s) => s !== allColl && (rank === 0 || s !== checkpoint)), ...coll.publish] },
+    publish: {
+      allow: [...base.publish.allow.filter((s) => s !== allColl && s !== anyPush && (rank === 0 || s !== checkpoint)), `${j}.ps.*.push.${rank}`, ...coll.publish],
+    },
     subscribe: { allow: [...base.subscribe.allow.filter((s) => s !== allColl), ...coll.subscribe] },
   };
 }
@@ -165,7 +169,7 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
       [
         ...actorSub('aggregator'),
         `${j}.ps.*.pull`,
-        `${j}.ps.*.push`,
+        `${j}.ps.*.push.*`,
         `${j}.ps.*.snapshot`,
         `${j}.ps.*.state`,
         `${j}.ps.*.stats`,
@@ -194,7 +198,7 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
         `${j}.data.test`,
         `${j}.data.*.next`,
         `${j}.ps.*.pull`,
-        `${j}.ps.*.push`,
+        `${j}.ps.*.push.*`,
         `${j}.ctl.checkpoint`,
         `${j}.ctl.state`,
         `${j}.knn.block`,

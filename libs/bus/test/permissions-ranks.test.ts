@@ -57,6 +57,15 @@ t.test('collectivePermissions: the root alone on down and store, ring neighbours
   ]);
   t.same(r2.subscribe, ['rq.coll.*.down', 'rq.coll.*.*.down', 'rq.coll.*.down.2', 'rq.coll.*.*.down.2', 'rq.coll.*.p2p.2.*', 'rq.coll.*.*.p2p.2.*']);
   t.notOk(trainerRankPermissions(JOB, 1).publish.allow.includes('rq.coll.>'), 'a rank user has no blanket coll.>');
+  t.same(
+    trainerRankPermissions(JOB, 1).publish.allow.filter((x) => x.includes('.push')),
+    ['rq.ps.*.push.1'],
+    'a rank user pushes only on its own rank’s subject',
+  );
+  t.same(
+    rolePermissions(JOB).trainer.publish.allow.filter((x) => x.includes('.push')),
+    ['rq.ps.*.push.*'],
+  );
   t.ok(rolePermissions(JOB).trainer.publish.allow.includes('rq.coll.>'), 'the plain trainer user (started by hand) keeps it');
   t.throws(() => collectivePermissions(JOB, -1), /not a non-negative integer/);
   const p = rolePermissions(JOB);
@@ -96,8 +105,8 @@ t.test('a real nats-server: rank 1 cannot post as rank 0, read rank 2’s subjec
   await Promise.all([r0.nc.flush(), r1.nc.flush()]);
 
   // Rank 1 posing as the root: the issue's fake error on coll.world.down, with and without a generation.
-  // And posing as another member: rank 2's contribution subject, a ring chunk "from" rank 2 or 0.
-  for (const subject of ['rq.coll.world.down', 'rq.coll.world.g1.down', 'rq.coll.world.g1.down.2', 'rq.coll.world.g1.up.2', 'rq.coll.world.g1.p2p.2.0', 'rq.coll.world.g1.p2p.0.2']) {
+  // And posing as another member: rank 2's contribution subject, a ring chunk "from" rank 2 or 0, a push as rank 2.
+  for (const subject of ['rq.coll.world.down', 'rq.coll.world.g1.down', 'rq.coll.world.g1.down.2', 'rq.coll.world.g1.up.2', 'rq.coll.world.g1.p2p.2.0', 'rq.coll.world.g1.p2p.0.2', 'rq.ps.0.push.2']) {
     const v = r1.violation();
     r1.nc.publish(subject, enc.encode('forged error'));
     await r1.nc.flush();

@@ -50,9 +50,9 @@ t.test('rolePermissions: job-scoped, and the issue-13 subjects only where they b
   );
   const who = (kind: 'publish' | 'subscribe', subject: string): Role[] => ROLES.filter((r) => p[r][kind].allow.includes(subject));
   t.same(who('subscribe', 'jobA.ctl.config'), ['aggregator'], 'only aggregators answer ctl.config');
-  t.same(who('subscribe', 'jobA.ps.*.push'), ['aggregator'], 'only aggregators take pushes');
+  t.same(who('subscribe', 'jobA.ps.*.push.*'), ['aggregator'], 'only aggregators take pushes');
   t.same(who('subscribe', 'jobA.ps.*.pull'), ['aggregator']);
-  t.same(who('publish', 'jobA.ps.*.push'), ['trainer'], 'only trainers push');
+  t.same(who('publish', 'jobA.ps.*.push.*'), ['trainer'], 'only trainers push');
   t.same(who('publish', 'jobA.ctl.checkpoint'), ['trainer'], 'only trainers (mirrored rank 0) send the replica');
   t.same(who('subscribe', 'jobA.ctl.checkpoint'), ['aggregator']);
   t.same(who('subscribe', 'jobA.data.*.next'), ['data-shard'], 'only data shards serve batches');
@@ -220,7 +220,7 @@ t.test('a real nats-server with the generated users', async (t) => {
     const big = new Uint8Array(100_000).map((_, i) => i % 251);
     const subs = [
       serveLarge(aggregator.nc, `${JOB}.ps.0.pull`, (p) => enc.encode(`pulled ${dec.decode(p)}`)),
-      serveLarge(aggregator.nc, `${JOB}.ps.0.push`, (p) => p.slice().reverse()),
+      serveLarge(aggregator.nc, `${JOB}.ps.0.push.*`, (p) => p.slice().reverse()),
       serveLarge(aggregator.nc, `${JOB}.ctl.config`, () => enc.encode('{"job":"pa"}'), { queue: 'config' }),
       serveLarge(aggregator.nc, `${JOB}.ctl.checkpoint`, (p) => enc.encode(`stored ${p.length}`)),
       serveLarge(aggregator.nc, `${JOB}.ps.0.state`, () => big),
@@ -233,7 +233,7 @@ t.test('a real nats-server with the generated users', async (t) => {
     t.teardown(() => subs.forEach((s) => s.unsubscribe()));
     await Promise.all([aggregator.nc.flush(), dataShard.nc.flush(), evaluator.nc.flush()]);
     t.equal(dec.decode(await requestLarge(trainer.nc, `${JOB}.ps.0.pull`, enc.encode('rows'))), 'pulled rows', 'trainer pulls from the aggregator');
-    t.same(await requestLarge(trainer.nc, `${JOB}.ps.0.push`, big), big.slice().reverse(), 'trainer pushes 100 KB (chunked upload), gets 100 KB back (chunked reply)');
+    t.same(await requestLarge(trainer.nc, `${JOB}.ps.0.push.0`, big), big.slice().reverse(), 'trainer pushes 100 KB (chunked upload), gets 100 KB back (chunked reply)');
     t.equal(dec.decode(await requestLarge(trainer.nc, `${JOB}.ctl.checkpoint`, big)), 'stored 100000', 'trainer (rank 0) sends its replica');
     t.equal(dec.decode(await requestLarge(trainer.nc, `${JOB}.data.0.next`, new Uint8Array(0))), 'batch 0', 'trainer takes a batch from the data shard');
     for (const c of [trainer, evaluator, launcher]) t.equal(dec.decode(await requestLarge(c.nc, `${JOB}.ctl.config`, new Uint8Array(0))), '{"job":"pa"}', 'config fetched');
@@ -294,7 +294,7 @@ t.test('a real nats-server with the generated users', async (t) => {
     t.equal(inboxPrefixOf(aggregator.nc), `_INBOX_${JOB}-aggregator`, 'the connection carries its prefix');
     t.equal(inboxPrefixOf(monitor.nc), `_INBOX_${JOB}-monitor`);
     const secret = new Uint8Array(40_000).map((_, i) => (i * 7) % 251); // chunked reply (max_payload 16 KiB)
-    const subs = [serveLarge(dataShard.nc, `${JOB}.data.info`, () => secret, { queue: 'data-info' }), serveLarge(aggregator.nc, `${JOB}.ps.1.push`, (p) => enc.encode(`took ${p.length}`))];
+    const subs = [serveLarge(dataShard.nc, `${JOB}.data.info`, () => secret, { queue: 'data-info' }), serveLarge(aggregator.nc, `${JOB}.ps.1.push.*`, (p) => enc.encode(`took ${p.length}`))];
     t.teardown(() => subs.forEach((s) => s.unsubscribe()));
     await Promise.all([dataShard.nc.flush(), aggregator.nc.flush()]);
     // The trainer (and job B's trainer) try to listen where the aggregator's replies go.
@@ -317,7 +317,7 @@ t.test('a real nats-server with the generated users', async (t) => {
     await monitor.nc.flush();
     t.same(await requestLarge(aggregator.nc, `${JOB}.data.info`, new Uint8Array(0)), secret, 'the aggregator gets its (chunked) reply in its own inbox');
     t.equal(
-      dec.decode(await requestLarge(trainer.nc, `${JOB}.ps.1.push`, secret)),
+      dec.decode(await requestLarge(trainer.nc, `${JOB}.ps.1.push.0`, secret)),
       'took 40000',
       'a chunked upload still works: the trainer publishes to the upload subject under allow_responses only',
     );
@@ -362,8 +362,8 @@ t.test('a real nats-server with the generated users', async (t) => {
     await refusedSub(trainer, `${JOB}.ctl.config`, 'a trainer cannot answer ctl.config');
     await refusedSub(trainer, `${JOB}.ctl.checkpoint`, 'a trainer cannot take the replicas');
     await refusedSub(evaluator, `${JOB}.ctl.checkpoint`, 'an evaluator cannot take the replicas');
-    await refusedSub(dataShard, `${JOB}.ps.*.push`, 'a data shard cannot subscribe to the pushes');
-    await refusedSub(trainer, `${JOB}.ps.0.push`, 'a trainer cannot read other trainers’ pushes');
+    await refusedSub(dataShard, `${JOB}.ps.*.push.*`, 'a data shard cannot subscribe to the pushes');
+    await refusedSub(trainer, `${JOB}.ps.0.push.*`, 'a trainer cannot read other trainers’ pushes');
     await refusedSub(monitor, `${JOB}.>`, 'a monitor cannot read the job’s traffic');
     await refusedSub(evaluator, `${JOB}.data.0.next`, 'an evaluator cannot serve batches');
     for (const r of ['data-shard', 'aggregator', 'evaluator', 'monitor', 'launcher'] as const) {
@@ -373,8 +373,8 @@ t.test('a real nats-server with the generated users', async (t) => {
     await refusedPub(evaluator, `${JOB}.coll.world.0.down`, 'an evaluator cannot speak in the collectives');
     await refusedPub(evaluator, `${JOB}.data.0.next`, 'an evaluator cannot take batches');
     await refusedPub(launcher, `${JOB}.data.0.next`, 'the launcher cannot take batches');
-    await refusedPub(monitor, `${JOB}.ps.0.push`, 'a monitor cannot push gradients');
-    await refusedPub(aggregator, `${JOB}.ps.0.push`, 'an aggregator cannot push gradients');
+    await refusedPub(monitor, `${JOB}.ps.0.push.0`, 'a monitor cannot push gradients');
+    await refusedPub(aggregator, `${JOB}.ps.0.push.0`, 'an aggregator cannot push gradients');
     await refusedPub(monitor, 'train.loss', 'a monitor cannot forge losses');
     await refusedPub(launcher, `${JOB}.hb.trainer-0`, 'the launcher cannot forge heartbeats');
     const anonymous = await client(server, undefined);
@@ -382,7 +382,7 @@ t.test('a real nats-server with the generated users', async (t) => {
     await refusedPub(anonymous, 'train.loss', 'an anonymous client (the monitor user) cannot publish train.loss');
     await refusedPub(anonymous, `${JOB}.ctl.config`, 'an anonymous client cannot request the config');
     // Job B's trainer against job A, and job A's roles against job B.
-    await refusedPub(other, `${JOB}.ps.0.push`, 'a trainer of job B cannot push to job A');
+    await refusedPub(other, `${JOB}.ps.0.push.0`, 'a trainer of job B cannot push to job A');
     await refusedPub(other, `${JOB}.coll.world.down`, 'a trainer of job B cannot break job A’s group');
     await refusedPub(other, `${JOB}.ctl.checkpoint`, 'a trainer of job B cannot write job A’s replica');
     await refusedSub(other, `${JOB}.coll.>`, 'a trainer of job B cannot listen to job A’s collectives');

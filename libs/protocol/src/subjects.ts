@@ -26,7 +26,10 @@ export const subjects = {
   dataNext: (job: string, shard: number): string => `${validateToken(job, 'job id')}.data.${validateToken(shard)}.next`,
   dataTest: (job: string): string => `${validateToken(job, 'job id')}.data.test`,
   psPull: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.pull`,
-  psPush: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push`,
+  /** Rank `rank`'s pushes to a shard: the sender's rank ends the subject, so per-rank NATS users authenticate it. */
+  psPush: (job: string, shard: number, rank: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push.${validateToken(rank)}`,
+  /** Every rank's pushes to a shard (what the shard serves). */
+  psPushAny: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push.*`,
   psSnapshot: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.snapshot`,
   /** A parameter shard's full state for a checkpoint: parameters, optimizer state, version. */
   psState: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.state`,

@@ -236,7 +236,7 @@ export class PsClient {
     this.#serdeMs += performance.now() - t0;
     const raw = await Promise.all(
       msgs.map((msg, k) =>
-        this.#request(subjects.psPush(this.#job, k), msg, k).catch((err: unknown) => {
+        this.#request(subjects.psPush(this.#job, k, rank), msg, k).catch((err: unknown) => {
           if (!(err instanceof RemoteError && err.code === 'BAD_VERSION')) throw err;
           this.#dropped[k]++;
           this.#logLimited(

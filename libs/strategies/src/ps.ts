@@ -127,7 +127,7 @@ export interface ShardStats {
 
 /** Subject of a shard's stats (JSON ShardStats). */
 export function psStatsSubject(job: string, shard: number): string {
-  return subjects.psPush(job, shard).replace(/\.push$/, '.stats');
+  return subjects.psPushAny(job, shard).replace(/\.push\.\*$/, '.stats');
 }
 
 export class ParameterShard {
@@ -264,18 +264,28 @@ export class ParameterShard {
    *
    * `pushId` makes the push idempotent: a push with an id seen among the last PUSH_ID_MEMORY is
    * answered with the reply it got the first time and applies nothing (counted as a duplicate).
+   * Ids are remembered per sender rank, so no rank can pre-empt another's.
+   *
+   * `subjectRank`: the rank of the subject the push came on (`<job>.ps.<k>.push.<r>`, which only
+   * rank r's NATS user may publish on); a push claiming another rank is rejected (BAD_SENDER).
    */
-  push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank = 0, pushId?: string): PushReply {
-    if (pushId !== undefined) {
-      const seen = this.#replies.get(pushId);
+  push(g: Pick<StepResult, 'sparse' | 'dense'>, paramVersion: number, rank = 0, pushId?: string, subjectRank?: number): PushReply {
+    if (subjectRank !== undefined && subjectRank !== rank) {
+      const err = new PushRejected('BAD_SENDER', rank, this.shard, `the push claims rank ${rank} but came on rank ${subjectRank}'s subject (a rank pushes only on <job>.ps.<shard>.push.<its rank>)`);
+      this.#countRejected(err);
+      throw err;
+    }
+    const key = pushId === undefined ? undefined : `${rank}|${pushId}`;
+    if (key !== undefined) {
+      const seen = this.#replies.get(key);
       if (seen !== undefined) {
         this.#duplicates++;
         return seen;
       }
     }
     const reply = this.#push(g, paramVersion, rank);
-    if (pushId !== undefined) {
-      this.#replies.set(pushId, reply);
+    if (key !== undefined) {
+      this.#replies.set(key, reply);
       if (this.#replies.size > PUSH_ID_MEMORY) this.#replies.delete(this.#replies.keys().next().value as string);
     }
     return reply;
@@ -565,8 +575,10 @@ export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard
     ),
     serveLarge(
       nc,
-      subjects.psPush(job, ps.shard),
-      (payload) => {
+      subjects.psPushAny(job, ps.shard),
+      (payload, _msg, subject) => {
+        const token = subject.slice(subject.lastIndexOf('.') + 1);
+        const subjectRank = /^\d{1,9}$/.test(token) ? Number(token) : -1;
         let g;
         try {
           g = decodeGradient(payload);
@@ -574,9 +586,9 @@ export function servePsShard(nc: NatsConnection, job: string, ps: ParameterShard
           ps.countMalformed((err as Error).message);
           throw new HandlerError('MALFORMED', (err as Error).message);
         }
-        return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank, g.pushId));
+        return pushReplyCodec.encode(ps.push({ sparse: g.sparse, dense: g.dense }, g.paramVersion, g.rank, g.pushId, subjectRank));
       },
-      common(subjects.psPush(job, ps.shard)),
+      common(subjects.psPushAny(job, ps.shard)),
     ),
     serveLarge(nc, subjects.psSnapshot(job, ps.shard), () => snapshotCodec.encode(ps.snapshot(job, ps.version)), common(subjects.psSnapshot(job, ps.shard))),
     serveLarge(nc, subjects.psState(job, ps.shard), () => ps.exportState(), common(subjects.psState(job, ps.shard))),

@@ -55,7 +55,7 @@ function serveDeduping(nc: NatsConnection, job: string, ps: ParameterShard, onPu
     return pullReplyCodec.encode(ps.pull(req.tables, req.dense));
   });
   serveLarge(nc, psStatsSubject(job, 0), () => new TextEncoder().encode(JSON.stringify(ps.stats)));
-  serveLarge(nc, subjects.psPush(job, 0), async (payload) => {
+  serveLarge(nc, subjects.psPushAny(job, 0), async (payload) => {
     const g = decodeGradient(payload);
     pushIds.push(g.pushId ?? '(none)');
     const seen = g.pushId !== undefined ? replies.get(g.pushId) : undefined;

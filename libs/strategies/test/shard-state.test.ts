@@ -191,7 +191,7 @@ t.test('servePsShard: state on <job>.ps.<k>.state, pushId through the wire', asy
   const grad = gradients(shard, 4)(0);
   const push = async (pushId: string) =>
     pushReplyCodec.decode(
-      await requestLarge(nc, subjects.psPush('st', 1), gradientCodec.encode({ job: 'st', rank: 0, step: 0, paramVersion: 0, count: 1, loss: 0, ...grad, pushId }), { timeoutMs: 5000 }),
+      await requestLarge(nc, subjects.psPush('st', 1, 0), gradientCodec.encode({ job: 'st', rank: 0, step: 0, paramVersion: 0, count: 1, loss: 0, ...grad, pushId }), { timeoutMs: 5000 }),
     );
   const a = await push('r0:0:1');
   const b = await push('r0:0:1');
