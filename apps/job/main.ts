@@ -1,8 +1,8 @@
 // `npx nx run job -- …`: one command that runs a whole local training job (see src/launch.ts).
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JobFlagError, jobUsage, parseJobFlags } from './src/flags.ts';
-import { printNatsConfig } from '@actorflow/bus';
+import { JobFlagError, jobUsage, parseJobFlags, parsePrintNatsConfig } from './src/flags.ts';
+import { generateRoleCredentials, printNatsConfig } from '@actorflow/bus';
 import { JobInterruptedError, launchJob } from './src/launch.ts';
 import { formatMetrics } from './src/progress.ts';
 import { runFolds } from './src/folds.ts';
@@ -10,16 +10,18 @@ import { runFolds } from './src/folds.ts';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const log = (line: string): void => console.log(line);
 
-// --print-nats-config [--job ID]: the per-role users and permissions for a cluster of your own (docs/SECURITY.md).
-const argv = process.argv.slice(2);
-if (argv.includes('--print-nats-config')) {
-  const at = argv.indexOf('--job');
-  const job = at >= 0 ? (argv[at + 1] ?? '') : 'job';
-  if (!/^[A-Za-z0-9_-]+$/.test(job)) {
-    console.error(`job: --job must be letters, digits, '-' or '_', got '${job}'`);
-    process.exit(2);
-  }
-  process.stdout.write(printNatsConfig(job));
+// --print-nats-config [--job ID] [--trainers N]: the per-role (and per-rank) users and permissions for a cluster of your own (docs/SECURITY.md).
+let printConfig;
+try {
+  printConfig = parsePrintNatsConfig(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof JobFlagError)) throw err;
+  console.error(`job: ${err.message}`);
+  process.exit(2);
+}
+if (printConfig !== undefined) {
+  const { job, trainers } = printConfig;
+  process.stdout.write(printNatsConfig(job, generateRoleCredentials(job, trainers !== undefined ? { trainerRanks: trainers } : {})));
   process.exit(0);
 }
 

@@ -129,8 +129,26 @@ ${DIVERGENCE_USAGE}
 Security (docs/SECURITY.md): the job's own nats-server has one user per role with only the subjects
 that role needs (fresh passwords per run, passed to each actor in its environment).
   --print-nats-config        print that configuration (users, passwords, permissions) for --job ID, to use
-                             on a NATS server or cluster of your own, and exit
+                             on a NATS server or cluster of your own, and exit; with --trainers N also one
+                             user per trainer rank (<job>-trainer-<r>: it alone may push, contribute and
+                             send ring chunks as rank r)
 `;
+
+/** `--print-nats-config [--job ID] [--trainers N]`: what to print, or undefined when the flag is absent. */
+export function parsePrintNatsConfig(argv: readonly string[]): { readonly job: string; readonly trainers?: number } | undefined {
+  if (!argv.includes('--print-nats-config')) return undefined;
+  const value = (flag: string): string | undefined => {
+    const at = argv.indexOf(flag);
+    return at >= 0 ? (argv[at + 1] ?? '') : undefined;
+  };
+  const job = value('--job') ?? 'job';
+  if (!/^[A-Za-z0-9_-]+$/.test(job)) throw new JobFlagError(`--job must be letters, digits, '-' or '_', got '${job}'`);
+  const raw = value('--trainers');
+  if (raw === undefined) return { job };
+  const trainers = Number(raw);
+  if (!/^\d+$/.test(raw) || trainers < 1 || trainers > 4096) throw new JobFlagError(`--trainers for --print-nats-config must be a whole number of trainer ranks, 1…4096, got '${raw}'`);
+  return { job, trainers };
+}
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, allowZero = false): number {
   if (raw === undefined) return fallback;

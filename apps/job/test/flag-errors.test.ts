@@ -1,7 +1,7 @@
 // Launcher flag errors (issue 15): one line with "did you mean", negative numbers named, and the
 // first-class optimizer flags mapped onto the aggregator's flags.
 import t from 'tap';
-import { JobFlagError, parseJobFlags, type JobPlan } from '../src/flags.ts';
+import { JobFlagError, parseJobFlags, parsePrintNatsConfig, type JobPlan } from '../src/flags.ts';
 
 const parse = (args: string[]): JobPlan => {
   const p = parseJobFlags(args, {});
@@ -47,4 +47,13 @@ t.test('--lr, --optimizer, --l2 are the --model-flag path; --monitor is in the p
   t.throws(() => parse(['--optimizer', 'adma']), /--optimizer must be adam, adagrad, sgd, rmsprop, got 'adma' \(did you mean adam\?\)/);
   t.equal(parse(['--monitor']).monitor, true);
   t.equal(parse([]).monitor, undefined);
+});
+
+t.test('--print-nats-config: the job id, and --trainers for one user per rank, checked', async (t) => {
+  t.equal(parsePrintNatsConfig(['--epochs', '2']), undefined, 'absent: a normal run');
+  t.same(parsePrintNatsConfig(['--print-nats-config']), { job: 'job' });
+  t.same(parsePrintNatsConfig(['--print-nats-config', '--job', 'ml', '--trainers', '3']), { job: 'ml', trainers: 3 });
+  t.throws(() => parsePrintNatsConfig(['--print-nats-config', '--job', 'a.b']), /--job must be letters, digits/);
+  for (const bad of ['0', '-1', '2.5', 'x', ''])
+    t.throws(() => parsePrintNatsConfig(['--print-nats-config', '--trainers', bad]), /--trainers for --print-nats-config must be a whole number/, `--trainers '${bad}'`);
 });

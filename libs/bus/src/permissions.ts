@@ -368,6 +368,7 @@ export function printNatsConfig(job: string, creds: JobCredentials = generateRol
     "# It holds passwords: keep it readable by the operator only. Give each actor its role's credentials:",
     ...ROLES.map((role) => `#   ${role.padEnd(10)} NATS_USER=${creds[role].user} NATS_PASSWORD=${creds[role].pass} NATS_INBOX_PREFIX=${inboxPrefix(creds[role].user)}`),
     ...(creds.trainerRanks ?? []).map((c, r) => `#   ${`trainer ${r}`.padEnd(10)} NATS_USER=${c.user} NATS_PASSWORD=${c.pass} NATS_INBOX_PREFIX=${inboxPrefix(c.user)}`),
+    ...(creds.trainerRanks !== undefined ? ["# Start trainer rank r as 'trainer r' (e.g. `nx run trainer -- --rank r`): the plain trainer user may speak as any rank; keep it for nothing else."] : []),
     '# (or --nats-user / --nats-pass / --nats-inbox-prefix; each user may read replies only under its own prefix).',
     '# Anonymous clients log in as the monitor (read-only train.loss / train.eval).',
     '',
