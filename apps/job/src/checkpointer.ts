@@ -5,6 +5,7 @@
 import { RemoteError, requestLarge, type NatsConnection } from '@actorflow/bus';
 import { discardCheckpointsAfter, latestCheckpoint, writeCheckpoint, type Checkpoint } from '@actorflow/checkpoint';
 import { subjects, trainerStateCodec } from '@actorflow/protocol';
+import { nonFiniteIn } from './rollback.ts';
 
 export interface CheckpointerOptions {
   readonly nc: NatsConnection;
@@ -32,6 +33,8 @@ export class JobCheckpointer {
   latest: Checkpoint | undefined;
   /** Checkpoints written by this run. */
   written = 0;
+  /** Checkpoints not written because a part held NaN or ±Infinity. */
+  nonFinite = 0;
   readonly #o: CheckpointerOptions;
   #lastStep: number;
   #lastAt = Date.now();
@@ -79,6 +82,13 @@ export class JobCheckpointer {
         shardParts.forEach((b, k) => (parts[`ps-${k}.bin`] = b));
         dataParts.forEach((b, i) => (parts[`data-${i}.json`] = b));
         step = Math.max(this.#lastStep + 1, o.progress.stepsDone);
+      }
+      // Never a checkpoint a rollback or --resume could not use: the last good one stays the newest.
+      const bad = nonFiniteIn({ parts: Object.keys(parts), read: (name) => parts[name] as Uint8Array });
+      if (bad !== undefined) {
+        this.nonFinite++;
+        o.log(`checkpoint of step ${step} (${reason}) not written: ${bad} — training is diverging; the newest checkpoint on disk stays step ${this.latest?.step ?? 'none'}`);
+        return false;
       }
       const meta = { job: o.job, strategy: o.strategy, model: o.model, reason, trainerSteps: o.progress.rankSteps(), worldSize: o.worldSize() };
       await writeCheckpoint(o.root, step, parts, meta, { keep: o.keep });

@@ -42,6 +42,8 @@ export interface JobResult extends JobMetrics {
 export interface FaultLog extends JobFaults {
   /** --on-divergence: what happened when training diverged (src/rollback.ts). */
   readonly divergence?: DivergenceLog;
+  /** Checkpoints not written because the state held NaN or ±Infinity (src/checkpointer.ts). */
+  readonly checkpointsNonFinite?: number;
 }
 
 export class JobFailedError extends Error {
@@ -521,6 +523,7 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
       ...faults,
       ...(mirrored ? { worldSize } : {}),
       checkpoints: ckpt.written,
+      ...(ckpt.nonFinite > 0 ? { checkpointsNonFinite: ckpt.nonFinite } : {}),
       divergence: divergence.log,
       ...(resumedFrom !== undefined ? { resumedFromStep: resumedFrom } : {}),
     };

@@ -131,7 +131,7 @@ function badSlot(slots: Readonly<Record<string, OptimizerSlotState>>): string | 
  * its model parts (`ps-<k>.bin`, `trainer.bin`), or a part that does not decode; undefined when
  * every value is finite. Data-shard cursors hold no values.
  */
-export function nonFiniteIn(cp: Checkpoint): string | undefined {
+export function nonFiniteIn(cp: Pick<Checkpoint, 'parts' | 'read'>): string | undefined {
   for (const part of cp.parts) {
     const shard = /^ps-\d+\.bin$/.test(part);
     if (!shard && part !== 'trainer.bin') continue;
