@@ -8,6 +8,7 @@ import { readTidy, type Tf } from '@actorflow/engine';
 import { dedupeSparseGradient } from '@actorflow/embeddings';
 import type { RatingsBatch } from '@actorflow/data';
 import { ModelError, needTable, perExample, uniqueSorted, type DenseSpec, type GatheredParams, type StepResult, type TableSpec, type TrainableModel, lossAndGrads } from './model.ts';
+import { regOf } from './l2.ts';
 import { registerModel, type Hyper } from './registry.ts';
 
 type Tensor = ReturnType<Tf['tensor']>;
@@ -83,6 +84,8 @@ export interface NcfOptions {
   readonly layers: readonly number[];
   readonly initStd: number;
   readonly globalMean: number;
+  /** Per-example L2 λ on the user and item embedding rows (src/l2.ts; 0: none). The MLP weights take the optimizer's l2. */
+  readonly reg?: number;
 }
 
 export class Ncf implements TrainableModel<RatingsBatch> {
@@ -150,7 +153,13 @@ export class Ncf implements TrainableModel<RatingsBatch> {
       readTidy(tf, () => {
         const inputs = this.#tensors(tf, batch, params);
         const r = tf.tensor1d(batch.rating);
-        const f = (...t: Tensor[]) => tf.mean(tf.square(tf.sub(this.#forward(tf, t), r))) as ReturnType<Tf['scalar']>;
+        const reg = this.#o.reg ?? 0;
+        // Per-example L2 (src/l2.ts): λ/n Σ_examples (‖u‖² + ‖i‖²) over the per-example rows, so a
+        // row used c times in the batch gets 2λc/n·w once the per-example gradients are summed.
+        const f = (...t: Tensor[]) => {
+          const mse = tf.mean(tf.square(tf.sub(this.#forward(tf, t), r)));
+          return (reg > 0 ? tf.add(mse, tf.mul(tf.scalar(reg / n), tf.add(tf.sum(tf.square(t[0])), tf.sum(tf.square(t[1]))))) : mse) as ReturnType<Tf['scalar']>;
+        };
         const { value, grads } = tf.valueAndGrads(f)(inputs);
         return [value, ...grads];
       }),
@@ -174,10 +183,11 @@ export class Ncf implements TrainableModel<RatingsBatch> {
 registerModel({
   name: 'ncf',
   description: 'NCF for ratings: [user ‖ item] embeddings → ReLU MLP (layers "64,32") → linear + μ, MSE',
-  defaults: { numUsers: 0, numItems: 0, dim: 16, layers: '64,32', initStd: 0.1, globalMean: 0 },
-  // Tuned on synthetic tiny (perUser 60), batch 64: test RMSE 0.80 vs 0.99 for the global mean. L2 hurts here.
-  // No l2: the optimizer's per-batch l2 has no value that fits both MovieLens shapes (docs/MODELS.md:
-  // 5e-4 is best on the 100K shape, RMSE 0.7495 vs 0.8116 without, but 37 % worse on the 1M shape).
+  defaults: { numUsers: 0, numItems: 0, dim: 16, layers: '64,32', initStd: 0.1, globalMean: 0, reg: 0.3 },
+  // reg: per-example L2 on the embedding rows (src/l2.ts), calibrated on synthetic data of MovieLens's
+  // shapes (docs/MODELS.md): 0.3 is within 0.8 % (100K shape) and 1.7 % (1M shape) of each shape's
+  // best grid point. No optimizer l2: its per-batch value has no setting that fits both shapes
+  // (5e-4 is best on the 100K shape but 37 % worse on the 1M shape).
   recommended: { optimizer: { name: 'adam', lr: 0.003 }, batchSize: 1024, epochs: 10 },
   create: (h) =>
     new Ncf({
@@ -187,5 +197,6 @@ registerModel({
       layers: parseLayers('ncf', h.layers),
       initStd: numberHyper('ncf', h, 'initStd'),
       globalMean: numberHyper('ncf', h, 'globalMean'),
+      reg: regOf('ncf', h.reg),
     }) as TrainableModel<unknown>,
 });

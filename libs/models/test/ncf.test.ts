@@ -71,3 +71,33 @@ t.test('ncf: registry, hyper-parameters and errors', async (t) => {
   t.throws(() => model.predict(tf, batch, { ...params(), dense: { ...params().dense, 'ncf.mlp0.w': new Float32Array(2) } }), /'ncf.mlp0.w' must have 30 values, got 2/);
   t.throws(() => model.predict(tf, batch, { tables: { user: params().tables.user }, dense: params().dense }), /table 'item' was not gathered/);
 });
+
+t.test('ncf: per-example L2 on the embedding rows is λ per observed rating (a row used c times gets 2λc/n·w), dense weights untouched, reg checked', async (t) => {
+  const { tf } = await selectBackend({ backend: 'cpu' });
+  const reg = 0.1;
+  const withReg = new Ncf({ numUsers: 3, numItems: 3, dim, layers: [5, 4], initStd: 0.1, globalMean: 3.5, reg });
+  const p = params();
+  const a = model.computeGradients(tf, batch, p);
+  const b = withReg.computeGradients(tf, batch, p);
+  const n = batch.user.length;
+  const u = p.tables.user.values;
+  // Users 0 (twice), 1 and 2 (once each); rows come sorted.
+  t.same([...b.sparse.user.rows], [0, 1, 2]);
+  for (const [at, c] of [
+    [0, 2],
+    [1, 1],
+    [2, 1],
+  ] as const) {
+    for (let k = 0; k < dim; k++) {
+      const want = ((2 * reg * c) / n) * u[at * dim + k];
+      t.ok(Math.abs(b.sparse.user.values[at * dim + k] - a.sparse.user.values[at * dim + k] - want) < 1e-6, `user ${at} [${k}]: 2λ·${c}/${n}·w`);
+    }
+  }
+  for (const [name, g] of Object.entries(a.dense)) t.same(b.dense[name], g, `dense ${name}: unchanged`);
+  let pen = 0;
+  for (let e = 0; e < n; e++) {
+    for (let k = 0; k < dim; k++) pen += u[batch.user[e] * dim + k] ** 2 + p.tables.item.values[batch.item[e] * dim + k] ** 2;
+  }
+  t.ok(Math.abs(b.loss - a.loss - (reg * pen) / n) < 1e-5, 'loss + λ/n Σ_examples (‖u‖² + ‖i‖²)');
+  t.throws(() => createModel('ncf', { numUsers: 3, numItems: 3, reg: -1 }), /'reg' \(per-example L2 λ\) must be a number >= 0/);
+});
