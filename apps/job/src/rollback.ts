@@ -283,7 +283,6 @@ export class DivergenceHandler {
       this.#restored.add(choice.cp.step);
       h.use?.(choice.cp);
     } else if (choice.start === true) h.use?.(undefined);
-
     const record: RollbackRecord = { actor: exit.name, error: why, ...(fromStep !== undefined ? { fromStep } : {}), lrBefore, lrAfter, at: (Date.now() - this.#started) / 1000 };
     this.#rollbacks.push(record);
     this.#lr = lrAfter;

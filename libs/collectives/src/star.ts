@@ -31,11 +31,12 @@
 //
 // Subjects: <job>.coll.<group>[.g<generation>].up.<r> (from rank r to rank 0), .down (from rank 0
 // to all), .down.<r> (from rank 0 to rank r), .p2p.<to>.<from> (ring neighbours), .store (the
-// rendezvous store rank 0 serves). The sender's rank is in the subject of everything a member
+// rendezvous store rank 0 serves). The sender's rank ends the subject of everything a member
 // sends, so per-rank NATS users (libs/bus collectivePermissions) let only rank r publish as r; a
-// message whose claimed rank differs from its subject's is ignored and counted (rejected.subject). Payloads are the validating codecs of @actorflow/protocol (collective.ts),
-// chunked over max_payload by @actorflow/bus; a malformed or foreign message is counted (stats())
-// and ignored, logged at most once per LOG_EVERY_MS.
+// message whose claimed rank differs from its subject's is ignored and counted (rejected.subject).
+// Payloads are the validating codecs of @actorflow/protocol (collective.ts), chunked over
+// max_payload by @actorflow/bus; a malformed or foreign message is counted (stats()) and ignored,
+// logged at most once per LOG_EVERY_MS.
 import { publishLarge, subscribeLarge, type NatsConnection, type Subscription } from '@actorflow/bus';
 import { collectiveDownCodec, collectiveP2pCodec, collectiveUpCodec, decodeMsg, encodeMsg, subjects, type CollectiveDown, type RingPhase } from '@actorflow/protocol';
 import { CollectiveError, CollectiveTimeoutError, RendezvousError } from './errors.ts';

@@ -11,8 +11,9 @@ import type { Check, Obj } from './validate.ts';
  * The wire protocol's version. Raise it when a message kind changes incompatibly (a field renamed,
  * a meaning changed); additions of optional fields do not need it. Every actor checks it at config
  * fetch, and the collectives check it at rendezvous.
+ * 2: a sender's rank ends the subjects it sends on (`ps.<k>.push.<r>`, `coll.….up.<r>`, `p2p.<to>.<from>`).
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type OptimizerName = 'sgd' | 'adagrad' | 'adam' | 'rmsprop';
 export const OPTIMIZER_NAMES: readonly OptimizerName[] = ['adam', 'adagrad', 'sgd', 'rmsprop'];

@@ -28,6 +28,8 @@ export const subjects = {
   psPull: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.pull`,
   /** Rank `rank`'s pushes to a shard: the sender's rank ends the subject, so per-rank NATS users authenticate it. */
   psPush: (job: string, shard: number, rank: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push.${validateToken(rank)}`,
+  /** A shard's counters (JSON ShardStats). */
+  psStats: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.stats`,
   /** Every rank's pushes to a shard (what the shard serves). */
   psPushAny: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.push.*`,
   psSnapshot: (job: string, shard: number): string => `${validateToken(job, 'job id')}.ps.${validateToken(shard)}.snapshot`,

@@ -7,6 +7,7 @@ t.equal(subjects.dataNext('job-1', 2), 'job-1.data.2.next');
 t.equal(subjects.psPull('j', 0), 'j.ps.0.pull');
 t.equal(subjects.psPush('j', 1, 2), 'j.ps.1.push.2');
 t.equal(subjects.psPushAny('j', 1), 'j.ps.1.push.*');
+t.equal(subjects.psStats('j', 1), 'j.ps.1.stats');
 t.equal(subjects.psSnapshot('j', 1), 'j.ps.1.snapshot');
 t.equal(subjects.ctl('j', 'stop'), 'j.ctl.stop');
 t.equal(subjects.dataInfo('j'), 'j.data.info');

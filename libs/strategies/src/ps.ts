@@ -127,7 +127,7 @@ export interface ShardStats {
 
 /** Subject of a shard's stats (JSON ShardStats). */
 export function psStatsSubject(job: string, shard: number): string {
-  return subjects.psPushAny(job, shard).replace(/\.push\.\*$/, '.stats');
+  return subjects.psStats(job, shard);
 }
 
 export class ParameterShard {
