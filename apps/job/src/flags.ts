@@ -134,6 +134,12 @@ that role needs (fresh passwords per run, passed to each actor in its environmen
                              send ring chunks as rank r)
 `;
 
+/** A --job id: it becomes a NATS subject token. */
+function checkJobId(job: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(job)) throw new JobFlagError(`--job must be letters, digits, '-' or '_' (it becomes a NATS subject token), got '${job}'`);
+  return job;
+}
+
 /** `--print-nats-config [--job ID] [--trainers N]`: what to print, or undefined when the flag is absent. */
 export function parsePrintNatsConfig(argv: readonly string[]): { readonly job: string; readonly trainers?: number } | undefined {
   if (!argv.includes('--print-nats-config')) return undefined;
@@ -141,8 +147,7 @@ export function parsePrintNatsConfig(argv: readonly string[]): { readonly job: s
     const at = argv.indexOf(flag);
     return at >= 0 ? (argv[at + 1] ?? '') : undefined;
   };
-  const job = value('--job') ?? 'job';
-  if (!/^[A-Za-z0-9_-]+$/.test(job)) throw new JobFlagError(`--job must be letters, digits, '-' or '_', got '${job}'`);
+  const job = checkJobId(value('--job') ?? 'job');
   const raw = value('--trainers');
   if (raw === undefined) return { job };
   const trainers = Number(raw);
@@ -224,9 +229,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
       .toISOString()
       .replace(/[-:T.Z]/g, '')
       .slice(0, 14)}`;
-  if (!/^[A-Za-z0-9_-]+$/.test(job)) {
-    throw new JobFlagError(`--job must be letters, digits, '-' or '_' (it becomes a NATS subject token), got '${job}'`);
-  }
+  checkJobId(job);
   const modelFlags: string[] = [];
   for (const kv of v['model-flag'] ?? []) {
     const eq = kv.indexOf('=');
