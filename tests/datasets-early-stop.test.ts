@@ -85,6 +85,32 @@ t.test('--validation 0.1 --early-stop 2 on an overfitting MF: stops after the be
   t.same(loadParams(join(out, 'checkpoints', 'best', 'params.bin')).tables, saved.tables, "checkpoints/best/params.bin holds the saved model's parameters");
 });
 
+t.test("no --epochs, --validation, --early-stop: mf's recommended early stopping (5 % validation, patience 2, up to 10 epochs)", async (t) => {
+  // The overfitting MF of the test above, so the recommendation stops it after a few epochs.
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(root, 'apps/job/main.ts'),
+      ...['--job', 'esr', '--dataset', 'synthetic:tiny', '--out', 'esr', '--hyper', 'dim=32', '--hyper', 'reg=0', '--lr', '0.05', '--l2', '0', '--batch-size', '256'],
+      ...['--trainers', '1', '--data-shards', '1', '--ps-shards', '1', '--eval-every', '0', '--backend', 'cpu'],
+    ],
+    { cwd: join(root, 'apps/job'), encoding: 'utf8', timeout: 600_000, env },
+  );
+  t.equal(r.status, 0, r.stderr.slice(-3000));
+  t.match(r.stdout, /^early stopping: validation 5 % of training, patience 2, up to 10 epochs \(the model's recommended; --epochs N or --early-stop 0 to turn it off\)$/m);
+  const out = join(dir, 'esr');
+  const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as Metrics;
+  t.type(m.bestEpoch, 'number', 'metrics.json has bestEpoch');
+  t.equal(m.validation.patience, 2);
+  t.ok(m.validation.stoppedEarly, `stopped early (${m.validation.curve.length} of 10 epochs evaluated)`);
+  t.equal(m.validation.curve.at(-1)?.epoch, m.bestEpoch + 2, 'two epochs after the best one');
+  const config = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { dataset: { validation?: string } };
+  t.equal(config.dataset.validation, '0.05');
+  t.equal((JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as { epochs: number }).epochs, 10);
+});
+
 t.test('mirrored, 2 trainers: --validation 0.1 --early-stop 2 scores each epoch-end replica and keeps the best epoch (model and checkpoints/best)', async (t) => {
   const PATIENCE = 2;
   const r = spawnSync(

@@ -25,7 +25,7 @@ t.test('bad fold, folds, validation and early-stop specs: exit 2 before anything
     [['--split', 'kfold:3/1', '--fold', '2'], /already names its fold/],
     [['--split', 'kfold:3/3'], /the fold must be 0…2/],
     [['--early-stop', '2'], /needs a validation set: add --validation 0.05/],
-    [['--validation', '0.05', '--early-stop', '0'], /--early-stop takes a patience/],
+    [['--validation', '0.05', '--early-stop', '1.5'], /--early-stop takes a patience/],
     [['--validation', '2'], /--validation takes a fraction/],
     [['--model', 'neumf', '--validation', '0.05'], /for gradient rating models .*neumf is a ranking model/],
     [['--model', 'knn', '--validation', '0.05', '--early-stop', '2'], /knn is not a gradient model/],

@@ -6,6 +6,7 @@ import { generateRoleCredentials, printNatsConfig } from '@actorflow/bus';
 import { JobInterruptedError, launchJob } from './src/launch.ts';
 import { formatMetrics } from './src/progress.ts';
 import { runFolds } from './src/folds.ts';
+import { describeRecommendedEarlyStop } from './src/early-stop.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const log = (line: string): void => console.log(line);
@@ -20,8 +21,8 @@ try {
   process.exit(2);
 }
 if (printConfig !== undefined) {
-  const { job, trainers } = printConfig;
-  process.stdout.write(printNatsConfig(job, generateRoleCredentials(job, trainers !== undefined ? { trainerRanks: trainers } : {})));
+  const { job, trainers, nodes } = printConfig;
+  process.stdout.write(printNatsConfig(job, generateRoleCredentials(job, { ...(trainers !== undefined ? { trainerRanks: trainers } : {}), ...(nodes !== undefined ? { nodes } : {}) })));
   process.exit(0);
 }
 
@@ -52,6 +53,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     interrupt.abort(sig);
   });
 }
+
+// The model's recommended early stopping (none of --epochs, --validation, --early-stop given): say so, and how to turn it off.
+if (plan.recommendedEarlyStop !== undefined) log(describeRecommendedEarlyStop(plan.recommendedEarlyStop));
 
 try {
   // --folds all: every fold of --split kfold:K as its own job, then mean ± std per metric (src/folds.ts).

@@ -6,7 +6,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { actorLog, busFlagOptions, busFlagsHelp, busOptionsFrom, connectActor, exitOnSignals, FlagError, intFlag, runActor } from '@actorflow/bus';
+import { actorLog, busFlagOptions, busFlagsHelp, busOptionsFrom, connectActor, exitOnSignals, FlagError, intFlag, nodeInboxPrefix, nodeUser, runActor } from '@actorflow/bus';
 import { calibrate, detectGpus, hostFacts, loadBlueprint, machineNameOf, measureLink, measureRequest, NodeAgent } from '@actorflow/cluster';
 import { DEFAULT_LEASE_MS } from '@actorflow/protocol';
 
@@ -20,7 +20,10 @@ const usage = `Usage: npx nx serve node -- [options]
   --backend NAME         TF.js backend for the calibration (default: the best that loads)
   --cores N              cores this machine offers to jobs (default: all it has; less when it is shared)
   --lease-ms MS          stop a job's actors when its lease is silent this long (default ${DEFAULT_LEASE_MS})
-${busFlagsHelp}`;
+${busFlagsHelp}
+On a broker with per-role users (docs/SECURITY.md) the agent logs in as its own node user:
+NATS_USER=node.NAME NATS_PASSWORD=… (from \`npx nx run job -- --print-nats-config --nodes NAME,…\`);
+its inbox prefix _INBOX_node.NAME is then the default, and its actors do not inherit these.`;
 
 /** A path the user typed, against the folder they ran the command in (nx runs us in apps/node; INIT_CWD is theirs). */
 function userPath(p: string): string {
@@ -70,16 +73,26 @@ await runActor('node', usage, async () => {
     if (eq <= 0) throw new FlagError(`--label takes KEY=VALUE, got '${l}'`);
     labels[l.slice(0, eq)] = l.slice(eq + 1);
   }
+  // As its node user (`node.<name>`, docs/SECURITY.md) the agent may read replies only under
+  // `_INBOX_node.<name>`: that prefix is the default then, and another node's user is refused.
+  const bus = busOptionsFrom(flags, process.env);
+  const asNode = bus.user === nodeUser(name);
+  if (!asNode && bus.user?.startsWith('node.') === true) throw new FlagError(`NATS user '${bus.user}' is another node agent's; this agent is --name ${name}, whose user is ${nodeUser(name)}`);
+  if (asNode && bus.inboxPrefix !== undefined && bus.inboxPrefix !== nodeInboxPrefix(name))
+    throw new FlagError(`inbox prefix '${bus.inboxPrefix}': node ${name}'s user may read replies only under ${nodeInboxPrefix(name)} (leave NATS_INBOX_PREFIX unset, or set it to that)`);
   const leaseMs = intFlag('lease-ms', v['lease-ms'], DEFAULT_LEASE_MS, 1);
   const root = resolve(v.root !== undefined ? userPath(v.root) : resolve(dirname(fileURLToPath(import.meta.url)), '../..'));
   const log = actorLog(`node ${name}`);
   const [cal, gpus] = await Promise.all([calibrate({ ...(v.backend !== undefined ? { backend: v.backend } : {}), log }), detectGpus()]);
-  const conn = await connectActor(flags, { name: `node-${name}`, log });
-  const linkMBps = await measureLink(conn.nc);
-  const requestMs = await measureRequest(conn.nc);
+  const conn = await connectActor(asNode ? { ...flags, 'nats-inbox-prefix': nodeInboxPrefix(name) } : flags, { name: `node-${name}`, log });
+  // The node user's rights are the agent's, never an actor's: its actors do not inherit them (they
+  // get their role's credentials in the start request's env, or none).
+  if (asNode) for (const k of ['NATS_USER', 'NATS_PASSWORD', 'NATS_INBOX_PREFIX']) delete process.env[k];
+  const linkMBps = await measureLink(conn.nc, { node: name });
+  const requestMs = await measureRequest(conn.nc, { node: name });
   const facts = hostFacts();
   const cores = intFlag('cores', v.cores, facts.cores, 1);
-  const servers = busOptionsFrom(flags, process.env).servers;
+  const servers = bus.servers;
   const agent = await NodeAgent.start(conn.nc, {
     name,
     address: address ?? firstAddress(),

@@ -14,7 +14,7 @@ export {
   type StepContext,
   type RatingsWithHistory,
 } from './src/model.ts';
-export { registerModel, createModel, listModels, modelEntry, withDataHyper, userHyper, DATA_HYPER, type DataFacts, type ModelEntry, type Hyper } from './src/registry.ts';
+export { registerModel, createModel, listModels, modelEntry, withDataHyper, userHyper, DATA_HYPER, type DataFacts, type ModelEntry, type RecommendedEarlyStop, type Hyper } from './src/registry.ts';
 export { BiasedMF, type MfOptions } from './src/mf.ts';
 export { AutoRec, autoRecFromHyper, type AutoRecOptions, type OutputActivation } from './src/autorec.ts';
 export { Ncf, parseLayers, type NcfOptions } from './src/ncf.ts';

@@ -2,15 +2,16 @@
 // rounds interleave the engines (so load hits all alike); each engine is a whole process of its
 // own; the table reports medians and ratios to PyTorch. Rows:
 //   actorflow single process  tools/bench/vs-torch-mf.ts (trainLocal: the kernels every strategy runs)
-//   actorflow job, 1|2 trainers the launcher (nats-server, data shard, parameter shard, trainer(s),
-//                             evaluator as processes); its metrics.json trainSeconds/examplesPerSecond
+//   actorflow job, 1|2 trainers the launcher (nats-server, data shard, parameter shard or replica
+//                             store, trainer(s), evaluator as processes), ps and mirrored; its
+//                             metrics.json trainSeconds/examplesPerSecond
 //   PyTorch                   tools/bench/torch_mf.py on Debian's python3-torch, 1 thread
 //   plain JS reference        tools/bench/mf_ref.ts, mf_ref.c line for line in scalar JavaScript
 //   C limit                   tools/bench/mf_ref.c, gcc -O3 -march=native, the same lazy Adam loop
 // MF on the seed experiment's shape: ~670 users × 9k items × 100k ratings, random 80/20 split, dim
 // 100, Adam 0.01, l2 0.00028, batch 5001, 100 epochs.
-//   npx nx run bench:vs-torch -- [--rounds 3] [--epochs 100] [--no-job] [--no-job2] [--no-report]
-//   (--no-job: neither job row; --no-job2: no 2-trainer row)
+//   npx nx run bench:vs-torch -- [--rounds 3] [--epochs 100] [--jobs ps1,ps2,mirrored1,mirrored2] [--no-job] [--no-job2] [--no-report]
+//   (--jobs: which job rows, default all four; --no-job: none; --no-job2: no 2-trainer rows)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,7 @@ const { values: v } = parseArgs({
     epochs: { type: 'string', default: '100' },
     'no-job': { type: 'boolean' },
     'no-job2': { type: 'boolean' },
+    jobs: { type: 'string', default: 'ps1,ps2,mirrored1,mirrored2' },
     'no-report': { type: 'boolean' },
     python: { type: 'string', default: '/usr/bin/python3' },
   },
@@ -153,10 +155,16 @@ const engines: Engine[] = [
   },
 ];
 // The job: one trainer (the done-criterion row: ≥ 3× PyTorch) and two (the scaling row: ≥ 0.9× one
-// trainer on this 2-core machine). 2 trainers: the same 100 epochs of examples, each trainer half.
-const jobEngine = (trainers: number): Engine => ({
-  name: `actorflow job, ${trainers} trainer${trainers === 1 ? '' : 's'} (ps)`,
-  what: `npx nx run job: nats-server, 1 data shard, 1 parameter shard, ${trainers} trainer${trainers === 1 ? '' : 's'}, evaluator — separate processes; pipelined steps (the next pull rides behind the push), broker max_payload 8 MiB`,
+// trainer on this 2-core machine), for each strategy. 2 trainers: the same 100 epochs of examples,
+// each trainer half (ps: trainers share the epoch; mirrored: the global batch is 2 × batch / 2).
+type JobStrategy = 'ps' | 'mirrored';
+const jobName = (trainers: number, strategy: JobStrategy): string => `actorflow job, ${trainers} trainer${trainers === 1 ? '' : 's'} (${strategy})`;
+const jobEngine = (trainers: number, strategy: JobStrategy): Engine => ({
+  name: jobName(trainers, strategy),
+  what:
+    strategy === 'ps'
+      ? `npx nx run job: nats-server, 1 data shard, 1 parameter shard, ${trainers} trainer${trainers === 1 ? '' : 's'}, evaluator — separate processes; pipelined steps (the next pull rides behind the push), broker max_payload 8 MiB`
+      : `npx nx run job --strategy mirrored: nats-server, 1 data shard, the aggregator (replica store), ${trainers} rank${trainers === 1 ? ' (no collective: a group of one applies its own gradients)' : 's (star all-reduce through rank 0)'}, evaluator — separate processes; replica to the aggregator each epoch`,
   run: () => {
     const out = join(dir, `job-${Date.now()}`);
     const { wall } = timed(join(root, 'node_modules/.bin/tsx'), [
@@ -177,11 +185,14 @@ const jobEngine = (trainers: number): Engine => ({
       '--model-flag',
       `l2=${hp.l2}`,
       '--batch-size',
-      `${hp.batch}`,
+      // mirrored: --batch-size is per rank (the global batch is ranks × it), so 2 ranks take half each.
+      `${strategy === 'mirrored' ? Math.ceil(hp.batch / trainers) : hp.batch}`,
       '--epochs',
       `${epochs}`,
       '--trainers',
       `${trainers}`,
+      '--strategy',
+      strategy,
       '--data-shards',
       '1',
       '--ps-shards',
@@ -195,7 +206,12 @@ const jobEngine = (trainers: number): Engine => ({
     return { trainSeconds: m.trainSeconds, wallSeconds: wall, testMse: m.metrics.rmse ** 2, ratings: m.examplesPerSecond * m.trainSeconds };
   },
 });
-if (v['no-job'] !== true) engines.splice(1, 0, jobEngine(1), ...(v['no-job2'] === true ? [] : [jobEngine(2)]));
+const jobRows: [number, JobStrategy][] = (String(v.jobs) === '' ? [] : String(v.jobs).split(',')).map((spec) => {
+  const m = /^(ps|mirrored)([12])$/.exec(spec.trim());
+  if (m === null) throw new Error(`--jobs takes a comma-separated list of ps1, ps2, mirrored1, mirrored2; got '${spec}'`);
+  return [Number(m[2]), m[1] as JobStrategy];
+});
+if (v['no-job'] !== true) engines.splice(1, 0, ...jobRows.filter(([t]) => v['no-job2'] !== true || t === 1).map(([t, st]) => jobEngine(t, st)));
 
 const results = new Map<string, Run[]>(engines.map((e) => [e.name, []]));
 const failures = new Map<string, string>();
@@ -236,17 +252,17 @@ for (const e of engines) {
     `| ${e.name} | ${e.what} | ${median(rs.map((r) => r.trainSeconds)).toFixed(2)} | ${cpu?.toFixed(2) ?? ''} | ${median(rs.map((r) => r.wallSeconds)).toFixed(2)} | ${Math.round(rate).toLocaleString('en-US')} | ${(rate / torchRate).toFixed(2)}× | ${byCpu} | ${median(rs.map((r) => r.testMse)).toFixed(4)} |`,
   );
 }
-// The scaling row: 2 trainers' examples/s over 1 trainer's, per round (rounds interleave, so each pair saw the same load).
-const one = results.get(jobEngine(1).name) ?? [];
-const two = results.get(jobEngine(2).name) ?? [];
-const scaling =
-  one.length > 0 && two.length > 0
-    ? `ps scaling, 2 trainers ÷ 1 trainer (examples/s), per round: ${two
-        .slice(0, one.length)
-        .map((r, i) => `${(r.ratings / r.trainSeconds / (one[i].ratings / one[i].trainSeconds)).toFixed(2)}×`)
-        .join(', ')} (target ≥ 0.9×).`
-    : '';
-if (scaling !== '') rows.push('', scaling);
+// The scaling rows: 2 trainers' examples/s over 1 trainer's, per round (rounds interleave, so each pair saw the same load).
+for (const strategy of ['ps', 'mirrored'] as const) {
+  const one = results.get(jobName(1, strategy)) ?? [];
+  const two = results.get(jobName(2, strategy)) ?? [];
+  if (one.length === 0 || two.length === 0) continue;
+  const perRound = two
+    .slice(0, one.length)
+    .map((r, i) => `${(r.ratings / r.trainSeconds / (one[i].ratings / one[i].trainSeconds)).toFixed(2)}×`)
+    .join(', ');
+  rows.push('', `${strategy} scaling, 2 trainers ÷ 1 trainer (examples/s), per round: ${perRound} (target ≥ 0.9×).`);
+}
 console.log(rows.join('\n'));
 if (v['no-report'] !== true) {
   appendSection('MF against PyTorch and C, seed-experiment shape', `npx nx run bench:vs-torch -- ${process.argv.slice(2).join(' ')}`.trim(), [

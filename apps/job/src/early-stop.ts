@@ -6,7 +6,7 @@ import { requestLarge, type NatsConnection, type Subscription } from '@actorflow
 import { saveParams } from '@actorflow/embeddings';
 import { selectBackend, type Engine } from '@actorflow/engine';
 import { heldOutOf, loadJobDataset, type DatasetSpec, type JobConfig } from '@actorflow/feed';
-import { createModel, listModels, type TrainableModel } from '@actorflow/models';
+import { createModel, listModels, type RecommendedEarlyStop, type TrainableModel } from '@actorflow/models';
 import { lossReportCodec, subjects, trainerStateCodec } from '@actorflow/protocol';
 import { PsClient, evaluateModel, headlineMetric, initParams, mergeSnapshots, type EvalData, type ParamStore } from '@actorflow/strategies';
 
@@ -15,12 +15,47 @@ export const EARLY_STOP_FLAG_OPTIONS = {
   'early-stop': { type: 'string' },
 } as const;
 
+export type { RecommendedEarlyStop };
+
+/** `mf, svdpp, ncf: --validation 0.05 --early-stop 2 --epochs 10`, one line per set of values. */
+function recommendedLines(): string[] {
+  const byValues = new Map<string, string[]>();
+  for (const m of listModels()) {
+    const r = m.recommended?.earlyStop;
+    if (r === undefined) continue;
+    const key = `--validation ${r.validation} --early-stop ${r.patience} --epochs ${r.maxEpochs}`;
+    byValues.set(key, [...(byValues.get(key) ?? []), m.name]);
+  }
+  return [...byValues].map(([flags, names]) => `${names.join(', ')}: ${flags}`);
+}
+
 export const EARLY_STOP_USAGE = `  --validation F|file:PATH   a validation set carved from training (a seeded fraction, e.g. 0.05, or a
                              ratings file whose ratings are removed from training), evaluated each epoch
   --early-stop PATIENCE      with --validation: stop when the validation metric has not improved for
-                             PATIENCE epochs; the best epoch's model is what the job keeps`;
+                             PATIENCE epochs; the best epoch's model is what the job keeps. 0: no early
+                             stopping (the model's recommended --epochs, no validation set unless --validation)
+                             Given none of --epochs, --validation, --early-stop, a model that recommends early
+                             stopping runs with it (--epochs N or --early-stop 0 turns it off):
+${recommendedLines()
+  .map((l) => `                               ${l}`)
+  .join('\n')}`;
 
-/** --early-stop PATIENCE (needs --validation). */
+/**
+ * The model's recommended early stopping, when the job is given none of --epochs, --validation,
+ * --early-stop (on the command line or as --config keys: the file's keys arrive here as flags).
+ */
+export function recommendedEarlyStop(v: { epochs?: string; validation?: string; 'early-stop'?: string }, recommended: RecommendedEarlyStop | undefined): RecommendedEarlyStop | undefined {
+  if (recommended === undefined || v.epochs !== undefined || v.validation !== undefined || v['early-stop'] !== undefined) return undefined;
+  return recommended;
+}
+
+/** The launcher's line for a job that early-stops because its model recommends it. */
+export function describeRecommendedEarlyStop(r: RecommendedEarlyStop): string {
+  const percent = Number((r.validation * 100).toPrecision(6));
+  return `early stopping: validation ${percent} % of training, patience ${r.patience}, up to ${r.maxEpochs} epochs (the model's recommended; --epochs N or --early-stop 0 to turn it off)`;
+}
+
+/** --early-stop PATIENCE (needs --validation); --early-stop 0: no early stopping. */
 export function earlyStopFlags(v: { 'early-stop'?: string; strategy?: string; model?: string }, validation: string | undefined, fail: (message: string) => Error): { earlyStop?: number } {
   if (validation !== undefined) {
     const name = v.model ?? 'mf';
@@ -30,7 +65,8 @@ export function earlyStopFlags(v: { 'early-stop'?: string; strategy?: string; mo
   const raw = v['early-stop'];
   if (raw === undefined) return {};
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(n) || n < 1) throw fail(`--early-stop takes a patience in epochs, a positive integer, got '${raw}'`);
+  if (raw.trim() === '' || !Number.isInteger(n) || n < 0) throw fail(`--early-stop takes a patience in epochs, a positive integer (or 0: no early stopping), got '${raw}'`);
+  if (n === 0) return {};
   if (validation === undefined) throw fail(`--early-stop ${raw} needs a validation set: add --validation 0.05 (a fraction of the training ratings) or --validation file:PATH`);
   return { earlyStop: n };
 }

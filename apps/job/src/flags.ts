@@ -9,7 +9,7 @@ import { OPTIMIZER_NAMES } from '@actorflow/protocol';
 import { listModels, workloadFor } from '@actorflow/workloads';
 import { ConfigFileError, withConfigFile } from './config-file.ts';
 import { FOLD_FLAG_OPTIONS, FOLD_USAGE, foldFlags } from './folds.ts';
-import { EARLY_STOP_FLAG_OPTIONS, EARLY_STOP_USAGE, earlyStopFlags } from './early-stop.ts';
+import { EARLY_STOP_FLAG_OPTIONS, EARLY_STOP_USAGE, earlyStopFlags, recommendedEarlyStop, type RecommendedEarlyStop } from './early-stop.ts';
 import { DIVERGENCE_FLAG_OPTIONS, DIVERGENCE_USAGE, divergenceFlags, type DivergencePlan } from './rollback.ts';
 
 export type StrategyName = 'ps' | 'mirrored';
@@ -54,6 +54,11 @@ export interface JobPlan {
   readonly folds?: number;
   /** --early-stop PATIENCE (with --validation): stop after PATIENCE epochs without improvement (src/early-stop.ts). */
   readonly earlyStop?: number;
+  /**
+   * Set when the model's recommended early stopping applies (none of --epochs, --validation,
+   * --early-stop given): then data.validation, earlyStop and epochs are its values.
+   */
+  readonly recommendedEarlyStop?: RecommendedEarlyStop;
   /** --on-divergence / --max-rollbacks (src/rollback.ts); absent in plans saved before them: stop. */
   readonly divergence?: DivergencePlan;
   /** --plan FILE or --blueprint FILE --use POLICY: actors run on node agents (src/remote.ts, docs/CLUSTER.md). */
@@ -89,7 +94,8 @@ ${EARLY_STOP_USAGE}
   --trainers N               trainer ranks (default 2)
   --data-shards K            data-shard processes (default 2)
   --ps-shards K              parameter-server aggregators in ps mode (default 2)
-  --epochs N                 epochs (default: the model's recommended, else 10)
+  --epochs N                 epochs (default: the model's recommended, else 10); a model that recommends early
+                             stopping runs up to its maximum with it unless --epochs is given (see --early-stop)
   --batch-size B             batch size per trainer (default: the model's recommended, else 1024)
   --allreduce star|ring      mirrored all-reduce algorithm (default star)
   --eval-every N             evaluate every N steps (default 200; 0 = only at the end)
@@ -131,7 +137,8 @@ that role needs (fresh passwords per run, passed to each actor in its environmen
   --print-nats-config        print that configuration (users, passwords, permissions) for --job ID, to use
                              on a NATS server or cluster of your own, and exit; with --trainers N also one
                              user per trainer rank (<job>-trainer-<r>: it alone may push, contribute and
-                             send ring chunks as rank r)
+                             send ring chunks as rank r); with --nodes A,B,… also one user per node agent
+                             (node.<name>: only its own cluster.node.<name>.* subjects; docs/SECURITY.md)
 `;
 
 /** A --job id: it becomes a NATS subject token. */
@@ -140,19 +147,27 @@ function checkJobId(job: string): string {
   return job;
 }
 
-/** `--print-nats-config [--job ID] [--trainers N]`: what to print, or undefined when the flag is absent. */
-export function parsePrintNatsConfig(argv: readonly string[]): { readonly job: string; readonly trainers?: number } | undefined {
+/**
+ * `--print-nats-config [--job ID] [--trainers N] [--nodes A,B,…]`: what to print, or undefined when
+ * the flag is absent. `--nodes` adds one user per node agent (`node.<name>`, their `--name`s).
+ */
+export function parsePrintNatsConfig(argv: readonly string[]): { readonly job: string; readonly trainers?: number; readonly nodes?: readonly string[] } | undefined {
   if (!argv.includes('--print-nats-config')) return undefined;
   const value = (flag: string): string | undefined => {
     const at = argv.indexOf(flag);
     return at >= 0 ? (argv[at + 1] ?? '') : undefined;
   };
   const job = checkJobId(value('--job') ?? 'job');
+  const rawNodes = value('--nodes');
+  const nodes = rawNodes?.split(',').map((n) => n.trim());
+  if (nodes !== undefined && (nodes.some((n) => !/^[-\w]+$/.test(n)) || new Set(nodes).size !== nodes.length))
+    throw new JobFlagError(`--nodes for --print-nats-config takes the node agents' names (their --name), comma-separated, each letters, digits, '-' or '_', none twice; got '${rawNodes}'`);
+  const withNodes = nodes !== undefined ? { nodes } : {};
   const raw = value('--trainers');
-  if (raw === undefined) return { job };
+  if (raw === undefined) return { job, ...withNodes };
   const trainers = Number(raw);
   if (!/^\d+$/.test(raw) || trainers < 1 || trainers > 4096) throw new JobFlagError(`--trainers for --print-nats-config must be a whole number of trainer ranks, 1…4096, got '${raw}'`);
-  return { job, trainers };
+  return { job, trainers, ...withNodes };
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, allowZero = false): number {
@@ -240,7 +255,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
   for (const kv of v.hyper ?? []) modelFlags.push('--hyper', kv);
   modelFlags.push(...firstClassModelFlags(v));
   const modelName = v.model ?? 'mf';
-  let entry: { readonly input?: string; readonly recommended?: { readonly batchSize?: number; readonly epochs?: number } };
+  let entry: { readonly input?: string; readonly recommended?: { readonly batchSize?: number; readonly epochs?: number; readonly earlyStop?: RecommendedEarlyStop } };
   try {
     // What the launcher needs to know of the model before any actor runs (libs/workloads).
     entry = workloadFor(modelName).launchInfo(modelName);
@@ -248,11 +263,15 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     throw new JobFlagError((err as Error).message);
   }
   const images = entry.input === 'images';
+  // None of --epochs, --validation, --early-stop given: the model's recommended early stopping, as if
+  // given as those flags (so the same checks apply); any of them given: exactly what they say.
+  const recommended = recommendedEarlyStop(v, entry.recommended?.earlyStop);
+  const given = recommended !== undefined ? { ...v, validation: `${recommended.validation}`, 'early-stop': `${recommended.patience}`, epochs: `${recommended.maxEpochs}` } : v;
   const dataset = checkDataset(v.dataset ?? (images ? 'mnist:bundled' : 'synthetic:small'), env);
   const { split, folds } = foldFlags(v, checkSplit(v.split ?? 'random:0.1', dataset, images, env), (m) => new JobFlagError(m));
   let data: DataOptions;
   try {
-    data = parseDataFlags(v);
+    data = parseDataFlags(given);
   } catch (err) {
     throw new JobFlagError((err as Error).message);
   }
@@ -274,7 +293,7 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     trainers,
     dataShards: positiveInt('data-shards', v['data-shards'], 2),
     psShards: positiveInt('ps-shards', v['ps-shards'], 2),
-    epochs: positiveInt('epochs', v.epochs, entry.recommended?.epochs ?? 10),
+    epochs: positiveInt('epochs', given.epochs, entry.recommended?.epochs ?? 10),
     batchSize: positiveInt('batch-size', v['batch-size'], entry.recommended?.batchSize ?? 1024),
     allreduce,
     evalEvery: positiveInt('eval-every', v['eval-every'], 200, true),
@@ -288,7 +307,8 @@ export function parseJobFlags(argv: readonly string[], env: Readonly<Record<stri
     data,
     ...(v.monitor === true ? { monitor: true } : {}),
     ...(folds !== undefined ? { folds } : {}),
-    ...earlyStopFlags(v, data.validation, (m) => new JobFlagError(m)),
+    ...earlyStopFlags(given, data.validation, (m) => new JobFlagError(m)),
+    ...(recommended !== undefined ? { recommendedEarlyStop: recommended } : {}),
     ...faultFlags(v),
     minTrainers,
     ...divergenceFlags(v, (m) => new JobFlagError(m)),

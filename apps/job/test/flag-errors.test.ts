@@ -56,4 +56,7 @@ t.test('--print-nats-config: the job id, and --trainers for one user per rank, c
   t.throws(() => parsePrintNatsConfig(['--print-nats-config', '--job', 'a.b']), /--job must be letters, digits/);
   for (const bad of ['0', '-1', '2.5', 'x', ''])
     t.throws(() => parsePrintNatsConfig(['--print-nats-config', '--trainers', bad]), /--trainers for --print-nats-config must be a whole number/, `--trainers '${bad}'`);
+  t.same(parsePrintNatsConfig(['--print-nats-config', '--nodes', 'gpu-1,cpu_2', '--trainers', '2']), { job: 'job', trainers: 2, nodes: ['gpu-1', 'cpu_2'] }, '--nodes: one user per node agent');
+  for (const bad of ['a.b', 'a,a', '', 'a,,b', 'a b'])
+    t.throws(() => parsePrintNatsConfig(['--print-nats-config', '--nodes', bad]), /--nodes for --print-nats-config takes the node agents' names/, `--nodes '${bad}'`);
 });

@@ -44,9 +44,10 @@ t.test('every bad split spec, dataset and model is one clear error', async (t) =
 });
 
 t.test('data options: parsed, checked, passed to the data shards', async (t) => {
-  const plan = parseJobFlags(['--rating-range', '1,5', '--min-user-ratings', '5', '--min-item-ratings', '3', '--implicit-threshold', '4'], env) as JobPlan;
+  // --epochs: without it mf's recommended early stopping adds its validation set (test/recommended-early-stop.test.ts).
+  const plan = parseJobFlags(['--rating-range', '1,5', '--min-user-ratings', '5', '--min-item-ratings', '3', '--implicit-threshold', '4', '--epochs', '10'], env) as JobPlan;
   t.same(plan.data, { ratingRange: [1, 5], minUserRatings: 5, minItemRatings: 3, implicitThreshold: 4 });
-  t.same((parseJobFlags([], env) as JobPlan).data, {});
+  t.same((parseJobFlags(['--epochs', '10'], env) as JobPlan).data, {});
   t.throws(() => parseJobFlags(['--rating-range', '5'], env), { name: 'JobFlagError', message: /--rating-range takes LO,HI/ });
   t.throws(() => parseJobFlags(['--min-user-ratings', '-1'], env), /--min-user-ratings must be a positive integer/);
   t.throws(() => parseJobFlags(['--dataset', 'u1.base', '--split', 'file:u1.test', '--min-item-ratings', '2'], env), /do not apply to --split file:/);

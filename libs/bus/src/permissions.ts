@@ -13,8 +13,11 @@
 // monitor user, which anonymous clients also log in as: it keeps the shared `_INBOX.>` too, so
 // `nats sub`, `nats micro ls` and the monitor app work without credentials; no job actor replies
 // there, because every one of them uses its own prefix.
+//
+// Node agents (apps/node) are not a job's: each has a cluster-level user of its own, `node.<name>`
+// (nodePermissions, below), confined to its own `cluster.node.<name>.*`.
 import { randomBytes } from 'node:crypto';
-import { validateToken } from '@actorflow/protocol';
+import { CLUSTER_JOB, clusterSubjects, subjects, validateToken } from '@actorflow/protocol';
 import { BusError } from './errors.ts';
 import { ACTOR_SERVICE_NAME } from './service.ts';
 
@@ -52,7 +55,7 @@ export interface RoleCredentials {
  * may write the mirrored replica (`J.ctl.checkpoint`), and each rank has its own inbox. The plain
  * trainer user (all ranks' rights) stays for actors started by hand.
  */
-export type JobCredentials = Readonly<Record<Role, RoleCredentials>> & { readonly trainerRanks?: readonly RoleCredentials[] };
+export type JobCredentials = Readonly<Record<Role, RoleCredentials>> & { readonly trainerRanks?: readonly RoleCredentials[]; readonly nodes?: readonly NodeCredentials[] };
 
 /** The user of trainer rank `rank` of a job: `<job>-trainer-<rank>`. */
 export function trainerRankUser(job: string, rank: number): string {
@@ -133,6 +136,14 @@ export function inboxPrefix(user: string): string {
 const SERVICE_SUBSCRIBE = ['$SRV.PING', '$SRV.INFO', '$SRV.STATS', `$SRV.*.${ACTOR_SERVICE_NAME}`, `$SRV.*.${ACTOR_SERVICE_NAME}.*`];
 /** Discovery requests (listActorServices, actorServiceStats, `nats micro`). */
 const SERVICE_REQUEST = ['$SRV.PING', '$SRV.INFO', '$SRV.STATS', `$SRV.*.${ACTOR_SERVICE_NAME}`, `$SRV.*.${ACTOR_SERVICE_NAME}.*`];
+
+/**
+ * What a launcher sends to the node agents (libs/cluster client.ts): info, start, stop and list
+ * requests and lease renewals, to any node (the plan names them; a lost machine's actors move).
+ */
+const LAUNCHER_TO_NODES = (['info', 'start', 'stop', 'list', 'lease'] as const).map((k) => `cluster.node.*.${k}`);
+/** What it follows from them: every node's actor output lines and exits (it keeps its job's). */
+const LAUNCHER_FROM_NODES = [clusterSubjects.allLogs, clusterSubjects.allExits];
 
 /** An actor's status endpoint `actorflow.status.<job>.<role>.<id>` (registerActorService). */
 function statusEndpoint(job: string, role: Role): string {
@@ -216,7 +227,10 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
     // Anonymous clients are the monitor user too and use the default inbox: it keeps `_INBOX.>`.
     monitor: perms([...actorPub, ...SERVICE_REQUEST, `${ACTOR_SERVICE_NAME}.status.${j}.>`], [...actorSub('monitor'), SHARED_INBOX, 'train.loss', 'train.eval']),
     // The job itself: reads states (data info, config, checkpoints, final evaluation, kNN lists),
-    // watches heartbeats and reports, publishes nothing but these requests.
+    // watches heartbeats and reports, publishes nothing but these requests. On node agents (a
+    // --plan / --blueprint job, apps/job/src/remote.ts) it also asks every node for its info, starts,
+    // stops and lists actors, renews leases, follows the nodes' log and exit streams, and serves
+    // the restore files a node fetches (`J.files.<actor>.<n>`).
     launcher: perms(
       [
         `${j}.data.info`,
@@ -231,8 +245,9 @@ export function rolePermissions(job: string, users: Readonly<Partial<Record<Role
         `${j}.knn.neighbours`,
         ...SERVICE_REQUEST,
         `${ACTOR_SERVICE_NAME}.status.${j}.>`,
+        ...LAUNCHER_TO_NODES,
       ],
-      [hb, 'train.loss', 'train.eval', inbox('launcher')],
+      [hb, 'train.loss', 'train.eval', inbox('launcher'), ...LAUNCHER_FROM_NODES, `${j}.files.*.*`],
     ),
   };
 }
@@ -242,15 +257,116 @@ export function roleUser(job: string, role: Role): string {
   return `${validateToken(job, 'job id')}-${role}`;
 }
 
+const secret = (): string => randomBytes(24).toString('base64url');
+
 /**
  * Fresh random credentials for every role of a job (192-bit base64url passwords, node:crypto);
- * with `trainerRanks: n`, also one trainer user per rank 0..n-1.
+ * with `trainerRanks: n`, also one trainer user per rank 0..n-1; with `nodes: [names]`, also one
+ * user per node agent (generateNodeCredentials: cluster-level, not the job's — print them once).
  */
-export function generateRoleCredentials(job = 'job', o: { readonly trainerRanks?: number } = {}): Record<Role, RoleCredentials> & { readonly trainerRanks?: readonly RoleCredentials[] } {
-  const secret = (): string => randomBytes(24).toString('base64url');
+export function generateRoleCredentials(
+  job = 'job',
+  o: { readonly trainerRanks?: number; readonly nodes?: readonly string[] } = {},
+): Record<Role, RoleCredentials> & { readonly trainerRanks?: readonly RoleCredentials[]; readonly nodes?: readonly NodeCredentials[] } {
   const roles = Object.fromEntries(ROLES.map((role) => [role, { user: roleUser(job, role), pass: secret() }])) as Record<Role, RoleCredentials>;
-  if (o.trainerRanks === undefined) return roles;
-  return { ...roles, trainerRanks: Array.from({ length: o.trainerRanks }, (_, r) => ({ user: trainerRankUser(job, r), pass: secret() })) };
+  return {
+    ...roles,
+    ...(o.trainerRanks !== undefined ? { trainerRanks: Array.from({ length: o.trainerRanks }, (_, r) => ({ user: trainerRankUser(job, r), pass: secret() })) } : {}),
+    ...(o.nodes !== undefined ? { nodes: generateNodeCredentials(o.nodes) } : {}),
+  };
+}
+
+// ---- node agents (issue 16, libs/cluster agent.ts): machine-level users, one per node ----
+//
+// A node agent is not an actor of one job: it runs every job's actors on its machine, so its user
+// cannot name a job. It is one user PER NODE, `node.<name>`, so the server confines it to its own
+// `cluster.node.<name>.*`: node a can neither serve node b's start requests (which carry the
+// actors' environment, their role passwords included) nor forge b's log lines and exits. The dot
+// cannot occur in a job's users (`<job>-<role>`, the job id a subject token), and its inbox
+// prefix `_INBOX_node.<name>` is two tokens where every job user's is one, so no job user's
+// inbox can cover a node's nor the other way round.
+
+/** One node agent's user: its name (`--name`), `node.<name>` and a password. */
+export interface NodeCredentials {
+  readonly name: string;
+  readonly user: string;
+  readonly pass: string;
+}
+
+/** The NATS user of node agent `name`: `node.<name>`. */
+export function nodeUser(name: string): string {
+  return `node.${validateToken(name, 'node name')}`;
+}
+
+/** The inbox prefix of node agent `name`: `_INBOX_node.<name>` (its replies, nobody else's). */
+export function nodeInboxPrefix(name: string): string {
+  return `_INBOX_node.${validateToken(name, 'node name')}`;
+}
+
+/**
+ * The subjects a node agent fetches a job's restore files on: `<job>.files.<actor>.<n>` of any job
+ * (apps/job remote.ts serves them, the agent requests them before it starts the actor). A node is
+ * not a job's, so the job token is a wildcard; requests only — it cannot serve them.
+ */
+const NODE_FILES = '*.files.*.*';
+/** A launcher's heartbeat, which renews its job's lease on the node (`<job>.hb.launcher`, any job). */
+const NODE_LAUNCHER_HEARTBEATS = '*.hb.launcher';
+
+/**
+ * The permissions of node agent `name` (read off libs/cluster agent.ts and the services it
+ * registers): it serves `cluster.node.<name>.info|start|stop|list|lease`, publishes its actors'
+ * `cluster.node.<name>.log.*` / `exit.*`, echoes its calibration on `cluster.node.<name>.calibrate.*`
+ * (measureLink / measureRequest with `node`), heartbeats on `cluster.hb.node-<name>`, is a NATS
+ * service (`$SRV.*`, `actorflow.status.cluster.node.*`), hears launchers' heartbeats
+ * (`*.hb.launcher`), requests restore files (`*.files.*.*`) and reads replies only in its own inbox.
+ * Nothing of a job's actors: no push, pull, batch, collective, config, checkpoint, report or stop.
+ */
+export function nodePermissions(name: string): NatsPermissions {
+  const n = validateToken(name, 'node name');
+  const own = `cluster.node.${n}`;
+  const calibrate = `${own}.calibrate.*`;
+  return perms(
+    [`${own}.log.*`, `${own}.exit.*`, calibrate, subjects.heartbeat(CLUSTER_JOB, `node-${n}`), NODE_FILES],
+    [
+      clusterSubjects.info(n),
+      clusterSubjects.start(n),
+      clusterSubjects.stop(n),
+      clusterSubjects.list(n),
+      clusterSubjects.lease(n),
+      calibrate,
+      ...SERVICE_SUBSCRIBE,
+      `${ACTOR_SERVICE_NAME}.status.${CLUSTER_JOB}.node.*`,
+      NODE_LAUNCHER_HEARTBEATS,
+      `${nodeInboxPrefix(n)}.>`,
+    ],
+  );
+}
+
+/** Fresh random credentials for node agents `names` (one user each, `node.<name>`). */
+export function generateNodeCredentials(names: readonly string[]): NodeCredentials[] {
+  const seen = new Set<string>();
+  return names.map((name) => {
+    const user = nodeUser(name);
+    if (seen.has(name)) throw new PermissionsConfigError(`node ${name} is named twice: every node agent needs its own --name`);
+    seen.add(name);
+    return { name, user, pass: secret() };
+  });
+}
+
+/** What a node agent's environment needs to log in as its user (read by busOptionsFrom in apps/node). */
+export function nodeCredentialsEnv(c: NodeCredentials): { NATS_USER: string; NATS_PASSWORD: string; NATS_INBOX_PREFIX: string } {
+  return { NATS_USER: c.user, NATS_PASSWORD: c.pass, NATS_INBOX_PREFIX: nodeInboxPrefix(c.name) };
+}
+
+/** What connect() needs to log in as node agent `c.name`: its user, password and inbox prefix. */
+export function nodeConnectOptions(c: NodeCredentials): { user: string; pass: string; inboxPrefix: string } {
+  return { user: c.user, pass: c.pass, inboxPrefix: nodeInboxPrefix(c.name) };
+}
+
+/** The `users = [...]` entries of node agents (cluster-level: once per cluster, not per job). */
+export function natsNodeUsers(nodes: readonly NodeCredentials[]): string {
+  checkCredentials({ nodes });
+  return nodes.map((c) => userEntry(`node agent ${c.name} (cluster-level)`, c, nodePermissions(c.name))).join('\n');
 }
 
 /** A string in nats-server config syntax (double-quoted, escaped). */
@@ -264,14 +380,15 @@ function list(subjects: readonly string[]): string {
 
 const SAFE = /^[A-Za-z0-9_.@+=-]+$/;
 
-function checkCredentials(creds: JobCredentials): void {
+function checkCredentials(creds: Partial<JobCredentials>, roles: readonly Role[] = []): void {
   const seen = new Set<string>();
   const prefixes = new Map<string, string>();
-  const all: [string, RoleCredentials | undefined][] = [
-    ...ROLES.map((r) => [r, creds[r]] as [string, RoleCredentials | undefined]),
+  const all: [string, RoleCredentials | undefined, string?][] = [
+    ...roles.map((r) => [r, creds[r]] as [string, RoleCredentials | undefined]),
     ...(creds.trainerRanks ?? []).map((c, r) => [`trainer rank ${r}`, c] as [string, RoleCredentials]),
+    ...(creds.nodes ?? []).map((c) => [`node ${c.name}`, c, c.name] as [string, RoleCredentials, string]),
   ];
-  for (const [role, c] of all) {
+  for (const [role, c, node] of all) {
     if (c === undefined) throw new PermissionsConfigError(`no credentials for role ${role}: pass one {user, pass} per role (generateRoleCredentials() makes them)`);
     if (!SAFE.test(c.user)) throw new PermissionsConfigError(`the ${role} user name '${c.user}' is not usable: use letters, digits and . _ - @ + =`);
     // A password starting with `$2` would be read as a bcrypt hash by nats-server.
@@ -279,33 +396,41 @@ function checkCredentials(creds: JobCredentials): void {
       throw new PermissionsConfigError(`the ${role} password is not usable in a nats-server config: use letters, digits and . _ - @ + = (generateRoleCredentials() makes safe ones)`);
     if (seen.has(c.user)) throw new PermissionsConfigError(`user '${c.user}' is given to two roles: every role needs its own user`);
     seen.add(c.user);
-    const other = prefixes.get(inboxPrefix(c.user));
-    if (other !== undefined)
-      throw new PermissionsConfigError(`the ${role} user '${c.user}' and the ${other} user have the same inbox prefix ${inboxPrefix(c.user)}: rename one (dots, @, + and = become _)`);
-    prefixes.set(inboxPrefix(c.user), role);
+    if (node !== undefined && c.user !== nodeUser(node)) throw new PermissionsConfigError(`node ${node}'s user must be ${nodeUser(node)}, got '${c.user}' (its permissions are its name's)`);
+    const prefix = node !== undefined ? nodeInboxPrefix(node) : inboxPrefix(c.user);
+    // `_INBOX_node.>` (a job user named 'node') would cover every node agent's inbox.
+    if (prefix === '_INBOX_node') throw new PermissionsConfigError(`the ${role} user name '${c.user}' is reserved: node agents' inboxes are _INBOX_node.<name>`);
+    const other = prefixes.get(prefix);
+    if (other !== undefined) throw new PermissionsConfigError(`the ${role} user '${c.user}' and the ${other} user have the same inbox prefix ${prefix}: rename one (dots, @, + and = become _)`);
+    prefixes.set(prefix, role);
   }
 }
 
-/** The `users = [...]` entries of one job (to combine several jobs in one authorization block). */
+/** One user's entry of the `users = [...]` list. */
+function userEntry(comment: string, c: RoleCredentials, p: NatsPermissions): string {
+  return [
+    `    # ${comment}`,
+    `    { user: ${q(c.user)}, password: ${q(c.pass)}, permissions: {`,
+    `        publish: { allow: ${list(p.publish.allow)} }`,
+    `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
+    `        allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
+    `    } }`,
+  ].join('\n');
+}
+
+/**
+ * The `users = [...]` entries of one job (to combine several jobs in one authorization block),
+ * and of the node agents in `creds.nodes` when there are any.
+ */
 export function natsAuthUsers(job: string, creds: JobCredentials): string {
-  checkCredentials(creds);
+  checkCredentials(creds, ROLES);
   const all = rolePermissions(job, Object.fromEntries(ROLES.map((r) => [r, creds[r].user])));
   const entries: [string, RoleCredentials, NatsPermissions][] = [
-    ...ROLES.map((role) => [role, creds[role], all[role]] as [string, RoleCredentials, NatsPermissions]),
-    ...(creds.trainerRanks ?? []).map((c, r) => [`trainer rank ${r}`, c, trainerRankPermissions(job, r, c.user)] as [string, RoleCredentials, NatsPermissions]),
+    ...ROLES.map((role) => [`${role} of job ${job}`, creds[role], all[role]] as [string, RoleCredentials, NatsPermissions]),
+    ...(creds.trainerRanks ?? []).map((c, r) => [`trainer rank ${r} of job ${job}`, c, trainerRankPermissions(job, r, c.user)] as [string, RoleCredentials, NatsPermissions]),
+    ...(creds.nodes ?? []).map((c) => [`node agent ${c.name} (cluster-level)`, c, nodePermissions(c.name)] as [string, RoleCredentials, NatsPermissions]),
   ];
-  return entries
-    .map(([role, c, p]) => {
-      return [
-        `    # ${role} of job ${job}`,
-        `    { user: ${q(c.user)}, password: ${q(c.pass)}, permissions: {`,
-        `        publish: { allow: ${list(p.publish.allow)} }`,
-        `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
-        `        allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
-        `    } }`,
-      ].join('\n');
-    })
-    .join('\n');
+  return entries.map(([comment, c, p]) => userEntry(comment, c, p)).join('\n');
 }
 
 export interface NatsAuthConfigOptions {
@@ -352,6 +477,7 @@ export function roleConnectOptions(role: Role, creds: Readonly<Record<Role, Role
 /** The role that runs each app (`apps/<app>`; the launcher is apps/job). */
 export function roleOfApp(app: string): Role {
   const role = app === 'job' ? 'launcher' : app;
+  if (app === 'node') throw new PermissionsConfigError("the node agent is no job's role: each agent has its own cluster-level user, nodeUser(name) with nodePermissions(name)");
   if (!(ROLES as readonly string[]).includes(role)) throw new PermissionsConfigError(`app '${app}' has no NATS role: expected one of ${ROLES.join(', ')} or job`);
   return role as Role;
 }
@@ -369,6 +495,13 @@ export function printNatsConfig(job: string, creds: JobCredentials = generateRol
     ...ROLES.map((role) => `#   ${role.padEnd(10)} NATS_USER=${creds[role].user} NATS_PASSWORD=${creds[role].pass} NATS_INBOX_PREFIX=${inboxPrefix(creds[role].user)}`),
     ...(creds.trainerRanks ?? []).map((c, r) => `#   ${`trainer ${r}`.padEnd(10)} NATS_USER=${c.user} NATS_PASSWORD=${c.pass} NATS_INBOX_PREFIX=${inboxPrefix(c.user)}`),
     ...(creds.trainerRanks !== undefined ? ["# Start trainer rank r as 'trainer r' (e.g. `nx run trainer -- --rank r`): the plain trainer user may speak as any rank; keep it for nothing else."] : []),
+    ...(creds.nodes ?? []).map((c) => {
+      const env = nodeCredentialsEnv(c);
+      return `#   ${`node ${c.name}`.padEnd(10)} NATS_USER=${env.NATS_USER} NATS_PASSWORD=${env.NATS_PASSWORD} NATS_INBOX_PREFIX=${env.NATS_INBOX_PREFIX}  (npx nx serve node -- --name ${c.name})`;
+    }),
+    ...(creds.nodes !== undefined && creds.nodes.length > 0
+      ? ["# Node users belong to the cluster, not to this job: add them once (a later job's config without --nodes), and give each agent only its own."]
+      : []),
     '# (or --nats-user / --nats-pass / --nats-inbox-prefix; each user may read replies only under its own prefix).',
     '# Anonymous clients log in as the monitor (read-only train.loss / train.eval).',
     '',

@@ -37,7 +37,8 @@ t.test('rolePermissions: job-scoped, and the issue-13 subjects only where they b
   const everything = ROLES.flatMap((r) => [...p[r].publish.allow, ...p[r].subscribe.allow]);
   for (const s of everything) {
     const ok = s.startsWith('jobA.') || s.startsWith('train.') || s.startsWith('$SRV.') || /^_INBOX(_jobA-[a-z-]+)?\.>$/.test(s) || s.startsWith('actorflow.status.jobA.');
-    t.ok(ok, `${s} is job A's, a public report, discovery or an inbox`);
+    const toNodes = s.startsWith('cluster.node.*.') && !ROLES.some((r) => r !== 'launcher' && [...p[r].publish.allow, ...p[r].subscribe.allow].includes(s));
+    t.ok(ok || toNodes, `${s} is job A's, a public report, discovery, an inbox or (the launcher's only) the node agents'`);
   }
   for (const r of ROLES) {
     const inboxes = [...p[r].publish.allow, ...p[r].subscribe.allow].filter((s) => s.startsWith('_INBOX'));

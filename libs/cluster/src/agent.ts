@@ -23,6 +23,7 @@ import {
   startActorRequestCodec,
   stopActorsRequestCodec,
   subjects,
+  validateToken,
   type GpuInfo,
   type NodeCalibration,
   type NodeInfo,
@@ -72,21 +73,31 @@ interface Lease {
   readonly hb: Subscription;
 }
 
+/**
+ * Where a calibration echoes to itself: under the node's own `cluster.node.<node>.calibrate.<random>`
+ * when the caller is node agent `node` (its NATS user may publish and subscribe there and nowhere
+ * like it: docs/SECURITY.md), else `_CALIBRATE.<client id>.<random>` (a client without a node).
+ */
+function calibrationSubject(nc: NatsConnection, node: string | undefined, tag = ''): string {
+  const random = `${tag}${Math.random().toString(36).slice(2)}`;
+  return node !== undefined ? `cluster.node.${validateToken(node, 'node name')}.calibrate.${random}` : `_CALIBRATE.${nc.info?.client_id ?? 'x'}.${random}`;
+}
+
 /** MB/s of large messages sent to ourselves through the broker and back (there and back counted). */
-export async function measureLink(nc: NatsConnection, o: { bytes?: number; rounds?: number } = {}): Promise<number | undefined> {
+export async function measureLink(nc: NatsConnection, o: { bytes?: number; rounds?: number; node?: string } = {}): Promise<number | undefined> {
   const size = Math.min(o.bytes ?? 256 * 1024, Math.max(1024, nc.info?.max_payload ?? 1024 * 1024) - 1024);
-  const subject = `${nc.info?.client_id ?? 'x'}.${Math.random().toString(36).slice(2)}`;
-  const echo = nc.subscribe(`_CALIBRATE.${subject}`, {
+  const subject = calibrationSubject(nc, o.node);
+  const echo = nc.subscribe(subject, {
     callback: (_e, m) => {
       m.respond(m.data);
     },
   });
   const payload = new Uint8Array(size);
   try {
-    await nc.request(`_CALIBRATE.${subject}`, payload, { timeout: 2000 }); // warm-up
+    await nc.request(subject, payload, { timeout: 2000 }); // warm-up
     const rounds = o.rounds ?? 8;
     const t0 = performance.now();
-    for (let i = 0; i < rounds; i++) await nc.request(`_CALIBRATE.${subject}`, payload, { timeout: 2000 });
+    for (let i = 0; i < rounds; i++) await nc.request(subject, payload, { timeout: 2000 });
     const sec = (performance.now() - t0) / 1000;
     return Math.round(((2 * size * rounds) / 1e6 / sec) * 10) / 10;
   } catch {
@@ -102,8 +113,8 @@ export async function measureLink(nc: NatsConnection, o: { bytes?: number; round
  * and decoded again here — what every pull, push and batch request of a step pays besides its bytes.
  * The median of `rounds` round trips (the first few are a warm-up).
  */
-export async function measureRequest(nc: NatsConnection, o: { rows?: number; rounds?: number } = {}): Promise<number | undefined> {
-  const subject = `_CALIBRATE.${nc.info?.client_id ?? 'x'}.rq${Math.random().toString(36).slice(2)}`;
+export async function measureRequest(nc: NatsConnection, o: { rows?: number; rounds?: number; node?: string } = {}): Promise<number | undefined> {
+  const subject = calibrationSubject(nc, o.node, 'rq');
   const echo = nc.subscribe(subject, {
     callback: (_e, m) => {
       const v = decodeMsg(m.data, 'calibration request') as { rows: Int32Array; version: number };

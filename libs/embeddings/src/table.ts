@@ -107,6 +107,54 @@ export function dedupeSparseGradient(rows: Int32Array, values: Float32Array, dim
   return { rows: outRows, values: out };
 }
 
+/**
+ * The sum of several sparse gradients over the same table (each with sorted, unique rows), in
+ * part order and float32 per addition starting from 0, each sum then times `scale` (rounded to
+ * float32): the same bits as folding `addSparse` over the parts and scaling the result, in one
+ * k-way merge that writes each output value once (the mirrored root's per-step reduction).
+ */
+export function sumSparseInOrder(parts: readonly SparseGradient[], dim: number, scale = 1): SparseGradient {
+  const k = parts.length;
+  const partRows = parts.map((p) => p.rows);
+  const partVals = parts.map((p) => p.values);
+  const ends = Int32Array.from(partRows, (r) => r.length);
+  let upper = 0;
+  for (let p = 0; p < k; p++) upper += ends[p];
+  const rows = new Int32Array(upper);
+  const vals = new Float32Array(upper * dim);
+  const at = new Int32Array(k);
+  let n = 0;
+  for (;;) {
+    let r = 2147483647;
+    let any = false;
+    for (let p = 0; p < k; p++) {
+      if (at[p] < ends[p]) {
+        const x = partRows[p][at[p]];
+        if (!any || x < r) r = x;
+        any = true;
+      }
+    }
+    if (!any) break;
+    rows[n] = r;
+    const o = n * dim;
+    let first = true;
+    for (let p = 0; p < k; p++) {
+      if (at[p] >= ends[p] || partRows[p][at[p]] !== r) continue;
+      const v = partVals[p];
+      const base = at[p] * dim;
+      // The Float32Array store rounds each sum to float32; the first adds to 0 (−0 becomes +0, as in addSparse).
+      if (first) for (let d = 0; d < dim; d++) vals[o + d] = 0 + v[base + d];
+      else for (let d = 0; d < dim; d++) vals[o + d] += v[base + d];
+      first = false;
+      at[p]++;
+    }
+    // … and the product with the scale too, as scaling a float32 copy would.
+    if (scale !== 1) for (let d = 0; d < dim; d++) vals[o + d] *= scale;
+    n++;
+  }
+  return { rows: n === upper ? rows : rows.slice(0, n), values: n === upper ? vals : vals.slice(0, n * dim) };
+}
+
 /** Adds `b` into `a` (both deduplicated and sorted) scaled by `scale`: used to sum gradients of several ranks in rank order. */
 export function addSparse(a: SparseGradient, b: SparseGradient, dim: number, scale = 1): SparseGradient {
   // Typed arrays sized for the worst case (no shared row), trimmed at the end: the merge of two

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { join } from 'node:path';
-import { EmbeddingError, RowOptimizer, addSparse, createTable, dedupeSparseGradient, gatherRows, initRow, loadParams, saveParams, scatterRows } from '../mod.ts';
+import { EmbeddingError, RowOptimizer, addSparse, createTable, dedupeSparseGradient, gatherRows, initRow, loadParams, saveParams, scatterRows, sumSparseInOrder, type SparseGradient } from '../mod.ts';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, eps = 1e-6): boolean => a.length === b.length && Array.from(a).every((x, i) => Math.abs(x - b[i]) <= eps);
 
@@ -33,6 +33,30 @@ t.test('dedupe sums repeated rows and sorts; addSparse merges in order', async (
   const s = addSparse(d, { rows: new Int32Array([1, 5]), values: new Float32Array([1, 1, 1, 1]) }, 2, 2);
   t.same([...s.rows], [1, 2, 5]);
   t.same([...s.values], [2, 2, 2, 2, 6, 6]);
+});
+
+t.test('sumSparseInOrder: the bits of folding addSparse over the parts, then scaling', async (t) => {
+  let seed = 12345;
+  const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const dim = 3;
+  const part = (): { rows: Int32Array; values: Float32Array } => {
+    const rows = Int32Array.from([...new Set(Array.from({ length: 20 }, () => Math.floor((rnd() + 1) * 15)))].sort((a, b) => a - b));
+    // Large and tiny magnitudes and signed zeros, so rounding order would show.
+    const values = Float32Array.from({ length: rows.length * dim }, (_, i) => (i % 7 === 0 ? -0 : rnd() * 10 ** Math.floor(rnd() * 8)));
+    return { rows, values };
+  };
+  for (const k of [1, 2, 3, 5]) {
+    const parts = Array.from({ length: k }, part);
+    parts.push({ rows: new Int32Array(0), values: new Float32Array(0) }); // a rank that sat the step out
+    const inv = 1 / 7;
+    let folded: SparseGradient = { rows: new Int32Array(0), values: new Float32Array(0) };
+    for (const p of parts) folded = addSparse(folded, p, dim);
+    const want = Float32Array.from(folded.values, (x) => x * inv);
+    const got = sumSparseInOrder(parts, dim, inv);
+    t.same([...got.rows], [...folded.rows], `${k} parts: the union of rows, sorted`);
+    t.same(new Uint8Array(got.values.buffer, got.values.byteOffset, got.values.byteLength), new Uint8Array(want.buffer), `${k} parts: the same bits`);
+  }
+  t.same(sumSparseInOrder([], 2).rows.length, 0);
 });
 
 t.test('optimizers against hand-computed steps; only touched rows move', async (t) => {

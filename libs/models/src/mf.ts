@@ -187,7 +187,7 @@ registerModel({
   // 0.05 is within 1 % of the best grid point on the 100K and 1M shapes, where the optimizer's per-batch
   // l2 2e-4 (the old default) was 6.8 % off on the 1M shape; so the recommended optimizer has no l2.
   defaults: { numUsers: 0, numItems: 0, dim: 16, initStd: 0.1, reg: 0.05, globalMean: 0 },
-  recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 0 }, batchSize: 1024, epochs: 10 },
+  recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 0 }, batchSize: 1024, epochs: 10, earlyStop: { validation: 0.05, patience: 2, maxEpochs: 10 } },
   create: (h) =>
     new BiasedMF({
       numUsers: num(h, 'numUsers'),

@@ -188,7 +188,7 @@ registerModel({
   // shapes (docs/MODELS.md): 0.3 is within 0.8 % (100K shape) and 1.7 % (1M shape) of each shape's
   // best grid point. No optimizer l2: its per-batch value has no setting that fits both shapes
   // (5e-4 is best on the 100K shape but 37 % worse on the 1M shape).
-  recommended: { optimizer: { name: 'adam', lr: 0.003 }, batchSize: 1024, epochs: 10 },
+  recommended: { optimizer: { name: 'adam', lr: 0.003 }, batchSize: 1024, epochs: 10, earlyStop: { validation: 0.05, patience: 2, maxEpochs: 10 } },
   create: (h) =>
     new Ncf({
       numUsers: numberHyper('ncf', h, 'numUsers'),

@@ -13,7 +13,19 @@ export interface ModelEntry {
   /** The model's input kind (default 'ratings'), known before a model is built: the launcher picks a default dataset by it. */
   readonly input?: InputKind;
   /** Training settings that work for this model (the aggregator's and launcher's defaults for it). */
-  readonly recommended?: { readonly optimizer?: OptimizerConfig; readonly batchSize?: number; readonly epochs?: number };
+  readonly recommended?: { readonly optimizer?: OptimizerConfig; readonly batchSize?: number; readonly epochs?: number; readonly earlyStop?: RecommendedEarlyStop };
+}
+
+/**
+ * Early stopping a job runs with when it is given none of --epochs, --validation, --early-stop
+ * (apps/job): `validation` of the training ratings carved into a validation set, stop after
+ * `patience` epochs without improvement, at most `maxEpochs` epochs. For gradient rating models
+ * of ratings only (what the launcher's early stopper scores); `epochs` stays what --early-stop 0 runs.
+ */
+export interface RecommendedEarlyStop {
+  readonly validation: number;
+  readonly patience: number;
+  readonly maxEpochs: number;
 }
 
 /** Hyper-parameters the data decides (filled in by the aggregator when the model takes them). */

@@ -243,7 +243,7 @@ registerModel({
   // Tuned on synthetic tiny (perUser 60), batch 64: test RMSE 0.84 vs 0.99 for the global mean.
   // Per-example reg 0.05 as for MF (docs/MODELS.md: synthetic:small RMSE 0.6102, the best grid point,
   // vs 0.6202 with the optimizer's per-batch l2 2e-4), so the recommended optimizer has no l2.
-  recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 0 }, batchSize: 1024, epochs: 10 },
+  recommended: { optimizer: { name: 'adam', lr: 0.01, l2: 0 }, batchSize: 1024, epochs: 10, earlyStop: { validation: 0.05, patience: 2, maxEpochs: 10 } },
   create: (h) =>
     new SvdPlusPlus({
       numUsers: numberHyper('svdpp', h, 'numUsers'),

@@ -10,8 +10,8 @@
 import type { ProcessGroup } from '@actorflow/collectives';
 import type { Engine } from '@actorflow/engine';
 import { batchLength, type AnyBatch } from '@actorflow/data';
-import { addSparse, type OptimizerConfig, type RowOptimizer, type SparseGradient } from '@actorflow/embeddings';
-import type { TrainableModel } from '@actorflow/models';
+import { sumSparseInOrder, type OptimizerConfig, type RowOptimizer, type SparseGradient } from '@actorflow/embeddings';
+import type { StepResult, TrainableModel } from '@actorflow/models';
 import { TRAINER_STATE_FORMAT, mirroredGradientCodec, mirroredParamsCodec, type MirroredGradient, type OptimizerSlotState, type TableData, type TrainerState } from '@actorflow/protocol';
 import { applyStep, createOptimizer, gather, initParams, type ParamStore } from './params.ts';
 import { assertFiniteStep } from './guards.ts';
@@ -42,7 +42,7 @@ export function combineGradients(parts: readonly Uint8Array[]): Uint8Array {
   const total = all.reduce((s, c) => s + c.count, 0);
   if (total === 0) return mirroredGradientCodec.encode({ count: 0, loss: 0, dense: {}, sparse: {} });
   const dense: Record<string, Float32Array> = {};
-  const sparse: Record<string, SparseGradient> = {};
+  const sparseParts: Record<string, SparseGradient[]> = {};
   for (const c of all) {
     for (const [k, v] of Object.entries(c.dense)) {
       const acc = (dense[k] ??= new Float32Array(v.length));
@@ -50,14 +50,17 @@ export function combineGradients(parts: readonly Uint8Array[]): Uint8Array {
         throw new GradientMismatchError(`ranks sent dense gradient '${k}' with ${acc.length} and ${v.length} values; start every rank with the same model and hyper-parameters`);
       for (let i = 0; i < v.length; i++) acc[i] = Math.fround(acc[i] + v[i]);
     }
-    for (const [k, g] of Object.entries(c.sparse)) {
-      const dim = g.rows.length === 0 ? 1 : g.values.length / g.rows.length;
-      sparse[k] = addSparse(sparse[k] ?? { rows: new Int32Array(0), values: new Float32Array(0) }, g, dim);
-    }
+    for (const [k, g] of Object.entries(c.sparse)) (sparseParts[k] ??= []).push(g);
   }
   const inv = 1 / total;
   for (const k of Object.keys(dense)) dense[k] = scaled(dense[k], inv);
-  for (const k of Object.keys(sparse)) sparse[k] = { rows: sparse[k].rows, values: scaled(sparse[k].values, inv) };
+  const sparse: Record<string, SparseGradient> = {};
+  for (const [k, parts] of Object.entries(sparseParts)) {
+    const dims = new Set(parts.filter((g) => g.rows.length > 0).map((g) => g.values.length / g.rows.length));
+    if (dims.size > 1) throw new GradientMismatchError(`ranks sent sparse gradient '${k}' with rows of ${[...dims].join(' and ')} values; start every rank with the same model and hyper-parameters`);
+    // Summed in rank order from 0, then divided: the bits of folding addSparse and scaling after.
+    sparse[k] = sumSparseInOrder(parts, dims.size === 0 ? 1 : [...dims][0], inv);
+  }
   return mirroredGradientCodec.encode({ count: total, loss: all.reduce((s, c) => s + c.loss * c.count, 0) / total, dense, sparse });
 }
 
@@ -118,6 +121,12 @@ function scaled(v: Float32Array, s: number): Float32Array {
   const out = new Float32Array(v.length);
   for (let i = 0; i < v.length; i++) out[i] = v[i] * s;
   return out;
+}
+
+/** `v` times `s` in place, each product rounded to float32 (the same bits as `scaled`). */
+function scaleInPlace(v: Float32Array, s: number): Float32Array {
+  for (let i = 0; i < v.length; i++) v[i] *= s;
+  return v;
 }
 
 /** Rank 0's parameters on every rank (so ranks agree even if their seeds or code differ). */
@@ -181,6 +190,7 @@ export async function runMirroredTrainer(o: {
   for (;;) {
     const t0 = performance.now();
     let mine: Contribution = { count: 0, loss: 0, dense: {}, sparse: {} };
+    let solo: StepResult | undefined;
     if (!exhausted) {
       const next = await it.next();
       if (next.done === true) exhausted = true;
@@ -197,16 +207,35 @@ export async function runMirroredTrainer(o: {
         const ctx = { seed: o.seed, epoch: next.value.epoch, step };
         const r = o.model.computeGradients(o.engine.tf, batch, gather(params, o.model.rowsFor(batch, ctx)), ctx);
         assertFiniteStep(r, { step, rank: o.pg.rank });
-        // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
-        mine = {
-          count: r.count,
-          loss: r.loss,
-          dense: Object.fromEntries(Object.entries(r.dense).map(([k, v]) => [k, scaled(v, r.count)])),
-          sparse: Object.fromEntries(Object.entries(r.sparse).map(([k, g]) => [k, { rows: g.rows, values: scaled(g.values, r.count) }])),
-        };
+        if (o.pg.worldSize === 1) {
+          // A group of one: the batch's mean gradient is already the global one. No weighting,
+          // codec or collective round trip (they were a third of a 1-rank step's CPU), and the
+          // bits are the single process's (trainLocal).
+          solo = r;
+        } else {
+          // Weight by count so the sum over ranks divided by the total count is the global mean gradient.
+          mine = {
+            count: r.count,
+            loss: r.loss,
+            // In place: the step's gradients are this loop's to consume (encoded right below, read by nothing after).
+            dense: Object.fromEntries(Object.entries(r.dense).map(([k, v]) => [k, scaleInPlace(v, r.count)])),
+            sparse: Object.fromEntries(Object.entries(r.sparse).map(([k, g]) => [k, { rows: g.rows, values: scaleInPlace(g.values, r.count) }])),
+          };
+        }
       }
     }
     const t1 = performance.now();
+    if (o.pg.worldSize === 1) {
+      // No examples at this step (the data ended): the end, as for a group whose total count is 0.
+      if (solo === undefined) break;
+      applyStep(params, optimizer, solo);
+      step++;
+      stepInEpoch++;
+      const t4 = performance.now();
+      o.onStep?.({ step, epoch, loss: solo.loss, examples: solo.count, localExamples: solo.count, timing: { computeMs: t4 - t0, serdeMs: 0, waitMs: 0 } });
+      await o.onParams?.(step, params, state);
+      continue;
+    }
     const ring = o.allreduce === 'ring';
     // With the ring, dense gradients (and count, loss) travel as one flat vector around the ring;
     // sparse rows differ by rank, so they are always reduced at the root.

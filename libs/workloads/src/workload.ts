@@ -6,6 +6,7 @@ import type { NatsConnection } from '@actorflow/bus';
 import type { Engine } from '@actorflow/engine';
 import type { InteractionsBatch } from '@actorflow/data';
 import type { JobDataset } from '@actorflow/feed';
+import type { RecommendedEarlyStop } from '@actorflow/models';
 import type { JobConfig } from '@actorflow/protocol';
 
 /** Flags as node:util parseArgs returns them (strings, booleans, repeated strings). */
@@ -32,7 +33,12 @@ export interface ModelListing {
 /** What the launcher must know of a model before any actor runs. */
 export interface LaunchInfo {
   readonly input?: string;
-  readonly recommended?: { readonly batchSize?: number; readonly epochs?: number };
+  /** earlyStop: what a job runs with when given none of --epochs, --validation, --early-stop (libs/models' RecommendedEarlyStop). */
+  readonly recommended?: {
+    readonly batchSize?: number;
+    readonly epochs?: number;
+    readonly earlyStop?: RecommendedEarlyStop;
+  };
 }
 
 /** A running aggregator: the configuration it serves, its live counters, and its stop. */
