@@ -175,6 +175,13 @@ export interface RemoteSpawnerOptions {
   readonly leaseMs?: number;
   /** A machine whose agent does not answer `list` for this long is lost (default 8 s). */
   readonly lostAfterMs?: number;
+  /**
+   * A planned machine whose agent does not answer at the start: 'fail' (default: a new job's plan
+   * names machines that are not there — fix the plan), or 'move' (--resume: the job already ran on
+   * that plan and one of its machines has gone since; its actors start on the machines that answer,
+   * as after a machine lost mid-job; it still fails when none answers).
+   */
+  readonly missingAgents?: 'fail' | 'move';
 }
 
 /** Starts actors through node agents; see the top of this file. */
@@ -211,8 +218,13 @@ export class RemoteSpawner implements Spawner {
         }
       }),
     );
-    if (missing.length > 0)
+    const answered = s.#nodes.filter((n) => s.#lastAnswer.has(n));
+    if (missing.length > 0 && (o.missingAgents !== 'move' || answered.length === 0))
       throw new ClusterJobError(`no node agent answers for ${missing.join(', ')}: start \`npx nx serve node -- --name NAME\` on each machine of the plan, on the same NATS servers`);
+    for (const n of s.#nodes.filter((m) => !s.#lastAnswer.has(m))) {
+      s.#lost.add(n);
+      o.log(`node ${n} of the plan does not answer (${missing.find((m) => m.startsWith(`${n} `)) ?? n}): its actors start on ${answered.join(', ')}`);
+    }
     s.#subs.push(
       nc.subscribe(clusterSubjects.allExits, {
         callback: (_e, m) => {
