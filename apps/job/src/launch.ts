@@ -319,7 +319,9 @@ export async function launchJob(asked: JobPlan, root: string, log: (line: string
 
   const remote =
     placement !== undefined
-      ? await RemoteSpawner.open(nc, { job: plan.job, placement, log, ...(plan.resume !== undefined ? { missingAgents: 'move' as const } : {}) }).catch(async (err: Error) => (await nc.close(), Promise.reject(new JobFailedError(err.message))))
+      ? await RemoteSpawner.open(nc, { job: plan.job, placement, log, ...(plan.resume !== undefined ? { missingAgents: 'move' as const } : {}) }).catch(
+          async (err: Error) => (await nc.close(), Promise.reject(new JobFailedError(err.message))),
+        )
       : undefined;
   const sup = new Supervisor({
     root,

@@ -191,11 +191,25 @@ t.test('RemoteSpawner behind the Supervisor: exits, logs, restarts, stops, a los
   const moved: string[] = [];
   // (Concurrently: each waits out the agents' answer deadline.)
   const [, resumed] = await Promise.all([
-    t.rejects(RemoteSpawner.open(nc, { job: 'rj', placement: new Map([['x', 'nobody']]), log: () => undefined, missingAgents: 'move' }), { name: 'ClusterJobError', message: /no node agent answers for nobody/ }),
-    RemoteSpawner.open(nc, { job: 'rm', placement: new Map([['x', 'gone'], ['y', 'na']]), log: (l) => moved.push(l), missingAgents: 'move' }),
+    t.rejects(RemoteSpawner.open(nc, { job: 'rj', placement: new Map([['x', 'nobody']]), log: () => undefined, missingAgents: 'move' }), {
+      name: 'ClusterJobError',
+      message: /no node agent answers for nobody/,
+    }),
+    RemoteSpawner.open(nc, {
+      job: 'rm',
+      placement: new Map([
+        ['x', 'gone'],
+        ['y', 'na'],
+      ]),
+      log: (l) => moved.push(l),
+      missingAgents: 'move',
+    }),
   ]);
   t.same(resumed.alive(), ['na'], 'the machine that did not answer counts as lost');
-  t.ok(moved.some((l) => /node gone of the plan does not answer .*its actors start on na/.test(l)), moved.join('\n'));
+  t.ok(
+    moved.some((l) => /node gone of the plan does not answer .*its actors start on na/.test(l)),
+    moved.join('\n'),
+  );
   resumed.close();
   const placement = new Map([
     ['quick', 'na'],

@@ -11,6 +11,9 @@ import { PsClient, runMirroredTrainer, runPsTrainer } from '@actorflow/strategie
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import type { FlagValues, TrainerOptions } from './workload.ts';
 
+/** Without a validation set, the epoch-end replica goes at most this often (see onEpochEnd below). */
+const EPOCH_REPLICA_SECONDS = 5;
+
 const str = (v: FlagValues, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
 
 export async function runGradientTrainer(o: TrainerOptions): Promise<{ steps: number }> {
@@ -95,8 +98,13 @@ export async function runGradientTrainer(o: TrainerOptions): Promise<{ steps: nu
                 onParams: (step: number, _params: unknown, state: () => TrainerState) =>
                   step % snapshotEvery === 0 || (snapshotSeconds > 0 && performance.now() - lastSent >= snapshotSeconds * 1000) ? checkpoint(state) : undefined,
                 // Each epoch's last replica too, before the next epoch's first step (and so before its loss
-                // report): the launcher's early stopper scores it (apps/job/src/early-stop.ts).
-                onEpochEnd: (_epoch: number, _step: number, state: () => TrainerState) => checkpoint(state),
+                // report): the launcher's early stopper scores it (apps/job/src/early-stop.ts) — every
+                // epoch when the data has a validation set. Without one, only the evaluator's periodic
+                // scores read it: then at most every EPOCH_REPLICA_SECONDS, since each replica (the
+                // whole model with its optimizer state) is a round trip that stalls the step — a third
+                // of a 100-epoch MF job's time when it went every epoch.
+                onEpochEnd: (_epoch: number, _step: number, state: () => TrainerState) =>
+                  (info.validationRows ?? 0) > 0 || performance.now() - lastSent >= EPOCH_REPLICA_SECONDS * 1000 ? checkpoint(state) : undefined,
               }
             : {}),
         });
