@@ -25,33 +25,19 @@ import argparse, json, time
 import torch
 from torch import nn
 import torch.nn.functional as F
+from bench_torch import add_common_args, load_ratings, parse_and_setup
 
 p = argparse.ArgumentParser()
 p.add_argument('--train'); p.add_argument('--users', type=int); p.add_argument('--items', type=int)
 p.add_argument('--per-item', type=int, default=20)
 p.add_argument('--hidden', type=int, default=500); p.add_argument('--stacked', default='')
 p.add_argument('--l2', type=float, default=0.5); p.add_argument('--global-mean', type=float)
-p.add_argument('--epochs', type=int, default=1); p.add_argument('--batch', type=int, default=32)
-p.add_argument('--lr', type=float, default=0.003); p.add_argument('--limit', type=int)
-p.add_argument('--impl', choices=['sparse', 'dense'], default='sparse')
-p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=int, default=42)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-torch.manual_seed(a.seed)
-
-
-def load(path):
-    u, i, r = [], [], []
-    with open(path) as f:
-        next(f)
-        for line in f:
-            x = line.split(',')
-            u.append(int(x[0])); i.append(int(x[1])); r.append(float(x[2]))
-    return torch.tensor(u, dtype=torch.long), torch.tensor(i, dtype=torch.long), torch.tensor(r, dtype=torch.float32)
+add_common_args(p, batch=32, lr=0.003)
+a = parse_and_setup(p)
 
 
 if a.train is not None:
-    tu, ti, tr = load(a.train)
+    tu, ti, tr = load_ratings(a.train)
     U = a.users if a.users is not None else int(tu.max()) + 1
     I = a.items if a.items is not None else int(ti.max()) + 1
 else:

@@ -7,6 +7,7 @@ weight_decay = l2 (dense: every row moves each step), shuffled minibatches. Read
 """
 import argparse, json, sys, time
 import torch
+from bench_torch import load_ratings
 
 p = argparse.ArgumentParser()
 p.add_argument('--train'); p.add_argument('--test')
@@ -19,17 +20,8 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 
-def load(path):
-    u, i, r = [], [], []
-    with open(path) as f:
-        next(f)
-        for line in f:
-            x = line.split(',')
-            u.append(int(x[0])); i.append(int(x[1])); r.append(float(x[2]))
-    return torch.tensor(u), torch.tensor(i), torch.tensor(r, dtype=torch.float32)
-
-tu, ti, tr = load(a.train)
-su, si, sr = load(a.test)
+tu, ti, tr = load_ratings(a.train)
+su, si, sr = load_ratings(a.test)
 
 class MF(torch.nn.Module):
     def __init__(self):

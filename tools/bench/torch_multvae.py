@@ -23,6 +23,7 @@ import argparse, json, time
 import torch
 from torch import nn
 import torch.nn.functional as F
+from bench_torch import add_common_args, load_ratings, parse_and_setup
 
 p = argparse.ArgumentParser()
 p.add_argument('--train'); p.add_argument('--users', type=int); p.add_argument('--items', type=int)
@@ -30,27 +31,12 @@ p.add_argument('--per-user', type=int, default=20)
 p.add_argument('--hidden', default='600'); p.add_argument('--latent', type=int, default=200)
 p.add_argument('--dropout', type=float, default=0.5)
 p.add_argument('--anneal-cap', type=float, default=0.2); p.add_argument('--total-anneal-steps', type=float, default=200000)
-p.add_argument('--epochs', type=int, default=1); p.add_argument('--batch', type=int, default=100)
-p.add_argument('--lr', type=float, default=0.001); p.add_argument('--limit', type=int)
-p.add_argument('--impl', choices=['sparse', 'dense'], default='sparse')
-p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=int, default=42)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-torch.manual_seed(a.seed)
-
-
-def load(path):
-    u, i, r = [], [], []
-    with open(path) as f:
-        next(f)
-        for line in f:
-            x = line.split(',')
-            u.append(int(x[0])); i.append(int(x[1])); r.append(float(x[2]))
-    return torch.tensor(u, dtype=torch.long), torch.tensor(i, dtype=torch.long), torch.tensor(r, dtype=torch.float32)
+add_common_args(p, batch=100, lr=0.001)
+a = parse_and_setup(p)
 
 
 if a.train is not None:
-    tu, ti, tr = load(a.train)
+    tu, ti, tr = load_ratings(a.train)
     I = a.items if a.items is not None else int(ti.max()) + 1
 else:
     U = a.users if a.users is not None else 200

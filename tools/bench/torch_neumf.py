@@ -25,6 +25,7 @@ import argparse, json, time
 import torch
 from torch import nn
 import torch.nn.functional as F
+from bench_torch import add_common_args, load_ratings, parse_and_setup
 
 p = argparse.ArgumentParser()
 p.add_argument('--train'); p.add_argument('--history')
@@ -33,28 +34,13 @@ p.add_argument('--per-user', type=int, default=20)
 p.add_argument('--dim', type=int, default=16); p.add_argument('--mlp-dim', type=int, default=32)
 p.add_argument('--layers', default='64,32,16'); p.add_argument('--negatives', type=int, default=4)
 p.add_argument('--init-std', type=float, default=0.01)
-p.add_argument('--epochs', type=int, default=1); p.add_argument('--batch', type=int, default=256)
-p.add_argument('--lr', type=float, default=0.002); p.add_argument('--limit', type=int)
-p.add_argument('--impl', choices=['sparse', 'dense'], default='sparse')
-p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=int, default=42)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-torch.manual_seed(a.seed)
-
-
-def load(path):
-    u, i = [], []
-    with open(path) as f:
-        next(f)
-        for line in f:
-            x = line.split(',')
-            u.append(int(x[0])); i.append(int(x[1]))
-    return torch.tensor(u, dtype=torch.long), torch.tensor(i, dtype=torch.long)
+add_common_args(p, batch=256, lr=0.002)
+a = parse_and_setup(p)
 
 
 if a.train is not None:
-    tu, ti = load(a.train)
-    hu, hi = load(a.history) if a.history is not None else (tu, ti)
+    tu, ti = load_ratings(a.train, with_ratings=False)
+    hu, hi = load_ratings(a.history, with_ratings=False) if a.history is not None else (tu, ti)
     U = a.users if a.users is not None else int(max(tu.max(), hu.max())) + 1
     I = a.items if a.items is not None else int(max(ti.max(), hi.max())) + 1
 else:
